@@ -21,6 +21,8 @@ export default class SummaryReporter implements Reporter {
     }
     failed += unhandledErrors.length
     // Deferred so that it lands after the default reporter's summary block.
-    setImmediate(() => process.stdout.write(`\nTests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`))
+    setImmediate(() =>
+      process.stdout.write(`\nTests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`)
+    )
   }
 }

@@ -1,0 +1,4 @@
+/**
+ * @pgline/testing: a real PostgreSQL for tests and the demo. See `PgServer`.
+ */
+export * from "./PgServer.ts"
