@@ -4,7 +4,7 @@
  * Each generator is a module under scripts/generators/ exporting
  * `generate(): Promise<ReadonlyArray<{ path: string; content: string }>>` (paths from the repo root).
  */
-import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 
@@ -16,9 +16,7 @@ interface Output {
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const check = process.argv.includes("--check")
 const dir = join(root, "scripts", "generators")
-const modules = readdirSync(dir)
-  .filter((f) => f.endsWith(".ts"))
-  .sort()
+const modules = (existsSync(dir) ? readdirSync(dir) : []).filter((f) => f.endsWith(".ts")).sort()
 
 let stale = 0
 for (const file of modules) {
