@@ -1,0 +1,56 @@
+/**
+ * Client-side errors of @pgline/client, and the `PgClientError` union of every failure that does
+ * not come from the server: connect, connection lost, protocol violation (re-exported from the
+ * transport), a parameter that cannot be encoded, a result value that cannot be decoded, a
+ * statement refused before it was sent. `PipelineAborted` is in Pipeline.ts's vocabulary but
+ * lives here so every module can name it.
+ */
+import { ConnectionLost, PgConnectError, ProtocolFailure } from "@pgline/transport"
+import { Schema } from "effect"
+
+export { ConnectionLost, PgConnectError, ProtocolFailure }
+
+/** A parameter value could not be encoded for its type; nothing was sent. */
+export class ParameterError extends Schema.TaggedError<ParameterError>()("ParameterError", {
+  message: Schema.String,
+  /** 0-based index of the offending parameter. */
+  index: Schema.Number
+}) {}
+
+/** A column value could not be decoded; the statement did run. */
+export class ResultDecodeError extends Schema.TaggedError<ResultDecodeError>()("ResultDecodeError", {
+  message: Schema.String,
+  column: Schema.String,
+  typeOid: Schema.Number
+}) {}
+
+/** The statement was refused before anything was sent (e.g. a NUL byte in its text, COPY in a pipeline). */
+export class StatementRejected extends Schema.TaggedError<StatementRejected>()("StatementRejected", {
+  message: Schema.String,
+  reason: Schema.Literals([
+    "InvalidText",
+    "CopyInPipeline",
+    "MultipleStatements",
+    "PortalInPipeline",
+    "PipelineClosed"
+  ])
+}) {}
+
+/**
+ * The server skipped this pipelined statement because an earlier statement of the same segment
+ * failed. `index` is that statement's position in the segment, `failedTag` its error class.
+ */
+export class PipelineAborted extends Schema.TaggedError<PipelineAborted>()("PipelineAborted", {
+  message: Schema.String,
+  index: Schema.Number,
+  failedTag: Schema.String,
+  failedCode: Schema.String
+}) {}
+
+export type PgClientError =
+  | PgConnectError
+  | ConnectionLost
+  | ProtocolFailure
+  | ParameterError
+  | ResultDecodeError
+  | StatementRejected

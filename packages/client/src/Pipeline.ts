@@ -1,0 +1,294 @@
+/**
+ * Pipeline: many statements written before one Sync, results read back in order, so a batch costs
+ * one round trip. A pipeline is a scoped resource: `execute` queues a statement and returns a
+ * handle at once; `sync` places a sync point and waits for it; `flush` asks the server to send
+ * what it has; closing the scope syncs and drains (also on interruption: then a CancelRequest goes
+ * first), so the connection is clean afterwards.
+ *
+ * The server's semantics are the specification: statements between two Syncs form one implicit
+ * transaction; after an error the server skips the rest of the segment, and each skipped
+ * statement's handle fails with PipelineAborted naming the one that failed. COPY, several
+ * statements in one text and anything needing an open portal are refused at queue time.
+ */
+import type { ErrorFields, TransactionStatus } from "@pgline/codec"
+import { fromErrorFields, type PgServerError } from "@pgline/transport"
+import { Effect, type Scope } from "effect"
+import type { Connection, Outcome } from "./internal/Connection.ts"
+import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
+import { encodeFailure, outcomeToExit } from "./internal/outcome.ts"
+import {
+  ConnectionLost,
+  type PgClientError,
+  type PipelineAborted,
+  StatementRejected
+} from "./PgClientError.ts"
+import type { QueryResult } from "./QueryResult.ts"
+import type { Statement } from "./Statement.ts"
+
+export type HandleError = PgServerError | PipelineAborted | PgClientError
+
+/** The result of one pipelined statement, readable any time (also after the pipeline's scope closed). */
+export type Handle<Row = Record<string, unknown>> = Effect.Effect<QueryResult<Row>, HandleError>
+
+export interface PipelineOptions {
+  /**
+   * Bytes of written-but-unsent frames above which `execute` waits for the socket to drain.
+   * Bounds memory for huge pipelines; 1 MiB keeps several socket buffers' worth in flight.
+   */
+  readonly maxPendingBytes?: number
+}
+
+export interface Pipeline {
+  /** Queues a statement; returns its handle without waiting. */
+  readonly execute: <Row = Record<string, unknown>>(
+    statement: Statement<Row> | string,
+    params?: ReadonlyArray<unknown>
+  ) => Effect.Effect<Handle<Row>, PgClientError>
+  /** Queues the same statement once per parameter row; the handle gives the summed row count. */
+  readonly executeMany: (
+    text: string,
+    rows: Iterable<ReadonlyArray<unknown>>
+  ) => Effect.Effect<
+    Effect.Effect<{ readonly rowCount: number; readonly statements: number }, HandleError>,
+    PgClientError
+  >
+  /**
+   * A sync point: ends the segment and waits for it. Fails with the segment's first server error
+   * when that statement's handle has not been read, else succeeds with the transaction status.
+   */
+  readonly sync: Effect.Effect<TransactionStatus, PgServerError | PgClientError>
+  /** Asks the server to send the results it has so far, without ending the segment. */
+  readonly flush: Effect.Effect<void>
+  /** Statements queued since the pipeline opened. */
+  readonly queued: () => number
+}
+
+interface HandleState {
+  outcome: Outcome | undefined
+  read: boolean
+  /** Whether a Sync or Flush has been queued after this statement (else awaiting it would hang). */
+  released: boolean
+  waiters: Array<() => void> | undefined
+}
+
+const settle = (state: HandleState, outcome: Outcome) => {
+  state.outcome = outcome
+  const waiters = state.waiters
+  state.waiters = undefined
+  if (waiters !== undefined) for (const w of waiters) w()
+}
+
+const rejectText = (text: string): StatementRejected | undefined => {
+  const statements = statementsOf(text)
+  if (statements.length > 1) {
+    return new StatementRejected({
+      reason: "MultipleStatements",
+      message: `a pipelined statement must be one statement; this text holds ${statements.length}`
+    })
+  }
+  const keyword = firstKeyword(statements[0] ?? "")
+  if (keyword === "COPY") {
+    return new StatementRejected({ reason: "CopyInPipeline", message: "COPY cannot run inside a pipeline" })
+  }
+  if (keyword === "FETCH" || keyword === "MOVE") {
+    return new StatementRejected({
+      reason: "PortalInPipeline",
+      message: `${keyword} reads an open portal, which a pipeline cannot keep`
+    })
+  }
+  return undefined
+}
+
+/** Opens a pipeline on a connection; the scope's end syncs and drains it. */
+export const make = (
+  conn: Connection,
+  options: PipelineOptions = {}
+): Effect.Effect<Pipeline, PgClientError, Scope.Scope> =>
+  Effect.gen(function* () {
+    if (conn.isClosed) return yield* new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
+    const maxPending = options.maxPendingBytes ?? 1024 * 1024
+    let open = true
+    let count = 0
+    /** Handles of the current segment not yet followed by a Sync or Flush. */
+    let unreleased: Array<HandleState> = []
+    /** Handles of the current segment, to find the first error at sync. */
+    let segment: Array<HandleState> = []
+    let syncsInFlight = 0
+    let drained: Array<() => void> = []
+
+    const release = () => {
+      for (const h of unreleased) h.released = true
+      unreleased = []
+    }
+
+    const backpressure = Effect.callback<void>((resume) => {
+      conn.session.wire.whenBelow(maxPending, () => resume(Effect.void))
+    })
+
+    const awaitHandle = (state: HandleState): Handle<any> =>
+      Effect.suspend(() => {
+        state.read = true
+        if (state.outcome !== undefined) return outcomeToExit(state.outcome, undefined, undefined)
+        if (!state.released) {
+          // Nobody asked the server for this result yet: ask now instead of waiting forever.
+          conn.queueFlush()
+          release()
+        }
+        return Effect.flatMap(
+          Effect.callback<void>((resume) => {
+            if (state.outcome !== undefined) return resume(Effect.void)
+            if (state.waiters === undefined) state.waiters = []
+            state.waiters.push(() => resume(Effect.void))
+          }),
+          () => outcomeToExit(state.outcome, undefined, undefined)
+        )
+      })
+
+    const queue = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<HandleState, PgClientError> =>
+      Effect.suspend(() => {
+        if (!open) {
+          return Effect.fail(
+            new StatementRejected({ reason: "PipelineClosed", message: "the pipeline's scope has closed" })
+          )
+        }
+        const rejected = rejectText(text)
+        if (rejected !== undefined) return Effect.fail(rejected)
+        const state: HandleState = { outcome: undefined, read: false, released: false, waiters: undefined }
+        const failure = conn.queueStatement(text, params, (o) => settle(state, o))
+        if (failure !== undefined) return Effect.fail(encodeFailure(failure))
+        count++
+        unreleased.push(state)
+        segment.push(state)
+        const wire = conn.session.wire
+        return wire.pendingBytes > maxPending ? Effect.as(backpressure, state) : Effect.succeed(state)
+      })
+
+    const execute = <Row>(statement: Statement<Row> | string, params?: ReadonlyArray<unknown>) =>
+      Effect.map(
+        typeof statement === "string"
+          ? queue(statement, params ?? [])
+          : queue(statement.text, statement.values),
+        (state) => awaitHandle(state) as Handle<Row>
+      )
+
+    const executeMany = (text: string, rows: Iterable<ReadonlyArray<unknown>>) =>
+      Effect.gen(function* () {
+        const states: Array<HandleState> = []
+        for (const row of rows) states.push(yield* queue(text, row))
+        return Effect.gen(function* () {
+          let rowCount = 0
+          for (const s of states) rowCount += (yield* awaitHandle(s)).rowCount
+          return { rowCount, statements: states.length }
+        })
+      })
+
+    /** Queues a Sync; resolves with its outcome once ReadyForQuery arrives. */
+    const queueSync = () => {
+      release()
+      const handles = segment
+      segment = []
+      syncsInFlight++
+      return Effect.callback<{
+        status: TransactionStatus | undefined
+        error: ErrorFields | undefined
+        lost: { message: string; mayHaveRun: boolean } | undefined
+        handles: Array<HandleState>
+      }>((resume) => {
+        conn.queueSync((status, error, lost) => {
+          syncsInFlight--
+          if (syncsInFlight === 0) {
+            const d = drained
+            drained = []
+            for (const f of d) f()
+          }
+          resume(Effect.succeed({ status, error, lost, handles }))
+        })
+      })
+    }
+
+    const sync: Effect.Effect<TransactionStatus, PgServerError | PgClientError> = Effect.suspend(() =>
+      Effect.flatMap(
+        queueSync(),
+        ({
+          status,
+          error,
+          lost,
+          handles
+        }): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
+          if (lost !== undefined)
+            return Effect.fail(new ConnectionLost({ message: lost.message, mayHaveRun: lost.mayHaveRun }))
+          // The segment's first failure, unless its handle was read (then its reader has it).
+          for (const h of handles) {
+            const o = h.outcome
+            if (o?._tag === "ServerError") {
+              if (!h.read) return Effect.fail(fromErrorFields(o.fields))
+              break
+            }
+          }
+          if (error !== undefined) return Effect.fail(fromErrorFields(error))
+          return Effect.succeed(status ?? "I")
+        }
+      )
+    )
+
+    const flush = Effect.sync(() => {
+      conn.queueFlush()
+      release()
+    })
+
+    // Closing: sync what is unsynced, then wait for every outstanding Sync (drain). Interrupted:
+    // cancel first so a long statement does not hold the scope open.
+    yield* Effect.addFinalizer((exit) =>
+      Effect.suspend(() => {
+        open = false
+        if (conn.isClosed) return Effect.void
+        const cancel =
+          exit._tag === "Failure" && segment.some((h) => h.outcome === undefined)
+            ? Effect.promise(() => conn.session.cancel())
+            : Effect.void
+        const finalSync = segment.length > 0 ? Effect.asVoid(queueSync()) : Effect.void
+        const drain = Effect.callback<void>((resume) => {
+          if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
+          drained.push(() => resume(Effect.void))
+        })
+        return Effect.andThen(Effect.andThen(cancel, finalSync), drain)
+      })
+    )
+
+    const pipeline: Pipeline = {
+      execute,
+      executeMany,
+      sync,
+      flush,
+      queued: () => count
+    }
+    return pipeline
+  })
+
+/** Every result of a struct or tuple of statements, in one round trip. */
+export type Results<T> = {
+  -readonly [K in keyof T]: T[K] extends Statement<infer R> ? QueryResult<R> : never
+}
+
+/**
+ * Runs a struct or tuple of statements in one pipeline segment (one round trip) and returns
+ * their results in the same shape; fails with the first statement's error.
+ */
+export const all = <const T extends Record<string, Statement<any>> | ReadonlyArray<Statement<any>>>(
+  conn: Connection,
+  statements: T
+): Effect.Effect<Results<T>, PgServerError | PipelineAborted | PgClientError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const p = yield* make(conn)
+      const keys = Object.keys(statements) as Array<keyof T & string>
+      const handles: Array<Handle<any>> = []
+      for (const k of keys) handles.push(yield* p.execute((statements as Record<string, Statement<any>>)[k]!))
+      yield* Effect.exit(p.sync)
+      const out: Record<string, unknown> = Array.isArray(statements)
+        ? ([] as unknown as Record<string, unknown>)
+        : {}
+      for (let i = 0; i < keys.length; i++) out[keys[i]!] = yield* handles[i]!
+      return out as Results<T>
+    })
+  )

@@ -1,0 +1,28 @@
+/**
+ * What a statement returns: decoded rows, the command tag's verb, the row count and the column
+ * descriptions. Rows are plain objects keyed by column name (a later column of the same name
+ * wins, as in SQL's own `select *` over a join; use aliases to keep both).
+ */
+export interface FieldInfo {
+  readonly name: string
+  /** OID of the table the column comes from, 0 for computed columns. */
+  readonly tableOid: number
+  /** Attribute number within that table, 0 for computed columns. */
+  readonly columnAttr: number
+  readonly typeOid: number
+  readonly typeSize: number
+  readonly typeModifier: number
+  /** 0 text, 1 binary: how the value crossed the wire. */
+  readonly format: 0 | 1
+}
+
+export interface QueryResult<Row = Record<string, unknown>> {
+  readonly rows: ReadonlyArray<Row>
+  /** The command tag's verb: "SELECT", "INSERT", "UPDATE", "BEGIN", "COMMIT", "ROLLBACK", … ("" for an empty query). */
+  readonly command: string
+  /** Rows returned, or affected (INSERT/UPDATE/DELETE/MERGE/COPY/…); 0 for commands without a count. */
+  readonly rowCount: number
+  readonly fields: ReadonlyArray<FieldInfo>
+  /** The full command tag as the server sent it (e.g. "INSERT 0 1"). */
+  readonly tag: string
+}

@@ -1,0 +1,128 @@
+/**
+ * Statements built with the `sql` tagged template: the text gets `$1…$n` placeholders and the
+ * values are always bound as parameters, never spliced into the text. Fragments nest (their
+ * placeholders are renumbered), identifiers are quoted by `sql.id`, value lists expand with
+ * `sql.in`, and only `sql.unsafe` puts raw text in (its name says what it is).
+ *
+ * A Statement is an Effect (running it is `query(text, values)` on the client that made it) and a
+ * value a pipeline accepts. It does not parse SQL.
+ */
+import { Effectable, type Effect } from "effect"
+import type { PgServerError } from "@pgline/transport"
+import type { PgClientError } from "./PgClientError.ts"
+import type { QueryResult } from "./QueryResult.ts"
+
+const FragmentTypeId: unique symbol = Symbol.for("@pgline/client/Fragment") as never
+
+/** A piece of SQL text with its own bound values; interpolating it into another template inlines it. */
+export class Fragment {
+  readonly [FragmentTypeId] = FragmentTypeId
+  /** Text pieces; value i sits between strings[i] and strings[i + 1]. */
+  readonly strings: ReadonlyArray<string>
+  readonly values: ReadonlyArray<unknown>
+  constructor(strings: ReadonlyArray<string>, values: ReadonlyArray<unknown>) {
+    this.strings = strings
+    this.values = values
+  }
+}
+
+export const isFragment = (u: unknown): u is Fragment =>
+  typeof u === "object" && u !== null && FragmentTypeId in u
+
+/** Flattens a template (with nested fragments) into text with $n placeholders and a value list. */
+export const compile = (
+  strings: ReadonlyArray<string>,
+  values: ReadonlyArray<unknown>
+): { text: string; values: Array<unknown> } => {
+  const out: Array<unknown> = []
+  let text = ""
+  const walk = (ss: ReadonlyArray<string>, vs: ReadonlyArray<unknown>) => {
+    for (let i = 0; i < ss.length; i++) {
+      text += ss[i]
+      if (i < vs.length) {
+        const v = vs[i]
+        if (isFragment(v)) walk(v.strings, v.values)
+        else {
+          out.push(v)
+          text += `$${out.length}`
+        }
+      }
+    }
+  }
+  walk(strings, values)
+  return { text, values: out }
+}
+
+/** Quotes an SQL identifier (doubling embedded quotes); dotted paths quote each part when given an array. */
+export const quoteIdentifier = (name: string): string => {
+  if (name.includes("\u0000")) throw new TypeError("an identifier cannot contain a NUL character")
+  return `"${name.replace(/"/g, '""')}"`
+}
+
+export type StatementError = PgServerError | PgClientError
+
+/** A bound statement: text with placeholders plus values. Yield it to run it. */
+export class Statement<Row = Record<string, unknown>> extends Effectable.Class<
+  QueryResult<Row>,
+  StatementError
+> {
+  readonly text: string
+  readonly values: ReadonlyArray<unknown>
+  private readonly run: (
+    text: string,
+    values: ReadonlyArray<unknown>
+  ) => Effect.Effect<QueryResult<Row>, StatementError>
+  constructor(
+    text: string,
+    values: ReadonlyArray<unknown>,
+    run: (text: string, values: ReadonlyArray<unknown>) => Effect.Effect<QueryResult<Row>, StatementError>
+  ) {
+    super()
+    this.text = text
+    this.values = values
+    this.run = run
+  }
+  asEffect(): Effect.Effect<QueryResult<Row>, StatementError> {
+    return this.run(this.text, this.values)
+  }
+  /** The same statement with a row type asserted (no runtime check; see `PgClient.decodeRows` for one). */
+  as<R>(): Statement<R> {
+    return this as unknown as Statement<R>
+  }
+}
+
+export interface SqlTag {
+  <Row = Record<string, unknown>>(
+    strings: TemplateStringsArray,
+    ...values: ReadonlyArray<unknown>
+  ): Statement<Row>
+  /** A quoted identifier, or a dotted path from an array: sql.id(["public", "users"]) → "public"."users". */
+  readonly id: (name: string | ReadonlyArray<string>) => Fragment
+  /** A comma-separated list of bound values: `where id in (${sql.in([1, 2])})` → in ($1,$2). */
+  readonly in: (values: ReadonlyArray<unknown>) => Fragment
+  /** A reusable fragment with bound values, to interpolate into a statement. */
+  readonly fragment: (strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>) => Fragment
+  /** Raw SQL text, inserted as is. Never pass user input. */
+  readonly unsafe: (text: string) => Fragment
+}
+
+export const makeSqlTag = (
+  run: (text: string, values: ReadonlyArray<unknown>) => Effect.Effect<QueryResult<any>, StatementError>
+): SqlTag => {
+  const tag = ((strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>) => {
+    const compiled = compile(strings, values)
+    return new Statement(compiled.text, compiled.values, run)
+  }) as SqlTag
+  const mutable = tag as unknown as Record<string, unknown>
+  mutable["id"] = (name: string | ReadonlyArray<string>) =>
+    new Fragment([typeof name === "string" ? quoteIdentifier(name) : name.map(quoteIdentifier).join(".")], [])
+  mutable["in"] = (values: ReadonlyArray<unknown>) => {
+    if (values.length === 0)
+      throw new TypeError("sql.in needs at least one value (an empty IN list is not SQL)")
+    return new Fragment(["", ...values.slice(1).map(() => ","), ""], values)
+  }
+  mutable["fragment"] = (strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>) =>
+    new Fragment([...strings], values)
+  mutable["unsafe"] = (text: string) => new Fragment([text], [])
+  return tag
+}

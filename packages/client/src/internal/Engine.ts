@@ -1,0 +1,200 @@
+/**
+ * Engine: the connection's protocol state machine. Callers enqueue steps in the order their
+ * frames were written; the server answers in that same order, so each backend message belongs to
+ * the step at the head of the queue. Steps are plain objects with callbacks (no Effect, no closure
+ * per message): this is the hot path of every query and every pipelined statement.
+ *
+ * Server semantics it encodes (the specification, from the protocol documentation):
+ * - after an ErrorResponse the server skips everything until the next Sync and sends nothing for
+ *   the skipped statements: those steps are aborted here, naming the statement that failed;
+ * - exactly one ReadyForQuery answers each Sync: a sync step completes on it.
+ *
+ * It does not encode frames (the caller does) and knows nothing about Effect.
+ */
+import type { BackendMessage, ErrorFields, RowDescription, TransactionStatus } from "@pgline/codec"
+
+/** How a step ended. */
+export type StepOutcome<A> =
+  | { readonly _tag: "Done"; readonly value: A }
+  | { readonly _tag: "ServerError"; readonly fields: ErrorFields }
+  | { readonly _tag: "Aborted"; readonly culprit: Culprit }
+  | { readonly _tag: "Lost"; readonly message: string; readonly mayHaveRun: boolean }
+
+/** The statement whose error aborted a segment. */
+export interface Culprit {
+  /** Index of the failed statement within its segment (0-based), or -1 when it was the sync itself. */
+  readonly index: number
+  readonly fields: ErrorFields
+}
+
+export interface Step {
+  /** Called for every message that belongs to this step; returns true when the step is complete. */
+  readonly onMessage: (m: BackendMessage) => boolean
+  /** The server reported an error for this step. */
+  readonly onError: (fields: ErrorFields) => void
+  /** The server skipped this step because an earlier statement of the segment failed. */
+  readonly onAborted: (culprit: Culprit) => void
+  /** The connection was lost before the step completed. */
+  readonly onLost: (message: string, mayHaveRun: boolean) => void
+  /** True for a Sync step (completes on ReadyForQuery). */
+  readonly isSync: boolean
+  /** Position within the segment, for PipelineAborted; set by the engine. */
+  segmentIndex: number
+  /** Wire byte offset of this step's first frame byte, to tell whether it may have reached the server. */
+  startOffset: number
+}
+
+export interface EngineHooks {
+  readonly onNotice: (fields: ErrorFields) => void
+  readonly onNotification: (processId: number, channel: string, payload: string) => void
+  readonly onParameterStatus: (name: string, value: string) => void
+  /** A message arrived with no step waiting for it: the connection's state is unknown. */
+  readonly onDesync: (m: BackendMessage) => void
+}
+
+export class Engine {
+  private queue: Array<Step> = []
+  private head = 0
+  /** Set after an ErrorResponse until the Sync that ends the segment. */
+  private failure: Culprit | undefined = undefined
+  /** Statements queued since the last sync step (for segment indexes). */
+  private segmentCount = 0
+  transactionStatus: TransactionStatus = "I"
+  private lost: { message: string } | undefined = undefined
+  private readonly hooks: EngineHooks
+
+  constructor(hooks: EngineHooks) {
+    this.hooks = hooks
+  }
+
+  /** Number of steps waiting for the server. */
+  get pending(): number {
+    return this.queue.length - this.head
+  }
+
+  get isLost(): boolean {
+    return this.lost !== undefined
+  }
+
+  enqueue(step: Step): void {
+    if (this.lost !== undefined) {
+      step.onLost(this.lost.message, false)
+      return
+    }
+    if (step.isSync) {
+      step.segmentIndex = this.segmentCount
+      this.segmentCount = 0
+    } else step.segmentIndex = this.segmentCount++
+    this.queue.push(step)
+  }
+
+  private shift(): void {
+    this.queue[this.head] = undefined as unknown as Step
+    this.head++
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  readonly onMessage = (m: BackendMessage): void => {
+    switch (m.type) {
+      case "NoticeResponse":
+        this.hooks.onNotice(m.fields)
+        return
+      case "NotificationResponse":
+        this.hooks.onNotification(m.processId, m.channel, m.payload)
+        return
+      case "ParameterStatus":
+        this.hooks.onParameterStatus(m.name, m.value)
+        return
+      case "ErrorResponse":
+        this.onErrorResponse(m.fields)
+        return
+      case "ReadyForQuery":
+        this.onReady(m.status)
+        return
+    }
+    const step = this.queue[this.head]
+    if (step === undefined || step.isSync) {
+      this.hooks.onDesync(m)
+      return
+    }
+    if (step.onMessage(m)) this.shift()
+  }
+
+  private onErrorResponse(fields: ErrorFields): void {
+    const step = this.queue[this.head]
+    if (step === undefined) {
+      // FATAL errors (admin shutdown, idle timeouts) arrive with nothing pending; the socket closes next.
+      this.hooks.onNotice(fields)
+      return
+    }
+    if (step.isSync) {
+      // An error raised at Sync itself (a deferred constraint checked at the implicit COMMIT).
+      this.failure = { index: -1, fields }
+      step.onError(fields)
+      return
+    }
+    const culprit: Culprit = { index: step.segmentIndex, fields }
+    this.failure = culprit
+    this.shift()
+    step.onError(fields)
+    // Everything up to the next Sync is skipped by the server: nothing will arrive for it.
+    for (;;) {
+      const next = this.queue[this.head]
+      if (next === undefined || next.isSync) break
+      this.shift()
+      next.onAborted(culprit)
+    }
+  }
+
+  private onReady(status: TransactionStatus): void {
+    this.transactionStatus = status
+    const step = this.queue[this.head]
+    if (step === undefined || !step.isSync) {
+      if (step === undefined) {
+        this.hooks.onDesync({ type: "ReadyForQuery", status })
+        return
+      }
+      // Steps before the Sync that got no answer (cannot happen with a conforming server).
+      this.hooks.onDesync({ type: "ReadyForQuery", status })
+      return
+    }
+    this.failure = undefined
+    this.shift()
+    step.onMessage({ type: "ReadyForQuery", status })
+  }
+
+  /** The first error of the segment in progress, if any. */
+  get segmentFailure(): Culprit | undefined {
+    return this.failure
+  }
+
+  /** Fails every pending step; `bytesWritten` tells which steps may have reached the server. */
+  fail(message: string, bytesWritten: number): void {
+    if (this.lost !== undefined) return
+    this.lost = { message }
+    const steps = this.queue.slice(this.head)
+    this.queue = []
+    this.head = 0
+    // A step whose first byte reached the socket may have run; one still in our buffer did not.
+    for (const step of steps) step.onLost(message, step.startOffset < bytesWritten)
+  }
+}
+
+/** Parses the row count out of a command tag ("INSERT 0 5" → 5, "SELECT 3" → 3, "BEGIN" → 0). */
+export const rowCountOf = (tag: string): number => {
+  const space = tag.lastIndexOf(" ")
+  if (space < 0) return 0
+  const n = Number(tag.slice(space + 1))
+  return Number.isFinite(n) ? n : 0
+}
+
+/** Command name of a tag ("INSERT 0 5" → "INSERT"). */
+export const commandOf = (tag: string): string => {
+  const space = tag.indexOf(" ")
+  return space < 0 ? tag : tag.slice(0, space)
+}
+
+export type { RowDescription }

@@ -1,0 +1,65 @@
+/**
+ * Converting what the engine reports for a statement (its outcome, and what its Sync reported)
+ * into the Effect its caller sees, with the typed errors of the error channel.
+ */
+import type { ErrorFields } from "@pgline/codec"
+import { ConnectionLost, fromErrorFields, type PgServerError } from "@pgline/transport"
+import { Effect } from "effect"
+import {
+  ParameterError,
+  type PgClientError,
+  PipelineAborted,
+  ResultDecodeError,
+  StatementRejected
+} from "../PgClientError.ts"
+import type { QueryResult } from "../QueryResult.ts"
+import type { EncodeFailure, Outcome } from "./Connection.ts"
+
+export const lost = (message: string, mayHaveRun: boolean) => new ConnectionLost({ message, mayHaveRun })
+
+/** Converts a statement's outcome (and what its Sync reported) into the Effect a caller sees. */
+export const outcomeToExit = (
+  outcome: Outcome | undefined,
+  syncError: ErrorFields | undefined,
+  lostInfo: { message: string; mayHaveRun: boolean } | undefined
+): Effect.Effect<QueryResult<any>, PgServerError | PgClientError | PipelineAborted> => {
+  if (outcome === undefined) {
+    if (syncError !== undefined) return Effect.fail(fromErrorFields(syncError))
+    return Effect.fail(lost(lostInfo?.message ?? "the connection closed", lostInfo?.mayHaveRun ?? true))
+  }
+  switch (outcome._tag) {
+    case "Done":
+      // The statement succeeded but its implicit transaction failed at Sync (deferred constraint).
+      if (syncError !== undefined) return Effect.fail(fromErrorFields(syncError))
+      if (lostInfo !== undefined) return Effect.fail(lost(lostInfo.message, true))
+      return Effect.succeed(outcome.result)
+    case "ServerError":
+      return Effect.fail(fromErrorFields(outcome.fields))
+    case "Aborted": {
+      const culprit = fromErrorFields(outcome.culprit.fields)
+      return Effect.fail(
+        new PipelineAborted({
+          message: `skipped: statement ${outcome.culprit.index} of the segment failed with ${culprit._tag}`,
+          index: outcome.culprit.index,
+          failedTag: culprit._tag,
+          failedCode: outcome.culprit.fields.code
+        })
+      )
+    }
+    case "Lost":
+      return Effect.fail(lost(outcome.message, outcome.mayHaveRun))
+    case "DecodeFailed":
+      return Effect.fail(
+        new ResultDecodeError({
+          message: outcome.error.message,
+          column: outcome.column,
+          typeOid: outcome.error.oid
+        })
+      )
+  }
+}
+
+export const encodeFailure = (failure: EncodeFailure): ParameterError | StatementRejected =>
+  failure._tag === "Parameter"
+    ? new ParameterError({ message: failure.message, index: failure.index })
+    : new StatementRejected({ message: failure.message, reason: "InvalidText" })

@@ -1,0 +1,93 @@
+/**
+ * A small SQL lexer for the checks a pipeline makes at queue time: how many statements a text
+ * holds and which command starts it. It understands what can hide a semicolon or a keyword:
+ * '…' and E'…' strings, "…" identifiers, $tag$…$tag$ dollar quotes, -- and nested block comments.
+ * It does not parse SQL beyond that.
+ */
+
+/** Splits the text at top-level semicolons, dropping empty statements (whitespace and comments only). */
+export const statementsOf = (text: string): Array<string> => {
+  const out: Array<string> = []
+  let start = 0
+  let meaningful = false
+  const n = text.length
+  let i = 0
+  const push = (end: number) => {
+    if (meaningful) out.push(text.slice(start, end))
+    start = end + 1
+    meaningful = false
+  }
+  while (i < n) {
+    const c = text[i]!
+    if (c === "-" && text[i + 1] === "-") {
+      const nl = text.indexOf("\n", i)
+      i = nl < 0 ? n : nl + 1
+      continue
+    }
+    if (c === "/" && text[i + 1] === "*") {
+      let depth = 1
+      i += 2
+      while (i < n && depth > 0) {
+        if (text[i] === "/" && text[i + 1] === "*") {
+          depth++
+          i += 2
+        } else if (text[i] === "*" && text[i + 1] === "/") {
+          depth--
+          i += 2
+        } else i++
+      }
+      continue
+    }
+    if (c === ";") {
+      push(i)
+      i++
+      continue
+    }
+    if (!/\s/.test(c)) meaningful = true
+    if (c === "'") {
+      // E'…' strings allow backslash escapes; standard strings only ''.
+      const escapes = i > 0 && (text[i - 1] === "E" || text[i - 1] === "e")
+      i++
+      while (i < n) {
+        if (escapes && text[i] === "\\") i += 2
+        else if (text[i] === "'") {
+          if (text[i + 1] === "'") i += 2
+          else break
+        } else i++
+      }
+      i++
+      continue
+    }
+    if (c === '"') {
+      i++
+      while (i < n) {
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') i += 2
+          else break
+        } else i++
+      }
+      i++
+      continue
+    }
+    if (c === "$") {
+      const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i, i + 64))
+      // $1 placeholders are not dollar quotes; a tag cannot follow an identifier character.
+      if (m !== null && !(i > 0 && /[A-Za-z0-9_]/.test(text[i - 1]!))) {
+        const tag = m[0]
+        const end = text.indexOf(tag, i + tag.length)
+        i = end < 0 ? n : end + tag.length
+        continue
+      }
+    }
+    i++
+  }
+  push(n)
+  return out
+}
+
+/** The first keyword of a statement, upper-cased ("" when none). */
+export const firstKeyword = (statement: string): string => {
+  const stripped = statement.replace(/^(\s+|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)+/, "")
+  const m = /^[A-Za-z]+/.exec(stripped)
+  return m === null ? "" : m[0].toUpperCase()
+}

@@ -1,0 +1,200 @@
+/**
+ * Session: an open, authenticated PostgreSQL session over one Wire, as a scoped Effect resource.
+ * `Session.open` walks the host list the way libpq does (in order, or shuffled with
+ * load_balance_hosts=random), runs start-up on each until one answers and satisfies
+ * target_session_attrs, and closes the session (Terminate, then the socket) when the scope ends.
+ * It also sends CancelRequest (over TLS when the session uses TLS). It does not run statements:
+ * that is the client's engine, which installs its handler on `wire`.
+ */
+import { connect as tlsConnect, type TLSSocket } from "node:tls"
+import { encodeCancelRequest, type ErrorFields, TERMINATE_FRAME, Writer } from "@pgline/codec"
+import { Effect, type Scope } from "effect"
+import { PgConnectError } from "./PgClientError.ts"
+import { fromErrorFields, type PgServerError } from "./PgServerError.ts"
+import {
+  ConnectFailure,
+  describe,
+  type Endpoint,
+  isUnixSocket,
+  openSocket,
+  requestSsl
+} from "./internal/sockets.ts"
+import { type Started, StartupServerError, type StartupOptions, startup } from "./internal/startup.ts"
+import type { Wire } from "./internal/Wire.ts"
+
+export type { Endpoint } from "./internal/sockets.ts"
+export type { StartupOptions } from "./internal/startup.ts"
+export type { Wire } from "./internal/Wire.ts"
+
+export type TargetSessionAttrs = "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby"
+
+export interface SessionOptions extends StartupOptions {
+  readonly hosts: ReadonlyArray<Endpoint>
+  readonly targetSessionAttrs: TargetSessionAttrs
+  readonly loadBalanceHosts: "disable" | "random"
+}
+
+export interface Session {
+  readonly wire: Wire
+  readonly endpoint: Endpoint
+  /** ParameterStatus values as last reported (server_version, TimeZone, …); kept current by the client. */
+  readonly parameters: Map<string, string>
+  readonly processId: number
+  readonly secretKey: Uint8Array
+  readonly protocol: "3.0" | "3.2"
+  readonly tls: boolean
+  readonly startupNotices: ReadonlyArray<ErrorFields>
+  /** Sends a CancelRequest for whatever this session is running; resolves when the request was delivered. */
+  readonly cancel: () => Promise<void>
+}
+
+const shuffle = <A>(items: ReadonlyArray<A>): Array<A> => {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    const t = out[i]!
+    out[i] = out[j]!
+    out[j] = t
+  }
+  return out
+}
+
+/** Whether a session's state matches target_session_attrs, from the ParameterStatus values PG 14+ reports. */
+const sessionState = (started: Started): { readOnly: boolean; standby: boolean } => ({
+  readOnly:
+    started.parameters.get("default_transaction_read_only") === "on" ||
+    started.parameters.get("in_hot_standby") === "on",
+  standby: started.parameters.get("in_hot_standby") === "on"
+})
+
+const matches = (attrs: TargetSessionAttrs, state: { readOnly: boolean; standby: boolean }): boolean => {
+  switch (attrs) {
+    case "any":
+      return true
+    case "read-write":
+      return !state.readOnly
+    case "read-only":
+      return state.readOnly
+    case "primary":
+      return !state.standby
+    case "standby":
+    case "prefer-standby":
+      return state.standby
+  }
+}
+
+const cancelOver = (started: Started, tlsOptions: StartupOptions["tls"]): Promise<void> =>
+  new Promise((resolve) => {
+    const w = new Writer(64)
+    encodeCancelRequest(w, started.processId, started.secretKey)
+    const frame = w.take()
+    const endpoint = started.endpoint
+    openSocket(endpoint, { keepalives: false, keepalivesIdle: undefined, deadline: Date.now() + 10_000 })
+      .then(async (socket) => {
+        let stream: typeof socket | TLSSocket = socket
+        if (started.tls && !isUnixSocket(endpoint.host)) {
+          // The cancel connection uses TLS when the session does, so the key never travels in clear.
+          if ((await requestSsl(socket, endpoint, Date.now() + 10_000)) === "S") {
+            stream = tlsConnect({
+              socket,
+              rejectUnauthorized: false,
+              ...(tlsOptions.sslsni && !/^[\d.]+$|:/.test(endpoint.host) ? { servername: endpoint.host } : {})
+            })
+            await new Promise<void>((ok, fail) => {
+              stream.once("secureConnect", () => ok())
+              stream.once("error", fail)
+            })
+          }
+        }
+        stream.on("error", () => {})
+        // The server closes the connection once it has read the request; wait for that.
+        stream.once("close", () => resolve())
+        stream.end(frame)
+      })
+      .catch(() => resolve())
+  })
+
+const toError = (error: unknown): PgConnectError | PgServerError => {
+  if (error instanceof StartupServerError) return fromErrorFields(error.fields)
+  if (error instanceof ConnectFailure)
+    return new PgConnectError({ reason: error.reason, message: error.message })
+  return new PgConnectError({
+    reason: "Network",
+    message: error instanceof Error ? error.message : String(error)
+  })
+}
+
+/** Opens a session; closing the scope sends Terminate and closes the socket. */
+export const open = (
+  options: SessionOptions
+): Effect.Effect<Session, PgConnectError | PgServerError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({ try: (signal) => openSession(options, signal), catch: toError }),
+    (session) =>
+      Effect.sync(() => {
+        if (!session.wire.isClosed) {
+          session.wire.flush()
+          session.wire.socket.end(TERMINATE_FRAME)
+          session.wire.close({ kind: "local", message: "session closed" })
+        }
+      })
+  )
+
+const openSession = async (options: SessionOptions, signal: AbortSignal): Promise<Session> => {
+  if (options.hosts.length === 0) throw new ConnectFailure("Network", "no host to connect to")
+  const hosts = options.loadBalanceHosts === "random" ? shuffle(options.hosts) : options.hosts
+  const failures: Array<string> = []
+  let lastError: unknown
+  const wanted = options.targetSessionAttrs
+  // prefer-standby: first pass wants a standby, second pass takes anything.
+  const passes: ReadonlyArray<TargetSessionAttrs> =
+    wanted === "prefer-standby" ? ["standby", "any"] : [wanted]
+  for (const attrs of passes) {
+    for (const endpoint of hosts) {
+      if (signal.aborted) throw new ConnectFailure("Network", "connection attempt interrupted")
+      try {
+        const started = await startup(endpoint, options)
+        if (signal.aborted) {
+          started.wire.close({ kind: "local", message: "interrupted" })
+          throw new ConnectFailure("Network", "connection attempt interrupted")
+        }
+        if (!matches(attrs, sessionState(started))) {
+          started.wire.close({ kind: "local", message: "target_session_attrs mismatch" })
+          failures.push(`${describe(endpoint)}: session is not ${attrs}`)
+          lastError = new ConnectFailure(
+            "TargetSessionAttrs",
+            `${describe(endpoint)}: session is not ${attrs}`
+          )
+          continue
+        }
+        return {
+          wire: started.wire,
+          endpoint,
+          parameters: started.parameters,
+          processId: started.processId,
+          secretKey: started.secretKey,
+          protocol: started.protocol,
+          tls: started.tls,
+          startupNotices: started.notices,
+          cancel: () => cancelOver(started, options.tls)
+        }
+      } catch (error) {
+        lastError = error
+        failures.push(
+          error instanceof ConnectFailure
+            ? error.message
+            : `${describe(endpoint)}: ${String((error as { fields?: ErrorFields }).fields?.message ?? error)}`
+        )
+      }
+    }
+  }
+  if (options.hosts.length > 1 && lastError instanceof ConnectFailure) {
+    const reason = failures.every((f) => f.includes("session is not"))
+      ? "TargetSessionAttrs"
+      : lastError.reason
+    throw new ConnectFailure(reason, `could not connect to any host:\n  ${failures.join("\n  ")}`)
+  }
+  throw lastError
+}
+
+export { toSessionOptions } from "./internal/sessionOptions.ts"

@@ -1,0 +1,149 @@
+/**
+ * Wire: one socket (TCP, Unix or TLS) with the codec's parser on its read side and one coalescing
+ * writer on its write side. Frames are encoded straight into `writer` by callers and go out in one
+ * socket write per tick (`schedule()`), so a burst of Parse/Bind/Execute/Sync from one fiber costs
+ * one syscall. Reading never stops: node keeps reading while writes are buffered, which is what
+ * keeps a huge pipeline from deadlocking when both socket buffers fill.
+ *
+ * It knows nothing of statements; the session and the client install a message handler. Every
+ * listener it adds is removed by `destroy()`.
+ */
+import type { Socket } from "node:net"
+import type { TLSSocket } from "node:tls"
+import { type BackendMessage, BackendParser, ProtocolError, Writer } from "@pgline/codec"
+
+export type WireHandler = (message: BackendMessage) => void
+export type WireCloseHandler = (cause: WireClosed) => void
+
+/** Why the wire closed: the peer closed, a socket error, a protocol violation, or we closed it. */
+export interface WireClosed {
+  readonly kind: "ended" | "error" | "protocol" | "local"
+  readonly message: string
+  readonly protocolError?: ProtocolError
+}
+
+export class Wire {
+  readonly writer = new Writer(16 * 1024)
+  readonly parser: BackendParser
+  socket: Socket | TLSSocket
+  private handler: WireHandler | undefined
+  private closeHandler: WireCloseHandler | undefined
+  private scheduled = false
+  private closed: WireClosed | undefined
+  private drainWaiters: Array<() => void> = []
+  /** Bytes handed to the socket since the wire opened (for "may have run" decisions). */
+  bytesWritten = 0
+  private readonly onData = (chunk: Buffer) => this.receive(chunk)
+  private readonly onError = (error: Error) => this.close({ kind: "error", message: error.message })
+  private readonly onEnd = () => this.close({ kind: "ended", message: "the server closed the connection" })
+  private readonly onDrain = () => this.releaseDrainWaiters()
+
+  constructor(socket: Socket | TLSSocket, maxMessageSize?: number) {
+    this.socket = socket
+    this.parser = new BackendParser(maxMessageSize === undefined ? undefined : { maxMessageSize })
+    this.attach()
+  }
+
+  private attach(): void {
+    this.socket.on("data", this.onData)
+    this.socket.on("error", this.onError)
+    this.socket.on("close", this.onEnd)
+    this.socket.on("drain", this.onDrain)
+    // Connecting may have paused the stream (to read the SSLRequest answer byte by byte).
+    this.socket.resume()
+  }
+
+  private detach(): void {
+    this.socket.off("data", this.onData)
+    this.socket.off("error", this.onError)
+    this.socket.off("close", this.onEnd)
+    this.socket.off("drain", this.onDrain)
+  }
+
+  /** Swaps the underlying socket (after a TLS upgrade). Buffered unparsed bytes are not allowed. */
+  replaceSocket(socket: Socket | TLSSocket): void {
+    this.detach()
+    this.socket = socket
+    this.attach()
+  }
+
+  get isClosed(): boolean {
+    return this.closed !== undefined
+  }
+
+  get closeReason(): WireClosed | undefined {
+    return this.closed
+  }
+
+  setHandler(handler: WireHandler | undefined, onClose: WireCloseHandler | undefined): void {
+    this.handler = handler
+    this.closeHandler = onClose
+  }
+
+  private receive(chunk: Buffer): void {
+    // Buffer is a Uint8Array; the parser reads it in place and never writes to it.
+    this.parser.push(chunk)
+    for (;;) {
+      if (this.closed !== undefined) return
+      const message = this.parser.next()
+      if (message === undefined) return
+      if (message instanceof ProtocolError) {
+        this.close({ kind: "protocol", message: message.message, protocolError: message })
+        return
+      }
+      this.handler?.(message)
+    }
+  }
+
+  /** Bytes accepted but not yet handed to the kernel. */
+  get pendingBytes(): number {
+    return this.writer.length + this.socket.writableLength
+  }
+
+  /** Queues the frames written into `writer` so far for one socket write at the end of this tick. */
+  schedule(): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    queueMicrotask(this.flush)
+  }
+
+  readonly flush = (): void => {
+    this.scheduled = false
+    if (this.writer.length === 0 || this.closed !== undefined) return
+    const bytes = this.writer.take()
+    this.bytesWritten += bytes.length
+    this.socket.write(bytes)
+  }
+
+  /** Writes a ready-made frame after whatever is already queued. */
+  send(frame: Uint8Array): void {
+    this.writer.bytes(frame)
+    this.schedule()
+  }
+
+  /** Resolves once the socket's own buffer is below `threshold` bytes (or the wire closed). */
+  whenBelow(threshold: number, resume: () => void): void {
+    if (this.closed !== undefined || this.pendingBytes < threshold) {
+      resume()
+      return
+    }
+    this.drainWaiters.push(resume)
+  }
+
+  private releaseDrainWaiters(): void {
+    const waiters = this.drainWaiters
+    this.drainWaiters = []
+    for (const w of waiters) w()
+  }
+
+  close(reason: WireClosed): void {
+    if (this.closed !== undefined) return
+    this.closed = reason
+    this.detach()
+    // A late socket error after close must not become an uncaught exception.
+    this.socket.on("error", () => {})
+    this.socket.destroy()
+    this.releaseDrainWaiters()
+    this.closeHandler?.(reason)
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * Opening the byte stream of a session: TCP or Unix socket with connect_timeout and keepalives,
+ * then TLS the way libpq's sslmode asks (SSLRequest negotiation, or direct TLS with ALPN
+ * "postgresql" for sslnegotiation=direct). Plain promises and node sockets; the session wraps the
+ * result. Every listener added while connecting is removed before the socket is handed on.
+ */
+import { existsSync, readFileSync } from "node:fs"
+import { connect as netConnect, type Socket } from "node:net"
+import { homedir } from "node:os"
+import { join } from "node:path"
+import { checkServerIdentity, connect as tlsConnect, rootCertificates, type TLSSocket } from "node:tls"
+import { SSL_REQUEST_FRAME } from "@pgline/codec"
+import type { ConnectFailureReason } from "../PgClientError.ts"
+
+export class ConnectFailure {
+  readonly _tag = "ConnectFailure" as const
+  readonly reason: ConnectFailureReason
+  readonly message: string
+  constructor(reason: ConnectFailureReason, message: string) {
+    this.reason = reason
+    this.message = message
+  }
+}
+
+export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
+
+export interface TlsOptions {
+  readonly sslmode: SslMode
+  readonly sslrootcert: string | undefined
+  readonly sslcert: string | undefined
+  readonly sslkey: string | undefined
+  readonly sslpassword: string | undefined
+  readonly sslsni: boolean
+  readonly sslnegotiation: "postgres" | "direct"
+  readonly sslMinProtocolVersion: string | undefined
+  readonly sslMaxProtocolVersion: string | undefined
+}
+
+export interface Endpoint {
+  /** Host name, IP address, or a Unix-socket directory (starts with "/" or "@"). */
+  readonly host: string
+  readonly hostaddr: string | undefined
+  readonly port: number
+}
+
+export const isUnixSocket = (host: string): boolean => host.startsWith("/") || host.startsWith("@")
+
+const errnoReason = (error: NodeJS.ErrnoException): ConnectFailureReason => {
+  switch (error.code) {
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EAI_NONAME":
+    case "EAI_FAIL":
+      return "Dns"
+    case "ECONNREFUSED":
+    case "ENOENT":
+      return "Refused"
+    case "ETIMEDOUT":
+      return "Timeout"
+    default:
+      return "Network"
+  }
+}
+
+/** Opens TCP or a Unix socket; `deadline` is absolute (ms since epoch) or undefined for none. */
+export const openSocket = (
+  endpoint: Endpoint,
+  options: { keepalives: boolean; keepalivesIdle: number | undefined; deadline: number | undefined }
+): Promise<Socket> =>
+  new Promise((resolve, reject) => {
+    const socket = isUnixSocket(endpoint.host)
+      ? netConnect({ path: join(endpoint.host.replace(/^@/, "\0"), `.s.PGSQL.${endpoint.port}`) })
+      : netConnect({ host: endpoint.hostaddr ?? endpoint.host, port: endpoint.port })
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const done = () => {
+      if (timer) clearTimeout(timer)
+      socket.off("connect", onConnect)
+      socket.off("error", onError)
+    }
+    const onConnect = () => {
+      done()
+      socket.setNoDelay(true)
+      if (options.keepalives && !isUnixSocket(endpoint.host)) {
+        socket.setKeepAlive(true, (options.keepalivesIdle ?? 0) * 1000)
+      }
+      resolve(socket)
+    }
+    const onError = (error: NodeJS.ErrnoException) => {
+      done()
+      socket.destroy()
+      reject(new ConnectFailure(errnoReason(error), `${describe(endpoint)}: ${error.message}`))
+    }
+    socket.once("connect", onConnect)
+    socket.once("error", onError)
+    if (options.deadline !== undefined) {
+      timer = setTimeout(
+        () => {
+          done()
+          socket.destroy()
+          reject(new ConnectFailure("Timeout", `${describe(endpoint)}: connect_timeout expired`))
+        },
+        Math.max(0, options.deadline - Date.now())
+      )
+    }
+  })
+
+export const describe = (endpoint: Endpoint): string =>
+  isUnixSocket(endpoint.host)
+    ? `socket ${join(endpoint.host, `.s.PGSQL.${endpoint.port}`)}`
+    : `${endpoint.host}${endpoint.hostaddr ? ` (${endpoint.hostaddr})` : ""}:${endpoint.port}`
+
+/**
+ * A certificate or key setting is a file path (libpq) or, as a pgline extension, the PEM text
+ * itself (recognised by its "-----BEGIN" header), so secrets held in memory need no temp file.
+ */
+const readIfExists = (path: string | undefined): string | undefined =>
+  path === undefined
+    ? undefined
+    : path.trimStart().startsWith("-----BEGIN")
+      ? path
+      : existsSync(path)
+        ? readFileSync(path, "utf8")
+        : undefined
+
+const defaultPath = (file: string): string => join(homedir(), ".postgresql", file)
+
+/**
+ * Node TLS options for a libpq sslmode:
+ * - require: encrypt; but when a root certificate file exists, libpq verifies the chain (verify-ca).
+ * - verify-ca: chain must verify against sslrootcert; host name not checked.
+ * - verify-full: chain and host name (SAN / CN) checked.
+ * - sslrootcert=system: the platform's trusted roots (Node's bundled list) and verify-full.
+ */
+const tlsSettings = (endpoint: Endpoint, tls: TlsOptions, alpn: boolean) => {
+  const rootPath = tls.sslrootcert ?? defaultPath("root.crt")
+  const system = tls.sslrootcert === "system"
+  const ca = system ? [...rootCertificates] : readIfExists(rootPath)
+  let verifyChain = tls.sslmode === "verify-ca" || tls.sslmode === "verify-full" || system
+  if (tls.sslmode === "require" && ca !== undefined) verifyChain = true
+  if (verifyChain && ca === undefined) {
+    throw new ConnectFailure(
+      "Tls",
+      `sslmode=${tls.sslmode} needs a root certificate: ${rootPath} does not exist (set sslrootcert)`
+    )
+  }
+  const verifyHost = tls.sslmode === "verify-full" || system
+  const certPath = tls.sslcert ?? defaultPath("postgresql.crt")
+  const keyPath = tls.sslkey ?? defaultPath("postgresql.key")
+  const cert = readIfExists(certPath)
+  const key = cert !== undefined ? readIfExists(keyPath) : undefined
+  if (tls.sslcert !== undefined && cert === undefined) {
+    throw new ConnectFailure("Tls", `client certificate ${certPath} does not exist`)
+  }
+  if (cert !== undefined && key === undefined) {
+    throw new ConnectFailure("Tls", `client certificate given but its key ${keyPath} does not exist`)
+  }
+  const servername =
+    tls.sslsni && !isUnixSocket(endpoint.host) && !/^[\d.]+$|:/.test(endpoint.host)
+      ? endpoint.host
+      : undefined
+  const versions = (v: string | undefined) =>
+    v === undefined ? undefined : (v.replace("TLSv1.", "TLSv1.") as "TLSv1.2" | "TLSv1.3")
+  const minVersion = versions(tls.sslMinProtocolVersion ?? "TLSv1.2")
+  const maxVersion = versions(tls.sslMaxProtocolVersion)
+  return {
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+    ...(tls.sslpassword !== undefined ? { passphrase: tls.sslpassword } : {}),
+    ...(servername !== undefined ? { servername } : {}),
+    ...(minVersion !== undefined ? { minVersion } : {}),
+    ...(maxVersion !== undefined ? { maxVersion } : {}),
+    ...(alpn ? { ALPNProtocols: ["postgresql"] } : {}),
+    rejectUnauthorized: verifyChain,
+    checkServerIdentity: (hostname: string, peer: Parameters<typeof checkServerIdentity>[1]) =>
+      verifyHost ? checkServerIdentity(hostname === "" ? endpoint.host : hostname, peer) : undefined
+  }
+}
+
+/** Upgrades a connected socket to TLS (after 'S', or directly for sslnegotiation=direct). */
+export const startTls = (
+  socket: Socket,
+  endpoint: Endpoint,
+  tls: TlsOptions,
+  direct: boolean,
+  deadline: number | undefined
+): Promise<TLSSocket> =>
+  new Promise((resolve, reject) => {
+    let settings: ReturnType<typeof tlsSettings>
+    try {
+      settings = tlsSettings(endpoint, tls, direct)
+    } catch (error) {
+      socket.destroy()
+      reject(error)
+      return
+    }
+    const secure = tlsConnect({ socket, ...settings, host: endpoint.host })
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const done = () => {
+      if (timer) clearTimeout(timer)
+      secure.off("secureConnect", onSecure)
+      secure.off("error", onError)
+    }
+    const onSecure = () => {
+      done()
+      if (direct && secure.alpnProtocol !== "postgresql") {
+        secure.destroy()
+        reject(new ConnectFailure("Tls", `${describe(endpoint)}: server did not accept ALPN "postgresql"`))
+        return
+      }
+      resolve(secure)
+    }
+    const onError = (error: Error) => {
+      done()
+      secure.destroy()
+      reject(new ConnectFailure("Tls", `${describe(endpoint)}: TLS failed: ${error.message}`))
+    }
+    secure.once("secureConnect", onSecure)
+    secure.once("error", onError)
+    if (deadline !== undefined) {
+      timer = setTimeout(
+        () => {
+          done()
+          secure.destroy()
+          reject(new ConnectFailure("Timeout", `${describe(endpoint)}: connect_timeout expired during TLS`))
+        },
+        Math.max(0, deadline - Date.now())
+      )
+    }
+  })
+
+/**
+ * Sends SSLRequest and reads the one-byte answer: "S" (go ahead with TLS) or "N" (no TLS here).
+ * Anything after that byte arriving before the handshake would be unencrypted bytes injected
+ * ahead of TLS (CVE-2021-23222): refused.
+ */
+export const requestSsl = (
+  socket: Socket,
+  endpoint: Endpoint,
+  deadline: number | undefined
+): Promise<"S" | "N"> =>
+  new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const done = () => {
+      if (timer) clearTimeout(timer)
+      socket.off("data", onData)
+      socket.off("error", onError)
+      socket.off("close", onClose)
+    }
+    const onData = (chunk: Buffer) => {
+      done()
+      socket.pause()
+      const answer = String.fromCharCode(chunk[0]!)
+      if (chunk.length > 1) {
+        socket.destroy()
+        reject(
+          new ConnectFailure(
+            "Protocol",
+            `${describe(endpoint)}: unencrypted bytes after the SSLRequest answer`
+          )
+        )
+      } else if (answer === "S" || answer === "N") resolve(answer)
+      else if (answer === "E") {
+        socket.destroy()
+        reject(
+          new ConnectFailure("Protocol", `${describe(endpoint)}: server rejected SSLRequest with an error`)
+        )
+      } else {
+        socket.destroy()
+        reject(
+          new ConnectFailure(
+            "Protocol",
+            `${describe(endpoint)}: unexpected SSLRequest answer 0x${chunk[0]!.toString(16)}`
+          )
+        )
+      }
+    }
+    const onError = (error: Error) => {
+      done()
+      reject(new ConnectFailure("Network", `${describe(endpoint)}: ${error.message}`))
+    }
+    const onClose = () => {
+      done()
+      reject(new ConnectFailure("Network", `${describe(endpoint)}: closed during SSLRequest`))
+    }
+    socket.on("data", onData)
+    socket.once("error", onError)
+    socket.once("close", onClose)
+    if (deadline !== undefined) {
+      timer = setTimeout(
+        () => {
+          done()
+          socket.destroy()
+          reject(new ConnectFailure("Timeout", `${describe(endpoint)}: connect_timeout expired`))
+        },
+        Math.max(0, deadline - Date.now())
+      )
+    }
+    socket.write(SSL_REQUEST_FRAME)
+  })

@@ -1,0 +1,370 @@
+/**
+ * One start-up attempt against one endpoint: byte stream (sockets.ts), StartupMessage, the
+ * authentication exchange, then ParameterStatus / BackendKeyData / NegotiateProtocolVersion until
+ * the first ReadyForQuery. Promise-based and sequential (start-up is not a hot path); the Effect
+ * layer above turns outcomes into tagged errors. It does not choose hosts (see Session.ts).
+ */
+import type { Socket } from "node:net"
+import type { TLSSocket } from "node:tls"
+import {
+  type BackendMessage,
+  encodeAuthData,
+  encodePassword,
+  encodeSASLInitialResponse,
+  encodeStartup,
+  type ErrorFields,
+  PROTOCOL_3_0,
+  PROTOCOL_3_2,
+  type TransactionStatus
+} from "@pgline/codec"
+import type { Result } from "effect"
+import type { AuthenticationError } from "./auth/AuthenticationError.ts"
+import { cleartextPasswordResponse, md5PasswordResponse } from "./auth/md5.ts"
+import {
+  type AuthMethod,
+  type AuthPolicy,
+  type AuthProgress,
+  checkAuthRequest,
+  initialAuthProgress
+} from "./auth/requireAuth.ts"
+import { ScramClient } from "./auth/scram.ts"
+import {
+  ConnectFailure,
+  describe,
+  type Endpoint,
+  isUnixSocket,
+  openSocket,
+  requestSsl,
+  startTls,
+  type TlsOptions
+} from "./sockets.ts"
+import { Wire } from "./Wire.ts"
+
+export interface StartupOptions {
+  readonly user: string
+  readonly database: string
+  /** Resolved per endpoint (explicit password, else the password file). */
+  readonly password: (endpoint: Endpoint) => string | undefined
+  readonly runtimeParameters: Readonly<Record<string, string>>
+  readonly tls: TlsOptions
+  readonly keepalives: boolean
+  readonly keepalivesIdle: number | undefined
+  /** Seconds; undefined or 0 waits forever (libpq). */
+  readonly connectTimeout: number | undefined
+  readonly auth: AuthPolicy
+  readonly minProtocol: "3.0" | "3.2"
+  readonly maxProtocol: "3.0" | "3.2"
+  readonly maxMessageSize: number | undefined
+}
+
+/** What a finished start-up knows about the session. */
+export interface Started {
+  readonly wire: Wire
+  readonly endpoint: Endpoint
+  readonly parameters: Map<string, string>
+  readonly processId: number
+  readonly secretKey: Uint8Array
+  readonly protocol: "3.0" | "3.2"
+  readonly tls: boolean
+  readonly transactionStatus: TransactionStatus
+  readonly notices: ReadonlyArray<ErrorFields>
+  readonly authMethod: AuthMethod
+}
+
+/** The server answered with an ErrorResponse during start-up (e.g. 28P01 invalid_password). */
+export class StartupServerError {
+  readonly _tag = "StartupServerError" as const
+  readonly fields: ErrorFields
+  constructor(fields: ErrorFields) {
+    this.fields = fields
+  }
+}
+
+type Attempt = "tls-required" | "tls-optional" | "tls-direct" | "plain"
+
+/** The attempts libpq makes for an sslmode, in order (allow tries plain first, prefer TLS first). */
+const attemptsFor = (endpoint: Endpoint, tls: TlsOptions): ReadonlyArray<Attempt> => {
+  if (isUnixSocket(endpoint.host)) return ["plain"]
+  const direct = tls.sslnegotiation === "direct"
+  switch (tls.sslmode) {
+    case "disable":
+      return ["plain"]
+    case "allow":
+      return ["plain", direct ? "tls-direct" : "tls-required"]
+    case "prefer":
+      return direct ? ["tls-direct", "plain"] : ["tls-optional", "plain"]
+    default:
+      return [direct ? "tls-direct" : "tls-required"]
+  }
+}
+
+/** Reads messages one at a time during start-up. */
+class StartupReader {
+  private queue: Array<BackendMessage> = []
+  private waiting: ((m: BackendMessage | ConnectFailure) => void) | undefined
+  private failure: ConnectFailure | undefined
+  constructor(wire: Wire, endpoint: Endpoint) {
+    wire.setHandler(
+      (m) => {
+        if (this.waiting) {
+          const w = this.waiting
+          this.waiting = undefined
+          w(m)
+        } else this.queue.push(m)
+      },
+      (closed) => {
+        this.failure = new ConnectFailure(
+          closed.kind === "protocol" ? "Protocol" : "Network",
+          `${describe(endpoint)}: ${closed.message} during start-up`
+        )
+        if (this.waiting) {
+          const w = this.waiting
+          this.waiting = undefined
+          w(this.failure)
+        }
+      }
+    )
+  }
+  next(): Promise<BackendMessage> {
+    const m = this.queue.shift()
+    if (m !== undefined) return Promise.resolve(m)
+    if (this.failure) return Promise.reject(this.failure)
+    return new Promise((resolve, reject) => {
+      this.waiting = (x) => (x instanceof ConnectFailure ? reject(x) : resolve(x))
+    })
+  }
+}
+
+const deadlineOf = (seconds: number | undefined): number | undefined =>
+  seconds === undefined || seconds <= 0 ? undefined : Date.now() + Math.max(2, seconds) * 1000
+
+/**
+ * Connects to one endpoint, trying the sslmode's attempts in order. Resolves with the session or
+ * rejects with a ConnectFailure / StartupServerError (the last attempt's).
+ */
+export const startup = async (endpoint: Endpoint, options: StartupOptions): Promise<Started> => {
+  const attempts = attemptsFor(endpoint, options.tls)
+  let last: unknown
+  for (let i = 0; i < attempts.length; i++) {
+    const attempt = attempts[i]!
+    try {
+      return await startupOnce(endpoint, options, attempt)
+    } catch (error) {
+      last = error
+      // allow/prefer fall back only on failures that another transport could avoid; a wrong
+      // password stays wrong over TLS too, except that pg_hba may differ between host and hostssl.
+      if (i === attempts.length - 1) break
+      if (
+        error instanceof ConnectFailure &&
+        (error.reason === "Timeout" || error.reason === "Dns" || error.reason === "Refused")
+      )
+        break
+    }
+  }
+  throw last
+}
+
+const startupOnce = async (
+  endpoint: Endpoint,
+  options: StartupOptions,
+  attempt: Attempt
+): Promise<Started> => {
+  const deadline = deadlineOf(options.connectTimeout)
+  const raw: Socket = await openSocket(endpoint, {
+    keepalives: options.keepalives,
+    keepalivesIdle: options.keepalivesIdle,
+    deadline
+  })
+  let socket: Socket | TLSSocket = raw
+  let tls = false
+  try {
+    if (attempt === "tls-direct") {
+      socket = await startTls(raw, endpoint, options.tls, true, deadline)
+      tls = true
+    } else if (attempt === "tls-required" || attempt === "tls-optional") {
+      const answer = await requestSsl(raw, endpoint, deadline)
+      if (answer === "S") {
+        socket = await startTls(raw, endpoint, options.tls, false, deadline)
+        tls = true
+      } else if (attempt === "tls-required") {
+        raw.destroy()
+        throw new ConnectFailure(
+          "Tls",
+          `${describe(endpoint)}: server does not support TLS, but sslmode=${options.tls.sslmode} requires it`
+        )
+      }
+    }
+  } catch (error) {
+    raw.destroy()
+    throw error
+  }
+
+  const wire = new Wire(socket, options.maxMessageSize)
+  const reader = new StartupReader(wire, endpoint)
+  let timer: ReturnType<typeof setTimeout> | undefined
+  if (deadline !== undefined) {
+    timer = setTimeout(
+      () => wire.close({ kind: "local", message: "connect_timeout expired" }),
+      Math.max(0, deadline - Date.now())
+    )
+  }
+  try {
+    return await converse(wire, reader, endpoint, options, tls)
+  } catch (error) {
+    wire.close({ kind: "local", message: "start-up failed" })
+    if (error instanceof ConnectFailure && deadline !== undefined && Date.now() >= deadline) {
+      throw new ConnectFailure("Timeout", `${describe(endpoint)}: connect_timeout expired during start-up`)
+    }
+    throw error
+  } finally {
+    if (timer) clearTimeout(timer)
+  }
+}
+
+const converse = async (
+  wire: Wire,
+  reader: StartupReader,
+  endpoint: Endpoint,
+  options: StartupOptions,
+  tls: boolean
+): Promise<Started> => {
+  const protocol = options.maxProtocol === "3.2" ? PROTOCOL_3_2 : PROTOCOL_3_0
+  encodeStartup(wire.writer, protocol, {
+    user: options.user,
+    database: options.database,
+    ...options.runtimeParameters
+  })
+  wire.flush()
+
+  const parameters = new Map<string, string>()
+  const notices: Array<ErrorFields> = []
+  let processId = 0
+  let secretKey: Uint8Array = new Uint8Array(0)
+  let negotiated: "3.0" | "3.2" = options.maxProtocol
+  let authMethod: AuthMethod = "none"
+  let progress: AuthProgress = initialAuthProgress
+  let scram: ScramClient | undefined
+  const tlsCertificate = (): Uint8Array | undefined => {
+    const s = wire.socket as TLSSocket
+    if (!tls || typeof s.getPeerCertificate !== "function") return undefined
+    const cert = s.getPeerCertificate()
+    return cert?.raw ? new Uint8Array(cert.raw) : undefined
+  }
+  const refuse = (message: string) =>
+    new ConnectFailure("Authentication", `${describe(endpoint)}: ${message}`)
+  const password = (): string => {
+    const p = options.password(endpoint)
+    if (p === undefined) throw refuse("the server asks for a password and none was supplied")
+    return p
+  }
+  const check = (type: string) => {
+    const verdict = checkAuthRequest(type, options.auth, progress)
+    if (verdict._tag === "Failure") throw refuse(verdict.failure.message)
+  }
+  const unwrap = <A>(r: Result.Result<A, AuthenticationError>): A => {
+    if (r._tag === "Failure") throw refuse(r.failure.message)
+    return r.success
+  }
+
+  for (;;) {
+    const m = await reader.next()
+    switch (m.type) {
+      case "AuthenticationOk":
+        check(m.type)
+        break
+      case "AuthenticationCleartextPassword":
+        check(m.type)
+        authMethod = "password"
+        encodePassword(wire.writer, unwrap(cleartextPasswordResponse(password())))
+        wire.flush()
+        progress = { ...progress, clientFinishedAuth: true }
+        break
+      case "AuthenticationMD5Password":
+        check(m.type)
+        authMethod = "md5"
+        encodePassword(wire.writer, unwrap(md5PasswordResponse(options.user, password(), m.salt)))
+        wire.flush()
+        progress = { ...progress, clientFinishedAuth: true }
+        break
+      case "AuthenticationSASL": {
+        check(m.type)
+        authMethod = "scram-sha-256"
+        const cert = tlsCertificate()
+        scram = unwrap(
+          ScramClient.start({
+            password: password(),
+            mechanisms: m.mechanisms,
+            channelBinding: options.auth.channelBinding,
+            tls,
+            tlsServerCertificate: cert
+          })
+        )
+        encodeSASLInitialResponse(wire.writer, scram.initialResponse.mechanism, scram.initialResponse.data)
+        wire.flush()
+        progress = { ...progress, saslInProgress: true }
+        break
+      }
+      case "AuthenticationSASLContinue": {
+        check(m.type)
+        if (scram === undefined) throw refuse("SASLContinue without SASL")
+        // PBKDF2 runs off the event loop (4096 iterations by default, more if the server asks).
+        encodeAuthData(wire.writer, unwrap(await scram.continueAsync(m.data)))
+        wire.flush()
+        break
+      }
+      case "AuthenticationSASLFinal": {
+        check(m.type)
+        if (scram === undefined) throw refuse("SASLFinal without SASL")
+        unwrap(scram.final(m.data))
+        progress = { clientFinishedAuth: true, saslInProgress: false, channelBound: scram.channelBound }
+        break
+      }
+      case "AuthenticationKerberosV5":
+      case "AuthenticationGSS":
+      case "AuthenticationGSSContinue":
+      case "AuthenticationSSPI":
+        check(m.type)
+        throw refuse(
+          `the server asks for ${m.type.replace("Authentication", "")} authentication, which pgline does not support`
+        )
+      case "NegotiateProtocolVersion": {
+        const minor = m.newestProtocolVersion & 0xffff
+        negotiated = minor >= 2 ? "3.2" : "3.0"
+        if (options.minProtocol === "3.2" && negotiated === "3.0") {
+          throw new ConnectFailure(
+            "ProtocolVersion",
+            `${describe(endpoint)}: server supports protocol 3.${minor} only, min_protocol_version is 3.2`
+          )
+        }
+        break
+      }
+      case "BackendKeyData":
+        processId = m.processId
+        secretKey = m.secretKey
+        break
+      case "ParameterStatus":
+        parameters.set(m.name, m.value)
+        break
+      case "NoticeResponse":
+        notices.push(m.fields)
+        break
+      case "ErrorResponse":
+        throw new StartupServerError(m.fields)
+      case "ReadyForQuery":
+        return {
+          wire,
+          endpoint,
+          parameters,
+          processId,
+          secretKey,
+          protocol: negotiated,
+          tls,
+          transactionStatus: m.status,
+          notices,
+          authMethod
+        }
+      default:
+        throw new ConnectFailure("Protocol", `${describe(endpoint)}: unexpected ${m.type} during start-up`)
+    }
+  }
+}
