@@ -11,13 +11,16 @@ export default class SummaryReporter implements Reporter {
     let failed = 0
     let skipped = 0
     for (const module of testModules) {
+      let failedHere = 0
       for (const test of module.children.allTests()) {
         const state = test.result().state
         if (state === "passed") passed++
-        else if (state === "failed") failed++
+        else if (state === "failed") failedHere++
         else skipped++
       }
-      if (module.state() === "failed" && module.children.size === 0) failed++
+      // A file that failed outside its tests (a hook, an import) counts as one failure.
+      if (module.state() === "failed" && failedHere === 0) failedHere = 1
+      failed += failedHere
     }
     failed += unhandledErrors.length
     // Deferred so that it lands after the default reporter's summary block.
