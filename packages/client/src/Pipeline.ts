@@ -78,7 +78,23 @@ const settle = (state: HandleState, outcome: Outcome) => {
   if (waiters !== undefined) for (const w of waiters) w()
 }
 
+/**
+ * Verdicts per statement text. Lexing on every execute cost 550 ms per 80,000 upserts (7 µs each,
+ * a third of the client's time); texts repeat, so the verdict is kept, for a bounded number of texts.
+ */
+const verdicts = new Map<string, StatementRejected | null>()
+const VERDICT_CACHE_SIZE = 1024
+
 const rejectText = (text: string): StatementRejected | undefined => {
+  const cached = verdicts.get(text)
+  if (cached !== undefined) return cached ?? undefined
+  const verdict = lexVerdict(text)
+  if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear()
+  verdicts.set(text, verdict ?? null)
+  return verdict
+}
+
+const lexVerdict = (text: string): StatementRejected | undefined => {
   const statements = statementsOf(text)
   if (statements.length > 1) {
     return new StatementRejected({
