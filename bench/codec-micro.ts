@@ -158,7 +158,7 @@ const bindCases: Array<Case> = [
   },
   {
     name: "@effect/sql-pg encodeBind (bytes params)",
-    vs: "pgline encodeBind into a Writer (bytes params)",
+    vs: "pgline encodeBind + take() (own buffer per Bind)",
     run: (n) => {
       let x = 0
       for (let i = 0; i < n; i++) {

@@ -247,7 +247,15 @@ export const encodeBackendInto = (w: Writer, msg: BackendMessage): void => {
 
 /** Encode one or more backend messages into a fresh Uint8Array. */
 export const encodeBackend = (...msgs: ReadonlyArray<BackendMessage>): Uint8Array => {
-  const w = new Writer(256)
+  // One module-level Writer: encoding is synchronous, so sharing it is safe, and its take() slab
+  // amortises allocations. Reset first in case a previous call threw mid-frame (EncodeError).
+  let w = sharedBackend
+  w.reset()
   for (const m of msgs) encodeBackendInto(w, m)
-  return w.take()
+  const out = w.take()
+  // Do not pin a huge buffer after encoding one huge message.
+  if (w.buf.length > 1024 * 1024) w = sharedBackend = new Writer(1024)
+  return out
 }
+
+let sharedBackend = new Writer(1024)

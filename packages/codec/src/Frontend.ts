@@ -391,7 +391,15 @@ export const encodeFrontendInto = (w: Writer, msg: FrontendMessage): void => {
 
 /** Encode one or more frontend messages into a fresh Uint8Array. */
 export const encodeFrontend = (...msgs: ReadonlyArray<FrontendMessage>): Uint8Array => {
-  const w = new Writer(256)
+  // One module-level Writer: encoding is synchronous, so sharing it is safe, and its take() slab
+  // amortises allocations. Reset first in case a previous call threw mid-frame (EncodeError).
+  let w = sharedFrontend
+  w.reset()
   for (const m of msgs) encodeFrontendInto(w, m)
-  return w.take()
+  const out = w.take()
+  // Do not pin a huge buffer after encoding one huge message.
+  if (w.buf.length > 1024 * 1024) w = sharedFrontend = new Writer(1024)
+  return out
 }
+
+let sharedFrontend = new Writer(1024)

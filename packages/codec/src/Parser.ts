@@ -117,34 +117,6 @@ const ASCII_LOOP_MAX = 64
  */
 export const decodeUtf8 = (b: Uint8Array, s: number, e: number): string => {
   const n = e - s
-  if (n <= 8) {
-    let hi = 0
-    for (let i = s; i < e; i++) hi |= b[i]!
-    if (hi < 0x80) {
-      const f = String.fromCharCode
-      switch (n) {
-        case 0:
-          return ""
-        case 1:
-          return f(b[s]!)
-        case 2:
-          return f(b[s]!, b[s + 1]!)
-        case 3:
-          return f(b[s]!, b[s + 1]!, b[s + 2]!)
-        case 4:
-          return f(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!)
-        case 5:
-          return f(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!)
-        case 6:
-          return f(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!)
-        case 7:
-          return f(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!)
-        default:
-          return f(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!, b[s + 7]!)
-      }
-    }
-    return decoder.decode(b.subarray(s, e))
-  }
   if (n <= ASCII_LOOP_MAX) {
     const codes: Array<number> = new Array(n)
     for (let i = 0; i < n; i++) {
@@ -948,6 +920,7 @@ const readValues = (
   return out
 }
 
+/** Not a hot path (fake servers only), so small local closures keep it readable. */
 const decodeFrontend = (
   b: Uint8Array,
   start: number,

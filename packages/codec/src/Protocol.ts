@@ -142,6 +142,7 @@ export interface CommandComplete {
   /** e.g. "SELECT 3", "INSERT 0 1", "ROLLBACK". */
   readonly tag: string
 }
+/** CopyData and CopyDone have the same layout in both directions; both unions use these. */
 export interface CopyData {
   readonly type: "CopyData"
   readonly data: Uint8Array

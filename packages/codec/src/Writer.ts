@@ -8,7 +8,7 @@
  */
 
 /** Why an encoder refused its input: values the wire format cannot carry. */
-export type EncodeErrorReason = "NulInString" | "TooManyValues" | "ValueOutOfRange" | "MessageTooLarge"
+export type EncodeErrorReason = "NulInString" | "TooManyValues" | "MessageTooLarge"
 
 /**
  * Thrown by encoders (the only throw in the codec) for input the protocol cannot represent: a NUL
@@ -38,6 +38,9 @@ const encoder = new TextEncoder()
  */
 const ASCII_LOOP_MAX = 32
 
+const SLAB_SIZE = 16 * 1024
+const SLAB_MAX_ITEM = 2 * 1024
+
 /** Initial capacity: a typical pipeline tick (a few Bind/Execute frames) fits without growing. */
 const DEFAULT_INITIAL_SIZE = 16 * 1024
 
@@ -46,6 +49,8 @@ export class Writer {
   buf: Uint8Array
   view: DataView
   pos = 0
+  private slab: Uint8Array | null = null
+  private slabPos = 0
 
   constructor(initialSize: number = DEFAULT_INITIAL_SIZE) {
     this.buf = new Uint8Array(Math.max(16, initialSize))
@@ -67,10 +72,26 @@ export class Writer {
     return this.buf.subarray(0, this.pos)
   }
 
-  /** A copy of the written bytes (safe to hand to a socket), then reset. */
+  /**
+   * A copy of the written bytes (safe to hand to a socket), then reset. Small copies are carved
+   * out of a shared 16 KiB slab (never reused once handed out), because allocating a separate
+   * ArrayBuffer per frame costs ~0.5-1 us on Node 24 (measured on a 75-byte Bind: ~1.2M takes/s
+   * with one ArrayBuffer each, vs several million from a slab). The price: a small frame keeps
+   * its slab alive while referenced.
+   */
   take(): Uint8Array {
-    const out = this.buf.slice(0, this.pos)
+    const n = this.pos
     this.pos = 0
+    if (n > SLAB_MAX_ITEM) return this.buf.slice(0, n)
+    if (this.slab === null || this.slabPos + n > SLAB_SIZE) {
+      this.slab = new Uint8Array(SLAB_SIZE)
+      this.slabPos = 0
+    }
+    const start = this.slabPos
+    const out = this.slab.subarray(start, start + n)
+    out.set(this.buf.subarray(0, n))
+    // 8-byte alignment keeps each copy's start aligned for DataView/typed views of it.
+    this.slabPos = (start + n + 7) & ~7
     return out
   }
 

@@ -1,5 +1,5 @@
 /**
- * Fuzzing in the suite: ~2.5 s of random and mutated inputs through both parsers in random
+ * Fuzzing in the suite: ~2 s of random and mutated inputs through both parsers in random
  * chunkings. Every outcome must be a message or a typed error; see support/Fuzz.ts for the
  * invariants. bench/fuzz-codec.ts runs the same engine for millions of inputs.
  */
@@ -7,7 +7,7 @@ import { expect, it } from "vitest"
 import { fuzzOne, loadGoldens, makeInput, newStats } from "./support/Fuzz.ts"
 import { prng } from "./support/Decode.ts"
 
-const BUDGET_MS = 2500
+const BUDGET_MS = 2000
 
 it("random and mutated streams yield only messages or typed errors, in any chunking", () => {
   const goldens = loadGoldens()

@@ -407,6 +407,35 @@ describe("frontend encoder -> FrontendParser", () => {
     )
   })
 
+  it("the generators cover every FrontendMessage type", () => {
+    const all: Record<FrontendMessage["type"], true> = {
+      StartupMessage: true,
+      SSLRequest: true,
+      GSSENCRequest: true,
+      CancelRequest: true,
+      PasswordMessage: true,
+      SASLInitialResponse: true,
+      SASLResponse: true,
+      GSSResponse: true,
+      Parse: true,
+      Bind: true,
+      Describe: true,
+      Execute: true,
+      Close: true,
+      Sync: true,
+      Flush: true,
+      Query: true,
+      Terminate: true,
+      CopyData: true,
+      CopyDone: true,
+      CopyFail: true,
+      FunctionCall: true
+    }
+    const gen = fc.oneof(startupPacket, startupMessage, typedFrontend)
+    const seen = new Set(fc.sample(gen, { numRuns: 3000, seed: 11 }).map((m) => m.type))
+    expect([...seen].sort()).toEqual(Object.keys(all).sort())
+  })
+
   it("fixed frames are the exact bytes of their messages", () => {
     expect(SYNC_FRAME).toEqual(Uint8Array.of(0x53, 0, 0, 0, 4))
     expect(FLUSH_FRAME).toEqual(Uint8Array.of(0x48, 0, 0, 0, 4))
@@ -453,6 +482,19 @@ describe("frontend encoder -> FrontendParser", () => {
       )
     )
     expect(w.length).toBe(0)
+  })
+
+  it("Writer.take() copies are independent of later writes (small from the slab, large alone)", () => {
+    const w = new Writer(16)
+    const taken: Array<Uint8Array> = []
+    for (let i = 0; i < 3000; i++) {
+      w.bytes(new Uint8Array(i % 7 === 0 ? 3000 : 1 + (i % 50)).fill(i & 0xff))
+      taken.push(w.take())
+    }
+    taken.forEach((t, i) => {
+      expect(t.length).toBe(i % 7 === 0 ? 3000 : 1 + (i % 50))
+      expect(t.every((b) => b === (i & 0xff))).toBe(true)
+    })
   })
 
   it("Writer encodes any string as UTF-8 (fast ASCII path and TextEncoder path agree)", () => {
