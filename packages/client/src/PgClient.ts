@@ -45,6 +45,13 @@ export interface PgClientApi {
   readonly all: <const T extends Record<string, Statement<any>> | ReadonlyArray<Statement<any>>>(
     statements: T
   ) => Effect.Effect<Pipeline.Results<T>, PgServerError | PipelineAborted | PgClientError>
+  /**
+   * BEGIN, what `body` queues on the pipeline, COMMIT, in one round trip. Fails with the first
+   * error (after a ROLLBACK that leaves the connection idle).
+   */
+  readonly pipelineTransaction: <A, E, R>(
+    body: (pipeline: Pipeline.Pipeline) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R>
   /** Internal: the connection, for Pipeline. */
   readonly connection: Connection
 }
@@ -120,8 +127,10 @@ const runStatement = (
     let outcome: Outcome | undefined
     let finished = false
     let onFinished: (() => void) | undefined
-    const failure = conn.queueStatement(text, values, (o) => {
-      outcome = o
+    const failure = conn.queueStatement(text, values, {
+      settle: (o) => {
+        outcome = o
+      }
     })
     if (failure !== undefined) {
       resume(Effect.fail(encodeFailure(failure)))
@@ -188,6 +197,7 @@ export const makeClient = (session: Session.Session, settings: ClientSettings = 
     pipeline: Pipeline.make(conn),
     pipelineWith: (options) => Pipeline.make(conn, options),
     all: (statements) => Pipeline.all(conn, statements),
+    pipelineTransaction: (body) => Pipeline.transaction(conn, body),
     connection: conn
   }
 }

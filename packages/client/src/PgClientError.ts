@@ -32,7 +32,8 @@ export class StatementRejected extends Schema.TaggedError<StatementRejected>()("
     "CopyInPipeline",
     "MultipleStatements",
     "PortalInPipeline",
-    "PipelineClosed"
+    "PipelineClosed",
+    "TransactionRolledBack"
   ])
 }) {}
 

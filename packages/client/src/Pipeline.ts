@@ -12,8 +12,8 @@
  */
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
 import { fromErrorFields, type PgServerError } from "@pgline/transport"
-import { Effect, type Scope } from "effect"
-import type { Connection, Outcome } from "./internal/Connection.ts"
+import { Effect, Effectable, type Scope } from "effect"
+import type { Connection, Outcome, OutcomeSink } from "./internal/Connection.ts"
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { encodeFailure, outcomeToExit } from "./internal/outcome.ts"
 import {
@@ -63,19 +63,44 @@ export interface Pipeline {
   readonly queued: () => number
 }
 
-interface HandleState {
-  outcome: Outcome | undefined
-  read: boolean
+/**
+ * One pipelined statement: the engine's sink for its outcome and, as an Effect, its handle. One
+ * object per statement, nothing built until somebody reads it (a million-statement pipeline
+ * whose handles are dropped costs only these).
+ */
+class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implements OutcomeSink {
+  outcome: Outcome | undefined = undefined
+  read = false
   /** Whether a Sync or Flush has been queued after this statement (else awaiting it would hang). */
-  released: boolean
-  waiters: Array<() => void> | undefined
-}
-
-const settle = (state: HandleState, outcome: Outcome) => {
-  state.outcome = outcome
-  const waiters = state.waiters
-  state.waiters = undefined
-  if (waiters !== undefined) for (const w of waiters) w()
+  released = false
+  waiters: Array<() => void> | undefined = undefined
+  private readonly flushFor: (state: HandleState) => void
+  constructor(flushFor: (state: HandleState) => void) {
+    super()
+    this.flushFor = flushFor
+  }
+  settle(outcome: Outcome): void {
+    this.outcome = outcome
+    const waiters = this.waiters
+    this.waiters = undefined
+    if (waiters !== undefined) for (const w of waiters) w()
+  }
+  asEffect(): Effect.Effect<QueryResult<any>, HandleError> {
+    return Effect.suspend(() => {
+      this.read = true
+      if (this.outcome !== undefined) return outcomeToExit(this.outcome, undefined, undefined)
+      // Nobody asked the server for this result yet: ask now instead of waiting forever.
+      if (!this.released) this.flushFor(this)
+      return Effect.flatMap(
+        Effect.callback<void>((resume) => {
+          if (this.outcome !== undefined) return resume(Effect.void)
+          if (this.waiters === undefined) this.waiters = []
+          this.waiters.push(() => resume(Effect.void))
+        }),
+        () => outcomeToExit(this.outcome, undefined, undefined)
+      )
+    })
+  }
 }
 
 /**
@@ -141,24 +166,11 @@ export const make = (
       conn.session.wire.whenBelow(maxPending, () => resume(Effect.void))
     })
 
-    const awaitHandle = (state: HandleState): Handle<any> =>
-      Effect.suspend(() => {
-        state.read = true
-        if (state.outcome !== undefined) return outcomeToExit(state.outcome, undefined, undefined)
-        if (!state.released) {
-          // Nobody asked the server for this result yet: ask now instead of waiting forever.
-          conn.queueFlush()
-          release()
-        }
-        return Effect.flatMap(
-          Effect.callback<void>((resume) => {
-            if (state.outcome !== undefined) return resume(Effect.void)
-            if (state.waiters === undefined) state.waiters = []
-            state.waiters.push(() => resume(Effect.void))
-          }),
-          () => outcomeToExit(state.outcome, undefined, undefined)
-        )
-      })
+    const flushFor = (state: HandleState) => {
+      if (state.released) return
+      conn.queueFlush()
+      release()
+    }
 
     const queue = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<HandleState, PgClientError> =>
       Effect.suspend(() => {
@@ -169,8 +181,8 @@ export const make = (
         }
         const rejected = rejectText(text)
         if (rejected !== undefined) return Effect.fail(rejected)
-        const state: HandleState = { outcome: undefined, read: false, released: false, waiters: undefined }
-        const failure = conn.queueStatement(text, params, (o) => settle(state, o))
+        const state = new HandleState(flushFor)
+        const failure = conn.queueStatement(text, params, state)
         if (failure !== undefined) return Effect.fail(encodeFailure(failure))
         count++
         unreleased.push(state)
@@ -184,7 +196,7 @@ export const make = (
         typeof statement === "string"
           ? queue(statement, params ?? [])
           : queue(statement.text, statement.values),
-        (state) => awaitHandle(state) as Handle<Row>
+        (state) => state as unknown as Handle<Row>
       )
 
     const executeMany = (text: string, rows: Iterable<ReadonlyArray<unknown>>) =>
@@ -193,7 +205,7 @@ export const make = (
         for (const row of rows) states.push(yield* queue(text, row))
         return Effect.gen(function* () {
           let rowCount = 0
-          for (const s of states) rowCount += (yield* awaitHandle(s)).rowCount
+          for (const s of states) rowCount += (yield* s.asEffect()).rowCount
           return { rowCount, statements: states.length }
         })
       })
@@ -306,5 +318,56 @@ export const all = <const T extends Record<string, Statement<any>> | ReadonlyArr
         : {}
       for (let i = 0; i < keys.length; i++) out[keys[i]!] = yield* handles[i]!
       return out as Results<T>
+    })
+  )
+
+/**
+ * BEGIN, the statements `body` queues, COMMIT and one Sync: a transaction in one round trip
+ * (plus whatever reads `body` makes mid-pipeline). Fails with the first statement error of the
+ * transaction; when the block failed the server leaves it open in the failed state, so this sends
+ * ROLLBACK before failing, and the connection is idle again either way.
+ */
+export const transaction = <A, E, R>(
+  conn: Connection,
+  body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
+  options: PipelineOptions = {}
+): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
+  Effect.gen(function* () {
+    const outcome = yield* Effect.scoped(
+      Effect.gen(function* () {
+        const p = yield* make(conn, options)
+        const begin = yield* p.execute("begin")
+        const value = yield* Effect.exit(body(p))
+        const commit = yield* p.execute("commit")
+        const synced = yield* Effect.exit(p.sync)
+        return { begin, value, commit, synced }
+      })
+    )
+    // The first failure in order: BEGIN, the body's statements (read by the body or not), COMMIT.
+    const begun = yield* Effect.exit(outcome.begin)
+    const committed = yield* Effect.exit(outcome.commit)
+    const failedBlock = conn.transactionStatus !== "I"
+    if (failedBlock) yield* Effect.ignore(runSimple(conn, "rollback"))
+    if (begun._tag === "Failure") return yield* Effect.failCause(begun.cause)
+    if (outcome.value._tag === "Failure") return yield* Effect.failCause(outcome.value.cause)
+    // A statement the body queued but did not read: the sync reports it (COMMIT was only skipped).
+    if (outcome.synced._tag === "Failure") return yield* Effect.failCause(outcome.synced.cause)
+    if (committed._tag === "Failure") return yield* Effect.failCause(committed.cause)
+    if (committed.value.command !== "COMMIT") {
+      return yield* Effect.fail(
+        new StatementRejected({ reason: "TransactionRolledBack", message: "the transaction was rolled back" })
+      )
+    }
+    return outcome.value.value
+  })
+
+/** A statement outside any pipeline, with its own Sync (used for ROLLBACK). */
+const runSimple = (conn: Connection, text: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const p = yield* make(conn)
+      const h = yield* p.execute(text)
+      yield* Effect.exit(p.sync)
+      return yield* h
     })
   )

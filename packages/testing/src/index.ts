@@ -2,3 +2,4 @@
  * @pgline/testing: a real PostgreSQL for tests and the demo. See `PgServer`.
  */
 export * from "./PgServer.ts"
+export * from "./LatencyProxy.ts"

@@ -11,10 +11,10 @@ import {
   type BackendMessage,
   DecodeError,
   type Decoder,
-  type EncodedParameter,
   EncodeError,
   type ErrorFields,
-  encodeBind,
+  beginBind,
+  endBind,
   encodeClose,
   encodeDescribe,
   encodeExecute,
@@ -34,7 +34,10 @@ import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine
 /** A statement text prepared on this connection under `name`. */
 interface Prepared {
   readonly name: string
-  readonly key: string
+  readonly text: string
+  /** Parameter OIDs declared in Parse (inferred from the first call's values). */
+  readonly oids: ReadonlyArray<number>
+  lastUsed: number
   /** From the Describe answered at preparation; undefined until then. */
   fields: ReadonlyArray<FieldDescription> | undefined
   parameterTypes: ReadonlyArray<number> | undefined
@@ -52,6 +55,11 @@ export type Outcome =
   | { readonly _tag: "Aborted"; readonly culprit: Culprit }
   | { readonly _tag: "Lost"; readonly message: string; readonly mayHaveRun: boolean }
   | { readonly _tag: "DecodeFailed"; readonly error: DecodeError; readonly column: string }
+
+/** Receives a statement's outcome (a pipeline handle, or the query in flight). */
+export interface OutcomeSink {
+  settle(outcome: Outcome): void
+}
 
 /** Refusals detected while encoding, before anything was written. */
 export type EncodeFailure =
@@ -72,7 +80,8 @@ class StatementStep implements Step {
   readonly isSync = false
   segmentIndex = 0
   startOffset = 0
-  private rows: Array<Record<string, unknown>> = []
+  /** Allocated on the first row: most pipelined statements (writes) return none. */
+  private rows: Array<Record<string, unknown>> | undefined = undefined
   private decoders: ReadonlyArray<Decoder> | undefined
   private names: ReadonlyArray<string> | undefined
   private fieldInfo: ReadonlyArray<FieldInfo> = emptyFields
@@ -80,7 +89,7 @@ class StatementStep implements Step {
   private readonly conn: Connection
   private readonly prepared: Prepared | undefined
   private readonly isNew: boolean
-  private readonly done: (outcome: Outcome) => void
+  private readonly sink: OutcomeSink
 
   /** The result formats this step's Bind asked for ([] = all text). */
   private readonly formats: ReadonlyArray<FormatCode>
@@ -90,13 +99,13 @@ class StatementStep implements Step {
     prepared: Prepared | undefined,
     isNew: boolean,
     formats: ReadonlyArray<FormatCode>,
-    done: (outcome: Outcome) => void
+    sink: OutcomeSink
   ) {
     this.conn = conn
     this.prepared = prepared
     this.isNew = isNew
     this.formats = formats
-    this.done = done
+    this.sink = sink
   }
 
   /**
@@ -141,7 +150,7 @@ class StatementStep implements Step {
     }
   }
 
-  readonly onMessage = (m: BackendMessage): boolean => {
+  onMessage(m: BackendMessage): boolean {
     switch (m.type) {
       case "DataRow": {
         if (this.decodeFailure !== undefined) return false
@@ -166,7 +175,8 @@ class StatementStep implements Step {
           }
           return false
         }
-        this.rows.push(row)
+        if (this.rows === undefined) this.rows = [row]
+        else this.rows.push(row)
         return false
       }
       case "ParseComplete":
@@ -214,30 +224,35 @@ class StatementStep implements Step {
   private finish(tag: string): void {
     if (this.decoders === undefined) this.adopt()
     if (this.decodeFailure !== undefined) {
-      this.done({ _tag: "DecodeFailed", error: this.decodeFailure.error, column: this.decodeFailure.column })
+      this.sink.settle({
+        _tag: "DecodeFailed",
+        error: this.decodeFailure.error,
+        column: this.decodeFailure.column
+      })
       return
     }
     const command = commandOf(tag)
-    const rowCount = command === "SELECT" && tag === "SELECT" ? this.rows.length : rowCountOf(tag)
-    this.done({
+    const rows = this.rows ?? []
+    const rowCount = command === "SELECT" && tag === "SELECT" ? rows.length : rowCountOf(tag)
+    this.sink.settle({
       _tag: "Done",
-      result: { rows: this.rows, command, rowCount, fields: this.fieldInfo, tag }
+      result: { rows, command, rowCount, fields: this.fieldInfo, tag }
     })
   }
 
-  readonly onError = (fields: ErrorFields): void => {
+  onError(fields: ErrorFields): void {
     // A failed Parse leaves no statement behind: forget it so the next use prepares again.
     if (this.isNew && this.prepared !== undefined) this.conn.forget(this.prepared)
-    this.done({ _tag: "ServerError", fields })
+    this.sink.settle({ _tag: "ServerError", fields })
   }
 
-  readonly onAborted = (culprit: Culprit): void => {
+  onAborted(culprit: Culprit): void {
     if (this.isNew && this.prepared !== undefined) this.conn.forget(this.prepared)
-    this.done({ _tag: "Aborted", culprit })
+    this.sink.settle({ _tag: "Aborted", culprit })
   }
 
-  readonly onLost = (message: string, mayHaveRun: boolean): void => {
-    this.done({ _tag: "Lost", message, mayHaveRun })
+  onLost(message: string, mayHaveRun: boolean): void {
+    this.sink.settle({ _tag: "Lost", message, mayHaveRun })
   }
 }
 
@@ -304,8 +319,14 @@ export class Connection {
   readonly engine: Engine
   readonly registry: TypeRegistry
   readonly parameters: Map<string, string>
-  private readonly cache = new Map<string, Prepared>()
+  /** Prepared statements by text; variants differ in their parameter OIDs. */
+  private readonly cache = new Map<string, Array<Prepared>>()
+  private cached = 0
+  private clock = 0
   private nextName = 0
+  private readonly scratchOids: Array<number> = []
+  private readonly scratchFormats: Array<FormatCode> = []
+  private readonly scratchEncoded: Array<Uint8Array | null> = []
   private readonly options: ConnectionOptions
   private closedMessage: string | undefined
 
@@ -346,12 +367,21 @@ export class Connection {
   }
 
   forget(prepared: Prepared): void {
-    if (this.cache.get(prepared.key) === prepared) this.cache.delete(prepared.key)
+    const variants = this.cache.get(prepared.text)
+    if (variants === undefined) return
+    const i = variants.indexOf(prepared)
+    if (i < 0) return
+    variants.splice(i, 1)
+    this.cached--
+    if (variants.length === 0) this.cache.delete(prepared.text)
   }
 
-  /** Drops a cached statement after "cached plan must not change result type". */
+  /** Drops a text's cached statements after "cached plan must not change result type". */
   forgetText(text: string): void {
-    for (const [key, p] of this.cache) if (key.startsWith(`${text}\u0000`)) this.cache.delete(p.key)
+    const variants = this.cache.get(text)
+    if (variants === undefined) return
+    this.cached -= variants.length
+    this.cache.delete(text)
   }
 
   failCopyIn(): void {
@@ -365,33 +395,43 @@ export class Connection {
   /**
    * Writes one statement's frames and enqueues its step. Returns an EncodeFailure without writing
    * anything when a parameter or the text cannot be encoded.
+   *
+   * Hot path (every pipelined statement): the cache is keyed by the text (whose hash V8 keeps on
+   * the string) with the parameter OIDs compared element-wise, string parameters are written
+   * straight into the Bind frame, and nothing is allocated per parameter but the scratch arrays.
    */
-  queueStatement(
-    text: string,
-    values: ReadonlyArray<unknown>,
-    done: (outcome: Outcome) => void
-  ): EncodeFailure | undefined {
+  queueStatement(text: string, values: ReadonlyArray<unknown>, sink: OutcomeSink): EncodeFailure | undefined {
     const registry = this.registry
     const n = values.length
-    // Parameter types decide which prepared statement serves this call.
-    const inferred: Array<number> = new Array(n)
-    let key = text
-    key += "\u0000"
+    const oids = this.scratchOids
+    oids.length = n
     let at = 0
     try {
-      for (; at < n; at++) {
-        inferred[at] = registry.inferOid(values[at])
-        key += at === 0 ? String(inferred[at]) : `,${inferred[at]}`
-      }
+      for (; at < n; at++) oids[at] = registry.inferOid(values[at])
     } catch (error) {
       return { _tag: "Parameter", index: at, message: messageOf(error) }
     }
-    let prepared = this.cache.get(key)
+    let prepared = this.lookup(text, oids)
     const isNew = prepared === undefined
-    const encoded: Array<EncodedParameter> = new Array(n)
+    const known = prepared?.parameterTypes
+    // Non-string values are encoded first: their format must be in Bind before any value.
+    const formats = this.scratchFormats
+    const encoded = this.scratchEncoded
+    formats.length = n
+    encoded.length = n
+    let binary = 0
     for (let i = 0; i < n; i++) {
+      const v = values[i]
+      if (typeof v === "string" || v === null || v === undefined) {
+        formats[i] = 0
+        encoded[i] = null
+        continue
+      }
       try {
-        encoded[i] = registry.encodeParameter(values[i], prepared?.parameterTypes?.[i] ?? inferred[i])
+        const e = registry.encodeParameter(v, known?.[i] ?? oids[i])
+        formats[i] = e.format
+        encoded[i] = e.bytes
+        binary += e.format
       } catch (error) {
         return { _tag: "Parameter", index: i, message: messageOf(error) }
       }
@@ -399,57 +439,98 @@ export class Connection {
     const wire = this.session.wire
     const w = wire.writer
     const mark = w.length
-    let resultFormats: ReadonlyArray<FormatCode> = noFormats
     const startOffset = wire.bytesWritten + mark
+    let resultFormats: ReadonlyArray<FormatCode> = noFormats
+    let name: string
     try {
       if (prepared === undefined) {
-        prepared = {
-          name: `pgline_${this.nextName++}`,
-          key,
-          fields: undefined,
-          parameterTypes: undefined,
-          resultFormats: undefined,
-          decoders: undefined,
-          names: undefined,
-          fieldInfo: undefined
-        }
-        encodeParse(w, prepared.name, text, inferred)
-        encodeDescribe(w, "S", prepared.name)
+        name = `pgline_${this.nextName}`
+        encodeParse(w, name, text, oids)
+        encodeDescribe(w, "S", name)
       } else {
-        // Refresh recency for the LRU bound.
-        this.cache.delete(key)
+        name = prepared.name
+        resultFormats = prepared.resultFormats ?? noFormats
       }
-      const formats: Array<FormatCode> = new Array(n)
-      const params: Array<Uint8Array | null> = new Array(n)
+      // All-text parameters compress to an empty format list (the protocol's default).
+      const bind = beginBind(w, "", name, binary === 0 ? noFormats : formats, n)
       for (let i = 0; i < n; i++) {
-        formats[i] = encoded[i]!.format
-        params[i] = encoded[i]!.bytes
+        const v = values[i]
+        if (typeof v === "string") {
+          const value = w.beginValue()
+          w.utf8(v)
+          w.endValue(value)
+        } else {
+          const bytes = encoded[i]
+          if (bytes === null || bytes === undefined) w.i32(-1)
+          else {
+            w.i32(bytes.length)
+            w.bytes(bytes)
+          }
+        }
       }
-      resultFormats = isNew ? noFormats : (prepared.resultFormats ?? noFormats)
-      encodeBind(w, "", prepared.name, formats, params, resultFormats)
+      endBind(w, bind, resultFormats)
       encodeExecute(w, "", 0)
     } catch (error) {
       // Undo the partial frames: nothing of this statement may reach the server.
       w.pos = mark
-      if (isNew) this.nextName--
       return { _tag: "Text", message: messageOf(error) }
     }
-    this.cache.set(key, prepared)
-    const step = new StatementStep(this, prepared, isNew, resultFormats, done)
+    if (prepared === undefined) {
+      this.nextName++
+      prepared = {
+        name,
+        text,
+        oids: oids.slice(),
+        fields: undefined,
+        parameterTypes: undefined,
+        resultFormats: undefined,
+        decoders: undefined,
+        names: undefined,
+        fieldInfo: undefined,
+        lastUsed: 0
+      }
+      this.remember(prepared)
+    }
+    prepared.lastUsed = ++this.clock
+    const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
     step.startOffset = startOffset
     this.engine.enqueue(step)
-    this.evict()
     wire.schedule()
     return undefined
   }
 
-  private evict(): void {
-    while (this.cache.size > this.options.statementCacheSize) {
-      const oldest = this.cache.values().next().value as Prepared
-      this.cache.delete(oldest.key)
-      encodeClose(this.session.wire.writer, "S", oldest.name)
-      this.engine.enqueue(new CloseStep())
+  private lookup(text: string, oids: ReadonlyArray<number>): Prepared | undefined {
+    const variants = this.cache.get(text)
+    if (variants === undefined) return undefined
+    const n = oids.length
+    outer: for (let v = 0; v < variants.length; v++) {
+      const p = variants[v]!
+      const o = p.oids
+      if (o.length !== n) continue
+      for (let i = 0; i < n; i++) if (o[i] !== oids[i]) continue outer
+      return p
     }
+    return undefined
+  }
+
+  private remember(prepared: Prepared): void {
+    const variants = this.cache.get(prepared.text)
+    if (variants === undefined) this.cache.set(prepared.text, [prepared])
+    else variants.push(prepared)
+    this.cached++
+    if (this.cached > this.options.statementCacheSize) this.evict()
+  }
+
+  /** Closes the least recently used statement (a scan: eviction is rare next to use). */
+  private evict(): void {
+    let oldest: Prepared | undefined
+    for (const variants of this.cache.values()) {
+      for (const p of variants) if (oldest === undefined || p.lastUsed < oldest.lastUsed) oldest = p
+    }
+    if (oldest === undefined) return
+    this.forget(oldest)
+    encodeClose(this.session.wire.writer, "S", oldest.name)
+    this.engine.enqueue(new CloseStep())
   }
 
   queueSync(
