@@ -19,3 +19,4 @@ export {
   SqlStateClass
 } from "@pgline/transport"
 export * from "@pgline/transport/errors"
+export { decodeRows, RowSchemaError } from "./decodeRows.ts"
