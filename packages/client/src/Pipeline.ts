@@ -12,7 +12,7 @@
  */
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
 import { fromErrorFields, type PgServerError } from "@pgline/transport"
-import { Effect, Effectable, type Scope } from "effect"
+import { Context, Effect, Effectable, Exit, Option, type Scope, type Tracer } from "effect"
 import type { Connection, Outcome, OutcomeSink } from "./internal/Connection.ts"
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { encodeFailure, outcomeToExit } from "./internal/outcome.ts"
@@ -63,6 +63,41 @@ export interface Pipeline {
   readonly queued: () => number
 }
 
+/** Wall-clock nanoseconds with microsecond resolution, for span start and end times. */
+const nowNanos = (): bigint => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n
+
+const childSpan = (tracer: Tracer.Tracer, parent: Tracer.Span, name: string): Tracer.Span =>
+  tracer.span({
+    name,
+    parent: Option.some(parent),
+    annotations: Context.empty(),
+    links: [],
+    startTime: nowNanos(),
+    kind: "client",
+    root: false,
+    sampled: parent.sampled
+  })
+
+/** Ends a statement's span with its outcome; failures carry the SQLSTATE (or the client error's tag). */
+const endStatementSpan = (span: Tracer.Span, outcome: Outcome): void => {
+  switch (outcome._tag) {
+    case "Done":
+      span.attribute("db.response.returned_rows", outcome.result.rows.length)
+      span.end(nowNanos(), Exit.void)
+      return
+    case "ServerError":
+      span.attribute("db.response.status_code", outcome.fields.code)
+      span.end(nowNanos(), Exit.fail(outcome.fields.code))
+      return
+    case "Aborted":
+      span.attribute("pgline.aborted_by", outcome.culprit.fields.code)
+      span.end(nowNanos(), Exit.fail("PipelineAborted"))
+      return
+    default:
+      span.end(nowNanos(), Exit.fail(outcome._tag))
+  }
+}
+
 /**
  * One pipelined statement: the engine's sink for its outcome and, as an Effect, its handle. One
  * object per statement, nothing built until somebody reads it (a million-statement pipeline
@@ -74,6 +109,7 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
   /** Whether a Sync or Flush has been queued after this statement (else awaiting it would hang). */
   released = false
   waiters: Array<() => void> | undefined = undefined
+  span: Tracer.Span | undefined = undefined
   private readonly flushFor: (state: HandleState) => void
   constructor(flushFor: (state: HandleState) => void) {
     super()
@@ -81,6 +117,7 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
   }
   settle(outcome: Outcome): void {
     this.outcome = outcome
+    if (this.span !== undefined) endStatementSpan(this.span, outcome)
     const waiters = this.waiters
     this.waiters = undefined
     if (waiters !== undefined) for (const w of waiters) w()
@@ -148,6 +185,11 @@ export const make = (
   Effect.gen(function* () {
     if (conn.isClosed) return yield* new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
     const maxPending = options.maxPendingBytes ?? 1024 * 1024
+    // Tracing: a span for the pipeline (its scope), one per segment (first statement to its
+    // sync's answer) and one per statement (queued to settled), with the SQLSTATE on failure.
+    const tracer = yield* Effect.tracer
+    const pipelineSpan = yield* Effect.makeSpanScoped("pgline.pipeline", { kind: "client" })
+    let segmentSpan: Tracer.Span | undefined
     let open = true
     let count = 0
     /** Handles of the current segment not yet followed by a Sync or Flush. */
@@ -184,6 +226,10 @@ export const make = (
         const state = new HandleState(flushFor)
         const failure = conn.queueStatement(text, params, state)
         if (failure !== undefined) return Effect.fail(encodeFailure(failure))
+        if (segmentSpan === undefined)
+          segmentSpan = childSpan(tracer, pipelineSpan, "pgline.pipeline.segment")
+        state.span = childSpan(tracer, segmentSpan, "pgline.statement")
+        state.span.attribute("db.query.text", text)
         count++
         unreleased.push(state)
         segment.push(state)
@@ -215,6 +261,9 @@ export const make = (
       release()
       const handles = segment
       segment = []
+      const span = segmentSpan
+      segmentSpan = undefined
+      span?.attribute("pgline.statements", handles.length)
       syncsInFlight++
       return Effect.callback<{
         status: TransactionStatus | undefined
@@ -223,6 +272,17 @@ export const make = (
         handles: Array<HandleState>
       }>((resume) => {
         conn.queueSync((status, error, lost) => {
+          if (span !== undefined) {
+            const failed = handles.find((h) => h.outcome?._tag === "ServerError")?.outcome
+            span.end(
+              nowNanos(),
+              failed?._tag === "ServerError"
+                ? Exit.fail(failed.fields.code)
+                : lost !== undefined
+                  ? Exit.fail("ConnectionLost")
+                  : Exit.void
+            )
+          }
           syncsInFlight--
           if (syncsInFlight === 0) {
             const d = drained
