@@ -94,7 +94,7 @@ const connect = (
   Effect.gen(function* () {
     const sessionOptions = yield* Session.toSessionOptions(resolved)
     const session = yield* Session.open(sessionOptions)
-    return makeClient(session, settings)
+    return makeClient(session, settings, yield* Effect.context<never>())
   })
 
 export interface ClientSettings {
@@ -165,19 +165,30 @@ const runStatement = (
     )
   })
 
-const logNotice = (notice: ErrorFields): void => {
-  const text = `${notice.severity}: ${notice.message}${notice.detail ? ` (${notice.detail})` : ""}`
-  const log =
-    notice.severity === "WARNING"
-      ? Effect.logWarning(text)
-      : notice.severity === "DEBUG"
-        ? Effect.logDebug(text)
-        : Effect.logInfo(text)
-  Effect.runFork(log.pipe(Effect.annotateLogs({ sqlstate: notice.code })))
-}
+/**
+ * The default notice handler: logs through the Effect logger of the context the layer was built
+ * in (so a user's Logger and annotations apply), at the notice's severity.
+ */
+const noticeLogger =
+  (context: Context.Context<never>) =>
+  (notice: ErrorFields): void => {
+    const text = `${notice.severity}: ${notice.message}${notice.detail ? ` (${notice.detail})` : ""}`
+    const log =
+      notice.severity === "WARNING"
+        ? Effect.logWarning(text)
+        : notice.severity === "DEBUG"
+          ? Effect.logDebug(text)
+          : Effect.logInfo(text)
+    Effect.runForkWith(context)(log.pipe(Effect.annotateLogs({ sqlstate: notice.code })))
+  }
 
 /** Builds the client over an open session. */
-export const makeClient = (session: Session.Session, settings: ClientSettings = {}): PgClientApi => {
+export const makeClient = (
+  session: Session.Session,
+  settings: ClientSettings = {},
+  context: Context.Context<never> = Context.empty()
+): PgClientApi => {
+  const logNotice = noticeLogger(context)
   const registry = settings.types ?? new TypeRegistry()
   const conn = new ConnectionImpl(session, registry, {
     statementCacheSize: settings.statementCacheSize ?? 256,
@@ -209,5 +220,8 @@ export const layerSession = (
 ): Layer.Layer<PgClient, PgConnectError | PgServerError> =>
   Layer.effect(
     PgClient,
-    Effect.map(Session.open(options), (session) => makeClient(session, settings))
+    Effect.gen(function* () {
+      const session = yield* Session.open(options)
+      return makeClient(session, settings, yield* Effect.context<never>())
+    })
   )

@@ -130,6 +130,14 @@ export class Engine {
       this.hooks.onNotice(fields)
       return
     }
+    if (fields.severity === "FATAL" || fields.severity === "PANIC") {
+      // The server ends the session: the statement it was running gets the server's own error
+      // (AdminShutdown, …); nothing queued after it ran, and no Sync will be answered.
+      if (!step.isSync) this.shift()
+      step.onError(fields)
+      this.fail(`the server ended the session: ${fields.message}`, 0)
+      return
+    }
     if (step.isSync) {
       // An error raised at Sync itself (a deferred constraint checked at the implicit COMMIT).
       this.failure = { index: -1, fields }
