@@ -117,27 +117,62 @@ const cancelOver = (started: Started, tlsOptions: StartupOptions["tls"]): Promis
 const toError = (error: unknown): PgConnectError | PgServerError => {
   if (error instanceof StartupServerError) return fromErrorFields(error.fields)
   if (error instanceof ConnectFailure)
-    return new PgConnectError({ reason: error.reason, message: error.message })
+    return new PgConnectError({
+      reason: error.reason,
+      message: error.message,
+      ...(error.endpoint !== undefined ? { host: error.endpoint.host, port: error.endpoint.port } : {}),
+      ...(error.attempts !== undefined ? { attempts: error.attempts } : {})
+    })
   return new PgConnectError({
     reason: "Network",
     message: error instanceof Error ? error.message : String(error)
   })
 }
 
-/** Opens a session; closing the scope sends Terminate and closes the socket. */
+const closeSession = (session: Session): void => {
+  if (!session.wire.isClosed) {
+    session.wire.flush()
+    session.wire.socket.end(TERMINATE_FRAME)
+    session.wire.close({ kind: "local", message: "session closed" })
+  }
+}
+
+/**
+ * Opens a session; closing the scope sends Terminate and closes the socket.
+ *
+ * The connect itself is interruptible (Effect.timeout on a layer build, a fiber interrupted while
+ * connecting): acquireRelease runs its acquire uninterruptibly, so an interrupted connect to a
+ * silent host without connect_timeout used to hang forever. The session is handed to the scope in
+ * an uninterruptible step; until then an abort closes it, so no interleaving leaks a connection.
+ */
 export const open = (
   options: SessionOptions
 ): Effect.Effect<Session, PgConnectError | PgServerError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.tryPromise({ try: (signal) => openSession(options, signal), catch: toError }),
-    (session) =>
-      Effect.sync(() => {
-        if (!session.wire.isClosed) {
-          session.wire.flush()
-          session.wire.socket.end(TERMINATE_FRAME)
-          session.wire.close({ kind: "local", message: "session closed" })
-        }
-      })
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(
+      restore(
+        Effect.tryPromise({
+          try: async (signal) => {
+            const session = await openSession(options, signal)
+            const onAbort = () => closeSession(session)
+            if (signal.aborted) {
+              onAbort()
+              throw new ConnectFailure("Network", "connection attempt interrupted")
+            }
+            signal.addEventListener("abort", onAbort, { once: true })
+            return { session, detach: () => signal.removeEventListener("abort", onAbort) }
+          },
+          catch: toError
+        })
+      ),
+      ({ session, detach }) => {
+        detach()
+        return Effect.as(
+          Effect.addFinalizer(() => Effect.sync(() => closeSession(session))),
+          session
+        )
+      }
+    )
   )
 
 const openSession = async (options: SessionOptions, signal: AbortSignal): Promise<Session> => {
@@ -153,7 +188,7 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
     for (const endpoint of hosts) {
       if (signal.aborted) throw new ConnectFailure("Network", "connection attempt interrupted")
       try {
-        const started = await startup(endpoint, options)
+        const started = await startup(endpoint, options, signal)
         if (signal.aborted) {
           started.wire.close({ kind: "local", message: "interrupted" })
           throw new ConnectFailure("Network", "connection attempt interrupted")
@@ -188,11 +223,22 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
       }
     }
   }
+  if (signal.aborted) throw new ConnectFailure("Network", "connection attempt interrupted")
+  // PgConnectError documents host/port and `attempts` (every host tried, with why); they were
+  // never filled in, so a caller could not tell which host of a list failed how.
   if (options.hosts.length > 1 && lastError instanceof ConnectFailure) {
     const reason = failures.every((f) => f.includes("session is not"))
       ? "TargetSessionAttrs"
       : lastError.reason
-    throw new ConnectFailure(reason, `could not connect to any host:\n  ${failures.join("\n  ")}`)
+    throw new ConnectFailure(reason, `could not connect to any host:\n  ${failures.join("\n  ")}`, {
+      attempts: failures
+    })
+  }
+  if (lastError instanceof ConnectFailure && options.hosts.length === 1) {
+    throw new ConnectFailure(lastError.reason, lastError.message, {
+      endpoint: options.hosts[0]!,
+      attempts: failures
+    })
   }
   throw lastError
 }

@@ -16,11 +16,25 @@ export class ConnectFailure {
   readonly _tag = "ConnectFailure" as const
   readonly reason: ConnectFailureReason
   readonly message: string
-  constructor(reason: ConnectFailureReason, message: string) {
+  /** The host this failure is about (set by the session for single-host failures). */
+  readonly endpoint: Endpoint | undefined
+  /** Every host tried, in order, with why it failed (set by the session). */
+  readonly attempts: ReadonlyArray<string> | undefined
+  constructor(
+    reason: ConnectFailureReason,
+    message: string,
+    context: { readonly endpoint?: Endpoint; readonly attempts?: ReadonlyArray<string> } = {}
+  ) {
     this.reason = reason
     this.message = message
+    this.endpoint = context.endpoint
+    this.attempts = context.attempts
   }
 }
+
+/** What an interrupted connection attempt fails with (the caller is gone; nobody reads it). */
+export const interrupted = (endpoint: Endpoint): ConnectFailure =>
+  new ConnectFailure("Network", `${describe(endpoint)}: connection attempt interrupted`)
 
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
 
@@ -65,9 +79,19 @@ const errnoReason = (error: NodeJS.ErrnoException): ConnectFailureReason => {
 /** Opens TCP or a Unix socket; `deadline` is absolute (ms since epoch) or undefined for none. */
 export const openSocket = (
   endpoint: Endpoint,
-  options: { keepalives: boolean; keepalivesIdle: number | undefined; deadline: number | undefined }
+  options: {
+    keepalives: boolean
+    keepalivesIdle: number | undefined
+    deadline: number | undefined
+    /** Aborting destroys the socket and rejects: without it an interrupted connect to a silent host hung. */
+    signal?: AbortSignal | undefined
+  }
 ): Promise<Socket> =>
   new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(interrupted(endpoint))
+      return
+    }
     const socket = isUnixSocket(endpoint.host)
       ? netConnect({ path: join(endpoint.host.replace(/^@/, "\0"), `.s.PGSQL.${endpoint.port}`) })
       : netConnect({ host: endpoint.hostaddr ?? endpoint.host, port: endpoint.port })
@@ -76,6 +100,12 @@ export const openSocket = (
       if (timer) clearTimeout(timer)
       socket.off("connect", onConnect)
       socket.off("error", onError)
+      options.signal?.removeEventListener("abort", onAbort)
+    }
+    const onAbort = () => {
+      done()
+      socket.destroy()
+      reject(interrupted(endpoint))
     }
     const onConnect = () => {
       done()
@@ -92,6 +122,7 @@ export const openSocket = (
     }
     socket.once("connect", onConnect)
     socket.once("error", onError)
+    options.signal?.addEventListener("abort", onAbort, { once: true })
     if (options.deadline !== undefined) {
       timer = setTimeout(
         () => {
@@ -200,6 +231,7 @@ export const startTls = (
       if (timer) clearTimeout(timer)
       secure.off("secureConnect", onSecure)
       secure.off("error", onError)
+      secure.off("close", onClose)
     }
     const onSecure = () => {
       done()
@@ -215,8 +247,15 @@ export const startTls = (
       secure.destroy()
       reject(new ConnectFailure("Tls", `${describe(endpoint)}: TLS failed: ${error.message}`))
     }
+    // A socket destroyed mid-handshake (interruption) emits only "close": without this the
+    // handshake promise never settled.
+    const onClose = () => {
+      done()
+      reject(new ConnectFailure("Tls", `${describe(endpoint)}: closed during the TLS handshake`))
+    }
     secure.once("secureConnect", onSecure)
     secure.once("error", onError)
+    secure.once("close", onClose)
     if (deadline !== undefined) {
       timer = setTimeout(
         () => {

@@ -142,15 +142,20 @@ const deadlineOf = (seconds: number | undefined): number | undefined =>
  * Connects to one endpoint, trying the sslmode's attempts in order. Resolves with the session or
  * rejects with a ConnectFailure / StartupServerError (the last attempt's).
  */
-export const startup = async (endpoint: Endpoint, options: StartupOptions): Promise<Started> => {
+export const startup = async (
+  endpoint: Endpoint,
+  options: StartupOptions,
+  signal?: AbortSignal
+): Promise<Started> => {
   const attempts = attemptsFor(endpoint, options.tls)
   let last: unknown
   for (let i = 0; i < attempts.length; i++) {
     const attempt = attempts[i]!
     try {
-      return await startupOnce(endpoint, options, attempt)
+      return await startupOnce(endpoint, options, attempt, signal)
     } catch (error) {
       last = error
+      if (signal?.aborted) break
       // allow/prefer fall back only on failures that another transport could avoid; a wrong
       // password stays wrong over TLS too, except that pg_hba may differ between host and hostssl.
       if (i === attempts.length - 1) break
@@ -167,14 +172,47 @@ export const startup = async (endpoint: Endpoint, options: StartupOptions): Prom
 const startupOnce = async (
   endpoint: Endpoint,
   options: StartupOptions,
-  attempt: Attempt
+  attempt: Attempt,
+  signal: AbortSignal | undefined
 ): Promise<Started> => {
   const deadline = deadlineOf(options.connectTimeout)
   const raw: Socket = await openSocket(endpoint, {
     keepalives: options.keepalives,
     keepalivesIdle: options.keepalivesIdle,
-    deadline
+    deadline,
+    signal
   })
+  // Interruption (the caller's fiber was interrupted) tears the attempt down wherever it waits:
+  // the SSLRequest answer, the TLS handshake and start-up all fail once the socket closes.
+  // Without it, interrupting a connect to a silent server without connect_timeout hung forever
+  // (Effect.tryPromise waits for the promise) and left the socket open.
+  let wire: Wire | undefined
+  const onAbort = () => {
+    if (wire !== undefined) wire.close({ kind: "local", message: "connection attempt interrupted" })
+    else raw.destroy()
+  }
+  signal?.addEventListener("abort", onAbort, { once: true })
+  // The abort may have come while openSocket's promise was resolving.
+  if (signal?.aborted) onAbort()
+  try {
+    return await startupOn(raw, endpoint, options, attempt, deadline, (w) => {
+      wire = w
+      if (signal?.aborted) onAbort()
+    })
+  } finally {
+    signal?.removeEventListener("abort", onAbort)
+  }
+}
+
+/** SSL negotiation and start-up over a connected socket; `onWire` learns the wire once it exists. */
+const startupOn = async (
+  raw: Socket,
+  endpoint: Endpoint,
+  options: StartupOptions,
+  attempt: Attempt,
+  deadline: number | undefined,
+  onWire: (wire: Wire) => void
+): Promise<Started> => {
   let socket: Socket | TLSSocket = raw
   let tls = false
   try {
@@ -201,6 +239,7 @@ const startupOnce = async (
 
   const wire = new Wire(socket, options.maxMessageSize)
   const reader = new StartupReader(wire, endpoint)
+  onWire(wire)
   let timer: ReturnType<typeof setTimeout> | undefined
   if (deadline !== undefined) {
     timer = setTimeout(

@@ -1,0 +1,98 @@
+/**
+ * Session.open against PostgreSQL 18 (the embedded default): protocol 3.2 by max_protocol_version
+ * (a 32-byte cancel key), 3.0 by default (4 bytes), what the session reports (TLS, endpoint,
+ * parameters, backend pid), and CancelRequest over TCP, TLS (SSLRequest and direct) and a Unix
+ * socket, with either key length. Needs the server, version 18 (protocol 3.2 needs 18+).
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { PgServer } from "../../testing/src/index.ts"
+import { openSession, query, simpleQuery } from "./support/session.ts"
+
+layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
+  "Session against PostgreSQL 18",
+  (it) => {
+    it.effect("max_protocol_version=3.2 negotiates 3.2 with a 32-byte cancel key", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          expect(info.version ?? 18).toBeGreaterThanOrEqual(18)
+          const session = yield* openSession(`${info.url}?max_protocol_version=3.2`)
+          expect(session.protocol).toBe("3.2")
+          expect(session.secretKey.length).toBe(32)
+          const pid = yield* query(session, "select pg_backend_pid()")
+          expect(pid.rows).toEqual([[String(session.processId)]])
+          const latest = yield* openSession(
+            `${info.url}?max_protocol_version=latest&min_protocol_version=3.2`
+          )
+          expect(latest.protocol).toBe("3.2")
+        })
+      )
+    )
+
+    it.effect("the default is protocol 3.0 with a 4-byte key", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          const session = yield* openSession(info.url)
+          expect(session.protocol).toBe("3.0")
+          expect(session.secretKey.length).toBe(4)
+        })
+      )
+    )
+
+    it.effect("what a session reports: TLS, endpoint, ParameterStatus values", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          const plain = yield* openSession(`${info.url}?sslmode=disable`)
+          expect(plain.tls).toBe(false)
+          expect(plain.endpoint).toMatchObject({ host: info.host, port: info.port })
+          expect(plain.parameters.get("server_version")).toMatch(/^18/)
+          expect(plain.parameters.get("client_encoding")).toBe("UTF8")
+          expect(plain.parameters.get("DateStyle")).toMatch(/^ISO/)
+          const secure = yield* openSession(`${info.url}?sslmode=require`)
+          expect(secure.tls).toBe(true)
+          const ssl = yield* query(secure, "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+          expect(ssl.rows).toEqual([["t"]])
+        })
+      )
+    )
+
+    it.effect(
+      "CancelRequest stops a running statement: TCP, TLS, direct TLS, Unix socket; 3.0 and 3.2 keys",
+      () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const info = yield* PgServer
+            const urls = [
+              `${info.url}?sslmode=disable`,
+              `${info.url}?sslmode=require`,
+              `${info.url}?sslmode=require&max_protocol_version=3.2`,
+              `${info.url}?sslmode=require&sslnegotiation=direct&max_protocol_version=3.2`,
+              `postgresql://${info.user}@/${info.database}?host=${encodeURIComponent(info.socketDir!)}&port=${info.port}&max_protocol_version=3.2`
+            ]
+            for (const url of urls) {
+              const session = yield* openSession(url)
+              const running = simpleQuery(session, "select pg_sleep(30)")
+              // Cancel only once the statement runs: a cancel that arrives first is a no-op.
+              const observer = yield* openSession(info.url)
+              for (let i = 0; i < 200; i++) {
+                const r = yield* query(
+                  observer,
+                  `select state from pg_stat_activity where pid = ${session.processId}`
+                )
+                if (r.rows[0]?.[0] === "active") break
+                yield* Effect.sleep("10 millis")
+              }
+              yield* Effect.promise(() => session.cancel())
+              const result = yield* Effect.promise(() => running).pipe(Effect.timeout("10 seconds"))
+              expect(result.error).toMatchObject({ code: "57014" })
+              // The session is usable afterwards.
+              expect((yield* query(session, "select 1")).rows).toEqual([["1"]])
+            }
+          })
+        )
+    )
+  }
+)
