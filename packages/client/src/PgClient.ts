@@ -13,7 +13,7 @@ import { PgConfig, type PgConnectError, type PgServerError, Session } from "@pgl
 import { type Config, Context, Effect, Layer, type Scope } from "effect"
 import { type Connection, Connection as ConnectionImpl, type Outcome } from "./internal/Connection.ts"
 import { encodeFailure, lost, outcomeToExit } from "./internal/outcome.ts"
-import type { PgClientError } from "./PgClientError.ts"
+import { type PgClientError, StatementRejected } from "./PgClientError.ts"
 import * as Pipeline from "./Pipeline.ts"
 import type { QueryResult } from "./QueryResult.ts"
 import type { PipelineAborted } from "./PgClientError.ts"
@@ -119,51 +119,82 @@ const runStatement = (
   values: ReadonlyArray<unknown>,
   retried = false
 ): Effect.Effect<QueryResult<any>, PgServerError | PgClientError> =>
-  Effect.callback<QueryResult<any>, PgServerError | PgClientError>((resume) => {
-    if (conn.isClosed) {
-      resume(Effect.fail(lost(conn.closeMessage, false)))
-      return
-    }
-    let outcome: Outcome | undefined
-    let finished = false
-    let onFinished: (() => void) | undefined
-    const failure = conn.queueStatement(text, values, {
-      settle: (o) => {
-        outcome = o
-      }
-    })
-    if (failure !== undefined) {
-      resume(Effect.fail(encodeFailure(failure)))
-      return
-    }
-    const wasIdle = conn.transactionStatus === "I"
-    conn.queueSync((_status, syncError, lostInfo) => {
-      finished = true
-      onFinished?.()
-      // The server re-plans a cached statement whose result type changed only on a fresh prepare;
-      // safe to redo outside a transaction block, where nothing else was affected.
-      if (!retried && wasIdle && isStalePlan(outcome)) {
-        conn.forgetText(text)
-        resume(runStatement(conn, text, values, true))
+  Effect.withFiber((fiber) =>
+    Effect.callback<QueryResult<any>, PgServerError | PgClientError>((resume) => {
+      const own = conn.exclusiveHolder === fiber
+      if (own && !conn.holderIdle) {
+        // It would split the open segment, and waiting for our own pipeline would never end.
+        resume(
+          Effect.fail(
+            new StatementRejected({
+              reason: "PipelineOpen",
+              message:
+                "this fiber's pipeline has statements in flight on the connection: run the statement in the pipeline, or after its sync"
+            })
+          )
+        )
         return
       }
-      // A lone statement is never skipped (it is the whole segment), so Aborted cannot occur here.
-      resume(
-        outcomeToExit(outcome, syncError, lostInfo) as Effect.Effect<
-          QueryResult<any>,
-          PgServerError | PgClientError
-        >
+      let started = false
+      let finished = false
+      let onFinished: (() => void) | undefined
+      const start = () => {
+        started = true
+        if (conn.isClosed) {
+          finished = true
+          resume(Effect.fail(lost(conn.closeMessage, false)))
+          return
+        }
+        let outcome: Outcome | undefined
+        const failure = conn.queueStatement(text, values, {
+          settle: (o) => {
+            outcome = o
+          }
+        })
+        if (failure !== undefined) {
+          finished = true
+          resume(Effect.fail(encodeFailure(failure)))
+          return
+        }
+        const wasIdle = conn.transactionStatus === "I"
+        conn.queueSync((_status, syncError, lostInfo) => {
+          finished = true
+          onFinished?.()
+          // The server re-plans a cached statement whose result type changed only on a fresh
+          // prepare; safe to redo outside a transaction block, where nothing else was affected.
+          if (!retried && wasIdle && isStalePlan(outcome)) {
+            conn.forgetText(text)
+            resume(runStatement(conn, text, values, true))
+            return
+          }
+          // A lone statement is never skipped (it is the whole segment), so Aborted cannot occur.
+          resume(
+            outcomeToExit(outcome, syncError, lostInfo) as Effect.Effect<
+              QueryResult<any>,
+              PgServerError | PgClientError
+            >
+          )
+        })
+      }
+      // Waits only while another fiber's pipeline holds the connection; the owner of an idle
+      // pipeline may run statements between its segments.
+      let cancelWait: (() => void) | undefined
+      if (own) start()
+      else cancelWait = conn.acquire(false, fiber, start)
+      return Effect.promise(
+        () =>
+          new Promise<void>((resolve) => {
+            if (!started) {
+              cancelWait?.()
+              return resolve()
+            }
+            if (finished) return resolve()
+            onFinished = resolve
+            void conn.session.cancel()
+          })
       )
     })
-    return Effect.promise(
-      () =>
-        new Promise<void>((resolve) => {
-          if (finished) return resolve()
-          onFinished = resolve
-          void conn.session.cancel()
-        })
-    )
-  })
+  )
 
 /**
  * The default notice handler: logs through the Effect logger of the context the layer was built

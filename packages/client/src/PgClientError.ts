@@ -33,7 +33,8 @@ export class StatementRejected extends Schema.TaggedError<StatementRejected>()("
     "MultipleStatements",
     "PortalInPipeline",
     "PipelineClosed",
-    "TransactionRolledBack"
+    "TransactionRolledBack",
+    "PipelineOpen"
   ])
 }) {}
 

@@ -184,6 +184,28 @@ export const make = (
 ): Effect.Effect<Pipeline, PgClientError, Scope.Scope> =>
   Effect.gen(function* () {
     if (conn.isClosed) return yield* new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
+    // The pipeline holds the connection for its scope: statements of other fibers wait, so they
+    // cannot land inside its segments (and split its implicit transaction).
+    const owner = yield* Effect.fiber
+    if (conn.exclusiveHolder === owner) {
+      return yield* new StatementRejected({
+        reason: "PipelineOpen",
+        message: "this fiber already has a pipeline open on the connection"
+      })
+    }
+    // Set below once the pipeline's state exists; until then it is idle.
+    let idle = () => true
+    yield* Effect.callback<void>((resume) => {
+      const cancelWait = conn.acquire(
+        true,
+        owner,
+        () => resume(Effect.void),
+        () => idle()
+      )
+      if (cancelWait !== undefined) return Effect.sync(cancelWait)
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => conn.release(owner)))
+    if (conn.isClosed) return yield* new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
     const maxPending = options.maxPendingBytes ?? 1024 * 1024
     // Tracing: a span for the pipeline (its scope), one per segment (first statement to its
     // sync's answer) and one per statement (queued to settled), with the SQLSTATE on failure.
@@ -203,6 +225,7 @@ export const make = (
       for (const h of unreleased) h.released = true
       unreleased = []
     }
+    idle = () => segment.length === 0 && syncsInFlight === 0
 
     const backpressure = Effect.callback<void>((resume) => {
       conn.session.wire.whenBelow(maxPending, () => resume(Effect.void))
@@ -230,6 +253,8 @@ export const make = (
           segmentSpan = childSpan(tracer, pipelineSpan, "pgline.pipeline.segment")
         state.span = childSpan(tracer, segmentSpan, "pgline.statement")
         state.span.attribute("db.query.text", text)
+        // Already settled (skipped: the segment failed before it was queued).
+        if (state.outcome !== undefined) endStatementSpan(state.span, state.outcome)
         count++
         unreleased.push(state)
         segment.push(state)
@@ -272,6 +297,12 @@ export const make = (
         handles: Array<HandleState>
       }>((resume) => {
         conn.queueSync((status, error, lost) => {
+          if (error !== undefined && !handles.some((h) => h.outcome?._tag === "ServerError")) {
+            // The segment's implicit COMMIT failed at the Sync (a deferred constraint): every
+            // statement of it was rolled back, so none of their handles may report success.
+            for (const h of handles)
+              if (h.outcome?._tag === "Done") h.outcome = { _tag: "ServerError", fields: error }
+          }
           if (span !== undefined) {
             const failed = handles.find((h) => h.outcome?._tag === "ServerError")?.outcome
             span.end(
@@ -330,8 +361,9 @@ export const make = (
       Effect.suspend(() => {
         open = false
         if (conn.isClosed) return Effect.void
+        // Anything still running (in this segment, or a sync being awaited) is cancelled.
         const cancel =
-          exit._tag === "Failure" && segment.some((h) => h.outcome === undefined)
+          exit._tag === "Failure" && (syncsInFlight > 0 || segment.some((h) => h.outcome === undefined))
             ? Effect.promise(() => conn.session.cancel())
             : Effect.void
         const finalSync = segment.length > 0 ? Effect.asVoid(queueSync()) : Effect.void

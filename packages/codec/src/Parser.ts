@@ -23,6 +23,7 @@
  */
 import type {
   BackendMessage,
+  DataRow,
   ErrorFields,
   FieldDescription,
   FormatCode,
@@ -72,7 +73,22 @@ export class ProtocolError {
   }
 }
 
+/** The one DataRow a `reuseDataRow` parser hands out, rewritten for every row. */
+interface MutableDataRow {
+  readonly type: "DataRow"
+  bytes: Uint8Array
+  columnCount: number
+  readonly offsets: Array<number>
+  readonly lengths: Array<number>
+}
+
 export interface ParserOptions {
+  /**
+   * Return the same DataRow object for every row (its arrays overwritten), valid only until the
+   * next call to `next()`. For a consumer that decodes each row at once: it saves three
+   * allocations per row, which on 100,000-row results was most of the parser's garbage.
+   */
+  readonly reuseDataRow?: boolean
   /**
    * Largest accepted value of a message's length field (which counts itself, not the type byte).
    * Default DEFAULT_MAX_MESSAGE_SIZE.
@@ -267,10 +283,15 @@ for (const c of "R K 2 3 C d c G H W D I E V v n N A t S 1 s Z T".split(" "))
 export class BackendParser extends ChunkQueue {
   readonly maxMessageSize: number
   private failure: ProtocolError | undefined = undefined
+  private readonly scratch: MutableDataRow | undefined
 
   constructor(options?: ParserOptions) {
     super()
     this.maxMessageSize = options?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+    this.scratch =
+      options?.reuseDataRow === true
+        ? { type: "DataRow", bytes: new Uint8Array(0), columnCount: 0, offsets: [], lengths: [] }
+        : undefined
   }
 
   /** The error the parser failed with, if any. */
@@ -306,7 +327,7 @@ export class BackendParser extends ChunkQueue {
     if (this.avail < total) return undefined
     let r: BackendMessage | ProtocolError
     if (inChunk >= total) {
-      r = decodeBackend(c, off, off + total, this.consumed - off)
+      r = decodeBackend(c, off, off + total, this.consumed - off, this.scratch)
       if (inChunk > total) {
         // Inline skip: the common case stays in the current chunk.
         this.off = off + total
@@ -315,7 +336,7 @@ export class BackendParser extends ChunkQueue {
       } else this.skip(total)
     } else {
       const base = this.consumed
-      r = decodeBackend(this.gather(total), 0, total, base)
+      r = decodeBackend(this.gather(total), 0, total, base, this.scratch)
     }
     if (r instanceof ProtocolError) this.failure = r
     return r
@@ -344,7 +365,8 @@ const decodeBackend = (
   b: Uint8Array,
   start: number,
   end: number,
-  base: number
+  base: number,
+  scratch?: MutableDataRow
 ): BackendMessage | ProtocolError => {
   const type = b[start]!
   let p = start + 5
@@ -357,8 +379,8 @@ const decodeBackend = (
       p += 2
       // Plain arrays of small ints, not Int32Arrays: measured 66 vs 115 ns per 8-column row on
       // Node 24 (typed-array allocation dominates at this size).
-      const offsets: Array<number> = new Array(n)
-      const lengths: Array<number> = new Array(n)
+      const offsets: Array<number> = scratch === undefined ? new Array(n) : scratch.offsets
+      const lengths: Array<number> = scratch === undefined ? new Array(n) : scratch.lengths
       for (let i = 0; i < n; i++) {
         if (p + 4 > end)
           return bad("Truncated", `DataRow column ${i} length past the body`, b, start, p, base)
@@ -375,6 +397,11 @@ const decodeBackend = (
         }
       }
       if (p !== end) return bad("TrailingBytes", "DataRow has bytes after its columns", b, start, p, base)
+      if (scratch !== undefined) {
+        scratch.bytes = b
+        scratch.columnCount = n
+        return scratch as DataRow
+      }
       return { type: "DataRow", bytes: b, columnCount: n, offsets, lengths }
     }
     case 0x43: {

@@ -9,6 +9,7 @@
  */
 import {
   type BackendMessage,
+  type DataRow,
   DecodeError,
   type Decoder,
   EncodeError,
@@ -30,6 +31,7 @@ import {
 import type { Session } from "@pgline/transport"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
+import { compileRowDecoder, type RowDecoder } from "./rowDecoder.ts"
 
 /** A statement text prepared on this connection under `name`. */
 interface Prepared {
@@ -38,6 +40,10 @@ interface Prepared {
   /** Parameter OIDs declared in Parse (inferred from the first call's values). */
   readonly oids: ReadonlyArray<number>
   lastUsed: number
+  /** ParseComplete has arrived: the statement exists on the server. */
+  confirmed: boolean
+  /** The segment (count of Syncs queued before it) whose Parse created it. */
+  readonly parseSegment: number
   /** From the Describe answered at preparation; undefined until then. */
   fields: ReadonlyArray<FieldDescription> | undefined
   parameterTypes: ReadonlyArray<number> | undefined
@@ -45,6 +51,7 @@ interface Prepared {
   resultFormats: ReadonlyArray<FormatCode> | undefined
   decoders: ReadonlyArray<Decoder> | undefined
   names: ReadonlyArray<string> | undefined
+  decodeRow: RowDecoder | undefined
   fieldInfo: ReadonlyArray<FieldInfo> | undefined
 }
 
@@ -55,6 +62,13 @@ export type Outcome =
   | { readonly _tag: "Aborted"; readonly culprit: Culprit }
   | { readonly _tag: "Lost"; readonly message: string; readonly mayHaveRun: boolean }
   | { readonly _tag: "DecodeFailed"; readonly error: DecodeError; readonly column: string }
+
+interface LockWaiter {
+  readonly exclusive: boolean
+  readonly owner: object
+  readonly resume: () => void
+  readonly idle: () => boolean
+}
 
 /** Receives a statement's outcome (a pipeline handle, or the query in flight). */
 export interface OutcomeSink {
@@ -84,6 +98,7 @@ class StatementStep implements Step {
   private rows: Array<Record<string, unknown>> | undefined = undefined
   private decoders: ReadonlyArray<Decoder> | undefined
   private names: ReadonlyArray<string> | undefined
+  private decodeRow: RowDecoder | undefined
   private fieldInfo: ReadonlyArray<FieldInfo> = emptyFields
   private decodeFailure: { error: DecodeError; column: string } | undefined
   private readonly conn: Connection
@@ -118,6 +133,7 @@ class StatementStep implements Step {
     if (this.formats === p.resultFormats && p.decoders !== undefined) {
       this.decoders = p.decoders
       this.names = p.names
+      this.decodeRow = p.decodeRow
       this.fieldInfo = p.fieldInfo ?? emptyFields
       return
     }
@@ -125,17 +141,19 @@ class StatementStep implements Step {
     const formats = p.fields.map((_, i) =>
       this.formats.length === 1 ? this.formats[0]! : (this.formats[i] ?? 0)
     )
-    this.decoders = p.fields.map((f, i) => registry.decoderFor(f.typeOid, formats[i]!))
+    this.decoders = p.fields.map((f, i) => registry.rawDecoderFor(f.typeOid, formats[i]!))
     this.names = p.fields.map((f) => f.name)
+    this.decodeRow = compileRowDecoder(this.names, this.decoders)
     this.fieldInfo = fieldInfos(p.fields, formats)
   }
 
   private describe(fields: ReadonlyArray<FieldDescription>): void {
     // A fresh statement's first Bind asked for text results (types unknown at that point).
     const formats: Array<FormatCode> = fields.map(() => 0)
-    const decoders = fields.map((f) => this.conn.registry.decoderFor(f.typeOid, 0))
+    const decoders = fields.map((f) => this.conn.registry.rawDecoderFor(f.typeOid, 0))
     this.decoders = decoders
     this.names = fields.map((f) => f.name)
+    this.decodeRow = compileRowDecoder(this.names, decoders)
     this.fieldInfo = fieldInfos(fields, formats)
     const p = this.prepared
     if (p !== undefined) {
@@ -144,8 +162,9 @@ class StatementStep implements Step {
         this.conn.registry.supportsBinary(f.typeOid) ? 1 : 0
       )
       p.resultFormats = binary
-      p.decoders = fields.map((f, i) => this.conn.registry.decoderFor(f.typeOid, binary[i]!))
+      p.decoders = fields.map((f, i) => this.conn.registry.rawDecoderFor(f.typeOid, binary[i]!))
       p.names = this.names
+      p.decodeRow = compileRowDecoder(this.names, p.decoders)
       p.fieldInfo = fieldInfos(fields, binary)
     }
   }
@@ -154,25 +173,14 @@ class StatementStep implements Step {
     switch (m.type) {
       case "DataRow": {
         if (this.decodeFailure !== undefined) return false
-        if (this.decoders === undefined) this.adopt()
-        const decoders = this.decoders
-        const names = this.names
-        if (decoders === undefined || names === undefined) return false
-        const row: Record<string, unknown> = {}
-        const { bytes, offsets, lengths } = m
-        const n = m.columnCount
-        let i = 0
+        if (this.decodeRow === undefined) this.adopt()
+        const decodeRow = this.decodeRow
+        if (decodeRow === undefined) return false
+        let row: Record<string, unknown>
         try {
-          for (; i < n; i++) {
-            const len = lengths[i]!
-            const start = offsets[i]!
-            row[names[i]!] = len < 0 ? null : decoders[i]!(bytes, start, start + len)
-          }
-        } catch (error) {
-          this.decodeFailure = {
-            error: error instanceof DecodeError ? error : new DecodeError(0, String(error)),
-            column: names[i] ?? String(i)
-          }
+          row = decodeRow(m.bytes, m.offsets, m.lengths)
+        } catch {
+          this.decodeFailure = this.diagnose(m)
           return false
         }
         if (this.rows === undefined) this.rows = [row]
@@ -180,6 +188,8 @@ class StatementStep implements Step {
         return false
       }
       case "ParseComplete":
+        if (this.prepared !== undefined && this.isNew) this.prepared.confirmed = true
+        return false
       case "BindComplete":
         return false
       case "ParameterDescription":
@@ -194,6 +204,7 @@ class StatementStep implements Step {
           this.prepared.resultFormats = []
           this.prepared.decoders = []
           this.prepared.names = []
+          this.prepared.decodeRow = undefined
           this.prepared.fieldInfo = emptyFields
         }
         this.decoders = []
@@ -221,8 +232,33 @@ class StatementStep implements Step {
     }
   }
 
+  /** Which column failed and why: re-decodes the row with the checked decoders (error path only). */
+  private diagnose(m: DataRow): { error: DecodeError; column: string } {
+    const fields = this.prepared?.fields ?? []
+    const names = this.names ?? []
+    const formats = this.fieldInfo
+    for (let i = 0; i < m.columnCount; i++) {
+      const len = m.lengths[i]!
+      if (len < 0) continue
+      const oid = fields[i]?.typeOid ?? 0
+      try {
+        this.conn.registry.decoderFor(oid, formats[i]?.format ?? 0)(
+          m.bytes,
+          m.offsets[i]!,
+          m.offsets[i]! + len
+        )
+      } catch (error) {
+        return {
+          error: error instanceof DecodeError ? error : new DecodeError(oid, String(error)),
+          column: names[i] ?? String(i)
+        }
+      }
+    }
+    return { error: new DecodeError(0, "a row decoder failed"), column: "" }
+  }
+
   private finish(tag: string): void {
-    if (this.decoders === undefined) this.adopt()
+    if (this.decodeRow === undefined) this.adopt()
     if (this.decodeFailure !== undefined) {
       this.sink.settle({
         _tag: "DecodeFailed",
@@ -306,6 +342,7 @@ export class SyncStep implements Step {
 /** Consumes CloseComplete for an evicted statement. */
 class CloseStep implements Step {
   readonly isSync = false
+  readonly internal = true
   segmentIndex = 0
   startOffset = 0
   readonly onMessage = (m: BackendMessage): boolean => m.type === "CloseComplete"
@@ -323,6 +360,12 @@ export class Connection {
   private readonly cache = new Map<string, Array<Prepared>>()
   private cached = 0
   private clock = 0
+  /** Syncs queued so far: the current segment's number. */
+  private segments = 0
+  /** The pipeline holding the connection, if any; other statements wait for it (see `acquire`). */
+  private exclusiveOwner: object | undefined = undefined
+  private exclusiveIdle: () => boolean = () => false
+  private readonly lockWaiters: Array<LockWaiter> = []
   private nextName = 0
   private readonly scratchOids: Array<number> = []
   private readonly scratchFormats: Array<FormatCode> = []
@@ -354,8 +397,65 @@ export class Connection {
     })
   }
 
+  /** The socket closed, or the server ended the session (a FATAL error; the close follows). */
   get isClosed(): boolean {
-    return this.session.wire.isClosed
+    return this.session.wire.isClosed || this.engine.isLost
+  }
+
+  /**
+   * Waits for the connection: `exclusive` (a pipeline) holds it until `release`; a plain
+   * statement only waits while a pipeline holds it, so statements of concurrent fibers still
+   * pipeline implicitly. `resume` runs once access is granted (at once when free): returns a
+   * cancel function for a waiter that is interrupted, or undefined when granted immediately.
+   */
+  acquire(
+    exclusive: boolean,
+    owner: object,
+    resume: () => void,
+    idle: () => boolean = () => false
+  ): (() => void) | undefined {
+    if (this.exclusiveOwner === undefined && this.lockWaiters.length === 0) {
+      if (exclusive) {
+        this.exclusiveOwner = owner
+        this.exclusiveIdle = idle
+      }
+      resume()
+      return undefined
+    }
+    const waiter: LockWaiter = { exclusive, owner, resume, idle }
+    this.lockWaiters.push(waiter)
+    return () => {
+      const i = this.lockWaiters.indexOf(waiter)
+      if (i >= 0) this.lockWaiters.splice(i, 1)
+    }
+  }
+
+  /** Whether `owner` holds the connection exclusively. */
+  holds(owner: object): boolean {
+    return this.exclusiveOwner === owner
+  }
+
+  get exclusiveHolder(): object | undefined {
+    return this.exclusiveOwner
+  }
+
+  /** Whether the holding pipeline has nothing in flight (no open segment, no unanswered Sync). */
+  get holderIdle(): boolean {
+    return this.exclusiveIdle()
+  }
+
+  release(owner: object): void {
+    if (this.exclusiveOwner !== owner) return
+    this.exclusiveOwner = undefined
+    // Grant waiters in arrival order; a pipeline among them takes the connection again.
+    while (this.lockWaiters.length > 0 && this.exclusiveOwner === undefined) {
+      const next = this.lockWaiters.shift()!
+      if (next.exclusive) {
+        this.exclusiveOwner = next.owner
+        this.exclusiveIdle = next.idle
+      }
+      next.resume()
+    }
   }
 
   get closeMessage(): string {
@@ -486,8 +586,11 @@ export class Connection {
         resultFormats: undefined,
         decoders: undefined,
         names: undefined,
+        decodeRow: undefined,
         fieldInfo: undefined,
-        lastUsed: 0
+        lastUsed: ++this.clock,
+        confirmed: false,
+        parseSegment: this.segments
       }
       this.remember(prepared)
     }
@@ -495,10 +598,18 @@ export class Connection {
     const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
     step.startOffset = startOffset
     this.engine.enqueue(step)
+    // After the statement's step: the Close frame follows its frames, so its step must follow too.
+    if (this.cached > this.options.statementCacheSize) this.evict()
     wire.schedule()
     return undefined
   }
 
+  /**
+   * A cached statement for this text and these parameter types. One whose Parse is still
+   * unanswered is only reused within the same segment: if that Parse fails (or is skipped after
+   * an earlier error), the server forgets the name, and a Bind to it in a later segment would fail
+   * with 26000. Across a Sync the text is prepared again under a new name instead.
+   */
   private lookup(text: string, oids: ReadonlyArray<number>): Prepared | undefined {
     const variants = this.cache.get(text)
     if (variants === undefined) return undefined
@@ -508,6 +619,7 @@ export class Connection {
       const o = p.oids
       if (o.length !== n) continue
       for (let i = 0; i < n; i++) if (o[i] !== oids[i]) continue outer
+      if (!p.confirmed && p.parseSegment !== this.segments) continue
       return p
     }
     return undefined
@@ -518,7 +630,6 @@ export class Connection {
     if (variants === undefined) this.cache.set(prepared.text, [prepared])
     else variants.push(prepared)
     this.cached++
-    if (this.cached > this.options.statementCacheSize) this.evict()
   }
 
   /** Closes the least recently used statement (a scan: eviction is rare next to use). */
@@ -543,6 +654,7 @@ export class Connection {
     const wire = this.session.wire
     const step = new SyncStep(done)
     step.startOffset = wire.bytesWritten + wire.writer.length
+    this.segments++
     encodeSync(wire.writer)
     this.engine.enqueue(step)
     wire.schedule()

@@ -38,6 +38,8 @@ export interface Step {
   readonly onLost: (message: string, mayHaveRun: boolean) => void
   /** True for a Sync step (completes on ReadyForQuery). */
   readonly isSync: boolean
+  /** True for steps the driver adds on its own (closing an evicted statement): not counted in segment indexes. */
+  readonly internal?: boolean
   /** Position within the segment, for PipelineAborted; set by the engine. */
   segmentIndex: number
   /** Wire byte offset of this step's first frame byte, to tell whether it may have reached the server. */
@@ -57,6 +59,8 @@ export class Engine {
   private head = 0
   /** Set after an ErrorResponse until the Sync that ends the segment. */
   private failure: Culprit | undefined = undefined
+  /** Set when an error arrived for the segment still being written (no Sync queued after it yet). */
+  private skipping: Culprit | undefined = undefined
   /** Statements queued since the last sync step (for segment indexes). */
   private segmentCount = 0
   transactionStatus: TransactionStatus = "I"
@@ -81,10 +85,19 @@ export class Engine {
       step.onLost(this.lost.message, false)
       return
     }
+    if (!step.isSync && this.skipping !== undefined) {
+      // The server is skipping this segment since an error it already reported: a statement
+      // queued now (before the segment's Sync) will get no answer at all.
+      step.segmentIndex = step.internal === true ? -1 : this.segmentCount++
+      step.onAborted(this.skipping)
+      return
+    }
     if (step.isSync) {
+      this.skipping = undefined
       step.segmentIndex = this.segmentCount
       this.segmentCount = 0
-    } else step.segmentIndex = this.segmentCount++
+    } else if (step.internal === true) step.segmentIndex = -1
+    else step.segmentIndex = this.segmentCount++
     this.queue.push(step)
   }
 
@@ -151,7 +164,12 @@ export class Engine {
     // Everything up to the next Sync is skipped by the server: nothing will arrive for it.
     for (;;) {
       const next = this.queue[this.head]
-      if (next === undefined || next.isSync) break
+      if (next === undefined) {
+        // No Sync queued yet: statements queued later in this segment are skipped too.
+        this.skipping = culprit
+        break
+      }
+      if (next.isSync) break
       this.shift()
       next.onAborted(culprit)
     }

@@ -45,8 +45,12 @@ export const statementsOf = (text: string): Array<string> => {
     }
     if (!/\s/.test(c)) meaningful = true
     if (c === "'") {
-      // E'…' strings allow backslash escapes; standard strings only ''.
-      const escapes = i > 0 && (text[i - 1] === "E" || text[i - 1] === "e")
+      // E'…' strings allow backslash escapes; standard strings only ''. The E must stand alone
+      // (date'…' is a typed literal, not an escape string).
+      const escapes =
+        i > 0 &&
+        (text[i - 1] === "E" || text[i - 1] === "e") &&
+        !(i > 1 && /[A-Za-z0-9_$]/.test(text[i - 2]!))
       i++
       while (i < n) {
         if (escapes && text[i] === "\\") i += 2
@@ -85,9 +89,33 @@ export const statementsOf = (text: string): Array<string> => {
   return out
 }
 
+/** Index of the first character after leading whitespace and comments (block comments nest). */
+const skipTrivia = (text: string): number => {
+  let i = 0
+  const n = text.length
+  for (;;) {
+    while (i < n && /\s/.test(text[i]!)) i++
+    if (text[i] === "-" && text[i + 1] === "-") {
+      const nl = text.indexOf("\n", i)
+      i = nl < 0 ? n : nl + 1
+    } else if (text[i] === "/" && text[i + 1] === "*") {
+      let depth = 1
+      i += 2
+      while (i < n && depth > 0) {
+        if (text[i] === "/" && text[i + 1] === "*") {
+          depth++
+          i += 2
+        } else if (text[i] === "*" && text[i + 1] === "/") {
+          depth--
+          i += 2
+        } else i++
+      }
+    } else return i
+  }
+}
+
 /** The first keyword of a statement, upper-cased ("" when none). */
 export const firstKeyword = (statement: string): string => {
-  const stripped = statement.replace(/^(\s+|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)+/, "")
-  const m = /^[A-Za-z]+/.exec(stripped)
+  const m = /^[A-Za-z]+/.exec(statement.slice(skipTrivia(statement)))
   return m === null ? "" : m[0].toUpperCase()
 }

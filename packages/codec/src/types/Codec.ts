@@ -38,6 +38,10 @@ const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
  * TextDecoder call, whose fixed cost dominates for tiny inputs.
  */
 export const utf8 = (bytes: Uint8Array, start: number, end: number): string => {
+  // Node's Buffer (what sockets deliver) decodes a range in place; a TextDecoder needs a
+  // subarray view per value first. Duck-typed so the codec still imports no Node API.
+  const slice = (bytes as { utf8Slice?: (start: number, end: number) => string }).utf8Slice
+  if (slice !== undefined) return slice.call(bytes, start, end)
   if (end - start <= 16) {
     let s = ""
     for (let i = start; i < end; i++) {

@@ -30,7 +30,7 @@ export class Wire {
   private closeHandler: WireCloseHandler | undefined
   private scheduled = false
   private closed: WireClosed | undefined
-  private drainWaiters: Array<() => void> = []
+  private drainWaiters: Array<{ readonly threshold: number; readonly resume: () => void }> = []
   /** Bytes handed to the socket since the wire opened (for "may have run" decisions). */
   bytesWritten = 0
   private readonly onData = (chunk: Buffer) => this.receive(chunk)
@@ -40,7 +40,10 @@ export class Wire {
 
   constructor(socket: Socket | TLSSocket, maxMessageSize?: number) {
     this.socket = socket
-    this.parser = new BackendParser(maxMessageSize === undefined ? undefined : { maxMessageSize })
+    // Rows are decoded inside the handler, so one reused DataRow object serves them all.
+    this.parser = new BackendParser(
+      maxMessageSize === undefined ? { reuseDataRow: true } : { maxMessageSize, reuseDataRow: true }
+    )
     this.attach()
   }
 
@@ -112,7 +115,10 @@ export class Wire {
     if (this.writer.length === 0 || this.closed !== undefined) return
     const bytes = this.writer.take()
     this.bytesWritten += bytes.length
-    this.socket.write(bytes)
+    // The callback runs once these bytes reached the kernel: the moment to wake a waiter whose
+    // threshold is below the socket's own high-water mark (no 'drain' comes for those).
+    if (this.drainWaiters.length > 0) this.socket.write(bytes, this.onDrain)
+    else this.socket.write(bytes)
   }
 
   /** Writes a ready-made frame after whatever is already queued. */
@@ -121,19 +127,36 @@ export class Wire {
     this.schedule()
   }
 
-  /** Resolves once the socket's own buffer is below `threshold` bytes (or the wire closed). */
+  /**
+   * Calls `resume` once fewer than `threshold` bytes wait to be written (or the wire closed).
+   * Frames still in our own buffer go out first: waiting on them would wait on nothing.
+   */
   whenBelow(threshold: number, resume: () => void): void {
+    if (this.closed === undefined && this.writer.length > 0) {
+      this.drainWaiters.push({ threshold, resume })
+      this.flush()
+      this.releaseDrainWaiters()
+      return
+    }
     if (this.closed !== undefined || this.pendingBytes < threshold) {
       resume()
       return
     }
-    this.drainWaiters.push(resume)
+    this.drainWaiters.push({ threshold, resume })
   }
 
   private releaseDrainWaiters(): void {
-    const waiters = this.drainWaiters
-    this.drainWaiters = []
-    for (const w of waiters) w()
+    if (this.drainWaiters.length === 0) return
+    const closed = this.closed !== undefined
+    const pending = this.pendingBytes
+    const still: Array<{ readonly threshold: number; readonly resume: () => void }> = []
+    const ready: Array<() => void> = []
+    for (const w of this.drainWaiters) {
+      if (closed || pending < w.threshold) ready.push(w.resume)
+      else still.push(w)
+    }
+    this.drainWaiters = still
+    for (const r of ready) r()
   }
 
   close(reason: WireClosed): void {

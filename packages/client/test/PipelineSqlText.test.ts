@@ -1,0 +1,123 @@
+/**
+ * The queue-time SQL lexer a pipeline uses to refuse what cannot be pipelined (several statements
+ * in one text, COPY, FETCH/MOVE). Hermetic. The rules are PostgreSQL's lexical ones (SQL syntax,
+ * "Lexical Structure"), with standard_conforming_strings on (the default since 9.1): a semicolon
+ * ends a statement only outside '…' and E'…' strings, "…" identifiers, $tag$…$tag$ dollar quotes,
+ * -- comments and (nesting) block comments; $1 is a parameter, not a dollar quote. The same texts
+ * run against the server in Pipeline.integration.test.ts.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { firstKeyword, statementsOf } from "../src/internal/sqlText.ts"
+
+describe("statementsOf", () => {
+  it("splits at top-level semicolons", () => {
+    expect(statementsOf("select 1; select 2")).toEqual(["select 1", " select 2"])
+    expect(statementsOf("insert into t values (1);delete from t;select 3")).toHaveLength(3)
+  })
+
+  it("drops empty statements: trailing semicolons, whitespace and comments only", () => {
+    expect(statementsOf("select 1;")).toEqual(["select 1"])
+    expect(statementsOf("select 1;  \n ;")).toEqual(["select 1"])
+    expect(statementsOf(";;select 1;;")).toEqual(["select 1"])
+    expect(statementsOf("")).toEqual([])
+    expect(statementsOf("  \n\t ")).toEqual([])
+    expect(statementsOf("-- nothing here")).toEqual([])
+    expect(statementsOf("/* nothing */ ; -- still nothing\n;")).toEqual([])
+  })
+
+  it("keeps a semicolon inside a standard string (quotes doubled)", () => {
+    expect(statementsOf("select 'a;b'")).toHaveLength(1)
+    expect(statementsOf("select 'it''s; fine'")).toHaveLength(1)
+    expect(statementsOf("select ''';'''")).toHaveLength(1)
+    expect(statementsOf("select 'a;b'; select 'c;d'")).toEqual(["select 'a;b'", " select 'c;d'"])
+  })
+
+  it("treats a backslash in a standard string as an ordinary character", () => {
+    // standard_conforming_strings: '\' is a complete one-character string.
+    expect(statementsOf("select '\\'; select 2")).toHaveLength(2)
+    expect(statementsOf("select 'C:\\dir\\'; select 2")).toHaveLength(2)
+  })
+
+  it("honours backslash escapes in E'…' strings (either case)", () => {
+    expect(statementsOf("select E'back\\'slash;'")).toHaveLength(1)
+    expect(statementsOf("select e'\\\\'; select 2")).toHaveLength(2)
+    expect(statementsOf("select E'it''s;'")).toHaveLength(1)
+  })
+
+  it("keeps a semicolon inside a quoted identifier (quotes doubled)", () => {
+    expect(statementsOf('select 1 as "semi;colon"')).toHaveLength(1)
+    expect(statementsOf('select 1 as "a"";b"')).toHaveLength(1)
+    expect(statementsOf('select 1 as "x"; select 2 as "y"')).toHaveLength(2)
+  })
+
+  it("keeps a semicolon inside dollar quotes, tagged or not", () => {
+    expect(statementsOf("select $$a;b$$")).toHaveLength(1)
+    expect(statementsOf("select $tag$ $$; $tag$")).toHaveLength(1)
+    // Another tag, or a tag in another case, does not close the quote.
+    expect(statementsOf("select $a$ ; $b$ ; $A$ ; $a$")).toHaveLength(1)
+    expect(
+      statementsOf("create function f() returns int language sql as $body$ select 1; select 2 $body$")
+    ).toHaveLength(1)
+    expect(statementsOf("select $$a$$; select $$b$$")).toHaveLength(2)
+  })
+
+  it("does not take a $n parameter or a $ inside an identifier for a dollar quote", () => {
+    expect(statementsOf("select $1; select $2")).toHaveLength(2)
+    expect(statementsOf("select $1::text, $2::int; select 2")).toHaveLength(2)
+    // Identifiers may contain $: x$y$ is one identifier, not the start of a quote.
+    expect(statementsOf("select 1 as x$y$; select 2")).toHaveLength(2)
+  })
+
+  it("ignores semicolons in line comments and nested block comments", () => {
+    expect(statementsOf("select 1 -- ; not a separator")).toHaveLength(1)
+    expect(statementsOf("select 1 -- ;\n, 2")).toHaveLength(1)
+    expect(statementsOf("select /* ; */ 1")).toHaveLength(1)
+    expect(statementsOf("select /* outer /* inner; */ still; */ 1")).toHaveLength(1)
+    expect(statementsOf("select 1 /* a */; select 2 /* b */")).toHaveLength(2)
+  })
+
+  it("does not take quotes inside comments, or comment markers inside strings, for what they are not", () => {
+    expect(statementsOf("-- it's\nselect 1; select 2")).toHaveLength(2)
+    expect(statementsOf('/* " */ select 1; select 2')).toHaveLength(2)
+    expect(statementsOf("select '--'; select 2")).toHaveLength(2)
+    expect(statementsOf("select '/*'; select 2")).toHaveLength(2)
+    expect(statementsOf("select $$--$$; select 2")).toHaveLength(2)
+  })
+
+  it("an unterminated string, quote or comment swallows the rest of the text", () => {
+    // The server will refuse it; the lexer must neither split nor loop.
+    expect(statementsOf("select 'open; select 2")).toHaveLength(1)
+    expect(statementsOf("select $$open; select 2")).toHaveLength(1)
+    expect(statementsOf("select /* open; select 2")).toHaveLength(1)
+    expect(statementsOf('select "open; select 2')).toHaveLength(1)
+  })
+})
+
+describe("firstKeyword", () => {
+  it("upper-cases the leading keyword", () => {
+    expect(firstKeyword("select 1")).toBe("SELECT")
+    expect(firstKeyword("Copy t from stdin")).toBe("COPY")
+    expect(firstKeyword("COPY(select 1) to stdout")).toBe("COPY")
+    expect(firstKeyword("fetch next from c")).toBe("FETCH")
+    expect(firstKeyword("MOVE 2 in c")).toBe("MOVE")
+  })
+
+  it("skips leading whitespace and comments", () => {
+    expect(firstKeyword("  \n\t copy t to stdout")).toBe("COPY")
+    expect(firstKeyword("-- load\ncopy t from stdin")).toBe("COPY")
+    expect(firstKeyword("/* a */ /* b */ -- c\n  copy t from stdin")).toBe("COPY")
+    expect(firstKeyword("/*x*/fetch all in c")).toBe("FETCH")
+  })
+
+  it("reads a whole word: an identifier that starts with a keyword is not that keyword", () => {
+    expect(firstKeyword("copying")).toBe("COPYING")
+    expect(firstKeyword("fetcher")).toBe("FETCHER")
+  })
+
+  it("is empty when no keyword starts the statement", () => {
+    expect(firstKeyword("")).toBe("")
+    expect(firstKeyword("   ")).toBe("")
+    expect(firstKeyword("-- only a comment")).toBe("")
+    expect(firstKeyword("(select 1)")).toBe("")
+  })
+})
