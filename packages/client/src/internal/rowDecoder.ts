@@ -46,7 +46,6 @@ export const compileRowDecoder = (
   body += "  };\n};"
   try {
     const params = decoders.map((_, i) => `d${i}`)
-    // biome-ignore lint/complexity/useArrowFunction: the body is generated code
     return new Function(...params, body)(...decoders) as RowDecoder
   } catch {
     return genericRowDecoder(names, decoders)
