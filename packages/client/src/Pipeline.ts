@@ -321,6 +321,9 @@ export const make = (
             for (const f of d) f()
           }
           resume(Effect.succeed({ status, error, lost, handles }))
+          // Between segments and outside a transaction block, waiting statements of other
+          // fibers may run (each with its own Sync, so they cannot split a segment).
+          if (segment.length === 0 && syncsInFlight === 0) conn.pulse()
         })
       })
     }

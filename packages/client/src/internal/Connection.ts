@@ -414,7 +414,10 @@ export class Connection {
     resume: () => void,
     idle: () => boolean = () => false
   ): (() => void) | undefined {
-    if (this.exclusiveOwner === undefined && this.lockWaiters.length === 0) {
+    if (
+      this.lockWaiters.length === 0 &&
+      (this.exclusiveOwner === undefined || (!exclusive && this.foreignMayRun()))
+    ) {
       if (exclusive) {
         this.exclusiveOwner = owner
         this.exclusiveIdle = idle
@@ -427,6 +430,21 @@ export class Connection {
     return () => {
       const i = this.lockWaiters.indexOf(waiter)
       if (i >= 0) this.lockWaiters.splice(i, 1)
+    }
+  }
+
+  /**
+   * Whether a statement of another fiber may run while a pipeline holds the connection: only
+   * between its segments and outside a transaction block, where it cannot land inside one.
+   */
+  private foreignMayRun(): boolean {
+    return this.exclusiveIdle() && this.engine.pending === 0 && this.engine.transactionStatus === "I"
+  }
+
+  /** The holding pipeline became idle: statements of other fibers waiting for it may run now. */
+  pulse(): void {
+    while (this.lockWaiters.length > 0 && !this.lockWaiters[0]!.exclusive && this.foreignMayRun()) {
+      this.lockWaiters.shift()!.resume()
     }
   }
 
