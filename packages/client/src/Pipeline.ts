@@ -98,45 +98,156 @@ const endStatementSpan = (span: Tracer.Span, outcome: Outcome): void => {
   }
 }
 
+/** What a pipeline shares with its handles. */
+interface Shared {
+  /** Incremented by every Flush or Sync queued: a handle queued before it has been "released". */
+  epoch: number
+  /** Queues a Flush (reading a result nobody asked the server for would otherwise wait forever). */
+  readonly flush: () => void
+}
+
+/**
+ * One segment's bookkeeping, in constant space whatever its length (a million-statement segment
+ * keeps no list of its handles): how many statements it has and how many are unsettled, the
+ * first failure, and the error its Sync reported at the implicit COMMIT, if any.
+ */
+class Segment {
+  size = 0
+  unsettled = 0
+  firstFailure: Readable | undefined = undefined
+  syncError: ErrorFields | undefined = undefined
+  span: Tracer.Span | undefined = undefined
+}
+
+/** Something whose failure the segment's sync reports unless it was read. */
+interface Readable {
+  read: boolean
+  readonly failure: ErrorFields | undefined
+}
+
+/** Waits for `isDone`, asking the server for results first when nobody has yet. */
+const awaitSettled = (
+  shared: Shared,
+  epoch: number,
+  isDone: () => boolean,
+  addWaiter: (resume: () => void) => void
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (isDone()) return Effect.void
+    if (epoch === shared.epoch) shared.flush()
+    return Effect.callback<void>((resume) => {
+      if (isDone()) return resume(Effect.void)
+      addWaiter(() => resume(Effect.void))
+    })
+  })
+
 /**
  * One pipelined statement: the engine's sink for its outcome and, as an Effect, its handle. One
- * object per statement, nothing built until somebody reads it (a million-statement pipeline
- * whose handles are dropped costs only these).
+ * object per statement, nothing built until somebody reads it, and nothing of it kept by the
+ * pipeline once settled (a million-statement pipeline whose handles are dropped stays small).
  */
-class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implements OutcomeSink {
+class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implements OutcomeSink, Readable {
   outcome: Outcome | undefined = undefined
   read = false
-  /** Whether a Sync or Flush has been queued after this statement (else awaiting it would hang). */
-  released = false
   waiters: Array<() => void> | undefined = undefined
   span: Tracer.Span | undefined = undefined
-  private readonly flushFor: (state: HandleState) => void
-  constructor(flushFor: (state: HandleState) => void) {
+  readonly epoch: number
+  private readonly shared: Shared
+  private readonly segment: Segment
+  constructor(shared: Shared, segment: Segment) {
     super()
-    this.flushFor = flushFor
+    this.shared = shared
+    this.segment = segment
+    this.epoch = shared.epoch
+  }
+  get failure(): ErrorFields | undefined {
+    return this.outcome?._tag === "ServerError" ? this.outcome.fields : undefined
   }
   settle(outcome: Outcome): void {
     this.outcome = outcome
+    const segment = this.segment
+    segment.unsettled--
+    if (outcome._tag === "ServerError" && segment.firstFailure === undefined) segment.firstFailure = this
     if (this.span !== undefined) endStatementSpan(this.span, outcome)
     const waiters = this.waiters
     this.waiters = undefined
     if (waiters !== undefined) for (const w of waiters) w()
   }
+  /** The outcome as the caller sees it: success turns into the segment's commit failure, if any. */
+  private result(): Effect.Effect<QueryResult<any>, HandleError> {
+    const outcome = this.outcome
+    const syncError = this.segment.syncError
+    if (outcome?._tag === "Done" && syncError !== undefined) return Effect.fail(fromErrorFields(syncError))
+    return outcomeToExit(outcome, undefined, undefined)
+  }
   asEffect(): Effect.Effect<QueryResult<any>, HandleError> {
     return Effect.suspend(() => {
       this.read = true
-      if (this.outcome !== undefined) return outcomeToExit(this.outcome, undefined, undefined)
-      // Nobody asked the server for this result yet: ask now instead of waiting forever.
-      if (!this.released) this.flushFor(this)
+      if (this.outcome !== undefined) return this.result()
       return Effect.flatMap(
-        Effect.callback<void>((resume) => {
-          if (this.outcome !== undefined) return resume(Effect.void)
-          if (this.waiters === undefined) this.waiters = []
-          this.waiters.push(() => resume(Effect.void))
-        }),
-        () => outcomeToExit(this.outcome, undefined, undefined)
+        awaitSettled(
+          this.shared,
+          this.epoch,
+          () => this.outcome !== undefined,
+          (w) => {
+            if (this.waiters === undefined) this.waiters = []
+            this.waiters.push(w)
+          }
+        ),
+        () => this.result()
       )
     })
+  }
+}
+
+/** The sink of every statement an `executeMany` queued: sums as they settle, keeps the first failure. */
+class ManySink implements OutcomeSink, Readable {
+  read = false
+  remaining = 0
+  statements = 0
+  rowCount = 0
+  firstFailure: Outcome | undefined = undefined
+  waiters: Array<() => void> | undefined = undefined
+  readonly epochs: Array<{ readonly epoch: number; readonly segment: Segment }> = []
+  span: Tracer.Span | undefined = undefined
+  get failure(): ErrorFields | undefined {
+    return this.firstFailure?._tag === "ServerError" ? this.firstFailure.fields : undefined
+  }
+  /** Called per statement queued (the segment may change only between executeMany calls). */
+  sinkFor(segment: Segment): OutcomeSink {
+    this.remaining++
+    this.statements++
+    segment.unsettled++
+    segment.size++
+    const many = this
+    return {
+      settle(outcome: Outcome) {
+        segment.unsettled--
+        if (outcome._tag === "ServerError" && segment.firstFailure === undefined) segment.firstFailure = many
+        many.settle(outcome)
+      }
+    }
+  }
+  settle(outcome: Outcome): void {
+    if (outcome._tag === "Done") this.rowCount += outcome.result.rowCount
+    else if (
+      this.firstFailure === undefined ||
+      (this.firstFailure._tag === "Aborted" && outcome._tag === "ServerError")
+    )
+      this.firstFailure = outcome
+    this.remaining--
+    if (this.remaining === 0) {
+      if (this.span !== undefined) {
+        this.span.attribute("pgline.statements", this.statements)
+        this.span.end(
+          nowNanos(),
+          this.firstFailure === undefined ? Exit.void : Exit.fail(this.firstFailure._tag)
+        )
+      }
+      const waiters = this.waiters
+      this.waiters = undefined
+      if (waiters !== undefined) for (const w of waiters) w()
+    }
   }
 }
 
@@ -184,8 +295,8 @@ export const make = (
 ): Effect.Effect<Pipeline, PgClientError, Scope.Scope> =>
   Effect.gen(function* () {
     if (conn.isClosed) return yield* new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
-    // The pipeline holds the connection for its scope: statements of other fibers wait, so they
-    // cannot land inside its segments (and split its implicit transaction).
+    // The pipeline holds the connection for its scope: statements of other fibers wait while it
+    // has a segment in flight, so they cannot land inside its segments.
     const owner = yield* Effect.fiber
     if (conn.exclusiveHolder === owner) {
       return yield* new StatementRejected({
@@ -211,55 +322,55 @@ export const make = (
     // sync's answer) and one per statement (queued to settled), with the SQLSTATE on failure.
     const tracer = yield* Effect.tracer
     const pipelineSpan = yield* Effect.makeSpanScoped("pgline.pipeline", { kind: "client" })
-    let segmentSpan: Tracer.Span | undefined
     let open = true
     let count = 0
-    /** Handles of the current segment not yet followed by a Sync or Flush. */
-    let unreleased: Array<HandleState> = []
-    /** Handles of the current segment, to find the first error at sync. */
-    let segment: Array<HandleState> = []
+    let segment = new Segment()
     let syncsInFlight = 0
     let drained: Array<() => void> = []
-
-    const release = () => {
-      for (const h of unreleased) h.released = true
-      unreleased = []
+    const shared: Shared = {
+      epoch: 0,
+      flush: () => {
+        conn.queueFlush()
+        shared.epoch++
+      }
     }
-    idle = () => segment.length === 0 && syncsInFlight === 0
+    idle = () => segment.size === 0 && syncsInFlight === 0
 
     const backpressure = Effect.callback<void>((resume) => {
       conn.session.wire.whenBelow(maxPending, () => resume(Effect.void))
     })
 
-    const flushFor = (state: HandleState) => {
-      if (state.released) return
-      conn.queueFlush()
-      release()
+    const closed = () =>
+      new StatementRejected({ reason: "PipelineClosed", message: "the pipeline's scope has closed" })
+
+    const segmentSpan = (): Tracer.Span => {
+      if (segment.span === undefined)
+        segment.span = childSpan(tracer, pipelineSpan, "pgline.pipeline.segment")
+      return segment.span
     }
 
     const queue = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<HandleState, PgClientError> =>
       Effect.suspend(() => {
-        if (!open) {
-          return Effect.fail(
-            new StatementRejected({ reason: "PipelineClosed", message: "the pipeline's scope has closed" })
-          )
-        }
+        if (!open) return Effect.fail(closed())
         const rejected = rejectText(text)
         if (rejected !== undefined) return Effect.fail(rejected)
-        const state = new HandleState(flushFor)
+        const state = new HandleState(shared, segment)
+        segment.size++
+        segment.unsettled++
         const failure = conn.queueStatement(text, params, state)
-        if (failure !== undefined) return Effect.fail(encodeFailure(failure))
-        if (segmentSpan === undefined)
-          segmentSpan = childSpan(tracer, pipelineSpan, "pgline.pipeline.segment")
-        state.span = childSpan(tracer, segmentSpan, "pgline.statement")
+        if (failure !== undefined) {
+          segment.size--
+          segment.unsettled--
+          return Effect.fail(encodeFailure(failure))
+        }
+        state.span = childSpan(tracer, segmentSpan(), "pgline.statement")
         state.span.attribute("db.query.text", text)
         // Already settled (skipped: the segment failed before it was queued).
         if (state.outcome !== undefined) endStatementSpan(state.span, state.outcome)
         count++
-        unreleased.push(state)
-        segment.push(state)
-        const wire = conn.session.wire
-        return wire.pendingBytes > maxPending ? Effect.as(backpressure, state) : Effect.succeed(state)
+        return conn.session.wire.pendingBytes > maxPending
+          ? Effect.as(backpressure, state)
+          : Effect.succeed(state)
       })
 
     const execute = <Row>(statement: Statement<Row> | string, params?: ReadonlyArray<unknown>) =>
@@ -271,44 +382,83 @@ export const make = (
       )
 
     const executeMany = (text: string, rows: Iterable<ReadonlyArray<unknown>>) =>
-      Effect.gen(function* () {
-        const states: Array<HandleState> = []
-        for (const row of rows) states.push(yield* queue(text, row))
-        return Effect.gen(function* () {
-          let rowCount = 0
-          for (const s of states) rowCount += (yield* s.asEffect()).rowCount
-          return { rowCount, statements: states.length }
+      Effect.suspend(() => {
+        if (!open) return Effect.fail(closed())
+        const rejected = rejectText(text)
+        if (rejected !== undefined) return Effect.fail(rejected)
+        const many = new ManySink()
+        many.span = childSpan(tracer, segmentSpan(), "pgline.statements")
+        many.span.attribute("db.query.text", text)
+        const epoch = shared.epoch
+        const iterator = rows[Symbol.iterator]()
+        const wire = conn.session.wire
+        // A tight loop per row, leaving it only to wait for the socket: no Effect per statement.
+        const loop = (): Effect.Effect<void, PgClientError> => {
+          for (;;) {
+            const next = iterator.next()
+            if (next.done === true) return Effect.void
+            const sink = many.sinkFor(segment)
+            const failure = conn.queueStatement(text, next.value, sink)
+            if (failure !== undefined) {
+              // Nothing of this row was sent: undo its count; the rows before it stand.
+              many.remaining--
+              many.statements--
+              segment.unsettled--
+              segment.size--
+              if (many.remaining === 0) many.settle({ _tag: "Done", result: emptyResult })
+              return Effect.fail(encodeFailure(failure))
+            }
+            count++
+            if (wire.pendingBytes > maxPending) return Effect.flatMap(backpressure, loop)
+          }
+        }
+        const summary = Effect.suspend(() => {
+          many.read = true
+          return Effect.flatMap(
+            awaitSettled(
+              shared,
+              epoch,
+              () => many.remaining === 0,
+              (w) => {
+                if (many.waiters === undefined) many.waiters = []
+                many.waiters.push(w)
+              }
+            ),
+            (): Effect.Effect<{ readonly rowCount: number; readonly statements: number }, HandleError> =>
+              many.firstFailure !== undefined
+                ? (outcomeToExit(many.firstFailure, undefined, undefined) as Effect.Effect<
+                    never,
+                    HandleError
+                  >)
+                : Effect.succeed({ rowCount: many.rowCount, statements: many.statements })
+          )
         })
+        return Effect.as(loop(), summary)
       })
 
     /** Queues a Sync; resolves with its outcome once ReadyForQuery arrives. */
     const queueSync = () => {
-      release()
-      const handles = segment
-      segment = []
-      const span = segmentSpan
-      segmentSpan = undefined
-      span?.attribute("pgline.statements", handles.length)
+      const ended = segment
+      segment = new Segment()
+      shared.epoch++
       syncsInFlight++
       return Effect.callback<{
         status: TransactionStatus | undefined
-        error: ErrorFields | undefined
         lost: { message: string; mayHaveRun: boolean } | undefined
-        handles: Array<HandleState>
+        ended: Segment
       }>((resume) => {
         conn.queueSync((status, error, lost) => {
-          if (error !== undefined && !handles.some((h) => h.outcome?._tag === "ServerError")) {
-            // The segment's implicit COMMIT failed at the Sync (a deferred constraint): every
-            // statement of it was rolled back, so none of their handles may report success.
-            for (const h of handles)
-              if (h.outcome?._tag === "Done") h.outcome = { _tag: "ServerError", fields: error }
-          }
+          // The segment's implicit COMMIT failed at the Sync (a deferred constraint): every
+          // statement of it was rolled back, so none of their handles may report success.
+          if (error !== undefined && ended.firstFailure === undefined) ended.syncError = error
+          const span = ended.span
           if (span !== undefined) {
-            const failed = handles.find((h) => h.outcome?._tag === "ServerError")?.outcome
+            span.attribute("pgline.statements", ended.size)
+            const code = ended.firstFailure?.failure?.code ?? ended.syncError?.code
             span.end(
               nowNanos(),
-              failed?._tag === "ServerError"
-                ? Exit.fail(failed.fields.code)
+              code !== undefined
+                ? Exit.fail(code)
                 : lost !== undefined
                   ? Exit.fail("ConnectionLost")
                   : Exit.void
@@ -320,10 +470,10 @@ export const make = (
             drained = []
             for (const f of d) f()
           }
-          resume(Effect.succeed({ status, error, lost, handles }))
+          resume(Effect.succeed({ status, lost, ended }))
           // Between segments and outside a transaction block, waiting statements of other
           // fibers may run (each with its own Sync, so they cannot split a segment).
-          if (segment.length === 0 && syncsInFlight === 0) conn.pulse()
+          if (segment.size === 0 && syncsInFlight === 0) conn.pulse()
         })
       })
     }
@@ -331,32 +481,20 @@ export const make = (
     const sync: Effect.Effect<TransactionStatus, PgServerError | PgClientError> = Effect.suspend(() =>
       Effect.flatMap(
         queueSync(),
-        ({
-          status,
-          error,
-          lost,
-          handles
-        }): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
+        ({ status, lost, ended }): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
           if (lost !== undefined)
             return Effect.fail(new ConnectionLost({ message: lost.message, mayHaveRun: lost.mayHaveRun }))
           // The segment's first failure, unless its handle was read (then its reader has it).
-          for (const h of handles) {
-            const o = h.outcome
-            if (o?._tag === "ServerError") {
-              if (!h.read) return Effect.fail(fromErrorFields(o.fields))
-              break
-            }
-          }
-          if (error !== undefined) return Effect.fail(fromErrorFields(error))
+          const first = ended.firstFailure
+          if (first !== undefined && !first.read && first.failure !== undefined)
+            return Effect.fail(fromErrorFields(first.failure))
+          if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
           return Effect.succeed(status ?? "I")
         }
       )
     )
 
-    const flush = Effect.sync(() => {
-      conn.queueFlush()
-      release()
-    })
+    const flush = Effect.sync(() => shared.flush())
 
     // Closing: sync what is unsynced, then wait for every outstanding Sync (drain). Interrupted:
     // cancel first so a long statement does not hold the scope open.
@@ -366,10 +504,10 @@ export const make = (
         if (conn.isClosed) return Effect.void
         // Anything still running (in this segment, or a sync being awaited) is cancelled.
         const cancel =
-          exit._tag === "Failure" && (syncsInFlight > 0 || segment.some((h) => h.outcome === undefined))
+          exit._tag === "Failure" && (syncsInFlight > 0 || segment.unsettled > 0)
             ? Effect.promise(() => conn.session.cancel())
             : Effect.void
-        const finalSync = segment.length > 0 ? Effect.asVoid(queueSync()) : Effect.void
+        const finalSync = segment.size > 0 ? Effect.asVoid(queueSync()) : Effect.void
         const drain = Effect.callback<void>((resume) => {
           if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
           drained.push(() => resume(Effect.void))
@@ -387,6 +525,8 @@ export const make = (
     }
     return pipeline
   })
+
+const emptyResult: QueryResult = { rows: [], command: "", rowCount: 0, fields: [], tag: "" }
 
 /** Every result of a struct or tuple of statements, in one round trip. */
 export type Results<T> = {

@@ -241,9 +241,14 @@ const startupOn = async (
   const reader = new StartupReader(wire, endpoint)
   onWire(wire)
   let timer: ReturnType<typeof setTimeout> | undefined
+  // A flag, not a clock comparison: timers may fire a millisecond before Date.now() reaches the deadline.
+  let timedOut = false
   if (deadline !== undefined) {
     timer = setTimeout(
-      () => wire.close({ kind: "local", message: "connect_timeout expired" }),
+      () => {
+        timedOut = true
+        wire.close({ kind: "local", message: "connect_timeout expired" })
+      },
       Math.max(0, deadline - Date.now())
     )
   }
@@ -251,7 +256,7 @@ const startupOn = async (
     return await converse(wire, reader, endpoint, options, tls)
   } catch (error) {
     wire.close({ kind: "local", message: "start-up failed" })
-    if (error instanceof ConnectFailure && deadline !== undefined && Date.now() >= deadline) {
+    if (error instanceof ConnectFailure && (timedOut || (deadline !== undefined && Date.now() >= deadline))) {
       throw new ConnectFailure("Timeout", `${describe(endpoint)}: connect_timeout expired during start-up`)
     }
     throw error
