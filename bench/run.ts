@@ -1,0 +1,1048 @@
+/**
+ * The benchmark suite in one command: pgline against libpq (pgbench), node-postgres, postgres.js
+ * and @effect/sql-pg, on one embedded PostgreSQL 18, directly and through latency proxies of about
+ * 1 ms and 4 ms round trip, writing bench/RESULTS.md.
+ *
+ *   node bench/run.ts [--quick] [--only P1,P4] [--out FILE]
+ *
+ * Every (driver, workload, latency, size) runs as its own child process,
+ * `node bench/workers/<driver>.ts <workload> <url> <json params>`, which prints one JSON line of
+ * timings (see bench/workers/common.ts): one driver's JIT and GC state never leaks into another's
+ * numbers. Jobs run one at a time; the orchestrator (this process) holds the proxies and is
+ * otherwise idle while a worker runs. Reported: median, min and max of the timed runs after
+ * warm-up, and pgline's ratio to each peer (pgline ÷ peer: below 1 means pgline is faster).
+ *
+ * `--quick` (about 3 minutes) uses fewer runs and smaller sizes, for checking that everything
+ * works; its numbers are not the published ones. `--quick` and `--only` write
+ * bench/.work/RESULTS.partial.md instead of bench/RESULTS.md unless `--out` says otherwise.
+ *
+ * What it does not do: TLS (every client uses sslmode=disable), pools, more than one connection.
+ * See bench/README.md for what each workload measures and what is and is not a fair comparison.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import os from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import {
+  type LatencyProxyHandle,
+  measureRtt,
+  type RttStats,
+  startLatencyProxy,
+  startServer,
+  withProxyUrl
+} from "@pgline/testing"
+import pg from "pg"
+import type { Mode, WorkerOutput, WorkerParams, Workload } from "./workers/common.ts"
+
+const benchDir = dirname(fileURLToPath(import.meta.url))
+const workDir = join(benchDir, ".work")
+
+// --- command line ---------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2)
+const flag = (name: string) => argv.includes(name)
+const option = (name: string): string | undefined => {
+  const at = argv.indexOf(name)
+  return at === -1 ? undefined : argv[at + 1]
+}
+if (flag("--help") || flag("-h")) {
+  console.log(
+    "usage: node bench/run.ts [--quick] [--only P1,P2,P3,P4,P5,P6] [--out FILE]\n" +
+      "  the whole suite (~14 min) writes bench/RESULTS.md; --quick (~3 min) and --only write\n" +
+      "  bench/.work/RESULTS.partial.md unless --out says otherwise. See bench/README.md."
+  )
+  process.exit(0)
+}
+const known = new Set(["--quick", "--only", "--out"])
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i]!
+  if (!known.has(a)) {
+    console.error(`unknown argument ${a} (try --help)`)
+    process.exit(2)
+  }
+  if (a !== "--quick") i++
+}
+const quick = flag("--quick")
+const ALL = ["P1", "P2", "P3", "P4", "P5", "P6"] as const
+type WorkloadId = (typeof ALL)[number]
+const only = option("--only")
+const selected: ReadonlyArray<WorkloadId> =
+  only === undefined
+    ? ALL
+    : only.split(",").map((s) => {
+        const id = s.trim().toUpperCase() as WorkloadId
+        if (!ALL.includes(id)) throw new Error(`--only: unknown workload ${s} (have ${ALL.join(", ")})`)
+        return id
+      })
+const partial = quick || only !== undefined
+const outFile =
+  option("--out") ?? (partial ? join(workDir, "RESULTS.partial.md") : join(benchDir, "RESULTS.md"))
+
+/** Sizes and repetitions: the full run (published numbers) and --quick (a smoke run). */
+const config = quick
+  ? {
+      runs: 3,
+      upsertRows: 2_000,
+      /** Rows per run of the one-round-trip-per-row P1 variants, by latency class. */
+      perRowRows: { direct: 1_000, "1ms": 200, "4ms": 60 },
+      transfers: { direct: 50, "1ms": 20, "4ms": 10 },
+      seedSizes: [100, 1_000, 10_000],
+      seedBudgetMs: 300,
+      pointQueries: 300,
+      bigSizes: [50_000, 200_000],
+      bigSyncEvery: 25_000
+    }
+  : {
+      runs: 5,
+      upsertRows: 10_000,
+      perRowRows: { direct: 10_000, "1ms": 1_000, "4ms": 250 },
+      transfers: { direct: 100, "1ms": 50, "4ms": 20 },
+      seedSizes: [100, 1_000, 10_000, 100_000],
+      seedBudgetMs: 1_000,
+      pointQueries: 1_000,
+      bigSizes: [100_000, 1_000_000],
+      bigSyncEvery: 50_000
+    }
+
+// --- drivers --------------------------------------------------------------------------------------
+
+type DriverId = "pgline" | "pgbench" | "pg" | "postgresjs" | "effect-sql"
+
+const pkgVersion = (name: string): string => {
+  try {
+    const file = join(benchDir, "node_modules", name, "package.json")
+    return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version
+  } catch {
+    return "?"
+  }
+}
+
+const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+
+const driverName: Record<DriverId, string> = {
+  pgline: "pgline",
+  pgbench: "libpq (pgbench 15)",
+  pg: `pg ${pkgVersion("pg")}`,
+  postgresjs: `postgres.js ${pkgVersion("postgres")}`,
+  "effect-sql": `@effect/sql-pg ${pkgVersion("@effect/sql-pg")}`
+}
+
+/** How each driver runs a workload in each mode (the "how" column). */
+const how: Record<DriverId, Record<Mode, string>> = {
+  pgline: {
+    pipelined: "pipeline (pipelineTransaction)",
+    sequential: "one query at a time, awaited"
+  },
+  pgbench: {
+    pipelined: "\\startpipeline … \\endpipeline, -M prepared",
+    sequential: "-M prepared, one statement per transaction"
+  },
+  pg: { pipelined: "`pipeline: true` client", sequential: "default client, each query awaited" },
+  postgresjs: {
+    pipelined: "sql.begin returning the array of queries (one round trip per statement, measured)",
+    sequential: "each query awaited (sql.begin for transactions)"
+  },
+  "effect-sql": {
+    pipelined: "withTransaction + Effect.all unbounded (runs one at a time)",
+    sequential: "each statement awaited (withTransaction for transactions)"
+  }
+}
+
+/**
+ * Whether a (driver, mode) in fact sends many statements per round trip, measured: @effect/sql-pg
+ * runs a pinned (transaction) connection one statement at a time, and postgres.js in `sql.begin`
+ * waits for each statement's Describe while the statement is not yet prepared, so for both a
+ * pipelined P1 run costs one round trip per row (9.5 s for 2,000 rows at ~4 ms RTT for
+ * postgres.js): they get the reduced row counts of the sequential runs through the proxies.
+ */
+const pipelines = (driver: DriverId, mode: Mode) =>
+  mode === "pipelined" && driver !== "effect-sql" && driver !== "postgresjs"
+
+// --- latency classes ------------------------------------------------------------------------------
+
+type ClassId = "direct" | "1ms" | "4ms"
+interface LatencyClass {
+  readonly id: ClassId
+  readonly label: string
+  readonly delayMs: number | undefined
+  url: string
+  host: string
+  port: number
+  proxy: LatencyProxyHandle | undefined
+  rtt: RttStats | undefined
+  rttAfter: RttStats | undefined
+}
+
+const classes: Array<LatencyClass> = (
+  [
+    { id: "direct", label: "direct (loopback)", delayMs: undefined },
+    { id: "1ms", label: "~1 ms RTT (0.5 ms one-way)", delayMs: 0.5 },
+    { id: "4ms", label: "~4 ms RTT (2 ms one-way)", delayMs: 2 }
+  ] as const
+).map((c) => ({ ...c, url: "", host: "", port: 0, proxy: undefined, rtt: undefined, rttAfter: undefined }))
+const classById = (id: ClassId) => classes.find((c) => c.id === id)!
+
+// --- jobs -----------------------------------------------------------------------------------------
+
+interface Job {
+  readonly id: WorkloadId
+  readonly driver: DriverId
+  readonly workload: Workload
+  readonly latency: ClassId
+  readonly mode: Mode
+  readonly params: WorkerParams
+  /** Units of work per run (rows, transfers, queries, statements) as asked. */
+  readonly units: number
+}
+
+interface JobResult extends Job {
+  readonly out: WorkerOutput | undefined
+  readonly error: string | undefined
+  readonly median: number
+  readonly min: number
+  readonly max: number
+  readonly wallMs: number
+}
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/** The running worker and the cleanup of the server and proxies, for Ctrl-C. */
+let currentChild: ChildProcess | undefined
+let cleanup: (() => Promise<void>) | undefined
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    currentChild?.kill("SIGKILL")
+    void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130))
+  })
+}
+
+const runWorker = (job: Job, url: string, timeoutMs: number): Promise<JobResult> =>
+  new Promise((resolve) => {
+    const started = performance.now()
+    const script = join(benchDir, "workers", `${job.driver}.ts`)
+    // P6 reads the live heap after forced collections (global.gc).
+    const flags = job.workload === "bigpipeline" ? ["--expose-gc"] : []
+    const child = spawn(process.execPath, [...flags, script, job.workload, url, JSON.stringify(job.params)], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    currentChild = child
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d
+    })
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d
+    })
+    const timer = setTimeout(() => {
+      stderr += `\n(killed after ${timeoutMs} ms)`
+      child.kill("SIGKILL")
+    }, timeoutMs)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      currentChild = undefined
+      const wallMs = performance.now() - started
+      const line = stdout.trim().split("\n").pop() ?? ""
+      let out: WorkerOutput | undefined
+      let error: string | undefined
+      if (code === 0) {
+        try {
+          out = JSON.parse(line) as WorkerOutput
+        } catch {
+          error = `unparseable output: ${line.slice(0, 200)}`
+        }
+      } else error = (stderr.trim() || `exit code ${code}`).split("\n").slice(0, 6).join(" | ")
+      const times = out?.times ?? []
+      resolve({
+        ...job,
+        out,
+        error,
+        median: median(times),
+        min: times.length ? Math.min(...times) : Number.NaN,
+        max: times.length ? Math.max(...times) : Number.NaN,
+        wallMs
+      })
+    })
+  })
+
+// --- set-up ---------------------------------------------------------------------------------------
+
+const SETUP = `
+DROP TABLE IF EXISTS bench_upsert, account, bench_decode;
+CREATE TABLE bench_upsert (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL)
+  WITH (autovacuum_enabled = false);
+CREATE TABLE account (id int PRIMARY KEY, balance numeric NOT NULL CHECK (balance >= 0));
+INSERT INTO account VALUES (1, 1000000000000), (2, 0);
+CREATE TABLE bench_decode (
+  i4 int4, i8 int8, t text, f8 float8, ts timestamptz, b bool, n numeric, j jsonb
+);
+INSERT INTO bench_decode
+SELECT i, i * 1000003::int8, 'customer name ' || i, i * 1.25,
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second', i % 2 = 0,
+       round(i * 3.14159, 5), jsonb_build_object('id', i, 'tags', jsonb_build_array('a', 'b'), 'ok', true)
+FROM generate_series(1, 100000) AS i;
+`
+
+/** pgbench from Debian's postgresql-15, installed when missing (as root only). */
+const ensurePgbench = (): string => {
+  if (existsSync(PGBENCH)) return PGBENCH
+  if (process.getuid?.() !== 0) {
+    throw new Error(`${PGBENCH} is missing; install Debian's postgresql-15 (apt-get install postgresql-15)`)
+  }
+  console.log("pgbench missing: apt-get update && apt-get install -y postgresql-15")
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+  execFileSync("apt-get", ["update"], { stdio: "inherit", env })
+  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "postgresql-15"], {
+    stdio: "inherit",
+    env
+  })
+  if (!existsSync(PGBENCH)) throw new Error(`postgresql-15 installed but ${PGBENCH} is still missing`)
+  return PGBENCH
+}
+
+// --- formatting -----------------------------------------------------------------------------------
+
+const ms = (v: number) =>
+  Number.isNaN(v)
+    ? "–"
+    : v >= 10_000
+      ? v.toFixed(0)
+      : v >= 100
+        ? v.toFixed(1)
+        : v >= 10
+          ? v.toFixed(2)
+          : v.toFixed(3)
+const ratio = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : "–")
+const int = (n: number) => n.toLocaleString("en-US")
+/** A Markdown table; columns whose cells all look like numbers are right-aligned. */
+const table = (head: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const numeric = head.map((_, i) => rows.every((r) => /^(~?[\d.,]+( ?(ms|MiB|×))?|–)$/.test(r[i] ?? "")))
+  return [
+    `| ${head.join(" | ")} |`,
+    `|${head.map((_, i) => (numeric[i] ? "--:" : "---")).join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`)
+  ].join("\n")
+}
+
+// --- main -----------------------------------------------------------------------------------------
+
+const git = (): string => {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      cwd: benchDir,
+      encoding: "utf8"
+    }).trim()
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "packages"], {
+      cwd: benchDir,
+      encoding: "utf8"
+    }).trim()
+    return dirty === "" ? head : `${head} + uncommitted changes under packages/`
+  } catch {
+    return "?"
+  }
+}
+let gitAtStart = "?"
+let gitAtEnd = "?"
+
+const results: Array<JobResult> = []
+/** The aggregate `cpu` line of /proc/stat: [total, steal] jiffies (steal: time the hypervisor took). */
+const cpuTimes = (): [number, number] => {
+  try {
+    const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number)
+    return [fields.reduce((x, y) => x + y, 0), fields[7] ?? 0]
+  } catch {
+    return [0, 0]
+  }
+}
+const loadSamples: Array<{ at: string; load: Array<number>; steal: string }> = []
+let lastCpu = cpuTimes()
+const sampleLoad = (at: string) => {
+  const now = cpuTimes()
+  const total = now[0] - lastCpu[0]
+  const steal = total > 0 ? `${(((now[1] - lastCpu[1]) / total) * 100).toFixed(0)}%` : "–"
+  lastCpu = now
+  loadSamples.push({ at, load: os.loadavg().map((x) => Number(x.toFixed(2))), steal })
+}
+
+const main = async () => {
+  const startedAt = new Date()
+  const t0 = performance.now()
+  mkdirSync(workDir, { recursive: true })
+  const needsPgbench = selected.some((id) => id === "P1" || id === "P2" || id === "P5")
+  const pgbench = needsPgbench ? ensurePgbench() : undefined
+  const pgbenchVersion = pgbench ? execFileSync(pgbench, ["--version"], { encoding: "utf8" }).trim() : "–"
+  sampleLoad("start")
+  gitAtStart = git()
+
+  const server = await startServer({ tls: false })
+  let stopped: Promise<void> | undefined
+  cleanup = () => {
+    stopped ??= (async () => {
+      for (const c of classes) await c.proxy?.close()
+      await server.stop()
+    })()
+    return stopped
+  }
+  let serverVersion = "?"
+  try {
+    const admin = new pg.Client({ connectionString: server.info.url, ssl: false })
+    admin.on("error", (e) => console.error(`setup connection: ${e.message}`))
+    await admin.connect()
+    serverVersion = (await admin.query("SHOW server_version")).rows[0].server_version
+    console.log(`PostgreSQL ${serverVersion} on ${server.info.host}:${server.info.port}; setting up tables`)
+    await admin.query(SETUP)
+    await admin.query("VACUUM ANALYZE bench_decode, account, bench_upsert")
+
+    for (const c of classes) {
+      if (c.delayMs === undefined) {
+        c.host = server.info.host
+        c.port = server.info.port
+        c.url = server.info.url
+      } else {
+        c.proxy = await startLatencyProxy({
+          targetHost: server.info.host,
+          targetPort: server.info.port,
+          delayMs: c.delayMs
+        })
+        c.host = c.proxy.host
+        c.port = c.proxy.port
+        c.url = withProxyUrl(server.info.url, c.proxy)
+      }
+      await measureRtt(c.host, c.port, 5)
+      c.rtt = await measureRtt(c.host, c.port, 30)
+      console.log(
+        `${c.label}: measured RTT median ${c.rtt.medianMs.toFixed(3)} ms (min ${c.rtt.minMs.toFixed(3)}, max ${c.rtt.maxMs.toFixed(3)})`
+      )
+    }
+
+    const jobs = planJobs(pgbench)
+    console.log(`${jobs.length} jobs: ${selected.join(", ")}${quick ? " (--quick)" : ""}`)
+    let lastId: WorkloadId | undefined
+    for (const job of jobs) {
+      if (job.id !== lastId) {
+        if (lastId !== undefined) sampleLoad(`after ${lastId}`)
+        lastId = job.id
+      }
+      // Every upsert worker starts from an empty table (pgbench does not truncate by itself).
+      if (job.workload === "upsert") await admin.query("TRUNCATE bench_upsert")
+      const c = classById(job.latency)
+      const r = await runWorker(job, c.url, 10 * 60_000)
+      results.push(r)
+      const style = job.params.style ? ` ${job.params.style}/${job.params.syncEvery}` : ""
+      const head = `${job.id} ${job.latency.padEnd(6)} ${driverName[job.driver].padEnd(22)} ${job.mode.padEnd(10)} ${String(job.units).padStart(7)}${style}`
+      console.log(
+        r.error
+          ? `${head}  FAILED: ${r.error}`
+          : `${head}  median ${ms(r.median)} ms  (min ${ms(r.min)}, max ${ms(r.max)})${r.out?.extrapolated ? " ~extrapolated" : ""}  [${(r.wallMs / 1000).toFixed(1)} s]`
+      )
+    }
+    sampleLoad(`after ${lastId}`)
+    for (const c of classes) {
+      c.rttAfter = await measureRtt(c.host, c.port, 30)
+    }
+    await admin.end()
+  } catch (cause) {
+    console.error(`server log (tail):\n${server.log().slice(-4000)}`)
+    throw cause
+  } finally {
+    await cleanup()
+  }
+
+  gitAtEnd = git()
+  const md = report({
+    startedAt,
+    minutes: (performance.now() - t0) / 60_000,
+    serverVersion,
+    pgbenchVersion
+  })
+  mkdirSync(dirname(outFile), { recursive: true })
+  writeFileSync(outFile, md)
+  console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 60_000).toFixed(1)} min)`)
+  if (results.some((r) => r.error)) process.exitCode = 1
+}
+
+const planJobs = (pgbench: string | undefined): Array<Job> => {
+  const jobs: Array<Job> = []
+  const runs = config.runs
+  const add = (
+    id: WorkloadId,
+    driver: DriverId,
+    workload: Workload,
+    latency: ClassId,
+    mode: Mode,
+    units: number,
+    params: Omit<WorkerParams, "runs" | "warmup"> & { warmup?: number; runs?: number }
+  ) => {
+    if (!selected.includes(id)) return
+    jobs.push({
+      id,
+      driver,
+      workload,
+      latency,
+      mode,
+      units,
+      params: {
+        warmup: 1,
+        runs,
+        mode,
+        workDir,
+        ...(driver === "pgbench" && pgbench !== undefined ? { pgbench } : {}),
+        ...params
+      }
+    })
+  }
+  const ids: Array<ClassId> = ["direct", "1ms", "4ms"]
+  // P1: 10,000 upserts in one transaction.
+  for (const latency of ids) {
+    for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+      const batched = pipelines(driver, "pipelined")
+      const rows = batched ? config.upsertRows : config.perRowRows[latency]
+      add("P1", driver, "upsert", latency, "pipelined", rows, { rows, warmup: batched ? 2 : 1 })
+    }
+    for (const driver of ["pgline", "pg", "postgresjs", "effect-sql"] as const) {
+      const rows = config.perRowRows[latency]
+      add("P1", driver, "upsert", latency, "sequential", rows, { rows })
+    }
+  }
+  // P2: the money transfer.
+  for (const latency of ids) {
+    const transfers = config.transfers[latency]
+    for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+      add("P2", driver, "transfer", latency, "pipelined", transfers, { transfers, warmup: 3 })
+    }
+    for (const driver of ["pgline", "pg", "postgresjs", "effect-sql"] as const) {
+      add("P2", driver, "transfer", latency, "sequential", transfers, { transfers, warmup: 3 })
+    }
+  }
+  // P3: the seed import table, pgline only.
+  for (const latency of ids) {
+    for (const rows of config.seedSizes) {
+      add("P3", "pgline", "upsert", latency, "pipelined", rows, { rows })
+      add("P3", "pgline", "upsert", latency, "sequential", rows, { rows, budgetMs: config.seedBudgetMs })
+    }
+  }
+  // P4: decode 100,000 rows × 8 columns, direct.
+  for (const driver of ["pgline", "pg", "postgresjs", "effect-sql"] as const) {
+    add("P4", driver, "decode", "direct", "sequential", 100_000, { warmup: 2 })
+  }
+  // P5: 1,000 sequential single-row queries.
+  for (const latency of ["direct", "1ms"] as const) {
+    for (const driver of ["pgline", "pg", "postgresjs", "effect-sql", "pgbench"] as const) {
+      add("P5", driver, "point", latency, "sequential", config.pointQueries, {
+        queries: config.pointQueries,
+        warmup: 2
+      })
+    }
+  }
+  // P6: memory of a huge pipeline, one run per process.
+  for (const style of ["execute-sync", "execute-one-sync", "executeMany"] as const) {
+    for (const statements of config.bigSizes) {
+      add("P6", "pgline", "bigpipeline", "direct", "pipelined", statements, {
+        warmup: 0,
+        runs: 1,
+        statements,
+        style: style === "executeMany" ? "executeMany" : "execute",
+        syncEvery: style === "execute-sync" ? config.bigSyncEvery : 0
+      })
+    }
+  }
+  return jobs
+}
+
+// --- the report -----------------------------------------------------------------------------------
+
+const find = (id: WorkloadId, driver: DriverId, latency: ClassId, mode: Mode, units?: number) =>
+  results.find(
+    (r) =>
+      r.id === id &&
+      r.driver === driver &&
+      r.latency === latency &&
+      r.mode === mode &&
+      (units === undefined || r.units === units) &&
+      r.error === undefined
+  )
+
+const rttOf = (latency: ClassId) => classById(latency).rtt?.medianMs ?? Number.NaN
+
+interface Verdict {
+  readonly target: string
+  readonly holds: boolean | undefined
+  readonly detail: string
+}
+
+const report = (meta: {
+  startedAt: Date
+  minutes: number
+  serverVersion: string
+  pgbenchVersion: string
+}): string => {
+  const out: Array<string> = []
+  const cpus = os.cpus()
+  const verdicts: Array<Verdict> = []
+  out.push("# Benchmark results", "")
+  out.push(
+    `Generated by \`node bench/run.ts${quick ? " --quick" : ""}${only ? ` --only ${only}` : ""}\` on ${meta.startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC in ${meta.minutes.toFixed(1)} minutes. ` +
+      "Each row is one child process per (driver, workload, latency class, size); times are the median, min and max of " +
+      `${config.runs} timed runs after warm-up. **pgline ÷ peer** below 1 means pgline is faster. See bench/README.md for method and fairness.`,
+    ""
+  )
+  if (quick) out.push("> **--quick run**: fewer runs and smaller sizes; not the published numbers.", "")
+
+  out.push("## Machine", "")
+  out.push(
+    table(
+      ["fact", "value"],
+      [
+        ["CPU", `${cpus[0]?.model ?? "?"} (${cpus.length} logical cores, ${os.arch()})`],
+        ["memory", `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`],
+        ["OS", `${os.type()} ${os.release()}`],
+        ["Node", process.version],
+        [
+          "pgline",
+          `commit ${gitAtStart}${gitAtEnd === gitAtStart ? "" : ` at the start, ${gitAtEnd} at the end`}`
+        ],
+        ["PostgreSQL", `${meta.serverVersion} (embedded, same machine, same cores; TLS off)`],
+        ["pgbench", meta.pgbenchVersion],
+        [
+          "drivers",
+          `${driverName.pg}, ${driverName.postgresjs}, ${driverName["effect-sql"]} (effect ${pkgVersion("effect")}), pgline (this tree)`
+        ],
+        ["load average (1/5/15 min)", loadSamples.map((s) => `${s.at}: ${s.load.join(" / ")}`).join("; ")],
+        [
+          "CPU steal by the hypervisor, per workload",
+          loadSamples
+            .slice(1)
+            .map((s) => `${s.at.replace("after ", "")}: ${s.steal}`)
+            .join("; ")
+        ]
+      ]
+    ),
+    ""
+  )
+  out.push(
+    "The machine is a 2-core VM shared with other work (tests of other engineers may run at the same time: see the load average). " +
+      "Client, server and proxy share the two cores, so single runs vary by ±30%; compare medians and look at min/max.",
+    ""
+  )
+
+  out.push("## Round trips", "")
+  out.push(
+    "Measured with `measureRtt` (an SSLRequest answered by the server, a fresh connection per sample, 30 samples) before the jobs and after them. " +
+      "The proxy (`startLatencyProxy`, in the orchestrator's process) delays every chunk in each direction by the one-way delay.",
+    ""
+  )
+  out.push(
+    table(
+      [
+        "class",
+        "one-way delay",
+        "RTT median",
+        "min",
+        "max",
+        "RTT median after",
+        "proxy timer late (mean / max)"
+      ],
+      classes.map((c) => {
+        const s = c.proxy?.stats()
+        return [
+          c.label,
+          c.delayMs === undefined ? "–" : `${c.delayMs} ms`,
+          `${ms(c.rtt?.medianMs ?? Number.NaN)} ms`,
+          ms(c.rtt?.minMs ?? Number.NaN),
+          ms(c.rtt?.maxMs ?? Number.NaN),
+          `${ms(c.rttAfter?.medianMs ?? Number.NaN)} ms`,
+          s === undefined ? "–" : `${s.lateMeanMs.toFixed(3)} / ${s.lateMaxMs.toFixed(2)} ms`
+        ]
+      })
+    ),
+    ""
+  )
+
+  const sections: Array<string> = []
+  if (selected.includes("P1")) sections.push(reportP1(verdicts))
+  if (selected.includes("P2")) sections.push(reportP2(verdicts))
+  if (selected.includes("P3")) sections.push(reportP3())
+  if (selected.includes("P4")) sections.push(reportP4(verdicts))
+  if (selected.includes("P5")) sections.push(reportP5(verdicts))
+  if (selected.includes("P6")) sections.push(reportP6(verdicts))
+
+  out.push("## Targets (DESIGN.md §7)", "")
+  out.push(
+    table(
+      ["target", "holds", "measured"],
+      verdicts.map((v) => [v.target, v.holds === undefined ? "n/a" : v.holds ? "yes" : "**no**", v.detail])
+    ),
+    ""
+  )
+  out.push(...sections)
+
+  const failed = results.filter((r) => r.error)
+  if (failed.length > 0) {
+    out.push("## Failed jobs", "")
+    for (const r of failed)
+      out.push(`- ${r.id} ${r.latency} ${driverName[r.driver]} ${r.mode} ${r.units}: ${r.error}`)
+    out.push("")
+  }
+  return `${out.join("\n")}\n`
+}
+
+/** pgline's time per unit of work ÷ another job's (below 1: pgline is faster). */
+const perUnitRatio = (pgline: JobResult | undefined, other: JobResult | undefined) =>
+  pgline && other ? pgline.median / pgline.units / (other.median / other.units) : Number.NaN
+
+const reportP1 = (verdicts: Array<Verdict>): string => {
+  const out: Array<string> = []
+  out.push(
+    `## P1: ${int(config.upsertRows)} prepared upserts in one transaction`,
+    "",
+    "`INSERT INTO bench_upsert (id, name, qty) VALUES ($1,$2,$3) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, qty = bench_upsert.qty + EXCLUDED.qty`, " +
+      "BEGIN … COMMIT around all rows. The table starts empty for each worker: the warm-up run inserts, the timed runs update the same ids. " +
+      `Pipelined rows run ${int(config.upsertRows)} rows. Variants that pay one round trip per row run fewer rows through the proxies ` +
+      `(${Object.entries(config.perRowRows)
+        .map(([k, v]) => `${k}: ${int(v)}`)
+        .join(
+          ", "
+        )}); their **ms per ${int(config.upsertRows)} rows** is scaled linearly from the rows measured and marked "~". ` +
+      "Ratios compare ms per " +
+      `${int(config.upsertRows)} rows, pgline pipelined against the pipelined rows and pgline sequential against the sequential rows.`,
+    ""
+  )
+  for (const latency of ["direct", "1ms", "4ms"] as const) {
+    const c = classById(latency)
+    const rows: Array<Array<string>> = []
+    for (const mode of ["pipelined", "sequential"] as const) {
+      const base = find("P1", "pgline", latency, mode)
+      const basePer = base ? (base.median * config.upsertRows) / base.units : Number.NaN
+      for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+        const r = results.find(
+          (x) => x.id === "P1" && x.driver === driver && x.latency === latency && x.mode === mode
+        )
+        if (r === undefined) continue
+        const per = (r.median * config.upsertRows) / r.units
+        const scaled = r.units !== config.upsertRows
+        rows.push([
+          driverName[driver],
+          how[driver][mode],
+          int(r.units),
+          r.error ? `failed: ${r.error.slice(0, 80)}` : ms(r.median),
+          ms(r.min),
+          ms(r.max),
+          `${scaled ? "~" : ""}${ms(per)}`,
+          driver === "pgline" ? "1.00×" : ratio(basePer / per)
+        ])
+      }
+    }
+    out.push(`### ${c.label}: measured RTT ${ms(rttOf(latency))} ms`, "")
+    out.push(
+      table(
+        [
+          "driver",
+          "how",
+          "rows/run",
+          "median ms",
+          "min",
+          "max",
+          `ms per ${int(config.upsertRows)} rows`,
+          "pgline ÷ this"
+        ],
+        rows
+      ),
+      ""
+    )
+    const p = find("P1", "pgline", latency, "pipelined")
+    const libpq = find("P1", "pgbench", latency, "pipelined")
+    const pgPipe = find("P1", "pg", latency, "pipelined")
+    const vsLibpq = perUnitRatio(p, libpq)
+    const vsPg = perUnitRatio(p, pgPipe)
+    verdicts.push({
+      target: `P1 ${latency}: pgline pipelined ≤ 1.10 × libpq pipeline`,
+      holds: Number.isFinite(vsLibpq) ? vsLibpq <= 1.1 : undefined,
+      detail: `${ms(p?.median ?? Number.NaN)} vs ${ms(libpq?.median ?? Number.NaN)} ms = ${ratio(vsLibpq)}`
+    })
+    verdicts.push({
+      target: `P1 ${latency}: pgline pipelined ≤ 0.85 × pg \`pipeline: true\``,
+      holds: Number.isFinite(vsPg) ? vsPg <= 0.85 : undefined,
+      detail: `${ms(p?.median ?? Number.NaN)} vs ${ms(pgPipe?.median ?? Number.NaN)} ms = ${ratio(vsPg)}`
+    })
+  }
+  return out.join("\n")
+}
+
+const reportP2 = (verdicts: Array<Verdict>): string => {
+  const out: Array<string> = []
+  out.push(
+    "## P2: the money transfer (BEGIN; UPDATE −; UPDATE +; COMMIT)",
+    "",
+    "`UPDATE account SET balance = balance - $1 WHERE id = $2`, then `+ $1` on the other account, in an explicit transaction; " +
+      "each run is a loop of transfers, one after the other. **ms per transfer** is the run time divided by the transfers in it; " +
+      "**round trips** is ms per transfer divided by the class's measured RTT (meaningful through the proxies, where the RTT dominates; " +
+      "local CPU time adds a fraction).",
+    ""
+  )
+  for (const latency of ["direct", "1ms", "4ms"] as const) {
+    const c = classById(latency)
+    const rtt = rttOf(latency)
+    const base = find("P2", "pgline", latency, "pipelined")
+    const basePer = base ? base.median / base.units : Number.NaN
+    const rows: Array<Array<string>> = []
+    for (const mode of ["pipelined", "sequential"] as const) {
+      for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+        const r = results.find(
+          (x) => x.id === "P2" && x.driver === driver && x.latency === latency && x.mode === mode
+        )
+        if (r === undefined) continue
+        const per = r.median / r.units
+        rows.push([
+          driverName[driver],
+          mode === "pipelined" ? how[driver].pipelined : "each statement awaited",
+          int(r.units),
+          r.error ? `failed: ${r.error.slice(0, 80)}` : ms(per),
+          ms(r.min / r.units),
+          ms(r.max / r.units),
+          latency === "direct" ? "–" : (per / rtt).toFixed(2),
+          driver === "pgline" && mode === "pipelined" ? "1.00×" : ratio(basePer / per)
+        ])
+      }
+    }
+    out.push(`### ${c.label}: measured RTT ${ms(rtt)} ms`, "")
+    out.push(
+      table(
+        [
+          "driver",
+          "how",
+          "transfers/run",
+          "ms per transfer (median)",
+          "min",
+          "max",
+          "round trips",
+          "pgline pipelined ÷ this"
+        ],
+        rows
+      ),
+      ""
+    )
+    if (latency === "4ms" && base) {
+      const trips = basePer / rtt
+      verdicts.push({
+        target: "P2: the transfer in one round trip (4 ms class)",
+        holds: trips < 1.5,
+        detail: `${ms(basePer)} ms per transfer at ${ms(rtt)} ms RTT = ${trips.toFixed(2)} round trips`
+      })
+    }
+  }
+  return out.join("\n")
+}
+
+const reportP3 = (): string => {
+  const out: Array<string> = []
+  out.push(
+    "## P3: the seed import table (pgline, pipelined vs one statement at a time)",
+    "",
+    "The same upsert as P1, one statement per row inside BEGIN … COMMIT, at each size. " +
+      `Sequential runs stop after ${int(config.seedBudgetMs)} ms and extrapolate the rate to the full size, marked "~" ` +
+      "(every row costs the same round trip, so the rate is steady). Pipelined runs always upsert every row.",
+    ""
+  )
+  const rows: Array<Array<string>> = []
+  for (const latency of ["direct", "1ms", "4ms"] as const) {
+    for (const size of config.seedSizes) {
+      const p = find("P3", "pgline", latency, "pipelined", size)
+      const s = find("P3", "pgline", latency, "sequential", size)
+      const failedP = results.find(
+        (r) => r.id === "P3" && r.latency === latency && r.units === size && r.error
+      )
+      rows.push([
+        `${classById(latency).label} (RTT ${ms(rttOf(latency))} ms)`,
+        int(size),
+        s ? `${s.out?.extrapolated ? "~" : ""}${ms(s.median)}` : "–",
+        p ? ms(p.median) : failedP ? `failed: ${failedP.error?.slice(0, 60)}` : "–",
+        p ? `${ms(p.min)} / ${ms(p.max)}` : "–",
+        p ? `${int(Math.round((size / p.median) * 1000))}` : "–",
+        p && s ? `${(s.median / p.median).toFixed(1)}×` : "–"
+      ])
+    }
+  }
+  out.push(
+    table(
+      [
+        "class",
+        "rows",
+        "sequential ms",
+        "pipelined ms (median)",
+        "pipelined min / max",
+        "pipelined rows/s",
+        "speedup"
+      ],
+      rows
+    ),
+    ""
+  )
+  return out.join("\n")
+}
+
+const reportP4 = (verdicts: Array<Verdict>): string => {
+  const out: Array<string> = []
+  out.push(
+    "## P4: decode 100,000 rows × 8 columns (direct)",
+    "",
+    "`SELECT * FROM bench_decode`: int4, int8, text, float8, timestamptz, bool, numeric, jsonb; every value touched once after the query " +
+      "(so a lazy row representation pays too). Each driver's default type mapping (e.g. int8 and numeric as string in pg, " +
+      "jsonb parsed by all). The statement is prepared by every driver. libpq is not measured here (pgbench does not decode); " +
+      "DESIGN.md §7 quotes libpq text at 222 ms on this machine class as a reference.",
+    ""
+  )
+  const base = find("P4", "pgline", "direct", "sequential")
+  const rows: Array<Array<string>> = []
+  let bestPeer = Number.POSITIVE_INFINITY
+  for (const driver of ["pgline", "pg", "postgresjs", "effect-sql"] as const) {
+    const r = results.find((x) => x.id === "P4" && x.driver === driver)
+    if (r === undefined) continue
+    if (driver !== "pgline" && !r.error) bestPeer = Math.min(bestPeer, r.median)
+    rows.push([
+      driverName[driver],
+      r.error ? `failed: ${r.error.slice(0, 80)}` : ms(r.median),
+      ms(r.min),
+      ms(r.max),
+      r.error ? "–" : int(Math.round((100_000 / r.median) * 1000)),
+      driver === "pgline" ? "1.00×" : ratio((base?.median ?? Number.NaN) / r.median)
+    ])
+  }
+  out.push(table(["driver", "median ms", "min", "max", "rows/s", "pgline ÷ this"], rows), "")
+  if (base && Number.isFinite(bestPeer)) {
+    verdicts.push({
+      target: "P4: decode ≤ 0.8 × the best JS peer",
+      holds: base.median / bestPeer <= 0.8,
+      detail: `${ms(base.median)} vs ${ms(bestPeer)} ms = ${ratio(base.median / bestPeer)}`
+    })
+  }
+  return out.join("\n")
+}
+
+const reportP5 = (verdicts: Array<Verdict>): string => {
+  const out: Array<string> = []
+  out.push(
+    `## P5: ${int(config.pointQueries)} sequential single-row queries`,
+    "",
+    "`SELECT $1::int AS x`, prepared, each awaited before the next (no transaction). " +
+      "pgbench runs the same statement as one pgbench transaction per query; its run time is the sum of its per-transaction latencies.",
+    ""
+  )
+  for (const latency of ["direct", "1ms"] as const) {
+    const base = find("P5", "pgline", latency, "sequential")
+    const rows: Array<Array<string>> = []
+    for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+      const r = results.find((x) => x.id === "P5" && x.driver === driver && x.latency === latency)
+      if (r === undefined) continue
+      rows.push([
+        driverName[driver],
+        r.error ? `failed: ${r.error.slice(0, 80)}` : ms(r.median),
+        ms(r.min),
+        ms(r.max),
+        ms((r.median / r.units) * 1000),
+        driver === "pgline" ? "1.00×" : ratio((base?.median ?? Number.NaN) / r.median)
+      ])
+    }
+    out.push(`### ${classById(latency).label}: measured RTT ${ms(rttOf(latency))} ms`, "")
+    out.push(table(["driver", "median ms", "min", "max", "µs per query", "pgline ÷ this"], rows), "")
+    const pgr = find("P5", "pg", latency, "sequential")
+    if (base && pgr) {
+      verdicts.push({
+        target: `P5 ${latency}: sequential latency ≤ 1.0 × pg`,
+        holds: base.median <= pgr.median,
+        detail: `${ms(base.median)} vs ${ms(pgr.median)} ms = ${ratio(base.median / pgr.median)}`
+      })
+    }
+  }
+  return out.join("\n")
+}
+
+const reportP6 = (verdicts: Array<Verdict>): string => {
+  const out: Array<string> = []
+  out.push(
+    "## P6: memory of a huge pipeline (pgline, direct)",
+    "",
+    "One pipeline of `SELECT $1::int AS x` statements, each process running one size once after a 10,000-statement warm-up pipeline. " +
+      "Peak RSS is `process.resourceUsage().maxRSS` after the timed pipeline; RSS before is the same just before it. " +
+      "RSS includes garbage V8 has not collected yet, so a second, untimed pass of the same size forces a full GC every 5% of " +
+      "the statements and records the largest heapUsed after GC: the **live heap max**, what the pipeline really holds. " +
+      `Styles: **execute + sync** (execute in a loop, handles dropped, \`p.sync\` every ${int(config.bigSyncEvery)} statements), ` +
+      "**execute, one sync** (handles dropped, a single segment), **executeMany** (one call over a generator of rows, one segment; " +
+      "its summed handle is read after the sync).",
+    ""
+  )
+  const rows: Array<Array<string>> = []
+  const growth: Record<string, Array<number>> = {}
+  for (const r of results.filter((x) => x.id === "P6")) {
+    const style =
+      r.params.style === "executeMany"
+        ? "executeMany"
+        : (r.params.syncEvery ?? 0) > 0
+          ? `execute + sync every ${int(r.params.syncEvery!)}`
+          : "execute, one sync"
+    const e = r.out?.extra ?? {}
+    const base = Number(e["baselineRssKiB"])
+    const peak = Number(e["peakRssKiB"])
+    const live0 = Number(e["liveHeapBaselineKiB"])
+    const live = Number(e["liveHeapMaxKiB"])
+    growth[style] = [...(growth[style] ?? []), live - live0]
+    const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`
+    rows.push([
+      style,
+      int(r.units),
+      r.error ? `failed: ${r.error.slice(0, 80)}` : ms(r.median),
+      r.error ? "–" : int(Math.round((r.units / r.median) * 1000)),
+      r.error ? "–" : mib(base),
+      r.error ? "–" : mib(peak),
+      r.error ? "–" : mib(peak - base),
+      r.error ? "–" : mib(live0),
+      r.error ? "–" : mib(live)
+    ])
+  }
+  out.push(
+    table(
+      [
+        "style",
+        "statements",
+        "wall ms",
+        "statements/s",
+        "RSS before",
+        "peak RSS",
+        "peak − before",
+        "live heap before",
+        "live heap max"
+      ],
+      rows
+    ),
+    ""
+  )
+  const [small, big] = config.bigSizes
+  const synced = growth[`execute + sync every ${int(config.bigSyncEvery)}`]
+  if (synced && synced.length === 2 && small !== undefined && big !== undefined) {
+    const [a, b] = synced as [number, number]
+    const peakOf = (n: number) => {
+      const r = results.find(
+        (x) => x.id === "P6" && x.units === n && (x.params.syncEvery ?? 0) > 0 && x.out !== undefined
+      )
+      const e = r?.out?.extra ?? {}
+      return (Number(e["peakRssKiB"]) - Number(e["baselineRssKiB"])) / 1024
+    }
+    verdicts.push({
+      target: `P6: a ${int(big)}-statement pipeline in bounded memory`,
+      holds: b < Math.max(a, 4 * 1024) * 2,
+      detail:
+        `live heap growth ${(a / 1024).toFixed(0)} MiB at ${int(small)} vs ${(b / 1024).toFixed(0)} MiB at ${int(big)} statements; ` +
+        `peak RSS growth ${peakOf(small).toFixed(0)} vs ${peakOf(big).toFixed(0)} MiB (execute + sync every ${int(config.bigSyncEvery)})`
+    })
+  }
+  return out.join("\n")
+}
+
+main().catch((cause) => {
+  console.error(cause)
+  process.exit(1)
+})

@@ -1,0 +1,138 @@
+/**
+ * Benchmark worker for @effect/sql-pg 4.0.5 (see common.ts for the protocol): `PgClient.layer`
+ * with one pooled connection, statements through `sql.unsafe(text, params)` (the same SQL text as
+ * the other drivers; prepared and cached by name, the client's default).
+ *
+ * - "pipelined": inside `withTransaction`, all statements run with `Effect.all(…, { concurrency:
+ *   "unbounded" })`. The driver's pipelining (`multiplex`) is for pooled, unpinned queries; a
+ *   transaction pins its connection and runs one statement at a time, so this mode measures what a
+ *   user who asks for concurrency inside a transaction gets (one round trip per statement).
+ * - sequential: inside `withTransaction`, each statement awaited in turn.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted } from "effect"
+import {
+  CREDIT,
+  check,
+  DEBIT,
+  DECODE,
+  DECODE_ROWS,
+  emit,
+  fail,
+  parseArgs,
+  POINT,
+  TRANSFER_AMOUNT,
+  TRUNCATE_UPSERT,
+  UPSERT,
+  upsertRows,
+  type WorkerParams
+} from "./common.ts"
+
+const { workload, url, params } = parseArgs()
+const concurrent = params.mode === "pipelined"
+const now = () => performance.now()
+
+const repeat = <E, R>(p: WorkerParams, once: Effect.Effect<number, E, R>) =>
+  Effect.gen(function* () {
+    const warmupTimes: Array<number> = []
+    const times: Array<number> = []
+    for (let i = 0; i < p.warmup; i++) warmupTimes.push(yield* once)
+    for (let i = 0; i < p.runs; i++) times.push(yield* once)
+    return { times, warmupTimes }
+  })
+
+const upsert = Effect.gen(function* () {
+  const sql = yield* PgClient.PgClient
+  const n = params.rows ?? 10_000
+  const rows = upsertRows(n)
+  yield* sql.unsafe(TRUNCATE_UPSERT)
+  if (concurrent) {
+    const once = Effect.gen(function* () {
+      const t0 = now()
+      const results = yield* sql.withTransaction(
+        Effect.all(
+          rows.map((row) => sql.unsafe(UPSERT, row)),
+          { concurrency: "unbounded" }
+        )
+      )
+      const ms = now() - t0
+      check(results.length === n, `upserted ${results.length} of ${n} rows`)
+      return ms
+    })
+    return yield* repeat(params, once)
+  }
+  const budget = params.budgetMs ?? Number.POSITIVE_INFINITY
+  let minDone = n
+  const once = Effect.gen(function* () {
+    const t0 = now()
+    let done = 0
+    yield* sql.withTransaction(
+      Effect.gen(function* () {
+        while (done < n && now() - t0 < budget) {
+          yield* sql.unsafe(UPSERT, rows[done])
+          done++
+        }
+      })
+    )
+    if (done < minDone) minDone = done
+    return ((now() - t0) * n) / done
+  })
+  const out = yield* repeat(params, once)
+  return minDone < n ? { ...out, done: minDone, extrapolated: true } : out
+})
+
+const transfer = Effect.gen(function* () {
+  const sql = yield* PgClient.PgClient
+  const count = params.transfers ?? 100
+  const debit = sql.unsafe(DEBIT, [TRANSFER_AMOUNT, 1])
+  const credit = sql.unsafe(CREDIT, [TRANSFER_AMOUNT, 2])
+  const one = sql.withTransaction(
+    concurrent ? Effect.all([debit, credit], { concurrency: "unbounded" }) : Effect.andThen(debit, credit)
+  )
+  const once = Effect.gen(function* () {
+    const t0 = now()
+    for (let i = 0; i < count; i++) yield* one
+    return now() - t0
+  })
+  return yield* repeat(params, once)
+})
+
+const decode = Effect.gen(function* () {
+  const sql = yield* PgClient.PgClient
+  const once = Effect.gen(function* () {
+    const t0 = now()
+    const rows = (yield* sql.unsafe(DECODE)) as ReadonlyArray<Record<string, unknown>>
+    let nonNull = 0
+    for (const row of rows) for (const k in row) if (row[k] !== null) nonNull++
+    const ms = now() - t0
+    check(rows.length === DECODE_ROWS && nonNull > 0, `decoded ${rows.length} rows`)
+    return ms
+  })
+  return yield* repeat(params, once)
+})
+
+const point = Effect.gen(function* () {
+  const sql = yield* PgClient.PgClient
+  const count = params.queries ?? 1_000
+  const once = Effect.gen(function* () {
+    const t0 = now()
+    for (let i = 1; i <= count; i++) {
+      const rows = (yield* sql.unsafe(POINT, [i])) as ReadonlyArray<{ x: number }>
+      if (rows[0]!.x !== i) return yield* Effect.die(new Error(`expected ${i}, got ${rows[0]!.x}`))
+    }
+    return now() - t0
+  })
+  return yield* repeat(params, once)
+})
+
+const programs = { upsert, transfer, decode, point } as const
+const program = (programs as Record<string, typeof upsert | undefined>)[workload]
+if (program === undefined) fail("@effect/sql-pg", workload, new Error("unknown workload"))
+
+Effect.runPromise(
+  program!.pipe(
+    Effect.provide(
+      PgClient.layer({ url: Redacted.make(url), ssl: false, maxConnections: 1, minConnections: 1 })
+    )
+  )
+).then(emit, (cause) => fail("@effect/sql-pg", workload, cause))

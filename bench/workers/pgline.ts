@@ -1,0 +1,216 @@
+/**
+ * Benchmark worker for pgline (see common.ts for the protocol). One connection
+ * (`PgClient.layer`, sslmode disable); statements go through the client's statement cache, so each
+ * text is parsed once per connection (prepared, like every peer here).
+ *
+ * - upsert pipelined: `pipelineTransaction` + `executeMany`, the summed handle read after COMMIT
+ *   (reading it inside the body would cost a Flush round trip before COMMIT is queued).
+ * - upsert sequential: BEGIN, one `query` per row awaited, COMMIT.
+ * - transfer pipelined: `pipelineTransaction` with both UPDATEs; sequential: four awaited queries.
+ * - bigpipeline: one pipeline of N statements whose handles are dropped (or one `executeMany`),
+ *   reporting peak RSS; runs once (memory is the measure, not speed).
+ */
+import { PgClient } from "@pgline/client"
+import { Effect } from "effect"
+import {
+  BIG_PIPELINE,
+  CREDIT,
+  check,
+  DEBIT,
+  DECODE,
+  DECODE_ROWS,
+  emit,
+  fail,
+  parseArgs,
+  POINT,
+  TRANSFER_AMOUNT,
+  TRUNCATE_UPSERT,
+  UPSERT,
+  upsertRows,
+  type WorkerParams
+} from "./common.ts"
+
+const { workload, url, params } = parseArgs()
+
+const now = () => performance.now()
+
+const repeat = <E, R>(p: WorkerParams, once: Effect.Effect<number, E, R>) =>
+  Effect.gen(function* () {
+    const warmupTimes: Array<number> = []
+    const times: Array<number> = []
+    for (let i = 0; i < p.warmup; i++) warmupTimes.push(yield* once)
+    for (let i = 0; i < p.runs; i++) times.push(yield* once)
+    return { times, warmupTimes }
+  })
+
+const upsert = Effect.gen(function* () {
+  const pg = yield* PgClient
+  const n = params.rows ?? 10_000
+  const rows = upsertRows(n)
+  yield* pg.query(TRUNCATE_UPSERT)
+  if (params.mode === "pipelined") {
+    const once = Effect.gen(function* () {
+      const t0 = now()
+      const summed = yield* pg.pipelineTransaction((p) => p.executeMany(UPSERT, rows))
+      const { rowCount } = yield* summed
+      const ms = now() - t0
+      check(rowCount === n, `upserted ${rowCount} of ${n} rows`)
+      return ms
+    })
+    return yield* repeat(params, once)
+  }
+  const budget = params.budgetMs ?? Number.POSITIVE_INFINITY
+  let minDone = n
+  const once = Effect.gen(function* () {
+    const t0 = now()
+    yield* pg.query("BEGIN")
+    let done = 0
+    while (done < n && now() - t0 < budget) {
+      yield* pg.query(UPSERT, rows[done])
+      done++
+    }
+    yield* pg.query("COMMIT")
+    const ms = now() - t0
+    if (done < minDone) minDone = done
+    return (ms * n) / done
+  })
+  const out = yield* repeat(params, once)
+  return minDone < n ? { ...out, done: minDone, extrapolated: true } : out
+})
+
+const transfer = Effect.gen(function* () {
+  const pg = yield* PgClient
+  const count = params.transfers ?? 100
+  const pipelined = Effect.asVoid(
+    pg.pipelineTransaction((p) =>
+      Effect.all([p.execute(DEBIT, [TRANSFER_AMOUNT, 1]), p.execute(CREDIT, [TRANSFER_AMOUNT, 2])])
+    )
+  )
+  const sequential = Effect.gen(function* () {
+    yield* pg.query("BEGIN")
+    yield* pg.query(DEBIT, [TRANSFER_AMOUNT, 1])
+    yield* pg.query(CREDIT, [TRANSFER_AMOUNT, 2])
+    const commit = yield* pg.query("COMMIT")
+    check(commit.command === "COMMIT", `COMMIT answered ${commit.command}`)
+  })
+  const one = params.mode === "pipelined" ? pipelined : sequential
+  const once = Effect.gen(function* () {
+    const t0 = now()
+    for (let i = 0; i < count; i++) yield* one
+    return now() - t0
+  })
+  return yield* repeat(params, once)
+})
+
+const decode = Effect.gen(function* () {
+  const pg = yield* PgClient
+  const once = Effect.gen(function* () {
+    const t0 = now()
+    const { rows } = yield* pg.query(DECODE)
+    // Touch every value, as a consumer would (and so a lazy representation pays here too).
+    let nonNull = 0
+    for (const row of rows) for (const k in row) if (row[k] !== null) nonNull++
+    const ms = now() - t0
+    check(rows.length === DECODE_ROWS && nonNull > 0, `decoded ${rows.length} rows`)
+    return ms
+  })
+  return yield* repeat(params, once)
+})
+
+const point = Effect.gen(function* () {
+  const pg = yield* PgClient
+  const count = params.queries ?? 1_000
+  const once = Effect.gen(function* () {
+    const t0 = now()
+    for (let i = 1; i <= count; i++) {
+      const { rows } = yield* pg.query<{ x: number }>(POINT, [i])
+      if (rows[0]!.x !== i) return yield* Effect.die(new Error(`expected ${i}, got ${rows[0]!.x}`))
+    }
+    return now() - t0
+  })
+  return yield* repeat(params, once)
+})
+
+const rssKiB = () => process.resourceUsage().maxRSS
+const gc = (globalThis as { gc?: () => void }).gc
+
+/**
+ * Two passes in one process: the timed pass (nothing else running; peak RSS), then a probed pass
+ * of the same size that forces a full collection every `probeEvery` statements and records the
+ * live heap (heapUsed after GC): RSS alone mixes live memory with garbage V8 has not yet
+ * collected. Needs `node --expose-gc` (the orchestrator passes it).
+ */
+const bigPipeline = Effect.gen(function* () {
+  const pg = yield* PgClient
+  const total = params.statements ?? 1_000_000
+  const syncEvery = params.syncEvery ?? 0
+  const style = params.style ?? "execute"
+  const probeEvery = Math.max(10_000, Math.floor(total / 20))
+  let liveMax = 0
+  const probe = () => {
+    if (gc === undefined) return
+    gc()
+    const used = process.memoryUsage().heapUsed
+    if (used > liveMax) liveMax = used
+  }
+  const run = (n: number, probing: boolean) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const p = yield* pg.pipeline
+        if (style === "executeMany") {
+          function* gen() {
+            for (let i = 0; i < n; i++) {
+              if (probing && i % probeEvery === 0) probe()
+              yield [i & 0xffff]
+            }
+          }
+          const summed = yield* p.executeMany(BIG_PIPELINE, gen())
+          yield* p.sync
+          if (probing) probe()
+          const r = yield* summed
+          check(r.statements === n, `executeMany ran ${r.statements} of ${n}`)
+          return
+        }
+        for (let i = 0; i < n; i++) {
+          if (probing && i % probeEvery === 0) probe()
+          yield* p.execute(BIG_PIPELINE, [i & 0xffff])
+          if (syncEvery > 0 && (i + 1) % syncEvery === 0) yield* p.sync
+        }
+        yield* p.sync
+        if (probing) probe()
+      })
+    )
+  // Warm-up (JIT, statement cache) so the baseline includes what any pipeline costs.
+  yield* run(10_000, false)
+  probe()
+  const liveBaseline = liveMax
+  liveMax = 0
+  const baseline = rssKiB()
+  const t0 = now()
+  yield* run(total, false)
+  const ms = now() - t0
+  const peak = rssKiB()
+  yield* run(total, true)
+  return {
+    times: [ms],
+    warmupTimes: [],
+    extra: {
+      statements: total,
+      syncEvery,
+      style,
+      baselineRssKiB: baseline,
+      peakRssKiB: peak,
+      liveHeapBaselineKiB: Math.round(liveBaseline / 1024),
+      liveHeapMaxKiB: Math.round(liveMax / 1024)
+    }
+  }
+})
+
+const programs = { upsert, transfer, decode, point, bigpipeline: bigPipeline } as const
+
+const program = programs[workload]
+if (program === undefined) fail("pgline", workload, new Error("unknown workload"))
+
+Effect.runPromise(
+  (program as typeof upsert).pipe(Effect.provide(PgClient.layer({ url, sslmode: "disable" })))
+).then(emit, (cause) => fail("pgline", workload, cause))
