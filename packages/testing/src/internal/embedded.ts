@@ -265,15 +265,31 @@ export interface EmbeddedOptions {
   readonly startTimeout?: number
 }
 
-const live = new Set<ChildProcess>()
+/** Running servers and the directory each one owns. */
+const live = new Map<ChildProcess, string>()
 let exitHookInstalled = false
 const installExitHook = () => {
   if (exitHookInstalled) return
   exitHookInstalled = true
   // If the test process dies without closing its scope, the server must not outlive it.
-  process.once("exit", () => {
-    for (const child of live) child.kill("SIGKILL")
-  })
+  const killAll = () => {
+    for (const [child, dir] of live) {
+      child.kill("SIGKILL")
+      rmSync(dir, { recursive: true, force: true })
+    }
+    live.clear()
+  }
+  process.once("exit", killAll)
+  // A signal ends Node without running "exit" handlers: stop the servers, then let the signal
+  // do what it would have done (the listener is gone, so re-raising it takes the default action),
+  // unless the program handles it itself.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    const onSignal = () => {
+      killAll()
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+    }
+    process.once(signal, onSignal)
+  }
 }
 
 export const startEmbedded = async (options: EmbeddedOptions = {}): Promise<EmbeddedHandle> => {
@@ -407,7 +423,7 @@ export const startEmbedded = async (options: EmbeddedOptions = {}): Promise<Embe
         if (ready === "exited" && /could not (bind|create listen socket)/i.test(log)) continue
         throw new EmbeddedStartError(`postgres did not start (${ready}):\n${log}`)
       }
-      live.add(child)
+      live.set(child, root)
       installExitHook()
       const exited = new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) resolve()
