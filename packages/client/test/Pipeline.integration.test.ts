@@ -18,24 +18,18 @@
  */
 import { type AddressInfo, connect as tcpConnect, createServer, type Socket } from "node:net"
 import { expect, layer } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Exit, Fiber, Layer } from "effect"
-import { PgServer } from "../../testing/src/index.ts"
-import { PgClient, type PgClientApi } from "../src/index.ts"
-
-/** A fresh client (its own connection) to `url`, closed with the test's scope; PG* variables ignored. */
-const connectTo = (url: string) =>
-  Effect.map(
-    Layer.build(PgClient.layer({ url })).pipe(
-      Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: {} }))
-    ),
-    (ctx) => Context.get(ctx, PgClient)
-  )
-
-/** A fresh client to the test server. */
-const connect = Effect.gen(function* () {
-  const info = yield* PgServer
-  return yield* connectTo(info.url)
-})
+import { Effect, Exit, Fiber } from "effect"
+import { PgServer } from "@pgline/testing"
+import type { PgClientApi } from "@pgline/client"
+import {
+  backendState,
+  connect,
+  connectTo,
+  errorOf,
+  rowsOf,
+  waitUntilRunning,
+  within
+} from "./support/pipeline.ts"
 
 /**
  * A TCP relay to the server whose `cut` drops both sides at once, the way a network failure does:
@@ -75,39 +69,6 @@ const relay = Effect.gen(function* () {
   url.port = String(port)
   return { url: url.toString(), cut }
 })
-
-/** Fails with a TimeoutError when `self` does not finish in `ms`: a liveness bound only. */
-const within =
-  (ms: number) =>
-  <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.timeout(self, ms)
-
-/** The error of an effect expected to fail (a success fails the test). */
-const errorOf = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.flip(within(10_000)(self))
-
-const rowsOf = (pg: PgClientApi, text: string, params?: ReadonlyArray<unknown>) =>
-  Effect.map(pg.query(text, params), (r) => r.rows)
-
-/** Waits until `pid` is running a statement whose text contains `fragment` (seen from `observer`). */
-const waitUntilRunning = (observer: PgClientApi, pid: number, fragment: string) =>
-  Effect.gen(function* () {
-    for (let i = 0; i < 400; i++) {
-      const rows = yield* rowsOf(
-        observer,
-        "select state, query from pg_stat_activity where pid = $1::int and state = 'active'",
-        [pid]
-      )
-      if (rows.some((r) => String(r["query"]).includes(fragment))) return
-      yield* Effect.sleep(25)
-    }
-    return yield* Effect.die(new Error(`backend ${pid} never started running ${fragment}`))
-  })
-
-const backendState = (observer: PgClientApi, pid: number) =>
-  Effect.map(
-    rowsOf(observer, "select state from pg_stat_activity where pid = $1::int", [pid]),
-    (rows) => rows[0]?.["state"]
-  )
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline", (it) => {
   // 1. The psycopg documentation's error example.

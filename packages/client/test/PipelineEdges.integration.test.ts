@@ -14,53 +14,17 @@
  * Timeouts are liveness bounds (a hang fails the test), never speed assertions.
  */
 import { expect, layer } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Exit, Fiber, Layer } from "effect"
-import { PgServer } from "../../testing/src/index.ts"
-import { PgClient, type PgClientApi } from "../src/index.ts"
-
-/** A fresh client (its own connection) to the test server, closed with the test's scope; PG* variables ignored. */
-const connectWith = (settings: { readonly statementCacheSize?: number } = {}) =>
-  Effect.gen(function* () {
-    const info = yield* PgServer
-    const ctx = yield* Layer.build(PgClient.layer({ url: info.url, ...settings })).pipe(
-      Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: {} }))
-    )
-    return Context.get(ctx, PgClient)
-  })
-const connect = connectWith()
-
-/** Fails with a TimeoutError when `self` does not finish in `ms`: a liveness bound only. */
-const within =
-  (ms: number) =>
-  <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.timeout(self, ms)
-
-/** The error of an effect expected to fail (a success fails the test). */
-const errorOf = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.flip(within(10_000)(self))
-
-const rowsOf = (pg: PgClientApi, text: string, params?: ReadonlyArray<unknown>) =>
-  Effect.map(pg.query(text, params), (r) => r.rows)
-
-/** Waits until `pid` is running a statement whose text contains `fragment` (seen from `observer`). */
-const waitUntilRunning = (observer: PgClientApi, pid: number, fragment: string) =>
-  Effect.gen(function* () {
-    for (let i = 0; i < 400; i++) {
-      const rows = yield* rowsOf(
-        observer,
-        "select state, query from pg_stat_activity where pid = $1::int and state = 'active'",
-        [pid]
-      )
-      if (rows.some((r) => String(r["query"]).includes(fragment))) return
-      yield* Effect.sleep(25)
-    }
-    return yield* Effect.die(new Error(`backend ${pid} never started running ${fragment}`))
-  })
-
-const backendState = (observer: PgClientApi, pid: number) =>
-  Effect.map(
-    rowsOf(observer, "select state from pg_stat_activity where pid = $1::int", [pid]),
-    (rows) => rows[0]?.["state"]
-  )
+import { Effect, Exit, Fiber } from "effect"
+import { PgServer } from "@pgline/testing"
+import {
+  backendState,
+  connect,
+  connectWith,
+  errorOf,
+  rowsOf,
+  waitUntilRunning,
+  within
+} from "./support/pipeline.ts"
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline edges", (it) => {
   // 1. A text first prepared in a segment that was aborted before its Parse ran.
