@@ -91,9 +91,15 @@ const connect = (
   resolved: PgConfig.PgConnectOptions,
   settings: ClientSettings
 ): Effect.Effect<PgClientApi, PgClientLayerError, Scope.Scope> =>
+  Effect.flatMap(Session.toSessionOptions(resolved), (options) => openClient(options, settings))
+
+/** Opens a session and builds the client over it, logging notices through the caller's context. */
+const openClient = (
+  options: Session.SessionOptions,
+  settings: ClientSettings
+): Effect.Effect<PgClientApi, PgConnectError | PgServerError, Scope.Scope> =>
   Effect.gen(function* () {
-    const sessionOptions = yield* Session.toSessionOptions(resolved)
-    const session = yield* Session.open(sessionOptions)
+    const session = yield* Session.open(options)
     return makeClient(session, settings, yield* Effect.context<never>())
   })
 
@@ -249,10 +255,4 @@ export const layerSession = (
   options: Session.SessionOptions,
   settings: ClientSettings = {}
 ): Layer.Layer<PgClient, PgConnectError | PgServerError> =>
-  Layer.effect(
-    PgClient,
-    Effect.gen(function* () {
-      const session = yield* Session.open(options)
-      return makeClient(session, settings, yield* Effect.context<never>())
-    })
-  )
+  Layer.effect(PgClient, openClient(options, settings))

@@ -17,7 +17,8 @@ import {
   type Endpoint,
   isUnixSocket,
   openSocket,
-  requestSsl
+  requestSsl,
+  sniServerName
 } from "./internal/sockets.ts"
 import { type Started, StartupServerError, type StartupOptions, startup } from "./internal/startup.ts"
 import type { Wire } from "./internal/Wire.ts"
@@ -95,10 +96,11 @@ const cancelOver = (started: Started, tlsOptions: StartupOptions["tls"]): Promis
         if (started.tls && !isUnixSocket(endpoint.host)) {
           // The cancel connection uses TLS when the session does, so the key never travels in clear.
           if ((await requestSsl(socket, endpoint, Date.now() + 10_000)) === "S") {
+            const servername = sniServerName(endpoint, tlsOptions.sslsni)
             stream = tlsConnect({
               socket,
               rejectUnauthorized: false,
-              ...(tlsOptions.sslsni && !/^[\d.]+$|:/.test(endpoint.host) ? { servername: endpoint.host } : {})
+              ...(servername !== undefined ? { servername } : {})
             })
             await new Promise<void>((ok, fail) => {
               stream.once("secureConnect", () => ok())

@@ -178,12 +178,8 @@ export class Engine {
   private onReady(status: TransactionStatus): void {
     this.transactionStatus = status
     const step = this.queue[this.head]
+    // Nothing waiting, or statements before the Sync left unanswered: not a conforming server.
     if (step === undefined || !step.isSync) {
-      if (step === undefined) {
-        this.hooks.onDesync({ type: "ReadyForQuery", status })
-        return
-      }
-      // Steps before the Sync that got no answer (cannot happen with a conforming server).
       this.hooks.onDesync({ type: "ReadyForQuery", status })
       return
     }

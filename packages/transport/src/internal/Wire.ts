@@ -121,12 +121,6 @@ export class Wire {
     else this.socket.write(bytes)
   }
 
-  /** Writes a ready-made frame after whatever is already queued. */
-  send(frame: Uint8Array): void {
-    this.writer.bytes(frame)
-    this.schedule()
-  }
-
   /**
    * Calls `resume` once fewer than `threshold` bytes wait to be written (or the wire closed).
    * Frames still in our own buffer go out first: waiting on them would wait on nothing.

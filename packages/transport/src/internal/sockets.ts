@@ -144,6 +144,10 @@ export const describe = (endpoint: Endpoint): string =>
  * A certificate or key setting is a file path (libpq) or, as a pgline extension, the PEM text
  * itself (recognised by its "-----BEGIN" header), so secrets held in memory need no temp file.
  */
+/** The TLS SNI name: the host name when sslsni is on (never an IP address or a socket directory). */
+export const sniServerName = (endpoint: Endpoint, sslsni: boolean): string | undefined =>
+  sslsni && !isUnixSocket(endpoint.host) && !/^[\d.]+$|:/.test(endpoint.host) ? endpoint.host : undefined
+
 const readIfExists = (path: string | undefined): string | undefined =>
   path === undefined
     ? undefined
@@ -185,10 +189,7 @@ const tlsSettings = (endpoint: Endpoint, tls: TlsOptions, alpn: boolean) => {
   if (cert !== undefined && key === undefined) {
     throw new ConnectFailure("Tls", `client certificate given but its key ${keyPath} does not exist`)
   }
-  const servername =
-    tls.sslsni && !isUnixSocket(endpoint.host) && !/^[\d.]+$|:/.test(endpoint.host)
-      ? endpoint.host
-      : undefined
+  const servername = sniServerName(endpoint, tls.sslsni)
   const versions = (v: string | undefined) =>
     v === undefined ? undefined : (v.replace("TLSv1.", "TLSv1.") as "TLSv1.2" | "TLSv1.3")
   const minVersion = versions(tls.sslMinProtocolVersion ?? "TLSv1.2")
