@@ -210,6 +210,15 @@ export class TypeRegistry {
     return this.codecs.get(oid)?.binaryDecode !== undefined
   }
 
+  /**
+   * The result format to ask for: binary when the type has a binary decoder, unless its codec
+   * prefers text results (see `Codec.textResults`).
+   */
+  resultFormat(oid: number): Format {
+    const codec = this.codecs.get(oid)
+    return codec?.binaryDecode !== undefined && codec.textResults !== true ? 1 : 0
+  }
+
   /** Whether a parameter of this type can be sent in binary. */
   supportsBinaryEncode(oid: number): boolean {
     return this.codecs.get(oid)?.binaryEncode !== undefined

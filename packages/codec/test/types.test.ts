@@ -436,6 +436,15 @@ describe("TypeRegistry", () => {
     expect(reg.supportsBinary(Oid.int4)).toBe(true)
   })
 
+  it("asks for binary results where a binary decoder exists, except for text-valued types", () => {
+    expect(reg.resultFormat(Oid.int4)).toBe(1)
+    expect(reg.resultFormat(Oid.jsonb)).toBe(1)
+    expect(reg.resultFormat(999999)).toBe(0)
+    // numeric decodes to its decimal string: the server formats it, the client slices.
+    expect(reg.supportsBinary(Oid.numeric)).toBe(true)
+    expect(reg.resultFormat(Oid.numeric)).toBe(0)
+  })
+
   it("decoders throw only DecodeError, also for a user codec that throws something else", () => {
     const r = new TypeRegistry()
     r.register({

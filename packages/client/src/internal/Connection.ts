@@ -158,9 +158,7 @@ class StatementStep implements Step {
     const p = this.prepared
     if (p !== undefined) {
       p.fields = fields
-      const binary: Array<FormatCode> = fields.map((f) =>
-        this.conn.registry.supportsBinary(f.typeOid) ? 1 : 0
-      )
+      const binary: Array<FormatCode> = fields.map((f) => this.conn.registry.resultFormat(f.typeOid))
       p.resultFormats = binary
       p.decoders = fields.map((f, i) => this.conn.registry.rawDecoderFor(f.typeOid, binary[i]!))
       p.names = this.names

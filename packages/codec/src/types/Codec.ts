@@ -27,6 +27,12 @@ export interface Codec<A = unknown> {
   readonly binaryDecode?: Decoder<A>
   readonly textEncode: (value: unknown) => string
   readonly binaryEncode?: (value: unknown, out: ByteWriter) => void
+  /**
+   * Ask for results in text even though a binary decoder exists: the value is its text (numeric's
+   * decimal string), so the server's output function does the formatting and the client only
+   * slices. Parameters and array elements still use binary.
+   */
+  readonly textResults?: boolean
 }
 
 // ignoreBOM: the default decoder silently drops a leading U+FEFF, which is data in a text column.
@@ -84,6 +90,7 @@ export const makeCodec = <A>(spec: {
   readonly binaryDecode?: Decoder<A>
   readonly textEncode: (value: unknown) => string
   readonly binaryEncode?: (value: unknown, out: ByteWriter) => void
+  readonly textResults?: boolean
 }): Codec<A> => {
   const parse = spec.parse
   const codec: {
@@ -98,6 +105,7 @@ export const makeCodec = <A>(spec: {
   }
   if (spec.binaryDecode !== undefined) codec.binaryDecode = spec.binaryDecode
   if (spec.binaryEncode !== undefined) codec.binaryEncode = spec.binaryEncode
+  if (spec.textResults === true) codec.textResults = true
   return codec
 }
 
@@ -120,8 +128,13 @@ export const readI32 = (b: Uint8Array, i: number): number =>
 
 export const readU32 = (b: Uint8Array, i: number): number => readI32(b, i) >>> 0
 
-export const readI64 = (b: Uint8Array, i: number): bigint =>
-  (BigInt(readI32(b, i)) << 32n) | BigInt(readU32(b, i + 4))
+export const readI64 = (b: Uint8Array, i: number): bigint => {
+  const hi = readI32(b, i)
+  const lo = readU32(b, i + 4)
+  // |value| < 2^53: exact as a double, so one BigInt instead of the four a shift-and-or builds.
+  if (hi >= -0x200000 && hi < 0x200000) return BigInt(hi * 4294967296 + lo)
+  return (BigInt(hi) << 32n) | BigInt(lo)
+}
 
 // Floats go through an 8-byte scratch view. It is written and read within one synchronous call,
 // so sharing it is safe (it carries no state between calls).

@@ -134,6 +134,9 @@ export const numeric: Codec<string> = makeCodec({
   oid: Oid.numeric,
   arrayOid: ArrayOid.numeric,
   parse: (t) => t,
+  // numeric_out formats the digits in C; decoding binary means regrouping base-10000 digits here
+  // (measured: 100,000 values 9 ms as text, 26 ms from binary).
+  textResults: true,
   binaryDecode,
   textEncode: toDecimal,
   binaryEncode

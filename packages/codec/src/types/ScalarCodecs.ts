@@ -30,6 +30,7 @@ import {
   readU32,
   utf8
 } from "./Codec.ts"
+import { parseJsonBytes } from "./Json.ts"
 import { ArrayOid, Oid } from "./Oid.ts"
 
 // --- integers
@@ -488,12 +489,22 @@ const jsonText = (oid: number, value: unknown): string => {
   return s
 }
 
+/** JSON.parse's result for bytes [s, e), or a DecodeError naming the type. */
+const parseJsonAt = (oid: number, b: Uint8Array, s: number, e: number): unknown => {
+  try {
+    return parseJsonBytes(b, s, e)
+  } catch (err) {
+    return decodeFail(oid, `invalid JSON: ${(err as Error).message}`)
+  }
+}
+
 const json: Codec<unknown> = makeCodec({
   name: "json",
   oid: Oid.json,
   arrayOid: ArrayOid.json,
   parse: (t) => parseJson(Oid.json, t),
-  binaryDecode: (b, s, e) => parseJson(Oid.json, utf8(b, s, e)),
+  textDecode: (b, s, e) => parseJsonAt(Oid.json, b, s, e),
+  binaryDecode: (b, s, e) => parseJsonAt(Oid.json, b, s, e),
   textEncode: (v) => jsonText(Oid.json, v),
   binaryEncode: (v, out) => {
     out.utf8(jsonText(Oid.json, v))
@@ -506,10 +517,11 @@ const jsonb: Codec<unknown> = makeCodec({
   oid: Oid.jsonb,
   arrayOid: ArrayOid.jsonb,
   parse: (t) => parseJson(Oid.jsonb, t),
+  textDecode: (b, s, e) => parseJsonAt(Oid.jsonb, b, s, e),
   binaryDecode: (b, s, e) => {
     if (e - s < 1 || b[s] !== 1)
       decodeFail(Oid.jsonb, `unsupported jsonb version ${e > s ? b[s] : "(empty)"}`)
-    return parseJson(Oid.jsonb, utf8(b, s + 1, e))
+    return parseJsonAt(Oid.jsonb, b, s + 1, e)
   },
   textEncode: (v) => jsonText(Oid.jsonb, v),
   binaryEncode: (v, out) => {
