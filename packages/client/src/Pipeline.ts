@@ -12,7 +12,7 @@
  */
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
 import { fromErrorFields, type PgServerError } from "@pgline/transport"
-import { Context, Effect, Effectable, Exit, Option, type Scope, type Tracer } from "effect"
+import { Context, Effect, Effectable, Exit, Option, References, type Scope, Tracer } from "effect"
 import type { Connection, Outcome, OutcomeSink } from "./internal/Connection.ts"
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { encodeFailure, outcomeToExit } from "./internal/outcome.ts"
@@ -320,8 +320,13 @@ export const make = (
     const maxPending = options.maxPendingBytes ?? 1024 * 1024
     // Tracing: a span for the pipeline (its scope), one per segment (first statement to its
     // sync's answer) and one per statement (queued to settled), with the SQLSTATE on failure.
+    // Without a tracing backend (Effect's in-memory native tracer) nobody can see a span, so none is
+    // made: six spans per pipelined transaction were a fifth of its client CPU.
     const tracer = yield* Effect.tracer
-    const pipelineSpan = yield* Effect.makeSpanScoped("pgline.pipeline", { kind: "client" })
+    const tracing = tracer !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+    const pipelineSpan = tracing
+      ? yield* Effect.makeSpanScoped("pgline.pipeline", { kind: "client" })
+      : undefined
     let open = true
     let count = 0
     let segment = new Segment()
@@ -343,9 +348,8 @@ export const make = (
     const closed = () =>
       new StatementRejected({ reason: "PipelineClosed", message: "the pipeline's scope has closed" })
 
-    const segmentSpan = (): Tracer.Span => {
-      if (segment.span === undefined)
-        segment.span = childSpan(tracer, pipelineSpan, "pgline.pipeline.segment")
+    const segmentSpan = (parent: Tracer.Span): Tracer.Span => {
+      if (segment.span === undefined) segment.span = childSpan(tracer, parent, "pgline.pipeline.segment")
       return segment.span
     }
 
@@ -363,10 +367,12 @@ export const make = (
           segment.unsettled--
           return Effect.fail(encodeFailure(failure))
         }
-        state.span = childSpan(tracer, segmentSpan(), "pgline.statement")
-        state.span.attribute("db.query.text", text)
-        // Already settled (skipped: the segment failed before it was queued).
-        if (state.outcome !== undefined) endStatementSpan(state.span, state.outcome)
+        if (pipelineSpan !== undefined) {
+          state.span = childSpan(tracer, segmentSpan(pipelineSpan), "pgline.statement")
+          state.span.attribute("db.query.text", text)
+          // Already settled (skipped: the segment failed before it was queued).
+          if (state.outcome !== undefined) endStatementSpan(state.span, state.outcome)
+        }
         count++
         return conn.session.wire.pendingBytes > maxPending
           ? Effect.as(backpressure, state)
@@ -387,8 +393,10 @@ export const make = (
         const rejected = rejectText(text)
         if (rejected !== undefined) return Effect.fail(rejected)
         const many = new ManySink()
-        many.span = childSpan(tracer, segmentSpan(), "pgline.statements")
-        many.span.attribute("db.query.text", text)
+        if (pipelineSpan !== undefined) {
+          many.span = childSpan(tracer, segmentSpan(pipelineSpan), "pgline.statements")
+          many.span.attribute("db.query.text", text)
+        }
         const epoch = shared.epoch
         const iterator = rows[Symbol.iterator]()
         const wire = conn.session.wire

@@ -71,4 +71,16 @@ layer(client, { timeout: 60_000 })("pipeline tracing", (it) => {
       expect(statements[0]!.span.attributes.get("db.query.text")).toBe("select 1")
     })
   )
+
+  it.effect("makes no spans when tracing is switched off", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      const { tracer, spans } = recordingTracer()
+      const rows = yield* pg
+        .pipelineTransaction((p) => p.execute("select 1 as one"))
+        .pipe(Effect.flatten, Effect.withTracer(tracer), Effect.withTracerEnabled(false))
+      expect(rows.rows).toEqual([{ one: 1 }])
+      expect(spans.filter((s) => s.span.name.startsWith("pgline."))).toEqual([])
+    })
+  )
 })
