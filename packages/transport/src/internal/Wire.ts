@@ -2,7 +2,7 @@
  * Wire: one socket (TCP, Unix or TLS) with the codec's parser on its read side and one coalescing
  * writer on its write side. Frames are encoded straight into `writer` by callers and go out in one
  * socket write per tick (`schedule()`), so a burst of Parse/Bind/Execute/Sync from one fiber costs
- * one syscall. Reading never stops: node keeps reading while writes are buffered, which is what
+ * one syscall; a burst above 32 KiB goes out in 32 KiB writes as it is encoded. Reading never stops: node keeps reading while writes are buffered, which is what
  * keeps a huge pipeline from deadlocking when both socket buffers fill.
  *
  * It knows nothing of statements; the session and the client install a message handler. Every
@@ -21,6 +21,14 @@ export interface WireClosed {
   readonly message: string
   readonly protocolError?: ProtocolError
 }
+
+/**
+ * Once this many bytes are buffered, `schedule` writes at once instead of at the end of the tick,
+ * so a long pipeline streams: the server executes the first statements while later ones are still
+ * being encoded. Measured on 10,000 pipelined upserts: 325 → 230–300 ms direct (end-of-tick only
+ * vs 16–64 KiB), noisy machine; below 16 KiB the extra writes start to cost.
+ */
+const EAGER_FLUSH = 32 * 1024
 
 export class Wire {
   readonly writer = new Writer(16 * 1024)
@@ -103,8 +111,15 @@ export class Wire {
     return this.writer.length + this.socket.writableLength
   }
 
-  /** Queues the frames written into `writer` so far for one socket write at the end of this tick. */
+  /**
+   * Queues the frames written into `writer` so far for one socket write at the end of this tick
+   * (or writes now when `EAGER_FLUSH` bytes are waiting).
+   */
   schedule(): void {
+    if (this.writer.length >= EAGER_FLUSH) {
+      this.flush()
+      return
+    }
     if (this.scheduled) return
     this.scheduled = true
     queueMicrotask(this.flush)
