@@ -8,11 +8,15 @@
  * Every (driver, workload, latency, size) runs as its own child process,
  * `node bench/workers/<driver>.ts <workload> <url> <json params>`, which prints one JSON line of
  * timings (see bench/workers/common.ts): one driver's JIT and GC state never leaks into another's
- * numbers. Jobs run one at a time; the orchestrator (this process) holds the proxies and is
- * otherwise idle while a worker runs. Reported: median, min and max of the timed runs after
- * warm-up, and pgline's ratio to each peer (pgline ÷ peer: below 1 means pgline is faster).
+ * numbers. Jobs that are compared with each other form a group (e.g. P1 at one latency class, all
+ * drivers) whose timed runs are interleaved: the workers start and warm up one at a time, then
+ * take turns, one timed run each per round, the round's first worker rotating (`runGroup`), so
+ * load that changes over minutes on this shared machine lands on every driver alike. Only one
+ * worker works at any moment; the orchestrator (this process) holds the proxies and is otherwise
+ * idle. Reported: median, min and max of the timed runs after warm-up, and pgline's ratio to each
+ * peer (pgline ÷ peer: below 1 means pgline is faster).
  *
- * `--quick` (about 3 minutes) uses fewer runs and smaller sizes, for checking that everything
+ * `--quick` (about 4 minutes) uses fewer runs and smaller sizes, for checking that everything
  * works; its numbers are not the published ones. `--quick` and `--only` write
  * bench/.work/RESULTS.partial.md instead of bench/RESULTS.md unless `--out` says otherwise.
  *
@@ -33,7 +37,13 @@ import {
   withProxyUrl
 } from "@pgline/testing"
 import pg from "pg"
-import type { Mode, WorkerOutput, WorkerParams, Workload } from "./workers/common.ts"
+import {
+  type Mode,
+  TRUNCATE_UPSERT,
+  type WorkerOutput,
+  type WorkerParams,
+  type Workload
+} from "./workers/common.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const workDir = join(benchDir, ".work")
@@ -49,7 +59,7 @@ const option = (name: string): string | undefined => {
 if (flag("--help") || flag("-h")) {
   console.log(
     "usage: node bench/run.ts [--quick] [--only P1,P2,P3,P4,P5,P6] [--out FILE]\n" +
-      "  the whole suite (~14 min) writes bench/RESULTS.md; --quick (~3 min) and --only write\n" +
+      "  the whole suite (~20 min) writes bench/RESULTS.md; --quick (~4 min) and --only write\n" +
       "  bench/.work/RESULTS.partial.md unless --out says otherwise. See bench/README.md."
   )
   process.exit(0)
@@ -94,7 +104,7 @@ const config = quick
       bigSyncEvery: 25_000
     }
   : {
-      runs: 5,
+      runs: 7,
       upsertRows: 10_000,
       perRowRows: { direct: 10_000, "1ms": 1_000, "4ms": 250 },
       transfers: { direct: 100, "1ms": 50, "4ms": 20 },
@@ -187,6 +197,8 @@ const classById = (id: ClassId) => classes.find((c) => c.id === id)!
 
 interface Job {
   readonly id: WorkloadId
+  /** Jobs with the same key are compared with each other and their timed runs interleaved. */
+  readonly group: string
   readonly driver: DriverId
   readonly workload: Workload
   readonly latency: ClassId
@@ -211,64 +223,201 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-/** The running worker and the cleanup of the server and proxies, for Ctrl-C. */
-let currentChild: ChildProcess | undefined
+/** The running workers and the cleanup of the server and proxies, for Ctrl-C. */
+const liveChildren = new Set<ChildProcess>()
 let cleanup: (() => Promise<void>) | undefined
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
-    currentChild?.kill("SIGKILL")
+    for (const child of liveChildren) killTree(child)
     void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130))
   })
 }
 
-const runWorker = (job: Job, url: string, timeoutMs: number): Promise<JobResult> =>
-  new Promise((resolve) => {
-    const started = performance.now()
-    const script = join(benchDir, "workers", `${job.driver}.ts`)
-    // P6 reads the live heap after forced collections (global.gc).
-    const flags = job.workload === "bigpipeline" ? ["--expose-gc"] : []
-    const child = spawn(process.execPath, [...flags, script, job.workload, url, JSON.stringify(job.params)], {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    currentChild = child
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d
-    })
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d
-    })
-    const timer = setTimeout(() => {
-      stderr += `\n(killed after ${timeoutMs} ms)`
-      child.kill("SIGKILL")
-    }, timeoutMs)
-    child.on("close", (code) => {
-      clearTimeout(timer)
-      currentChild = undefined
-      const wallMs = performance.now() - started
-      const line = stdout.trim().split("\n").pop() ?? ""
-      let out: WorkerOutput | undefined
-      let error: string | undefined
-      if (code === 0) {
-        try {
-          out = JSON.parse(line) as WorkerOutput
-        } catch {
-          error = `unparseable output: ${line.slice(0, 200)}`
-        }
-      } else error = (stderr.trim() || `exit code ${code}`).split("\n").slice(0, 6).join(" | ")
-      const times = out?.times ?? []
-      resolve({
-        ...job,
-        out,
-        error,
-        median: median(times),
-        min: times.length ? Math.min(...times) : Number.NaN,
-        max: times.length ? Math.max(...times) : Number.NaN,
-        wallMs
-      })
-    })
+/**
+ * Kills a worker and whatever it started (pgbench and its shell): workers run in their own
+ * process group (`detached`).
+ */
+const killTree = (child: ChildProcess) => {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
+    else child.kill("SIGKILL")
+  } catch {
+    child.kill("SIGKILL")
+  }
+}
+
+/** How long one phase of a worker may take: start-up and warm-up, or one timed run. */
+const PHASE_TIMEOUT_MS = 10 * 60_000
+
+/**
+ * A running worker. Its stdout is split into lines: `@turn` lines (it is waiting for `go`)
+ * become events, the rest is output (the last such line is its WorkerOutput JSON).
+ */
+interface Worker {
+  readonly job: Job
+  readonly child: ChildProcess
+  readonly lines: Array<string>
+  readonly events: Array<"turn">
+  stdoutTail: string
+  stderr: string
+  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
+  /** Why the orchestrator killed it, if it did. */
+  killed: string | undefined
+  /** Called when an event arrives or the process exits. */
+  wake: (() => void) | undefined
+  /** Time spent in its own phases (start-up, warm-up, timed runs), not waiting for its turn. */
+  activeMs: number
+}
+
+const spawnWorker = (job: Job, url: string, interleave: boolean): Worker => {
+  const script = join(benchDir, "workers", `${job.driver}.ts`)
+  // P6 reads the live heap after forced collections (global.gc).
+  const flags = job.workload === "bigpipeline" ? ["--expose-gc"] : []
+  const params: WorkerParams = interleave ? { ...job.params, interleave: true } : job.params
+  const child = spawn(process.execPath, [...flags, script, job.workload, url, JSON.stringify(params)], {
+    stdio: ["pipe", "pipe", "pipe"],
+    detached: true
   })
+  liveChildren.add(child)
+  const w: Worker = {
+    job,
+    child,
+    lines: [],
+    events: [],
+    stdoutTail: "",
+    stderr: "",
+    exit: undefined,
+    killed: undefined,
+    wake: undefined,
+    activeMs: 0
+  }
+  // A worker that died does not read its stdin: ignore EPIPE on a late `go`.
+  child.stdin!.on("error", () => {})
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+    const parts = (w.stdoutTail + d).split("\n")
+    w.stdoutTail = parts.pop()!
+    for (const line of parts) {
+      if (line.trim() === "@turn") w.events.push("turn")
+      else if (line.trim() !== "") w.lines.push(line)
+    }
+    if (w.events.length > 0) w.wake?.()
+  })
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => {
+    w.stderr += d
+  })
+  child.on("close", (code, signal) => {
+    liveChildren.delete(child)
+    if (w.stdoutTail.trim() !== "") w.lines.push(w.stdoutTail)
+    w.stdoutTail = ""
+    w.exit = { code, signal }
+    w.wake?.()
+  })
+  return w
+}
+
+const kill = (w: Worker, why: string) => {
+  if (w.exit !== undefined) return
+  w.killed ??= why
+  killTree(w.child)
+}
+
+/**
+ * Waits until the worker asks for its next turn ("turn") or has exited ("exit"). A phase that
+ * takes longer than `timeoutMs` gets the worker killed (and so ends in "exit").
+ */
+const nextEvent = (w: Worker, timeoutMs: number, phase: string): Promise<"turn" | "exit"> =>
+  new Promise((resolve) => {
+    const t0 = performance.now()
+    const timer = setTimeout(() => kill(w, `killed after ${timeoutMs} ms (${phase})`), timeoutMs)
+    const check = () => {
+      const event = w.events.length > 0 ? w.events.shift()! : w.exit !== undefined ? "exit" : undefined
+      if (event === undefined) return
+      clearTimeout(timer)
+      w.wake = undefined
+      w.activeMs += performance.now() - t0
+      resolve(event)
+    }
+    w.wake = check
+    check()
+  })
+
+const resultOf = (w: Worker): JobResult => {
+  const { job } = w
+  const line = w.lines.at(-1) ?? ""
+  let out: WorkerOutput | undefined
+  let error: string | undefined
+  if (w.killed !== undefined) {
+    error = [w.killed, ...w.stderr.trim().split("\n").slice(0, 5)].filter((x) => x !== "").join(" | ")
+  } else if (w.exit?.code === 0) {
+    try {
+      out = JSON.parse(line) as WorkerOutput
+    } catch {
+      error = `unparseable output: ${line.slice(0, 200)}`
+    }
+  } else {
+    const status = w.exit?.signal ? `signal ${w.exit.signal}` : `exit code ${w.exit?.code}`
+    error = (w.stderr.trim() || status).split("\n").slice(0, 6).join(" | ")
+  }
+  const times = out?.times ?? []
+  return {
+    ...job,
+    out,
+    error,
+    median: median(times),
+    min: times.length ? Math.min(...times) : Number.NaN,
+    max: times.length ? Math.max(...times) : Number.NaN,
+    wallMs: w.activeMs
+  }
+}
+
+/** Jobs whose timed runs are interleaved, and compared with each other. */
+interface Group {
+  readonly id: WorkloadId
+  readonly key: string
+  readonly jobs: ReadonlyArray<Job>
+}
+
+/**
+ * Runs a group of jobs. A group of one runs as before: the worker runs all its repetitions and
+ * exits. A larger group interleaves: its workers start one at a time, each waiting at its first
+ * turn once its warm-up is done (warm-ups never overlap); then in round r (0-based) every live
+ * worker in turn, starting at worker r mod k, gets `go` and does one timed run while the others
+ * wait, so every driver's runs see the same minutes of machine load, and no driver always goes
+ * first. A worker that fails or times out is recorded as failed and leaves the rotation.
+ */
+const runGroup = async (group: Group, admin: pg.Client): Promise<Array<JobResult>> => {
+  // Upsert groups: one empty table for the whole group. Workers start with the largest row count
+  // (planGroups orders them), so after the warm-ups every timed run updates existing rows.
+  if (group.jobs.some((j) => j.workload === "upsert")) await admin.query(TRUNCATE_UPSERT)
+  const interleave = group.jobs.length > 1
+  const workers: Array<Worker> = []
+  for (const job of group.jobs) {
+    const w = spawnWorker(job, classById(job.latency).url, interleave)
+    workers.push(w)
+    await nextEvent(w, PHASE_TIMEOUT_MS, interleave ? "start-up and warm-up" : "the whole job")
+  }
+  const k = workers.length
+  const rounds = Math.max(...group.jobs.map((j) => j.params.runs))
+  for (let r = 0; workers.some((w) => w.exit === undefined); r++) {
+    for (let i = 0; i < k; i++) {
+      const w = workers[(r + i) % k]!
+      if (w.exit !== undefined) continue
+      if (r >= rounds) {
+        // It asked for more turns than it has runs: a protocol error.
+        kill(w, `asked for turn ${r + 1} of ${w.job.params.runs}`)
+        await nextEvent(w, PHASE_TIMEOUT_MS, "exit")
+        continue
+      }
+      w.child.stdin!.write("go\n")
+      // After its last `go` a worker reads nothing more: closing its stdin makes a worker that
+      // asks for another turn fail at once.
+      if (r === w.job.params.runs - 1) w.child.stdin!.end()
+      await nextEvent(w, PHASE_TIMEOUT_MS, `timed run ${r + 1}`)
+    }
+  }
+  for (const w of workers) w.child.stdin!.end()
+  return workers.map(resultOf)
+}
 
 // --- set-up ---------------------------------------------------------------------------------------
 
@@ -420,26 +569,32 @@ const main = async () => {
       )
     }
 
-    const jobs = planJobs(pgbench)
-    console.log(`${jobs.length} jobs: ${selected.join(", ")}${quick ? " (--quick)" : ""}`)
+    const groups = planGroups(planJobs(pgbench))
+    const jobCount = groups.reduce((n, g) => n + g.jobs.length, 0)
+    console.log(
+      `${jobCount} jobs in ${groups.length} groups: ${selected.join(", ")}${quick ? " (--quick)" : ""}`
+    )
     let lastId: WorkloadId | undefined
-    for (const job of jobs) {
-      if (job.id !== lastId) {
+    for (const group of groups) {
+      if (group.id !== lastId) {
         if (lastId !== undefined) sampleLoad(`after ${lastId}`)
-        lastId = job.id
+        lastId = group.id
       }
-      // Every upsert worker starts from an empty table (pgbench does not truncate by itself).
-      if (job.workload === "upsert") await admin.query("TRUNCATE bench_upsert")
-      const c = classById(job.latency)
-      const r = await runWorker(job, c.url, 10 * 60_000)
-      results.push(r)
-      const style = job.params.style ? ` ${job.params.style}/${job.params.syncEvery}` : ""
-      const head = `${job.id} ${job.latency.padEnd(6)} ${driverName[job.driver].padEnd(22)} ${job.mode.padEnd(10)} ${String(job.units).padStart(7)}${style}`
-      console.log(
-        r.error
-          ? `${head}  FAILED: ${r.error}`
-          : `${head}  median ${ms(r.median)} ms  (min ${ms(r.min)}, max ${ms(r.max)})${r.out?.extrapolated ? " ~extrapolated" : ""}  [${(r.wallMs / 1000).toFixed(1)} s]`
-      )
+      const g0 = performance.now()
+      if (group.jobs.length > 1)
+        console.log(`${group.key}: ${group.jobs.length} workers, timed runs interleaved`)
+      for (const r of await runGroup(group, admin)) {
+        results.push(r)
+        const style = r.params.style ? ` ${r.params.style}/${r.params.syncEvery}` : ""
+        const head = `${r.id} ${r.latency.padEnd(6)} ${driverName[r.driver].padEnd(22)} ${r.mode.padEnd(10)} ${String(r.units).padStart(7)}${style}`
+        console.log(
+          r.error
+            ? `${head}  FAILED: ${r.error}`
+            : `${head}  median ${ms(r.median)} ms  (min ${ms(r.min)}, max ${ms(r.max)})${r.out?.extrapolated ? " ~extrapolated" : ""}  [${(r.wallMs / 1000).toFixed(1)} s]`
+        )
+      }
+      if (group.jobs.length > 1)
+        console.log(`${group.key}: ${((performance.now() - g0) / 1000).toFixed(1)} s in all`)
     }
     sampleLoad(`after ${lastId}`)
     for (const c of classes) {
@@ -481,6 +636,7 @@ const planJobs = (pgbench: string | undefined): Array<Job> => {
     if (!selected.includes(id)) return
     jobs.push({
       id,
+      group: groupKey(id, latency, units),
       driver,
       workload,
       latency,
@@ -554,6 +710,48 @@ const planJobs = (pgbench: string | undefined): Array<Job> => {
   return jobs
 }
 
+/** Numbers the groups of one (P6), whose keys must differ. */
+let soloGroups = 0
+
+/**
+ * What is compared with what: P1, P2 and P5 per latency class (every driver, pipelined and
+ * sequential), P4 as one group, P3 per latency class and size (pipelined vs one at a time: the
+ * speedup column), P6 one job per group.
+ */
+const groupKey = (id: WorkloadId, latency: ClassId, units: number): string => {
+  switch (id) {
+    case "P1":
+    case "P2":
+    case "P5":
+      return `${id} ${latency}`
+    case "P3":
+      return `${id} ${latency} ${units}`
+    case "P4":
+      return id
+    case "P6":
+      return `${id} ${units} #${++soloGroups}`
+  }
+}
+
+/**
+ * The groups in the order of their first job. Upsert groups start their workers with the largest
+ * row count first (stable: pipelined before sequential), so the first warm-up inserts every row
+ * id the group touches and every later run only updates.
+ */
+const planGroups = (jobs: ReadonlyArray<Job>): Array<Group> => {
+  const byKey = new Map<string, Array<Job>>()
+  for (const job of jobs) {
+    const list = byKey.get(job.group)
+    if (list) list.push(job)
+    else byKey.set(job.group, [job])
+  }
+  return [...byKey].map(([key, list]) => ({
+    id: list[0]!.id,
+    key,
+    jobs: list.some((j) => j.workload === "upsert") ? [...list].sort((a, b) => b.units - a.units) : list
+  }))
+}
+
 // --- the report -----------------------------------------------------------------------------------
 
 const find = (id: WorkloadId, driver: DriverId, latency: ClassId, mode: Mode, units?: number) =>
@@ -588,7 +786,10 @@ const report = (meta: {
   out.push(
     `Generated by \`node bench/run.ts${quick ? " --quick" : ""}${only ? ` --only ${only}` : ""}\` on ${meta.startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC in ${meta.minutes.toFixed(1)} minutes. ` +
       "Each row is one child process per (driver, workload, latency class, size); times are the median, min and max of " +
-      `${config.runs} timed runs after warm-up. **pgline ÷ peer** below 1 means pgline is faster. See bench/README.md for method and fairness.`,
+      `${config.runs} timed runs after warm-up. Timed runs are interleaved round-robin across the drivers of each comparison ` +
+      "(each P1, P2 and P5 latency class, P4, each P3 size; one timed run per worker per round, the first worker rotating each round), " +
+      "so load that changes over minutes reaches every driver of a comparison alike. " +
+      "**pgline ÷ peer** below 1 means pgline is faster. See bench/README.md for method and fairness.",
     ""
   )
   if (quick) out.push("> **--quick run**: fewer runs and smaller sizes; not the published numbers.", "")
@@ -701,7 +902,8 @@ const reportP1 = (verdicts: Array<Verdict>): string => {
     `## P1: ${int(config.upsertRows)} prepared upserts in one transaction`,
     "",
     "`INSERT INTO bench_upsert (id, name, qty) VALUES ($1,$2,$3) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, qty = bench_upsert.qty + EXCLUDED.qty`, " +
-      "BEGIN … COMMIT around all rows. The table starts empty for each worker: the warm-up run inserts, the timed runs update the same ids. " +
+      "BEGIN … COMMIT around all rows. The table is emptied once per latency class and the workers warm up largest row count first, " +
+      "so the first warm-up inserts every id and every timed run of every driver updates existing rows. " +
       `Pipelined rows run ${int(config.upsertRows)} rows. Variants that pay one round trip per row run fewer rows through the proxies ` +
       `(${Object.entries(config.perRowRows)
         .map(([k, v]) => `${k}: ${int(v)}`)
@@ -929,7 +1131,8 @@ const reportP5 = (verdicts: Array<Verdict>): string => {
     `## P5: ${int(config.pointQueries)} sequential single-row queries`,
     "",
     "`SELECT $1::int AS x`, prepared, each awaited before the next (no transaction). " +
-      "pgbench runs the same statement as one pgbench transaction per query; its run time is the sum of its per-transaction latencies.",
+      "pgbench runs the same statement as one pgbench transaction per query; its run time is the sum of its per-transaction latencies " +
+      "(one invocation per job; between its runs it waits for its turn in an untimed transaction).",
     ""
   )
   for (const latency of ["direct", "1ms"] as const) {

@@ -1,19 +1,27 @@
 /**
  * What every benchmark worker shares: the workloads' SQL (identical text for every driver), their
- * parameter rows, the worker command line, timing and the one JSON line a worker prints.
+ * parameter rows, the worker command line, timing, the turn protocol and the one JSON line a
+ * worker prints.
  *
  * Worker protocol (see bench/README.md): `node bench/workers/<driver>.ts <workload> <url> <json>`
  * where `<json>` holds the workload's parameters (`WorkerParams`). The worker connects once,
  * prepares whatever it needs outside the clock, runs `warmup` untimed and `runs` timed
- * repetitions, and prints exactly one line to stdout: `WorkerOutput` as JSON. Anything else it has
+ * repetitions, and prints one final line to stdout: `WorkerOutput` as JSON. Anything else it has
  * to say goes to stderr. It exits non-zero on failure (the orchestrator records the error text).
  *
- * Deliberately not here: setting up tables (the orchestrator does that once, with node-postgres),
- * statistics (the orchestrator computes medians), and anything driver-specific.
+ * Turns (`interleave: true`): the orchestrator interleaves the timed runs of the drivers it
+ * compares, so slow changes in machine load land on all of them alike. Before each timed run the
+ * worker prints the line `@turn` and waits for the line `go` on stdin (`turn` below); after its
+ * last timed run it prints its JSON line and exits. Without `interleave` (a worker run by hand, a
+ * job compared with nothing) `turn` returns at once and the runs follow each other.
+ *
+ * Deliberately not here: setting up and truncating tables (the orchestrator does that, with
+ * node-postgres), statistics (the orchestrator computes medians), and anything driver-specific.
  */
 
 export const UPSERT =
   "INSERT INTO bench_upsert (id, name, qty) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, qty = bench_upsert.qty + EXCLUDED.qty"
+/** The orchestrator empties the upsert table once per group of compared jobs (workers never do). */
 export const TRUNCATE_UPSERT = "TRUNCATE bench_upsert"
 export const DEBIT = "UPDATE account SET balance = balance - $1 WHERE id = $2"
 export const CREDIT = "UPDATE account SET balance = balance + $1 WHERE id = $2"
@@ -59,6 +67,8 @@ export interface WorkerParams {
   readonly workDir?: string
   /** The pgbench binary (the orchestrator installs it when missing). */
   readonly pgbench?: string
+  /** Wait for the orchestrator's `go` before each timed run (see `turn`). */
+  readonly interleave?: boolean
 }
 
 export interface WorkerOutput {
@@ -100,7 +110,70 @@ export const fail = (driver: string, workload: string, cause: unknown): never =>
 export const unsupported = (driver: string, workload: string, mode?: string): never =>
   fail(driver, workload, new Error(`not supported by this worker${mode === undefined ? "" : ` (${mode})`}`))
 
-/** `warmup` untimed then `runs` timed calls of `once`, which returns the run's own time in ms. */
+/** Text read from stdin but not yet consumed as a line. */
+let stdinBuffer = ""
+
+/**
+ * The next line on stdin. stdin is read only while a line is awaited; afterwards it is paused and
+ * unreferenced (a paused pipe still holds the event loop open), so a worker that has done its
+ * last run exits as soon as its own work is done.
+ */
+const readLine = (): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const stdin = process.stdin
+    const stop = () => {
+      stdin.off("data", onData)
+      stdin.off("end", onEnd)
+      stdin.off("error", onError)
+      stdin.pause()
+      ;(stdin as { unref?: () => void }).unref?.()
+    }
+    const take = (): boolean => {
+      const at = stdinBuffer.indexOf("\n")
+      if (at === -1) return false
+      const line = stdinBuffer.slice(0, at).trim()
+      stdinBuffer = stdinBuffer.slice(at + 1)
+      stop()
+      resolve(line)
+      return true
+    }
+    const onData = (chunk: string) => {
+      stdinBuffer += chunk
+      take()
+    }
+    const onEnd = () => {
+      stop()
+      reject(new Error("stdin closed while waiting for `go`"))
+    }
+    const onError = (cause: Error) => {
+      stop()
+      reject(cause)
+    }
+    if (take()) return
+    stdin.setEncoding("utf8")
+    stdin.on("data", onData)
+    stdin.once("end", onEnd)
+    stdin.once("error", onError)
+    ;(stdin as { ref?: () => void }).ref?.()
+    stdin.resume()
+  })
+
+/**
+ * Called before each timed run. With `interleave`, prints `@turn` and waits for the orchestrator's
+ * `go` (other drivers' timed runs happen meanwhile; this worker only holds its connection);
+ * otherwise returns at once.
+ */
+export const turn = async (params: WorkerParams): Promise<void> => {
+  if (params.interleave !== true) return
+  process.stdout.write("@turn\n")
+  const line = await readLine()
+  if (line !== "go") throw new Error(`expected \`go\` on stdin, got ${JSON.stringify(line.slice(0, 80))}`)
+}
+
+/**
+ * `warmup` untimed then `runs` timed calls of `once`, which returns the run's own time in ms; each
+ * timed run waits for its `turn`.
+ */
 export const repeat = async (
   params: WorkerParams,
   once: (index: number) => Promise<number>
@@ -108,7 +181,10 @@ export const repeat = async (
   const warmupTimes: Array<number> = []
   const times: Array<number> = []
   for (let i = 0; i < params.warmup; i++) warmupTimes.push(await once(i))
-  for (let i = 0; i < params.runs; i++) times.push(await once(params.warmup + i))
+  for (let i = 0; i < params.runs; i++) {
+    await turn(params)
+    times.push(await once(params.warmup + i))
+  }
   return { times, warmupTimes }
 }
 

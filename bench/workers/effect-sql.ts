@@ -22,7 +22,7 @@ import {
   parseArgs,
   POINT,
   TRANSFER_AMOUNT,
-  TRUNCATE_UPSERT,
+  turn,
   UPSERT,
   upsertRows,
   type WorkerParams
@@ -37,7 +37,10 @@ const repeat = <E, R>(p: WorkerParams, once: Effect.Effect<number, E, R>) =>
     const warmupTimes: Array<number> = []
     const times: Array<number> = []
     for (let i = 0; i < p.warmup; i++) warmupTimes.push(yield* once)
-    for (let i = 0; i < p.runs; i++) times.push(yield* once)
+    for (let i = 0; i < p.runs; i++) {
+      yield* Effect.promise(() => turn(p))
+      times.push(yield* once)
+    }
     return { times, warmupTimes }
   })
 
@@ -45,7 +48,6 @@ const upsert = Effect.gen(function* () {
   const sql = yield* PgClient.PgClient
   const n = params.rows ?? 10_000
   const rows = upsertRows(n)
-  yield* sql.unsafe(TRUNCATE_UPSERT)
   if (concurrent) {
     const once = Effect.gen(function* () {
       const t0 = now()

@@ -20,7 +20,6 @@ import {
   POINT,
   repeat,
   TRANSFER_AMOUNT,
-  TRUNCATE_UPSERT,
   timed,
   UPSERT,
   unsupported,
@@ -37,7 +36,6 @@ const upsertStatement = (values: Array<unknown>): pg.QueryConfig => ({ name: "up
 const upsert = async () => {
   const n = params.rows ?? 10_000
   const rows = upsertRows(n)
-  await client.query(TRUNCATE_UPSERT)
   if (pipelined) {
     return repeat(params, () =>
       timed(async () => {

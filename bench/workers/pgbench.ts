@@ -12,19 +12,36 @@
  *   a run is `transfers` consecutive pgbench transactions (their latencies summed).
  * - point: `SELECT :x::int AS x` as its own transaction, `queries` per run (latencies summed).
  *
+ * Turns: one invocation runs the warm-up and every timed run on one connection (its 10,000-line
+ * upsert script alone costs pgbench about a minute of CPU to parse, its parser being quadratic in
+ * the script's meta-commands, plus 10,000 synchronous prepares: far too much to pay per run). The
+ * script counts its transactions and, after the warm-up, makes every (per + 1)-th one a turn: an
+ * untimed `\shell` that prints `@turn` and waits for `go` (`gated`). Timed runs are the sums of
+ * the other transactions' latencies, so the wait is never timed; what is timed is the gate itself
+ * (`\set k`, `\if`, `\else`, `\endif`: measured 1.2–1.6 µs per transaction).
+ *
  * pgbench prepares each script line as its own statement (P0_1, P0_2, …), so each of the 10,000
  * upsert lines is planned on its own: the first five executions of a prepared statement get custom
  * plans, the sixth decides on the generic plan (measured: runs 1–6 of 10,000 rows ~2× slower
- * than runs 7+). Warm-up is therefore at least 6 transactions here (the JS drivers
- * reuse one statement and cross that threshold within their first run).
+ * than runs 7+). Warm-up is therefore at least 6 transactions here (the JS drivers reuse one
+ * statement and cross that threshold within their first run).
  */
-import { execFile } from "node:child_process"
+import { spawn } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { promisify } from "node:util"
-import { CREDIT, DEBIT, emit, fail, parseArgs, POINT, TRANSFER_AMOUNT, UPSERT, upsertRow } from "./common.ts"
+import {
+  CREDIT,
+  DEBIT,
+  emit,
+  fail,
+  parseArgs,
+  POINT,
+  TRANSFER_AMOUNT,
+  turn,
+  UPSERT,
+  upsertRow
+} from "./common.ts"
 
-const run = promisify(execFile)
 const { workload, url, params } = parseArgs()
 const bin = params.pgbench ?? "/usr/lib/postgresql/15/bin/pgbench"
 const workDir = join(params.workDir ?? "bench/.work", `pgbench-${workload}-${process.pid}`)
@@ -33,7 +50,7 @@ const workDir = join(params.workDir ?? "bench/.work", `pgbench-${workload}-${pro
 const withVariables = (text: string, names: ReadonlyArray<string>): string =>
   text.replace(/\$(\d+)/g, (_, k: string) => `:${names[Number(k) - 1]}`)
 
-const upsertScript = (rows: number): string => {
+const upsertScript = (rows: number): Array<string> => {
   const insert = `${withVariables(UPSERT, ["i", "n", "q"])};`
   const lines = ["\\startpipeline", "BEGIN;"]
   for (let i = 1; i <= rows; i++) {
@@ -41,36 +58,75 @@ const upsertScript = (rows: number): string => {
     lines.push(`\\set i ${id}`, `\\set n ${name}`, `\\set q ${qty}`, insert)
   }
   lines.push("COMMIT;", "\\endpipeline")
-  return `${lines.join("\n")}\n`
+  return lines
 }
 
-const transferScript = (): string =>
+const transferScript = (): Array<string> => [
+  `\\set a ${TRANSFER_AMOUNT}`,
+  "\\set f 1",
+  "\\set t 2",
+  "\\startpipeline",
+  "BEGIN;",
+  `${withVariables(DEBIT, ["a", "f"])};`,
+  `${withVariables(CREDIT, ["a", "t"])};`,
+  "COMMIT;",
+  "\\endpipeline"
+]
+
+const pointScript = (): Array<string> => ["\\set x random(1, 1000000)", `${withVariables(POINT, ["x"])};`]
+
+/**
+ * The script of a worker: `body` (one pgbench transaction of the workload) behind a turn gate.
+ * Every transaction first counts itself in `k` (pgbench variables live as long as the client;
+ * `-D k=0` starts it). After `warmup` workload transactions, every (per + 1)-th transaction is a
+ * turn instead: `\shell` prints `@turn` on pgbench's stdout and reads a line from its stdin, both
+ * pipes to this worker (`pgbench` below relays them). So one invocation, one connection and one
+ * set of prepared statements serve the warm-up and every timed run, as for the JS drivers.
+ */
+const gated = (body: ReadonlyArray<string>, per: number, warmup: number): string =>
   [
-    `\\set a ${TRANSFER_AMOUNT}`,
-    "\\set f 1",
-    "\\set t 2",
-    "\\startpipeline",
-    "BEGIN;",
-    `${withVariables(DEBIT, ["a", "f"])};`,
-    `${withVariables(CREDIT, ["a", "t"])};`,
-    "COMMIT;",
-    "\\endpipeline",
+    "\\set k :k + 1",
+    `\\if :k > ${warmup} and (:k - ${warmup} - 1) % ${per + 1} = 0`,
+    "\\shell echo @turn; read go",
+    "\\else",
+    ...body,
+    "\\endif",
     ""
   ].join("\n")
 
-const pointScript = (): string =>
-  ["\\set x random(1, 1000000)", `${withVariables(POINT, ["x"])};`, ""].join("\n")
+/**
+ * Runs pgbench (one connection) over `gated(body)` for `warmup` workload transactions, then `runs`
+ * times a turn and `per` workload transactions. A turn's `@turn` line is answered once this
+ * worker has its own `turn` (at once when not interleaved). Returns the warm-up and timed runs,
+ * each the sum of its `per` transactions' latencies from pgbench's log (the turn transactions,
+ * which include the wait, are dropped). Its scratch directory goes, whatever happens.
+ */
+const pgbench = async (
+  body: ReadonlyArray<string>,
+  per: number,
+  warmup: number
+): Promise<{ times: Array<number>; warmupTimes: Array<number> }> => {
+  try {
+    return await invoke(body, per, warmup)
+  } finally {
+    rmSync(workDir, { recursive: true, force: true })
+  }
+}
 
-/** Runs pgbench over `script` for `transactions` transactions; returns each one's latency in ms. */
-const pgbench = async (script: string, transactions: number): Promise<Array<number>> => {
+const invoke = async (
+  body: ReadonlyArray<string>,
+  per: number,
+  warmup: number
+): Promise<{ times: Array<number>; warmupTimes: Array<number> }> => {
   rmSync(workDir, { recursive: true, force: true })
   mkdirSync(workDir, { recursive: true })
   const file = join(workDir, "script.sql")
-  writeFileSync(file, script)
+  writeFileSync(file, gated(body, per, warmup))
   const prefix = join(workDir, "tx")
   const conn = new URL(url)
   conn.searchParams.set("sslmode", "disable")
-  const { stdout } = await run(
+  const transactions = warmup + params.runs * (per + 1)
+  const child = spawn(
     bin,
     [
       "-n",
@@ -80,14 +136,50 @@ const pgbench = async (script: string, transactions: number): Promise<Array<numb
       "1",
       "-t",
       String(transactions),
+      "-D",
+      "k=0",
       "-f",
       file,
       "-l",
       `--log-prefix=${prefix}`,
       conn.toString()
     ],
-    { maxBuffer: 16 * 1024 * 1024 }
+    { stdio: ["pipe", "pipe", "pipe"] }
   )
+  // pgbench exits (and closes its stdin) on its own once its transactions are done.
+  child.stdin.on("error", () => {})
+  let stdout = ""
+  let stderr = ""
+  let pending = ""
+  let turns: Promise<void> = Promise.resolve()
+  let turnFailed: { cause: unknown } | undefined
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    const lines = (pending + d).split("\n")
+    pending = lines.pop()!
+    for (const line of lines) {
+      if (line.trim() !== "@turn") stdout += `${line}\n`
+      else
+        turns = turns.then(
+          () =>
+            turn(params).then(
+              () => void child.stdin.write("go\n"),
+              (cause: unknown) => {
+                turnFailed ??= { cause }
+                child.kill("SIGKILL")
+              }
+            ),
+          () => {}
+        )
+    }
+  })
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d
+  })
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+  await turns
+  if (turnFailed !== undefined) throw turnFailed.cause
+  stdout += pending
+  if (code !== 0) throw new Error(`pgbench exited with ${code}:\n${stderr}${stdout}`)
   if (!/number of failed transactions: 0 /.test(stdout))
     throw new Error(`pgbench reported failures:\n${stdout}`)
   const logs = readdirSync(workDir).filter((f) => f.startsWith("tx"))
@@ -102,19 +194,12 @@ const pgbench = async (script: string, transactions: number): Promise<Array<numb
   if (latencies.length !== transactions) {
     throw new Error(`pgbench logged ${latencies.length} of ${transactions} transactions:\n${stdout}`)
   }
-  rmSync(workDir, { recursive: true, force: true })
-  return latencies
-}
-
-/** Groups per-transaction latencies into runs of `per` transactions (summed); drops the warm-up. */
-const intoRuns = (latencies: ReadonlyArray<number>, per: number, warmup: number) => {
-  const runs: Array<number> = []
-  for (let at = 0; at + per <= latencies.length; at += per) {
-    let sum = 0
-    for (let i = at; i < at + per; i++) sum += latencies[i]!
-    runs.push(sum)
-  }
-  return { warmupTimes: runs.slice(0, warmup), times: runs.slice(warmup) }
+  const sum = (from: number) => latencies.slice(from, from + per).reduce((x, y) => x + y, 0)
+  const warmupTimes: Array<number> = []
+  for (let at = 0; at + per <= warmup; at += per) warmupTimes.push(sum(at))
+  const times: Array<number> = []
+  for (let run = 0; run < params.runs; run++) times.push(sum(warmup + run * (per + 1) + 1))
+  return { times, warmupTimes }
 }
 
 const main = async () => {
@@ -122,19 +207,17 @@ const main = async () => {
     case "upsert": {
       if (params.mode !== "pipelined") throw new Error("pgbench runs the pipelined upsert only")
       const warmup = Math.max(6, params.warmup)
-      const latencies = await pgbench(upsertScript(params.rows ?? 10_000), warmup + params.runs)
-      return { ...intoRuns(latencies, 1, warmup), extra: { warmupTransactions: warmup } }
+      const out = await pgbench(upsertScript(params.rows ?? 10_000), 1, warmup)
+      return { ...out, extra: { warmupTransactions: warmup } }
     }
     case "transfer": {
       if (params.mode !== "pipelined") throw new Error("pgbench runs the pipelined transfer only")
       const per = params.transfers ?? 100
-      const latencies = await pgbench(transferScript(), per * (params.warmup + params.runs))
-      return intoRuns(latencies, per, params.warmup)
+      return pgbench(transferScript(), per, per * params.warmup)
     }
     case "point": {
       const per = params.queries ?? 1_000
-      const latencies = await pgbench(pointScript(), per * (params.warmup + params.runs))
-      return intoRuns(latencies, per, params.warmup)
+      return pgbench(pointScript(), per, per * params.warmup)
     }
     default:
       throw new Error("not supported by this worker")
