@@ -69,6 +69,13 @@ export interface LatencyProxyStats {
   readonly released: number
   readonly lateMeanMs: number
   readonly lateMaxMs: number
+  /**
+   * Client flights, all connections: client → target data counted once per burst, a burst being
+   * client bytes that arrive after target bytes on the same connection (or first on it). A client
+   * that waits for each answer makes one flight per round trip, so the difference over a loop of
+   * N operations divided by N is the round trips each one cost, whatever the timing noise.
+   */
+  readonly clientFlights: number
 }
 
 export interface LatencyProxyHandle {
@@ -133,6 +140,12 @@ interface Shared {
   released: number
   lateSum: number
   lateMax: number
+  clientFlights: number
+}
+
+/** Which way a connection's latest data went, shared by its two directions (for flights). */
+interface LastData {
+  toTarget: boolean | undefined
 }
 
 interface Entry {
@@ -163,11 +176,14 @@ class Direction {
   /** Armed on the ticker for the head's release time. */
   armed = false
 
-  constructor(src: Socket, dst: Socket, shared: Shared, toTarget: boolean) {
+  readonly last: LastData
+
+  constructor(src: Socket, dst: Socket, shared: Shared, toTarget: boolean, last: LastData) {
     this.src = src
     this.dst = dst
     this.shared = shared
     this.toTarget = toTarget
+    this.last = last
   }
 
   buffered(): number {
@@ -176,6 +192,8 @@ class Direction {
 
   readonly onData = (chunk: Buffer): void => {
     if (this.disposed) return
+    if (this.toTarget && this.last.toTarget !== true) this.shared.clientFlights++
+    this.last.toTarget = this.toTarget
     this.enqueue(chunk)
     this.queuedBytes += chunk.length
     const held = this.buffered()
@@ -305,8 +323,9 @@ class Link {
     this.onDone = onDone
     client.setNoDelay(true)
     this.upstream = tcpConnect({ host: targetHost, port: targetPort, allowHalfOpen: true, noDelay: true })
-    this.up = new Direction(client, this.upstream, shared, true)
-    this.down = new Direction(this.upstream, client, shared, false)
+    const last: LastData = { toTarget: undefined }
+    this.up = new Direction(client, this.upstream, shared, true, last)
+    this.down = new Direction(this.upstream, client, shared, false, last)
     client.on("data", this.up.onData)
     client.on("end", this.up.onEnd)
     client.on("drain", this.down.onDrain)
@@ -409,7 +428,8 @@ export const startLatencyProxy = async (options: LatencyProxyOptions): Promise<L
     maxBufferedBytes: 0,
     released: 0,
     lateSum: 0,
-    lateMax: 0
+    lateMax: 0,
+    clientFlights: 0
   }
   const links = new Set<Link>()
   let totalConnections = 0
@@ -465,7 +485,8 @@ export const startLatencyProxy = async (options: LatencyProxyOptions): Promise<L
         maxBufferedBytes: shared.maxBufferedBytes,
         released: shared.released,
         lateMeanMs: shared.released === 0 ? 0 : shared.lateSum / shared.released,
-        lateMaxMs: shared.lateMax
+        lateMaxMs: shared.lateMax,
+        clientFlights: shared.clientFlights
       }
     },
     close: () => {

@@ -170,6 +170,8 @@ describe("LatencyProxy", () => {
           expect(stats.delayMs).toBe(delayMs)
           expect(stats.released).toBe(40)
           expect(stats.lateMaxMs).toBeGreaterThanOrEqual(0)
+          // Each ping waited for its echo: one client flight per round trip.
+          expect(stats.clientFlights).toBe(20)
           socket.destroy()
         })
       } finally {
@@ -177,6 +179,28 @@ describe("LatencyProxy", () => {
       }
     })
   }
+
+  it("counts client flights: writes before any answer are one flight, a write after an answer starts another", async () => {
+    const target = await echo()
+    try {
+      await withProxy(target.port, 1, async (proxy) => {
+        const socket = await connectTo(proxy.port)
+        // Three writes in a row: nothing has come back yet, so they are one flight.
+        const all = receive(socket, 3)
+        socket.write("a")
+        socket.write("b")
+        socket.write("c")
+        await all
+        expect(proxy.stats().clientFlights).toBe(1)
+        // After the answers, each ping is a flight of its own.
+        await pings(socket, 3)
+        expect(proxy.stats().clientFlights).toBe(4)
+        socket.destroy()
+      })
+    } finally {
+      await target.close()
+    }
+  })
 
   it("setDelay changes the delay for later chunks, and a shorter delay never lets a chunk overtake", async () => {
     const target = await echo()
