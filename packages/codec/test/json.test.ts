@@ -25,7 +25,10 @@ const outcome = (
 const viaBytes = (text: string, asBuffer: boolean) => {
   const inner = new TextEncoder().encode(text)
   const outer = new Uint8Array(inner.length + 7)
-  outer.fill(0x7b) // "{" around it: a parser reading outside its range would see garbage
+  // Bytes around it that would close or continue a document: a parser reading outside its range
+  // would accept them.
+  const around = '}]",1 '
+  for (let i = 0; i < outer.length; i++) outer[i] = around.charCodeAt(i % around.length)
   outer.set(inner, 3)
   const bytes = asBuffer ? Buffer.from(outer.buffer, outer.byteOffset, outer.length) : outer
   return parseJsonBytes(bytes, 3, 3 + inner.length)
@@ -146,6 +149,11 @@ describe("parseJsonBytes agrees with JSON.parse", () => {
     ['{"a" 1}', "missing colon"],
     ['{"a":1,"a":2}', "duplicate keys (last wins, first position)"],
     ['{"b":1,"a":2,"1":3,"0":4}', "integer-like keys ordered by the engine"],
+    ["{", "open object at the end of the range"],
+    ["[", "open array at the end of the range"],
+    ['{"a":1,', "object cut after a comma"],
+    ["[1,", "array cut after a comma"],
+    ['"abc', "unterminated string"],
     ["tru", "truncated literal"],
     ["nul", "truncated null"],
     ["truex", "literal with trailing garbage"],
