@@ -175,6 +175,23 @@ describe("parseJsonBytes agrees with JSON.parse", () => {
     }
   })
 
+  it("a setter added to Object.prototype is not run: keys it owns are left to JSON.parse", () => {
+    let calls = 0
+    Object.defineProperty(Object.prototype, "pglineTrap", {
+      configurable: true,
+      set() {
+        calls++
+      }
+    })
+    try {
+      const v = viaBytes('{"pglineTrap": 1, "b": 2}', true) as Record<string, unknown>
+      expect(Object.getOwnPropertyNames(v)).toEqual(["pglineTrap", "b"])
+      expect(calls).toBe(0)
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).pglineTrap
+    }
+  })
+
   it("deep nesting and large documents go to JSON.parse and still agree", () => {
     agrees(`${"[".repeat(5000)}1${"]".repeat(5000)}`)
     agrees(`${'{"a":'.repeat(100)}1${"}".repeat(100)}`)

@@ -74,15 +74,19 @@ const parseKey = (): string => {
   const n = end - s
   const slot = (h ^ n) & (KEY_CACHE_SIZE - 1)
   const cached = keyCache[slot]
+  let key: string | undefined
   if (cached !== undefined && cached.length === n) {
     let i = 0
     while (i < n && cached.charCodeAt(i) === b[s + i]) i++
-    if (i === n) return cached
+    if (i === n) key = cached
   }
-  const key = ascii(s, end)
-  // A "__proto__" member is an own property for JSON.parse but a prototype change for `o[k] = v`.
-  if (key === "__proto__") throw GIVE_UP
-  if (n <= MAX_CACHED_KEY) keyCache[slot] = key
+  if (key === undefined) {
+    key = ascii(s, end)
+    if (n <= MAX_CACHED_KEY) keyCache[slot] = key
+  }
+  // JSON.parse defines own properties; `o[k] = v` runs the prototype chain's setters (the
+  // "__proto__" accessor, or one a library added): such keys are left to JSON.parse.
+  if (key in Object.prototype) throw GIVE_UP
   return key
 }
 
