@@ -5,41 +5,12 @@
  * closing frees the port, and a 50 MB transfer into a slow reader stays within the buffer bound.
  */
 import { randomBytes } from "node:crypto"
-import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net"
+import { createServer, type Socket, connect as tcpConnect } from "node:net"
 import { performance } from "node:perf_hooks"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { LatencyProxy, type LatencyProxyHandle, startLatencyProxy, withProxyUrl } from "../src/index.ts"
-
-interface Target {
-  readonly server: Server
-  readonly port: number
-  readonly close: () => Promise<void>
-}
-
-/** A loopback server running `handler` per connection; close() destroys what is still open. */
-const listen = async (handler: (socket: Socket) => void): Promise<Target> => {
-  const sockets = new Set<Socket>()
-  const server = createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket)
-    socket.on("close", () => sockets.delete(socket))
-    socket.on("error", () => {})
-    socket.setNoDelay(true)
-    handler(socket)
-  })
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("no address")
-  return {
-    server,
-    port: address.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy()
-        server.close(() => resolve())
-      })
-  }
-}
+import { listen } from "./support/loopback.ts"
 
 const echo = () => listen((socket) => socket.pipe(socket))
 

@@ -7,12 +7,13 @@
  */
 import { execFile } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
-import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net"
+import { type Socket, connect as tcpConnect } from "node:net"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Ticker } from "../src/internal/ticker.ts"
 import { startLatencyProxy } from "../src/LatencyProxy.ts"
+import { listen } from "./support/loopback.ts"
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -141,33 +142,6 @@ describe("Ticker", () => {
     expect(performance.now() - t0).toBeLessThan(30_000)
   })
 })
-
-interface Target {
-  readonly port: number
-  readonly close: () => Promise<void>
-}
-
-const listen = async (handler: (socket: Socket) => void): Promise<Target> => {
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((socket) => {
-    sockets.add(socket)
-    socket.on("close", () => sockets.delete(socket))
-    socket.on("error", () => {})
-    socket.setNoDelay(true)
-    handler(socket)
-  })
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("no address")
-  return {
-    port: address.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy()
-        server.close(() => resolve())
-      })
-  }
-}
 
 const connectTo = (port: number): Promise<Socket> =>
   new Promise((resolve, reject) => {
