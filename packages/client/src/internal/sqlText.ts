@@ -5,6 +5,31 @@
  * It does not parse SQL beyond that.
  */
 
+/**
+ * When a comment starts at `i` (`--` to the end of the line, or a block comment, which nests), the
+ * index just after it; otherwise `i`.
+ */
+const skipComment = (text: string, i: number): number => {
+  const n = text.length
+  if (text[i] === "-" && text[i + 1] === "-") {
+    const nl = text.indexOf("\n", i)
+    return nl < 0 ? n : nl + 1
+  }
+  if (text[i] !== "/" || text[i + 1] !== "*") return i
+  let depth = 1
+  let j = i + 2
+  while (j < n && depth > 0) {
+    if (text[j] === "/" && text[j + 1] === "*") {
+      depth++
+      j += 2
+    } else if (text[j] === "*" && text[j + 1] === "/") {
+      depth--
+      j += 2
+    } else j++
+  }
+  return j
+}
+
 /** Splits the text at top-level semicolons, dropping empty statements (whitespace and comments only). */
 export const statementsOf = (text: string): Array<string> => {
   const out: Array<string> = []
@@ -19,23 +44,9 @@ export const statementsOf = (text: string): Array<string> => {
   }
   while (i < n) {
     const c = text[i]!
-    if (c === "-" && text[i + 1] === "-") {
-      const nl = text.indexOf("\n", i)
-      i = nl < 0 ? n : nl + 1
-      continue
-    }
-    if (c === "/" && text[i + 1] === "*") {
-      let depth = 1
-      i += 2
-      while (i < n && depth > 0) {
-        if (text[i] === "/" && text[i + 1] === "*") {
-          depth++
-          i += 2
-        } else if (text[i] === "*" && text[i + 1] === "/") {
-          depth--
-          i += 2
-        } else i++
-      }
+    const afterComment = skipComment(text, i)
+    if (afterComment !== i) {
+      i = afterComment
       continue
     }
     if (c === ";") {
@@ -95,22 +106,9 @@ const skipTrivia = (text: string): number => {
   const n = text.length
   for (;;) {
     while (i < n && /\s/.test(text[i]!)) i++
-    if (text[i] === "-" && text[i + 1] === "-") {
-      const nl = text.indexOf("\n", i)
-      i = nl < 0 ? n : nl + 1
-    } else if (text[i] === "/" && text[i + 1] === "*") {
-      let depth = 1
-      i += 2
-      while (i < n && depth > 0) {
-        if (text[i] === "/" && text[i + 1] === "*") {
-          depth++
-          i += 2
-        } else if (text[i] === "*" && text[i + 1] === "/") {
-          depth--
-          i += 2
-        } else i++
-      }
-    } else return i
+    const afterComment = skipComment(text, i)
+    if (afterComment === i) return i
+    i = afterComment
   }
 }
 
