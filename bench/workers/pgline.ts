@@ -24,27 +24,16 @@ import {
   parseArgs,
   POINT,
   TRANSFER_AMOUNT,
-  turn,
   UPSERT,
-  upsertRows,
-  type WorkerParams
+  upsertRows
 } from "./common.ts"
+import { repeatEffect } from "./repeatEffect.ts"
 
 const { workload, url, params } = parseArgs()
 
 const now = () => performance.now()
 
-const repeat = <E, R>(p: WorkerParams, once: Effect.Effect<number, E, R>) =>
-  Effect.gen(function* () {
-    const warmupTimes: Array<number> = []
-    const times: Array<number> = []
-    for (let i = 0; i < p.warmup; i++) warmupTimes.push(yield* once)
-    for (let i = 0; i < p.runs; i++) {
-      yield* Effect.promise(() => turn(p))
-      times.push(yield* once)
-    }
-    return { times, warmupTimes }
-  })
+const repeat = repeatEffect
 
 const upsert = Effect.gen(function* () {
   const pg = yield* PgClient
