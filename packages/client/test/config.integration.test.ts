@@ -5,10 +5,10 @@
  * target_session_attrs on a primary, connect_timeout against a listener that never answers, Unix
  * sockets, and a port where nothing listens. Needs the embedded server (Unix socket directory).
  */
-import { createServer, type Server, type Socket } from "node:net"
 import { expect, layer } from "@effect/vitest"
+import { createServer } from "node:net"
 import { PgClient, PgConfig } from "@pgline/client"
-import { PgServer } from "@pgline/testing"
+import { localServer, PgServer } from "@pgline/testing"
 import { ConfigProvider, Effect } from "effect"
 import { rolesOf, sslInUse, tcp, tempFile, withClient } from "./support/integration.ts"
 
@@ -25,38 +25,11 @@ const deadPort = Effect.promise(
     })
 )
 
-/** A TCP listener that accepts connections and never sends a byte; closed with the scope. */
-const silentListener = Effect.acquireRelease(
-  Effect.promise(
-    () =>
-      new Promise<{ server: Server; sockets: Set<Socket>; port: number }>((resolve) => {
-        const sockets = new Set<Socket>()
-        const server = createServer((socket) => {
-          sockets.add(socket)
-          socket.on("error", () => {})
-          socket.on("close", () => sockets.delete(socket))
-          // Read (and drop) what arrives, so the client's close is seen.
-          socket.resume()
-        })
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          resolve({
-            server,
-            sockets,
-            port: typeof address === "object" && address !== null ? address.port : 0
-          })
-        })
-      })
-  ),
-  ({ server, sockets }) =>
-    Effect.promise(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy()
-          server.close(() => resolve())
-        })
-    )
-)
+/**
+ * A TCP listener that accepts connections and never sends a byte; closed with the scope. It reads
+ * (and drops) what arrives, so the client's close is seen.
+ */
+const silentListener = localServer((socket) => socket.resume())
 
 interface Who {
   readonly user: string
@@ -319,8 +292,8 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("configur
           )
         )
         expect(error._tag).toBe("TimeoutError")
-        for (let i = 0; i < 500 && silent.sockets.size > 0; i++) yield* Effect.sleep("10 millis")
-        expect(silent.sockets.size).toBe(0)
+        for (let i = 0; i < 500 && silent.open() > 0; i++) yield* Effect.sleep("10 millis")
+        expect(silent.open()).toBe(0)
       })
     )
   )

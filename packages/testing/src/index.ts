@@ -3,3 +3,4 @@
  */
 export * from "./PgServer.ts"
 export * from "./LatencyProxy.ts"
+export * from "./LocalServer.ts"

@@ -10,7 +10,10 @@ import { performance } from "node:perf_hooks"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { LatencyProxy, type LatencyProxyHandle, startLatencyProxy, withProxyUrl } from "../src/index.ts"
-import { listen } from "./support/loopback.ts"
+import { startLocalServer } from "../src/LocalServer.ts"
+
+/** A loopback target running `handler` per connection (half-open allowed, as a TCP peer may be). */
+const listen = (handler: (socket: Socket) => void) => startLocalServer(handler, { allowHalfOpen: true })
 
 const echo = () => listen((socket) => socket.pipe(socket))
 

@@ -13,7 +13,10 @@ import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Ticker } from "../src/internal/ticker.ts"
 import { startLatencyProxy } from "../src/LatencyProxy.ts"
-import { listen } from "./support/loopback.ts"
+import { startLocalServer } from "../src/LocalServer.ts"
+
+/** A loopback target running `handler` per connection (half-open allowed, as a TCP peer may be). */
+const listen = (handler: (socket: Socket) => void) => startLocalServer(handler, { allowHalfOpen: true })
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 

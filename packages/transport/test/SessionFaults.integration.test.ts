@@ -5,53 +5,20 @@
  * message start-up does not allow. Also what PgConnectError says about each host tried. Hermetic
  * apart from the one real server used as the reachable second host.
  */
-import { createServer, type Server, type Socket } from "node:net"
+import type { Socket } from "node:net"
 import { expect, layer } from "@effect/vitest"
 import { encodeBackend } from "@pgline/codec"
 import { Effect, Exit, Fiber } from "effect"
-import { PgServer } from "../../testing/src/index.ts"
+import { localServer, PgServer } from "../../testing/src/index.ts"
 import { openSession } from "./support/session.ts"
-
-interface Fake {
-  readonly port: number
-  /** Sockets accepted and not yet closed by the client. */
-  readonly open: () => number
-  readonly accepted: () => number
-}
 
 /** A listener that runs `onConnection` for each client (nothing by default: it never answers). */
 const fakeListener = (onConnection: (socket: Socket) => void = () => {}) =>
-  Effect.acquireRelease(
-    Effect.promise(
-      () =>
-        new Promise<{ server: Server; sockets: Set<Socket>; fake: Fake }>((resolve) => {
-          const sockets = new Set<Socket>()
-          let accepted = 0
-          const server = createServer((socket) => {
-            accepted++
-            sockets.add(socket)
-            socket.on("error", () => {})
-            socket.on("close", () => sockets.delete(socket))
-            onConnection(socket)
-            // Flowing mode, so that the client's close is seen even when the script reads nothing.
-            socket.resume()
-          })
-          server.listen(0, "127.0.0.1", () => {
-            const address = server.address()
-            const port = typeof address === "object" && address !== null ? address.port : 0
-            resolve({ server, sockets, fake: { port, open: () => sockets.size, accepted: () => accepted } })
-          })
-        })
-    ),
-    ({ server, sockets }) =>
-      Effect.promise(
-        () =>
-          new Promise<void>((resolve) => {
-            for (const s of sockets) s.destroy()
-            server.close(() => resolve())
-          })
-      )
-  ).pipe(Effect.map(({ fake }) => fake))
+  localServer((socket) => {
+    onConnection(socket)
+    // Flowing mode, so that the client's close is seen even when the script reads nothing.
+    socket.resume()
+  })
 
 /** Waits (bounded) until `f` holds. */
 const eventually = (f: () => boolean, what: string) =>

@@ -4,7 +4,7 @@
  * the client sends with the codec's FrontendParser, records every message, and answers through a
  * script built from the codec's backend encoders. Closed (with every accepted socket) with the scope.
  */
-import { createServer, type Server, type Socket } from "node:net"
+import type { Socket } from "node:net"
 import {
   type AuthResponseKind,
   type BackendMessage,
@@ -12,6 +12,7 @@ import {
   type FrontendMessage,
   FrontendParser
 } from "@pgline/codec"
+import { localServer } from "@pgline/testing"
 import { Effect, type Scope } from "effect"
 
 export interface FakeConnection {
@@ -35,49 +36,27 @@ export interface FakeServer {
   readonly connections: () => number
 }
 
-export const fakeServer = (script?: FakeScript): Effect.Effect<FakeServer, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.promise(
-      () =>
-        new Promise<{ server: Server; fake: FakeServer; sockets: Set<Socket> }>((resolve) => {
-          const received: Array<FrontendMessage> = []
-          const sockets = new Set<Socket>()
-          let accepted = 0
-          const server = createServer((socket) => {
-            accepted++
-            sockets.add(socket)
-            socket.on("error", () => {})
-            socket.on("close", () => sockets.delete(socket))
-            const parser = new FrontendParser()
-            const connection: FakeConnection = {
-              send: (...messages) => socket.write(encodeBackend(...messages)),
-              sendRaw: (bytes) => socket.write(bytes),
-              expectAuthResponse: (kind) => parser.expectAuthResponse(kind),
-              socket
-            }
-            socket.on("data", (chunk: Buffer) => {
-              parser.push(chunk)
-              for (;;) {
-                const m = parser.next()
-                if (m === undefined || !("type" in m)) return
-                received.push(m)
-                script?.(m, connection)
-              }
-            })
-          })
-          server.listen(0, "127.0.0.1", () => {
-            const address = server.address()
-            const port = typeof address === "object" && address !== null ? address.port : 0
-            resolve({ server, sockets, fake: { port, received, connections: () => accepted } })
-          })
-        })
-    ),
-    ({ server, sockets }) =>
-      Effect.promise(
-        () =>
-          new Promise<void>((resolve) => {
-            for (const s of sockets) s.destroy()
-            server.close(() => resolve())
-          })
-      )
-  ).pipe(Effect.map(({ fake }) => fake))
+export const fakeServer = (script?: FakeScript): Effect.Effect<FakeServer, never, Scope.Scope> => {
+  const received: Array<FrontendMessage> = []
+  return Effect.map(
+    localServer((socket) => {
+      const parser = new FrontendParser()
+      const connection: FakeConnection = {
+        send: (...messages) => socket.write(encodeBackend(...messages)),
+        sendRaw: (bytes) => socket.write(bytes),
+        expectAuthResponse: (kind) => parser.expectAuthResponse(kind),
+        socket
+      }
+      socket.on("data", (chunk: Buffer) => {
+        parser.push(chunk)
+        for (;;) {
+          const m = parser.next()
+          if (m === undefined || !("type" in m)) return
+          received.push(m)
+          script?.(m, connection)
+        }
+      })
+    }),
+    (server): FakeServer => ({ port: server.port, received, connections: server.accepted })
+  )
+}
