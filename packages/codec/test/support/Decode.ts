@@ -71,13 +71,12 @@ export interface Drained<M> {
   readonly leftover: number
 }
 
-/** Push every chunk, pulling messages after each push; stops at the first error. */
-export const drainBackend = (
-  chunks: Iterable<Uint8Array>,
-  options?: ParserOptions
-): Drained<BackendMessage> => {
-  const p = new BackendParser(options)
-  const messages: Array<BackendMessage> = []
+/** Pushes every chunk and collects messages until the end or the parser's first error. */
+const drain = <M>(
+  p: { push(chunk: Uint8Array): void; next(): M | ProtocolError | undefined; readonly bufferedBytes: number },
+  chunks: Iterable<Uint8Array>
+): Drained<M> => {
+  const messages: Array<M> = []
   for (const c of chunks) {
     p.push(c)
     for (;;) {
@@ -90,23 +89,19 @@ export const drainBackend = (
   return { messages, error: undefined, leftover: p.bufferedBytes }
 }
 
+/** Push every chunk, pulling messages after each push; stops at the first error. */
+export const drainBackend = (
+  chunks: Iterable<Uint8Array>,
+  options?: ParserOptions
+): Drained<BackendMessage> => drain(new BackendParser(options), chunks)
+
 export const drainFrontend = (
   chunks: Iterable<Uint8Array>,
   setup?: (p: FrontendParser) => void
 ): Drained<FrontendMessage> => {
   const p = new FrontendParser()
   setup?.(p)
-  const messages: Array<FrontendMessage> = []
-  for (const c of chunks) {
-    p.push(c)
-    for (;;) {
-      const m = p.next()
-      if (m === undefined) break
-      if (m instanceof ProtocolError) return { messages, error: m, leftover: p.bufferedBytes }
-      messages.push(m)
-    }
-  }
-  return { messages, error: undefined, leftover: p.bufferedBytes }
+  return drain(p, chunks)
 }
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s)
