@@ -6,7 +6,7 @@
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { PgServer } from "../../testing/src/index.ts"
-import { openSession, query, simpleQuery } from "./support/session.ts"
+import { openSession, query, simpleQuery, untilActive } from "./support/session.ts"
 
 layer(PgServer.layerWith({ version: 16 }), { timeout: 120_000, excludeTestServices: true })(
   "Session against PostgreSQL 16",
@@ -42,14 +42,7 @@ layer(PgServer.layerWith({ version: 16 }), { timeout: 120_000, excludeTestServic
           expect(session.tls).toBe(true)
           const running = simpleQuery(session, "select pg_sleep(30)")
           const observer = yield* openSession(info.url)
-          for (let i = 0; i < 200; i++) {
-            const r = yield* query(
-              observer,
-              `select state from pg_stat_activity where pid = ${session.processId}`
-            )
-            if (r.rows[0]?.[0] === "active") break
-            yield* Effect.sleep("10 millis")
-          }
+          yield* untilActive(observer, session.processId)
           yield* Effect.promise(() => session.cancel())
           const result = yield* Effect.promise(() => running).pipe(Effect.timeout("10 seconds"))
           expect(result.error).toMatchObject({ code: "57014" })

@@ -52,3 +52,16 @@ export const simpleQuery = (session: Session.Session, sql: string): Promise<Simp
 
 export const query = (session: Session.Session, sql: string) =>
   Effect.promise(() => simpleQuery(session, sql))
+
+/**
+ * Waits (bounded, 2 s) until the backend `processId` is running a statement, as `observer` sees it
+ * in pg_stat_activity: a cancel that arrives before the statement starts is a no-op.
+ */
+export const untilActive = (observer: Session.Session, processId: number) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 200; i++) {
+      const r = yield* query(observer, `select state from pg_stat_activity where pid = ${processId}`)
+      if (r.rows[0]?.[0] === "active") return
+      yield* Effect.sleep("10 millis")
+    }
+  })
