@@ -18,7 +18,7 @@ export const title = "Pipeline errors: a failed statement aborts its segment onl
 export const run = (server: ServerInfo) =>
   Effect.gen(function* () {
     const pg = yield* PgClient
-    yield* pg.query("create temporary table pipeline_demo (id serial primary key, data text)")
+    yield* pg.query("create table pipeline_demo (id serial primary key, data text)")
 
     const handles = yield* Effect.scoped(
       Effect.gen(function* () {

@@ -5,8 +5,9 @@
  *
  * - upsert pipelined: `pipelineTransaction` + `executeMany`, the summed handle read after COMMIT
  *   (reading it inside the body would cost a Flush round trip before COMMIT is queued).
- * - upsert sequential: BEGIN, one `query` per row awaited, COMMIT.
- * - transfer pipelined: `pipelineTransaction` with both UPDATEs; sequential: four awaited queries.
+ * - upsert sequential: `withTransaction` (BEGIN … COMMIT), one `query` per row awaited.
+ * - transfer pipelined: `pipelineTransaction` with both UPDATEs; sequential: `withTransaction`
+ *   with both UPDATEs awaited in turn (four round trips).
  * - bigpipeline: one pipeline of N statements whose handles are dropped (or one `executeMany`),
  *   reporting peak RSS; runs once (memory is the measure, not speed).
  */
@@ -54,13 +55,17 @@ const upsert = Effect.gen(function* () {
   let minDone = n
   const once = Effect.gen(function* () {
     const t0 = now()
-    yield* pg.query("BEGIN")
-    let done = 0
-    while (done < n && now() - t0 < budget) {
-      yield* pg.query(UPSERT, rows[done])
-      done++
-    }
-    yield* pg.query("COMMIT")
+    // BEGIN, one awaited statement per row, COMMIT: withTransaction sends BEGIN and COMMIT itself.
+    const done = yield* pg.withTransaction(
+      Effect.gen(function* () {
+        let done = 0
+        while (done < n && now() - t0 < budget) {
+          yield* pg.query(UPSERT, rows[done])
+          done++
+        }
+        return done
+      })
+    )
     const ms = now() - t0
     if (done < minDone) minDone = done
     return (ms * n) / done
@@ -77,13 +82,14 @@ const transfer = Effect.gen(function* () {
       Effect.all([p.execute(DEBIT, [TRANSFER_AMOUNT, 1]), p.execute(CREDIT, [TRANSFER_AMOUNT, 2])])
     )
   )
-  const sequential = Effect.gen(function* () {
-    yield* pg.query("BEGIN")
-    yield* pg.query(DEBIT, [TRANSFER_AMOUNT, 1])
-    yield* pg.query(CREDIT, [TRANSFER_AMOUNT, 2])
-    const commit = yield* pg.query("COMMIT")
-    check(commit.command === "COMMIT", `COMMIT answered ${commit.command}`)
-  })
+  // Four round trips: BEGIN, each UPDATE awaited, COMMIT (withTransaction fails on a COMMIT
+  // answered with ROLLBACK).
+  const sequential = pg.withTransaction(
+    Effect.gen(function* () {
+      yield* pg.query(DEBIT, [TRANSFER_AMOUNT, 1])
+      yield* pg.query(CREDIT, [TRANSFER_AMOUNT, 2])
+    })
+  )
   const one = params.mode === "pipelined" ? pipelined : sequential
   const once = Effect.gen(function* () {
     const t0 = now()

@@ -1,25 +1,58 @@
 /**
- * PgClient: the public service. A Layer opens one session (closed with the scope) and offers
- * `query`, the `sql` template and, through Pipeline.ts, pipelines. Statements from concurrent
- * fibers share the connection: each is written with its own Sync the moment it is called, so they
- * are pipelined implicitly and their errors stay isolated.
+ * PgClient: the public service. A Layer holds a pool of connections (internal/Pool.ts) and
+ * offers statements (`query`, the `sql` template, `all`), pipelines, transactions and reserved
+ * connections.
+ *
+ * Where a statement goes (decided per call, from the calling fiber):
+ * 1. inside `withTransaction` (its fiber and the fibers it forks): the transaction's connection,
+ *    when its level has the turn (internal/Transaction.ts);
+ * 2. the fiber has a pipeline open: that pipeline's connection, between its segments;
+ * 3. otherwise a shared connection of the pool: an idle one, a new one, or, once `max` are open,
+ *    pipelined onto the least loaded one. Transaction-control statements are refused there
+ *    (StatementRejected "TransactionControl"): on a shared connection they would capture other
+ *    fibers' statements.
+ * A reserved connection (`reserve`) has the same API and sends everything to its connection.
  *
  * Interrupting a running statement sends a CancelRequest and waits until the server has answered
- * the statement's Sync, so the connection is usable again afterwards. It does not pool (see
- * PgPool when it exists) and does not retry statements that may have run.
+ * the statement's Sync, so the connection is usable again afterwards. Nothing is retried that may
+ * have run: only a statement that never left the client (its connection died first) is sent again.
  */
 import { type ErrorFields, TypeRegistry } from "@pgline/codec"
 import { PgConfig, type PgConnectError, type PgServerError, Session } from "@pgline/transport"
-import { type Config, Context, Effect, Layer, type Scope } from "effect"
-import { type Connection, Connection as ConnectionImpl, type Outcome } from "./internal/Connection.ts"
-import { encodeFailure, lost, outcomeToExit } from "./internal/outcome.ts"
-import { type PgClientError, StatementRejected } from "./PgClientError.ts"
+import {
+  type Config,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  References,
+  Schedule,
+  Scope,
+  Tracer
+} from "effect"
+import { Connection } from "./internal/Connection.ts"
+import { type LeaseKind, Pool, Pooled } from "./internal/Pool.ts"
+import { type Bound, runSegment, runStatement } from "./internal/run.ts"
+import { isTransactionControl } from "./internal/sqlText.ts"
+import {
+  CurrentTransaction,
+  inTurn,
+  nested,
+  topLevel,
+  TxLevel,
+  TxState,
+  type TransactionOptions
+} from "./internal/Transaction.ts"
+import { type PgClientError, type PipelineAborted, StatementRejected } from "./PgClientError.ts"
 import * as Pipeline from "./Pipeline.ts"
 import type { QueryResult } from "./QueryResult.ts"
-import type { PipelineAborted } from "./PgClientError.ts"
 import { makeSqlTag, type SqlTag, type Statement } from "./Statement.ts"
 
-export interface PgClientApi {
+export type { TransactionOptions } from "./internal/Transaction.ts"
+
+/** The statement API of the pool (`PgClient`) and of a reserved connection (`PgConnection`). */
+export interface PgStatements {
   /** Runs one statement with bound parameters ($1…$n) and returns its decoded rows. */
   readonly query: <Row = Record<string, unknown>>(
     text: string,
@@ -31,29 +64,100 @@ export interface PgClientApi {
   readonly parameter: (name: string) => string | undefined
   /** Every ParameterStatus value as last reported. */
   readonly parameters: ReadonlyMap<string, string>
-  /** The backend's process id (pg_backend_pid()). */
-  readonly processId: number
-  /** The connection's type registry (register enum and extension codecs here). */
+  /** The type registry of the layer's connections (register enum and extension codecs here). */
   readonly types: TypeRegistry
-  /** Opens a pipeline; the scope's end syncs and drains it (see Pipeline.ts). */
-  readonly pipeline: Effect.Effect<Pipeline.Pipeline, PgClientError, Scope.Scope>
+  /**
+   * Opens a pipeline on a connection held for the scope; the scope's end syncs and drains it.
+   * Opened again in a fiber that has one open, it joins that pipeline (its scope's end syncs).
+   */
+  readonly pipeline: Effect.Effect<Pipeline.Pipeline, PgClientError | PgServerError, Scope.Scope>
   /** The same with options (e.g. the unsent-bytes window). */
   readonly pipelineWith: (
     options: Pipeline.PipelineOptions
-  ) => Effect.Effect<Pipeline.Pipeline, PgClientError, Scope.Scope>
-  /** Runs a struct or tuple of statements in one round trip; results come back in the same shape. */
+  ) => Effect.Effect<Pipeline.Pipeline, PgClientError | PgServerError, Scope.Scope>
+  /**
+   * A pipeline for the length of `body`, synced at its end: an error nobody read fails the
+   * returned effect (a bare `pipeline` scope can only log it).
+   */
+  readonly withPipeline: <A, E, R>(
+    body: (pipeline: Pipeline.Pipeline) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | PgServerError | PgClientError, Exclude<R, Scope.Scope>>
+  /** Runs a struct or tuple of statements in one round trip (one segment); results come back in the same shape. */
   readonly all: <const T extends Record<string, Statement<any>> | ReadonlyArray<Statement<any>>>(
     statements: T
   ) => Effect.Effect<Pipeline.Results<T>, PgServerError | PipelineAborted | PgClientError>
   /**
-   * BEGIN, what `body` queues on the pipeline, COMMIT, in one round trip. Fails with the first
-   * error (after a ROLLBACK that leaves the connection idle).
+   * BEGIN, what `body` queues on the pipeline, COMMIT, in one round trip; ROLLBACK instead when
+   * `body` fails or is interrupted. Inside a transaction it is a savepoint. Fails with the first
+   * error; the connection is outside any failed block afterwards.
    */
   readonly pipelineTransaction: <A, E, R>(
     body: (pipeline: Pipeline.Pipeline) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R>
-  /** Internal: the connection, for Pipeline. */
-  readonly connection: Connection
+  /**
+   * Runs `effect` in a transaction: BEGIN on one connection, every pgline statement of the effect
+   * (its fiber and the fibers it forks) on that connection, COMMIT on success, ROLLBACK on failure,
+   * defect, interruption or timeout. Nested, it is a savepoint. A COMMIT answered with ROLLBACK
+   * fails with StatementRejected "TransactionRolledBack".
+   */
+  readonly withTransaction: <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    options?: TransactionOptions
+  ) => Effect.Effect<A, E | PgServerError | PgClientError, R>
+}
+
+/** A connection reserved for a scope (session state: SET, temporary tables, advisory locks). */
+export interface PgConnection extends PgStatements {
+  /** The backend's process id (pg_backend_pid()). */
+  readonly processId: number
+}
+
+export interface PoolStats {
+  /** Open connections. */
+  readonly open: number
+  /** Open connections with nothing in flight and no lease. */
+  readonly idle: number
+  /** Connections leased or with statements in flight. */
+  readonly inUse: number
+  /** Callers waiting for a connection. */
+  readonly waiting: number
+  /** Connections being opened. */
+  readonly opening: number
+}
+
+export interface PgClientApi extends PgStatements {
+  /**
+   * A connection of the pool for the scope, with the same statement API. Nothing else runs on it
+   * meanwhile. When the scope ends, a transaction block left open is rolled back (or the connection
+   * closed) before the connection goes back; other session state (SET, temporary tables) stays.
+   */
+  readonly reserve: Effect.Effect<PgConnection, PgClientError | PgServerError, Scope.Scope>
+  /** The pool's current counts (also published as Effect metrics `pgline_pool_*`). */
+  readonly stats: () => PoolStats
+}
+
+/** Pool settings of `PgClient.layer`. Durations are milliseconds or Effect Duration inputs. */
+export interface PoolSettings {
+  /** Most connections open at once (default 10). `1` gives the single-connection client. */
+  readonly max?: number
+  /** Connections kept open even when idle (default 0). */
+  readonly min?: number
+  /** An idle connection above `min` closes after this (default 60 seconds). */
+  readonly idleTimeout?: Duration.Input
+  /** A connection closes once idle after this (default 1 hour; 0 or "Infinity": never). */
+  readonly maxLifetime?: Duration.Input
+  /** How long a caller waits for a connection before failing with AcquireTimeout (default 30 seconds). */
+  readonly acquireTimeout?: Duration.Input
+  /** How long statements in flight may take to finish when the layer closes (default 5 seconds). */
+  readonly closeTimeout?: Duration.Input
+}
+
+export interface ClientSettings extends PoolSettings {
+  /** Prepared statements kept per connection (default 256). */
+  readonly statementCacheSize?: number
+  /** Receives every NoticeResponse; by default notices go to Effect's logger at their severity. */
+  readonly onNotice?: (notice: ErrorFields) => void
+  readonly types?: TypeRegistry
 }
 
 /** Everything `PgClient.layer` accepts: libpq settings (a URL/conninfo string or explicit keys) plus client settings. */
@@ -63,9 +167,11 @@ export type PgClientLayerError = PgConnectError | PgServerError | PgConfig.PgCon
 
 export class PgClient extends Context.Service<PgClient, PgClientApi>()("@pgline/client/PgClient") {
   /**
-   * One connection, opened when the layer is built and closed with its scope. `options` is a
-   * connection string (postgres:// URL or key=value) or libpq settings by name; PG* environment
-   * variables, the service file and the password file fill in what is missing, as in libpq.
+   * A pool of connections, the first opened when the layer is built (so a wrong address or
+   * password fails the layer), all closed with its scope. `options` is a connection string
+   * (postgres:// URL or key=value) or libpq settings by name plus pool and client settings; PG*
+   * environment variables, the service file and the password file fill in what is missing, as in
+   * libpq.
    */
   static layer(options: PgClientOptions = {}): Layer.Layer<PgClient, PgClientLayerError> {
     const settings: ClientSettings = typeof options === "string" ? {} : options
@@ -91,116 +197,25 @@ const connect = (
   resolved: PgConfig.PgConnectOptions,
   settings: ClientSettings
 ): Effect.Effect<PgClientApi, PgClientLayerError, Scope.Scope> =>
-  Effect.flatMap(Session.toSessionOptions(resolved), (options) => openClient(options, settings))
+  Effect.flatMap(Session.toSessionOptions(resolved), (options) => openPool(options, settings))
 
-/** Opens a session and builds the client over it, logging notices through the caller's context. */
-const openClient = (
-  options: Session.SessionOptions,
-  settings: ClientSettings
-): Effect.Effect<PgClientApi, PgConnectError | PgServerError, Scope.Scope> =>
-  Effect.gen(function* () {
-    const session = yield* Session.open(options)
-    return makeClient(session, settings, yield* Effect.context<never>())
-  })
-
-export interface ClientSettings {
-  readonly statementCacheSize?: number
-  /** Receives every NoticeResponse; by default notices go to Effect's logger at their severity. */
-  readonly onNotice?: (notice: ErrorFields) => void
-  readonly types?: TypeRegistry
+const millis = (input: Duration.Input | undefined, fallback: number): number => {
+  if (input === undefined) return fallback
+  const ms = Duration.toMillis(input)
+  return Number.isFinite(ms) ? Math.max(0, ms) : 0
 }
 
-const isStalePlan = (outcome: Outcome | undefined): boolean =>
-  outcome?._tag === "ServerError" &&
-  outcome.fields.code === "0A000" &&
-  outcome.fields.message.startsWith("cached plan must not change result type")
-
-/**
- * One statement with its own Sync. On interruption: CancelRequest, then wait for the Sync's
- * ReadyForQuery (the connection stays usable).
- */
-const runStatement = (
-  conn: Connection,
-  text: string,
-  values: ReadonlyArray<unknown>,
-  retried = false
-): Effect.Effect<QueryResult<any>, PgServerError | PgClientError> =>
-  Effect.withFiber((fiber) =>
-    Effect.callback<QueryResult<any>, PgServerError | PgClientError>((resume) => {
-      const own = conn.exclusiveHolder === fiber
-      if (own && !conn.holderIdle) {
-        // It would split the open segment, and waiting for our own pipeline would never end.
-        resume(
-          Effect.fail(
-            new StatementRejected({
-              reason: "PipelineOpen",
-              message:
-                "this fiber's pipeline has statements in flight on the connection: run the statement in the pipeline, or after its sync"
-            })
-          )
-        )
-        return
-      }
-      let started = false
-      let finished = false
-      let onFinished: (() => void) | undefined
-      const start = () => {
-        started = true
-        if (conn.isClosed) {
-          finished = true
-          resume(Effect.fail(lost(conn.closeMessage, false)))
-          return
-        }
-        let outcome: Outcome | undefined
-        const failure = conn.queueStatement(text, values, {
-          settle: (o) => {
-            outcome = o
-          }
-        })
-        if (failure !== undefined) {
-          finished = true
-          resume(Effect.fail(encodeFailure(failure)))
-          return
-        }
-        const wasIdle = conn.transactionStatus === "I"
-        conn.queueSync((_status, syncError, lostInfo) => {
-          finished = true
-          onFinished?.()
-          // The server re-plans a cached statement whose result type changed only on a fresh
-          // prepare; safe to redo outside a transaction block, where nothing else was affected.
-          if (!retried && wasIdle && isStalePlan(outcome)) {
-            conn.forgetText(text)
-            resume(runStatement(conn, text, values, true))
-            return
-          }
-          // A lone statement is never skipped (it is the whole segment), so Aborted cannot occur.
-          resume(
-            outcomeToExit(outcome, syncError, lostInfo) as Effect.Effect<
-              QueryResult<any>,
-              PgServerError | PgClientError
-            >
-          )
-        })
-      }
-      // Waits only while another fiber's pipeline holds the connection; the owner of an idle
-      // pipeline may run statements between its segments.
-      let cancelWait: (() => void) | undefined
-      if (own) start()
-      else cancelWait = conn.acquire(false, fiber, start)
-      return Effect.promise(
-        () =>
-          new Promise<void>((resolve) => {
-            if (!started) {
-              cancelWait?.()
-              return resolve()
-            }
-            if (finished) return resolve()
-            onFinished = resolve
-            void conn.session.cancel()
-          })
-      )
-    })
-  )
+const positiveInteger = (
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  least: number
+): number => {
+  const v = value ?? fallback
+  if (!Number.isInteger(v) || v < least)
+    throw new TypeError(`${name} must be an integer ≥ ${least}, got ${v}`)
+  return v
+}
 
 /**
  * The default notice handler: logs through the Effect logger of the context the layer was built
@@ -219,40 +234,360 @@ const noticeLogger =
     Effect.runForkWith(context)(log.pipe(Effect.annotateLogs({ sqlstate: notice.code })))
   }
 
-/** Builds the client over an open session. */
-export const makeClient = (
-  session: Session.Session,
-  settings: ClientSettings = {},
-  context: Context.Context<never> = Context.empty()
-): PgClientApi => {
-  const logNotice = noticeLogger(context)
-  const registry = settings.types ?? new TypeRegistry()
-  const conn = new ConnectionImpl(session, registry, {
-    statementCacheSize: settings.statementCacheSize ?? 256,
-    onNotice: settings.onNotice ?? logNotice,
-    onNotification: () => {}
+/** Opens the pool (its first connection at once) and builds the client over it. */
+const openPool = (
+  options: Session.SessionOptions,
+  settings: ClientSettings
+): Effect.Effect<PgClientApi, PgConnectError | PgServerError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<never>()
+    const max = positiveInteger("max", settings.max, 10, 1)
+    const min = Math.min(positiveInteger("min", settings.min, 0, 0), max)
+    const maxLifetime = millis(settings.maxLifetime, 3_600_000)
+    const poolOptions = {
+      max,
+      min,
+      idleTimeout: millis(settings.idleTimeout, 60_000),
+      maxLifetime,
+      acquireTimeout: millis(settings.acquireTimeout, 30_000),
+      closeTimeout: millis(settings.closeTimeout, 5_000)
+    }
+    const onNotice = settings.onNotice ?? noticeLogger(context)
+    const registry = settings.types ?? new TypeRegistry()
+    const statementCacheSize = settings.statementCacheSize ?? 256
+    let pool: Pool | undefined
+    const openOne: Effect.Effect<Pooled, PgConnectError | PgServerError> = Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const session = yield* Scope.provide(scope)(Session.open(options)).pipe(
+        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, Exit.void)))
+      )
+      let pooled: Pooled | undefined
+      const conn = new Connection(session, registry, {
+        statementCacheSize,
+        onNotice,
+        onNotification: () => {},
+        onClosed: () => {
+          if (pooled !== undefined) pool?.lost(pooled)
+        }
+      })
+      for (const notice of session.startupNotices) onNotice(notice)
+      pooled = new Pooled(conn, scope, maxLifetime)
+      return pooled
+    })
+    const first = yield* openOne
+    pool = new Pool(poolOptions, openOne, context)
+    pool.add(first)
+    yield* Effect.addFinalizer(() => pool.close())
+    // Idle and lifetime limits, `min`, and retries for waiters after a failed connection attempt.
+    const period = Math.max(50, Math.min(500, poolOptions.idleTimeout / 2))
+    yield* Effect.forkScoped(
+      Effect.repeat(
+        Effect.sync(() => pool.reap()),
+        Schedule.spaced(period)
+      )
+    )
+    pool.reap()
+    return makeClient(pool, registry)
   })
-  for (const notice of session.startupNotices) (settings.onNotice ?? logNotice)(notice)
-  const query = <Row>(text: string, params: ReadonlyArray<unknown> = []) =>
-    runStatement(conn, text, params) as Effect.Effect<QueryResult<Row>, PgServerError | PgClientError>
-  return {
-    query,
-    sql: makeSqlTag(query),
-    parameter: (name) => conn.parameters.get(name),
-    parameters: conn.parameters,
-    processId: session.processId,
-    types: registry,
-    pipeline: Pipeline.make(conn),
-    pipelineWith: (options) => Pipeline.make(conn, options),
-    all: (statements) => Pipeline.all(conn, statements),
-    pipelineTransaction: (body) => Pipeline.transaction(conn, body),
-    connection: conn
-  }
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+/** The pipelines opened through the API, by the fiber that owns them (for joining and routing). */
+interface OwnPipeline {
+  readonly conn: Connection
+  readonly pipeline: Pipeline.Pipeline
 }
 
-/** A layer from resolved session options (see PgClient.layer for URLs and libpq settings). */
-export const layerSession = (
-  options: Session.SessionOptions,
-  settings: ClientSettings = {}
-): Layer.Layer<PgClient, PgConnectError | PgServerError> =>
-  Layer.effect(PgClient, openClient(options, settings))
+/** A reserved connection's state: statements after its scope ended are refused. */
+interface Fixed {
+  readonly pooled: Pooled
+  active: boolean
+}
+
+type Where =
+  | { readonly kind: "shared" }
+  | { readonly kind: "conn"; readonly conn: Connection }
+  | { readonly kind: "own"; readonly own: OwnPipeline }
+  | { readonly kind: "tx"; readonly level: TxLevel }
+  | { readonly kind: "released" }
+
+const SHARED: Where = { kind: "shared" }
+const RELEASED: Where = { kind: "released" }
+
+const released = () =>
+  new StatementRejected({ reason: "Released", message: "this reserved connection's scope has ended" })
+
+const transactionControl = () =>
+  new StatementRejected({
+    reason: "TransactionControl",
+    message:
+      "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, …) on a shared connection would capture other fibers' statements: use pg.withTransaction, pg.pipelineTransaction, or pg.reserve for a connection of your own"
+  })
+
+const TC_CACHE_SIZE = 1024
+const tcVerdicts = new Map<string, boolean>()
+/** isTransactionControl, remembered per text (the same texts recur). */
+const refusedOnShared = (text: string): boolean => {
+  let verdict = tcVerdicts.get(text)
+  if (verdict === undefined) {
+    verdict = isTransactionControl(text)
+    if (tcVerdicts.size >= TC_CACHE_SIZE) tcVerdicts.clear()
+    tcVerdicts.set(text, verdict)
+  }
+  return verdict
+}
+
+/** Whether spans can be seen (a tracing backend is installed): otherwise none are made. */
+const tracingOn = Effect.map(
+  Effect.all([Effect.tracer, References.TracerEnabled]),
+  ([tracer, enabled]) => tracer !== Tracer.nativeTracer && enabled
+)
+
+const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
+  const owners = new Map<object, OwnPipeline>()
+
+  const makeStatements = (fixed: Fixed | undefined): PgStatements => {
+    const where = (fiber: { getRef: <A>(ref: Context.Reference<A>) => A }): Where => {
+      const level = fiber.getRef(CurrentTransaction)
+      if (fixed !== undefined) {
+        if (!fixed.active) return RELEASED
+        if (level !== undefined && level.tx.conn === fixed.pooled.conn) return { kind: "tx", level }
+        const own = owners.get(fiber)
+        if (own !== undefined && own.conn === fixed.pooled.conn) return { kind: "own", own }
+        return { kind: "conn", conn: fixed.pooled.conn }
+      }
+      if (level !== undefined && level.tx.key === pool) return { kind: "tx", level }
+      if (owners.size > 0) {
+        const own = owners.get(fiber)
+        if (own !== undefined) return { kind: "own", own }
+      }
+      return SHARED
+    }
+
+    /** A shared connection for one use; `after` tells the pool when the use ended. */
+    const onShared = <A, E>(
+      use: (pooled: Pooled, after: () => void) => Effect.Effect<A, E>,
+      attempt = 0
+    ): Effect.Effect<A, E | PgClientError | PgServerError> => {
+      const run = (pooled: Pooled): Effect.Effect<A, E | PgClientError | PgServerError> =>
+        Effect.catchIf(
+          use(pooled, () => pool.afterUse(pooled)),
+          // The connection died before the statement left the client: it cannot have run, so it
+          // is safe to send it on another connection.
+          (e: unknown): e is { _tag: "ConnectionLost"; mayHaveRun: false } =>
+            (e as { _tag?: string })._tag === "ConnectionLost" &&
+            (e as { mayHaveRun?: boolean }).mayHaveRun === false &&
+            attempt < 2 &&
+            !pool.isClosed &&
+            pooled.conn.isClosed,
+          (e) => Effect.suspend(() => (pool.isClosed ? Effect.fail(e as E) : onShared(use, attempt + 1)))
+        )
+      const now = pool.shared()
+      return now !== undefined ? run(now) : Effect.flatMap(pool.wait(undefined), run)
+    }
+
+    const query = <Row>(text: string, params: ReadonlyArray<unknown> = []) =>
+      Effect.withFiber((fiber) => {
+        const w = where(fiber)
+        switch (w.kind) {
+          case "shared":
+            if (refusedOnShared(text)) return Effect.fail(transactionControl())
+            return onShared((pooled, after) => runStatement(pooled.conn, text, params, after))
+          case "conn":
+            return runStatement(w.conn, text, params)
+          case "own":
+            return runStatement(w.own.conn, text, params)
+          case "tx":
+            return inTurn(w.level, runStatement(w.level.tx.conn, text, params))
+          case "released":
+            return Effect.fail(released())
+        }
+      }) as Effect.Effect<QueryResult<Row>, PgServerError | PgClientError>
+
+    const all = <const T extends Record<string, Statement<any>> | ReadonlyArray<Statement<any>>>(
+      statements: T
+    ) =>
+      Effect.withFiber((fiber) => {
+        const keys = Object.keys(statements)
+        const list: Array<Bound> = keys.map((k) => (statements as Record<string, Statement<any>>)[k]!)
+        for (const s of list) {
+          const rejected = Pipeline.rejectText(s.text)
+          if (rejected !== undefined) return Effect.fail(rejected)
+        }
+        const results = (
+          run: Effect.Effect<Array<QueryResult<any>>, PgServerError | PgClientError | PipelineAborted>
+        ) => Effect.flatMap(run, (rs) => Pipeline.shape(statements, keys, rs.map(Effect.succeed)))
+        const w = where(fiber)
+        switch (w.kind) {
+          case "shared":
+            // One segment is one implicit transaction, so BEGIN without its COMMIT would stay open.
+            if (list.some((s) => refusedOnShared(s.text))) return Effect.fail(transactionControl())
+            return onShared((pooled, after) => results(runSegment(pooled.conn, list, after)))
+          case "conn":
+            return results(runSegment(w.conn, list))
+          case "own":
+            return Pipeline.allIn(w.own.pipeline, statements)
+          case "tx":
+            return inTurn(w.level, results(runSegment(w.level.tx.conn, list)))
+          case "released":
+            return Effect.fail(released())
+        }
+      })
+
+    /** A connection leased for the scope (span `pgline.pool.acquire` when tracing is on). */
+    const lease = (kind: LeaseKind): Effect.Effect<Pooled, PgClientError | PgServerError, Scope.Scope> =>
+      Effect.flatMap(tracingOn, (tracing) =>
+        Effect.acquireRelease(
+          tracing
+            ? Effect.withSpan(pool.wait(kind), "pgline.pool.acquire", { kind: "client" })
+            : pool.wait(kind),
+          (pooled) => pool.release(pooled)
+        )
+      )
+
+    /** Opens a pipeline on `conn` owned by the calling fiber (joinable, and where its statements go). */
+    const openOn = (conn: Connection, options: Pipeline.PipelineOptions) =>
+      Effect.flatMap(Effect.fiber, (fiber) =>
+        Effect.tap(Pipeline.make(conn, options), (pipeline) =>
+          Effect.acquireRelease(
+            Effect.sync(() => owners.set(fiber, { conn, pipeline })),
+            () => Effect.sync(() => owners.delete(fiber))
+          )
+        )
+      )
+
+    /** Joining the fiber's open pipeline: the inner scope's end syncs what it queued. */
+    const join = (own: OwnPipeline) =>
+      Effect.flatMap(
+        Effect.sync(() => own.pipeline.queued()),
+        (before) =>
+          Effect.as(
+            Effect.addFinalizer(() =>
+              own.pipeline.queued() === before
+                ? Effect.void
+                : Effect.catch(Effect.asVoid(own.pipeline.sync), (e) =>
+                    Effect.logWarning(
+                      `pgline: a joined pipeline closed with an error nobody read: ${e._tag}: ${e.message}`
+                    )
+                  )
+            ),
+            own.pipeline
+          )
+      )
+
+    const pipelineWith = (
+      options: Pipeline.PipelineOptions
+    ): Effect.Effect<Pipeline.Pipeline, PgClientError | PgServerError, Scope.Scope> =>
+      Effect.withFiber((fiber) => {
+        const w = where(fiber)
+        switch (w.kind) {
+          case "shared":
+            return Effect.flatMap(lease("pipeline"), (pooled) => openOn(pooled.conn, options))
+          case "conn":
+            return openOn(w.conn, options)
+          case "own":
+            return join(w.own)
+          case "tx":
+            return inTurn(w.level, openOn(w.level.tx.conn, options))
+          case "released":
+            return Effect.fail(released())
+        }
+      })
+    const pipeline = pipelineWith({})
+
+    const withPipeline = <A, E, R>(body: (p: Pipeline.Pipeline) => Effect.Effect<A, E, R>) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const p = yield* pipeline
+          const value = yield* body(p)
+          yield* p.sync
+          return value
+        })
+      )
+
+    const pipelineTransaction = <A, E, R>(body: (p: Pipeline.Pipeline) => Effect.Effect<A, E, R>) =>
+      Effect.withFiber((fiber) => {
+        const w = where(fiber)
+        switch (w.kind) {
+          case "shared":
+            return Effect.scoped(
+              Effect.flatMap(lease("transaction"), (pooled) => Pipeline.transaction(pooled.conn, body))
+            )
+          case "conn":
+            return Pipeline.transaction(w.conn, body)
+          case "own":
+            // The open segment is synced first, so the transaction starts on a known state.
+            return Effect.andThen(
+              w.own.pipeline.sync,
+              Pipeline.transactionIn(w.own.conn, w.own.pipeline, body)
+            )
+          case "tx":
+            return inTurn(w.level, Pipeline.transaction(w.level.tx.conn, body))
+          case "released":
+            return Effect.fail(released())
+        }
+      })
+
+    const withTransaction = <A, E, R>(effect: Effect.Effect<A, E, R>, options?: TransactionOptions) =>
+      Effect.withFiber((fiber) => {
+        const w = where(fiber)
+        switch (w.kind) {
+          case "tx":
+            return nested(w.level, effect)
+          case "conn":
+          case "own": {
+            const conn = w.kind === "conn" ? w.conn : w.own.conn
+            if (conn.transactionStatus === "I") return topLevel(conn, pool, effect, options)
+            // A block the user began on this connection: the transaction is a savepoint in it.
+            const outer = new TxLevel(new TxState(conn, pool))
+            outer.tx.push(outer)
+            return nested(outer, effect)
+          }
+          case "shared":
+            return Effect.scoped(
+              Effect.flatMap(lease("transaction"), (pooled) => topLevel(pooled.conn, pool, effect, options))
+            )
+          case "released":
+            return Effect.fail(released())
+        }
+      })
+
+    const parameters = fixed !== undefined ? fixed.pooled.conn.parameters : undefined
+    return {
+      query,
+      sql: makeSqlTag(query),
+      parameter: (name) => (parameters ?? pool.parameters).get(name),
+      get parameters() {
+        return parameters ?? pool.parameters
+      },
+      types: registry,
+      pipeline,
+      pipelineWith,
+      withPipeline,
+      all,
+      pipelineTransaction,
+      withTransaction
+    }
+  }
+
+  const reserve: Effect.Effect<PgConnection, PgClientError | PgServerError, Scope.Scope> = Effect.flatMap(
+    Effect.flatMap(tracingOn, (tracing) =>
+      Effect.acquireRelease(
+        tracing
+          ? Effect.withSpan(pool.wait("reserve"), "pgline.pool.acquire", { kind: "client" })
+          : pool.wait("reserve"),
+        (pooled) => pool.release(pooled)
+      )
+    ),
+    (pooled) => {
+      const fixed: Fixed = { pooled, active: true }
+      return Effect.as(
+        Effect.addFinalizer(() => Effect.sync(() => (fixed.active = false))),
+        Object.assign(makeStatements(fixed), { processId: pooled.conn.session.processId })
+      )
+    }
+  )
+
+  return Object.assign(makeStatements(undefined), { reserve, stats: () => pool.stats() })
+}

@@ -34,7 +34,10 @@ export class StatementRejected extends Schema.TaggedError<StatementRejected>()("
     "PortalInPipeline",
     "PipelineClosed",
     "TransactionRolledBack",
-    "PipelineOpen"
+    "PipelineOpen",
+    "TransactionControl",
+    "TransactionEnded",
+    "Released"
   ])
 }) {}
 
@@ -49,6 +52,18 @@ export class PipelineAborted extends Schema.TaggedError<PipelineAborted>()("Pipe
   failedCode: Schema.String
 }) {}
 
+/**
+ * No connection became available within the pool's `acquireTimeout`: every connection was leased
+ * (reserve, transactions, pipelines) or none could be opened. Nothing was sent.
+ */
+export class AcquireTimeout extends Schema.TaggedError<AcquireTimeout>()("AcquireTimeout", {
+  message: Schema.String,
+  /** The timeout that fired, in milliseconds. */
+  timeout: Schema.Number,
+  /** The pool's `max`. */
+  max: Schema.Number
+}) {}
+
 export type PgClientError =
   | PgConnectError
   | ConnectionLost
@@ -56,3 +71,4 @@ export type PgClientError =
   | ParameterError
   | ResultDecodeError
   | StatementRejected
+  | AcquireTimeout

@@ -15,6 +15,7 @@ import { fromErrorFields, type PgServerError } from "@pgline/transport"
 import { Context, Effect, Effectable, Exit, Option, References, type Scope, Tracer } from "effect"
 import type { Connection, Outcome, OutcomeSink } from "./internal/Connection.ts"
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
+import { savepointName } from "./internal/Transaction.ts"
 import { encodeFailure, outcomeToExit } from "./internal/outcome.ts"
 import {
   ConnectionLost,
@@ -258,7 +259,7 @@ class ManySink implements OutcomeSink, Readable {
 const verdicts = new Map<string, StatementRejected | null>()
 const VERDICT_CACHE_SIZE = 1024
 
-const rejectText = (text: string): StatementRejected | undefined => {
+export const rejectText = (text: string): StatementRejected | undefined => {
   const cached = verdicts.get(text)
   if (cached !== undefined) return cached ?? undefined
   const verdict = lexVerdict(text)
@@ -515,7 +516,19 @@ export const make = (
           exit._tag === "Failure" && (syncsInFlight > 0 || segment.unsettled > 0)
             ? Effect.promise(() => conn.session.cancel())
             : Effect.void
-        const finalSync = segment.size > 0 ? Effect.asVoid(queueSync()) : Effect.void
+        // A scope cannot fail on close: an error nobody read is logged, never dropped silently
+        // (`withPipeline` syncs before closing, so its caller gets it as a failure instead).
+        const finalSync =
+          segment.size > 0
+            ? Effect.flatMap(queueSync(), ({ ended, lost }) => {
+                const first = ended.firstFailure?.read === false ? ended.firstFailure.failure : undefined
+                const unread = first ?? ended.syncError
+                if (unread === undefined || lost !== undefined) return Effect.void
+                return Effect.logWarning(
+                  `pgline: a pipeline closed with an error nobody read: ${fromErrorFields(unread)._tag}: ${unread.message}`
+                ).pipe(Effect.annotateLogs({ sqlstate: unread.code }))
+              })
+            : Effect.void
         const drain = Effect.callback<void>((resume) => {
           if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
           drained.push(() => resume(Effect.void))
@@ -542,75 +555,102 @@ export type Results<T> = {
 }
 
 /**
- * Runs a struct or tuple of statements in one pipeline segment (one round trip) and returns
- * their results in the same shape; fails with the first statement's error.
+ * Runs a struct or tuple of statements in one segment of an open pipeline (one round trip, ending
+ * with a sync) and returns their results in the same shape; fails with the first statement's error.
  */
-export const all = <const T extends Record<string, Statement<any>> | ReadonlyArray<Statement<any>>>(
-  conn: Connection,
+export const allIn = <const T extends Record<string, Statement<any>> | ReadonlyArray<Statement<any>>>(
+  p: Pipeline,
   statements: T
 ): Effect.Effect<Results<T>, PgServerError | PipelineAborted | PgClientError> =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const p = yield* make(conn)
-      const keys = Object.keys(statements) as Array<keyof T & string>
-      const handles: Array<Handle<any>> = []
-      for (const k of keys) handles.push(yield* p.execute((statements as Record<string, Statement<any>>)[k]!))
-      yield* Effect.exit(p.sync)
-      const out: Record<string, unknown> = Array.isArray(statements)
-        ? ([] as unknown as Record<string, unknown>)
-        : {}
-      for (let i = 0; i < keys.length; i++) out[keys[i]!] = yield* handles[i]!
-      return out as Results<T>
-    })
-  )
+  Effect.gen(function* () {
+    const keys = Object.keys(statements) as Array<keyof T & string>
+    const handles: Array<Handle<any>> = []
+    for (const k of keys) handles.push(yield* p.execute((statements as Record<string, Statement<any>>)[k]!))
+    yield* Effect.exit(p.sync)
+    return yield* shape(statements, keys, handles)
+  })
+
+/** Puts results back in the shape of the statements (struct or tuple). */
+export const shape = <T>(
+  statements: T,
+  keys: ReadonlyArray<string>,
+  results: ReadonlyArray<Effect.Effect<QueryResult<any>, HandleError>>
+): Effect.Effect<Results<T>, HandleError> =>
+  Effect.gen(function* () {
+    const out: Record<string, unknown> = Array.isArray(statements)
+      ? ([] as unknown as Record<string, unknown>)
+      : {}
+    for (let i = 0; i < keys.length; i++) out[keys[i]!] = yield* results[i]!
+    return out as Results<T>
+  })
 
 /**
  * BEGIN, the statements `body` queues, COMMIT and one Sync: a transaction in one round trip
- * (plus whatever reads `body` makes mid-pipeline). Fails with the first statement error of the
- * transaction; when the block failed the server leaves it open in the failed state, so this sends
- * ROLLBACK before failing, and the connection is idle again either way.
+ * (plus whatever reads `body` makes mid-pipeline), on a pipeline of its own. See `transactionIn`.
  */
 export const transaction = <A, E, R>(
   conn: Connection,
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
   options: PipelineOptions = {}
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
-  Effect.gen(function* () {
-    const outcome = yield* Effect.scoped(
-      Effect.gen(function* () {
-        const p = yield* make(conn, options)
-        const begin = yield* p.execute("begin")
-        const value = yield* Effect.exit(body(p))
-        const commit = yield* p.execute("commit")
-        const synced = yield* Effect.exit(p.sync)
-        return { begin, value, commit, synced }
-      })
-    )
-    // The first failure in order: BEGIN, the body's statements (read by the body or not), COMMIT.
-    const begun = yield* Effect.exit(outcome.begin)
-    const committed = yield* Effect.exit(outcome.commit)
-    const failedBlock = conn.transactionStatus !== "I"
-    if (failedBlock) yield* Effect.ignore(runSimple(conn, "rollback"))
-    if (begun._tag === "Failure") return yield* Effect.failCause(begun.cause)
-    if (outcome.value._tag === "Failure") return yield* Effect.failCause(outcome.value.cause)
-    // A statement the body queued but did not read: the sync reports it (COMMIT was only skipped).
-    if (outcome.synced._tag === "Failure") return yield* Effect.failCause(outcome.synced.cause)
-    if (committed._tag === "Failure") return yield* Effect.failCause(committed.cause)
-    if (committed.value.command !== "COMMIT") {
-      return yield* Effect.fail(
-        new StatementRejected({ reason: "TransactionRolledBack", message: "the transaction was rolled back" })
-      )
-    }
-    return outcome.value.value
-  })
+  Effect.scoped(Effect.flatMap(make(conn, options), (p) => transactionIn(conn, p, body)))
 
-/** A statement outside any pipeline, with its own Sync (used for ROLLBACK). */
-const runSimple = (conn: Connection, text: string) =>
-  Effect.scoped(
+/**
+ * A transaction on an open pipeline whose segment is empty. On a connection outside a transaction
+ * block it is BEGIN … COMMIT; inside one (withTransaction, a block the user began) it is a
+ * savepoint, so it never commits or ends an enclosing transaction. When `body` fails, dies or is
+ * interrupted, ROLLBACK (or ROLLBACK TO SAVEPOINT) is queued instead of COMMIT. Fails with the
+ * first error in order: BEGIN, the body's statements (read by the body or not), COMMIT; a COMMIT
+ * answered with ROLLBACK fails with TransactionRolledBack. Either way the block is closed when it
+ * returns: a failed block the server left open is rolled back before.
+ */
+export const transactionIn = <A, E, R>(
+  conn: Connection,
+  p: Pipeline,
+  body: (pipeline: Pipeline) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
+  Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
-      const p = yield* make(conn)
-      const h = yield* p.execute(text)
-      yield* Effect.exit(p.sync)
-      return yield* h
+      const savepoint = conn.transactionStatus === "I" ? undefined : savepointName()
+      const begin = yield* p.execute(savepoint === undefined ? "begin" : `savepoint ${savepoint}`)
+      const value = yield* Effect.exit(restore(body(p)))
+      const end = Exit.isSuccess(value)
+        ? yield* p.execute(savepoint === undefined ? "commit" : `release savepoint ${savepoint}`)
+        : undefined
+      if (end === undefined) yield* queueUndo(p, savepoint)
+      const synced = yield* Effect.exit(p.sync)
+      // A statement failed: the server skipped the rest of the segment (COMMIT or the undo too)
+      // and left the block failed. Roll it back so the connection (or the enclosing block) can go on.
+      const failedBlock =
+        savepoint === undefined ? conn.transactionStatus !== "I" : conn.transactionStatus === "E"
+      if (failedBlock && !conn.isClosed) {
+        yield* queueUndo(p, savepoint)
+        yield* Effect.ignore(p.sync)
+      }
+      const begun = yield* Effect.exit(begin)
+      if (begun._tag === "Failure") return yield* Effect.failCause(begun.cause)
+      if (value._tag === "Failure") return yield* Effect.failCause(value.cause)
+      // A statement the body queued but did not read: the sync reports it (COMMIT was only skipped).
+      if (synced._tag === "Failure") return yield* Effect.failCause(synced.cause)
+      const committed = yield* Effect.exit(end!)
+      if (committed._tag === "Failure") return yield* Effect.failCause(committed.cause)
+      if (savepoint === undefined && committed.value.command !== "COMMIT") {
+        return yield* Effect.fail(
+          new StatementRejected({
+            reason: "TransactionRolledBack",
+            message: "the transaction was rolled back"
+          })
+        )
+      }
+      return value.value
     })
   )
+
+/** Queues what undoes the transaction: ROLLBACK, or ROLLBACK TO and RELEASE of the savepoint. */
+const queueUndo = (p: Pipeline, savepoint: string | undefined): Effect.Effect<void, PgClientError> =>
+  savepoint === undefined
+    ? Effect.asVoid(p.execute("rollback"))
+    : Effect.andThen(
+        p.execute(`rollback to savepoint ${savepoint}`),
+        Effect.asVoid(p.execute(`release savepoint ${savepoint}`))
+      )

@@ -6,7 +6,7 @@
  * an SQLSTATE unknown to the table arrives as UnknownServerError with its code. Needs the server.
  */
 import { expect, layer } from "@effect/vitest"
-import { isClass, type PgClientApi } from "@pgline/client"
+import { isClass, type PgClientApi, type PgConnection } from "@pgline/client"
 import { PgServer } from "@pgline/testing"
 import { Effect } from "effect"
 import { rolesOf, tcp, withClient } from "./support/integration.ts"
@@ -17,6 +17,13 @@ const superuser = <A, E, R = never>(f: (pg: PgClientApi) => Effect.Effect<A, E, 
     const info = yield* PgServer
     return yield* withClient({ ...tcp(info), sslmode: "disable" }, f)
   })
+
+/**
+ * A reserved connection of a superuser client: transaction control (BEGIN … ROLLBACK as plain
+ * statements) is refused on the shared connections of the pool and allowed on a reserved one.
+ */
+const reserved = <A, E, R = never>(f: (pg: PgConnection) => Effect.Effect<A, E, R>) =>
+  superuser((pg) => Effect.scoped(Effect.flatMap(pg.reserve, f)))
 
 const noError = Effect.map(() => "no error" as const)
 
@@ -272,7 +279,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
     )
 
     it.effect("InFailedSqlTransaction after an error inside BEGIN, until ROLLBACK", () =>
-      superuser((pg) =>
+      reserved((pg) =>
         Effect.gen(function* () {
           yield* pg.query("begin")
           yield* pg.query("select 1 / 0").pipe(noError, Effect.catchTag("DivisionByZero", Effect.succeed))
@@ -305,7 +312,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
     )
 
     it.effect("LockNotAvailable from lock_timeout while another connection holds the lock", () =>
-      superuser((holder) =>
+      reserved((holder) =>
         Effect.gen(function* () {
           yield* holder.query("create table locked (id int)")
           yield* holder.query("begin")
@@ -325,7 +332,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
     )
 
     it.effect("SerializationFailure: a repeatable-read update of a row changed since the snapshot", () =>
-      superuser((a) =>
+      reserved((a) =>
         Effect.gen(function* () {
           yield* a.query("create table account (id int primary key, balance int)")
           yield* a.query("insert into account values (1, 100)")
@@ -342,11 +349,11 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
     )
 
     it.effect("DeadlockDetected: two connections locking two rows in opposite order", () =>
-      superuser((a) =>
+      reserved((a) =>
         Effect.gen(function* () {
           yield* a.query("create table deadlock (id int primary key)")
           yield* a.query("insert into deadlock values (1), (2)")
-          const outcome = yield* superuser((b) =>
+          const outcome = yield* reserved((b) =>
             Effect.gen(function* () {
               yield* a.query("begin")
               yield* b.query("begin")

@@ -187,7 +187,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("a client
   )
 
   it.effect(
-    "the backend terminated under a statement: the server's FATAL, then ConnectionLost (not run)",
+    "the backend terminated under a statement: the server's FATAL, then a replacement connection",
     () =>
       Effect.gen(function* () {
         const info = yield* PgServer
@@ -204,36 +204,39 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("a client
               // fails with that typed error (the server says it was aborted, not that it may have run).
               const during = yield* Fiber.join(fiber)
               expect(during).toMatchObject({ _tag: "AdminShutdown", code: "57P01", severity: "FATAL" })
-              const after = yield* Effect.flip(pg.query("select 1"))
-              expect(after).toMatchObject({ _tag: "ConnectionLost", mayHaveRun: false })
+              // The pool dropped the dead connection: the next statement runs on a new backend.
+              const after = yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")
+              expect(after.rows[0]!.pid).not.toBe(pg.processId)
             })
           )
         )
       })
   )
 
-  it.effect("the connection cut under a statement: ConnectionLost mayHaveRun true, then false", () =>
-    Effect.scoped(
-      Effect.gen(function* () {
-        const info = yield* PgServer
-        const proxy = yield* tcpProxy(info.port)
-        yield* withClient({ ...tcp(info), port: proxy.port, sslmode: "disable" }, (pg) =>
-          observe((observer) =>
-            Effect.gen(function* () {
-              const fiber = yield* Effect.forkChild(Effect.flip(pg.query("select pg_sleep(30)")))
-              yield* untilActive(observer, pg.processId)
-              // No ErrorResponse, no orderly close from the server: the network just goes away.
-              proxy.cut()
-              const during = yield* Fiber.join(fiber)
-              expect(during).toMatchObject({ _tag: "ConnectionLost", mayHaveRun: true })
-              const after = yield* Effect.flip(pg.query("select 1"))
-              expect(after).toMatchObject({ _tag: "ConnectionLost", mayHaveRun: false })
-              // The orphaned backend is still sleeping; end it so the server stays tidy.
-              yield* observer.query("select pg_terminate_backend($1)", [pg.processId])
-            })
+  it.effect(
+    "the connection cut under a statement: ConnectionLost mayHaveRun true, then a new connection",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          const proxy = yield* tcpProxy(info.port)
+          yield* withClient({ ...tcp(info), port: proxy.port, sslmode: "disable" }, (pg) =>
+            observe((observer) =>
+              Effect.gen(function* () {
+                const fiber = yield* Effect.forkChild(Effect.flip(pg.query("select pg_sleep(30)")))
+                yield* untilActive(observer, pg.processId)
+                // No ErrorResponse, no orderly close from the server: the network just goes away.
+                proxy.cut()
+                const during = yield* Fiber.join(fiber)
+                expect(during).toMatchObject({ _tag: "ConnectionLost", mayHaveRun: true })
+                const after = yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")
+                expect(after.rows[0]!.pid).not.toBe(pg.processId)
+                // The orphaned backend is still sleeping; end it so the server stays tidy.
+                yield* observer.query("select pg_terminate_backend($1)", [pg.processId])
+              })
+            )
           )
-        )
-      })
-    )
+        })
+      )
   )
 })

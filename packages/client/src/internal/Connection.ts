@@ -85,6 +85,8 @@ export interface ConnectionOptions {
   readonly statementCacheSize: number
   readonly onNotice: (fields: ErrorFields) => void
   readonly onNotification: (processId: number, channel: string, payload: string) => void
+  /** The connection closed (socket gone or session ended by the server); called once. */
+  readonly onClosed?: () => void
 }
 
 const emptyFields: ReadonlyArray<FieldInfo> = []
@@ -392,6 +394,7 @@ export class Connection {
     session.wire.setHandler(this.engine.onMessage, (closed) => {
       this.closedMessage = closed.message
       this.engine.fail(closed.message, session.wire.bytesWritten)
+      options.onClosed?.()
     })
   }
 
@@ -617,6 +620,39 @@ export class Connection {
     // After the statement's step: the Close frame follows its frames, so its step must follow too.
     if (this.cached > this.options.statementCacheSize) this.evict()
     wire.schedule()
+    return undefined
+  }
+
+  /**
+   * Whether `queueStatement` would refuse this statement, found without writing anything: the
+   * parameters are inferred and encoded once, the text checked for what the protocol cannot carry.
+   * A batch that must go out whole or not at all (one segment of `all`) checks every statement
+   * first, because frames already written cannot be taken back once a later one fails.
+   */
+  validate(text: string, values: ReadonlyArray<unknown>): EncodeFailure | undefined {
+    if (text.includes("\u0000"))
+      return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
+    if (values.length > 65535)
+      return { _tag: "Text", message: `${values.length} parameters: the protocol carries at most 65535` }
+    const registry = this.registry
+    const oids: Array<number> = []
+    for (let i = 0; i < values.length; i++) {
+      try {
+        oids.push(registry.inferOid(values[i]))
+      } catch (error) {
+        return { _tag: "Parameter", index: i, message: messageOf(error) }
+      }
+    }
+    const known = this.lookup(text, oids)?.parameterTypes
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]
+      if (typeof v === "string" || v === null || v === undefined) continue
+      try {
+        registry.encodeParameter(v, known?.[i] ?? oids[i]!)
+      } catch (error) {
+        return { _tag: "Parameter", index: i, message: messageOf(error) }
+      }
+    }
     return undefined
   }
 

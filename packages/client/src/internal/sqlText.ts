@@ -117,3 +117,35 @@ export const firstKeyword = (statement: string): string => {
   const m = /^[A-Za-z]+/.exec(statement.slice(skipTrivia(statement)))
   return m === null ? "" : m[0].toUpperCase()
 }
+
+/** The first two keywords of a statement, upper-cased ("" for a missing one). */
+export const leadingKeywords = (statement: string): readonly [string, string] => {
+  const m = /^([A-Za-z]+)(?:\s+([A-Za-z]+))?/.exec(statement.slice(skipTrivia(statement)))
+  return m === null ? ["", ""] : [m[1]!.toUpperCase(), (m[2] ?? "").toUpperCase()]
+}
+
+/**
+ * Whether a statement opens, ends or marks a transaction block (BEGIN, START TRANSACTION, COMMIT,
+ * END, ROLLBACK, ABORT, SAVEPOINT, RELEASE, PREPARE TRANSACTION). COMMIT PREPARED and ROLLBACK
+ * PREPARED are not: they finish a two-phase transaction of another session and leave this one's
+ * state alone. A comment between the two keywords hides the second (such texts are refused too).
+ */
+export const isTransactionControl = (text: string): boolean => {
+  const [first, second] = leadingKeywords(text)
+  switch (first) {
+    case "BEGIN":
+    case "START":
+    case "END":
+    case "ABORT":
+    case "SAVEPOINT":
+    case "RELEASE":
+      return true
+    case "COMMIT":
+    case "ROLLBACK":
+      return second !== "PREPARED"
+    case "PREPARE":
+      return second === "TRANSACTION"
+    default:
+      return false
+  }
+}

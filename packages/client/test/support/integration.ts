@@ -10,17 +10,21 @@ import { PgClient, type PgClientApi, type PgClientOptions } from "@pgline/client
 import type { ServerInfo } from "@pgline/testing"
 import { ConfigProvider, Effect, type Scope } from "effect"
 
-/** Runs `f` with a client connected by `options`; the connection closes when `f` ends. */
+/**
+ * Runs `f` with a one-connection client (`max: 1` unless `options` says otherwise) connected by
+ * `options`, and that connection's backend pid; the connection closes when `f` ends.
+ */
 export const withClient = <A, E, R = never>(
   options: PgClientOptions,
-  f: (pg: PgClientApi) => Effect.Effect<A, E, R>,
+  f: (pg: PgClientApi & { readonly processId: number }) => Effect.Effect<A, E, R>,
   env: Readonly<Record<string, string>> = {}
 ) =>
   Effect.gen(function* () {
     const pg = yield* PgClient
-    return yield* f(pg)
+    const { rows } = yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")
+    return yield* f(Object.assign(pg, { processId: rows[0]!.pid }))
   }).pipe(
-    Effect.provide(PgClient.layer(options)),
+    Effect.provide(PgClient.layer(typeof options === "string" ? options : { max: 1, ...options })),
     Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
   )
 

@@ -6,17 +6,32 @@ import { PgClient, type PgClientApi } from "@pgline/client"
 import { PgServer } from "@pgline/testing"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
 
-/** A fresh client (its own connection) to `url`, closed with the test's scope; PG* variables ignored. */
-export const connectTo = (url: string, settings: { readonly statementCacheSize?: number } = {}) =>
-  Effect.map(
-    Layer.build(PgClient.layer({ url, ...settings })).pipe(
+/** A client with one connection, and that connection's backend pid. */
+export type TestClient = PgClientApi & { readonly processId: number }
+
+/** The backend pid of a one-connection client (asked once, right after connecting). */
+export const withPid = (pg: PgClientApi): Effect.Effect<TestClient, unknown> =>
+  Effect.map(pg.query<{ pid: number }>("select pg_backend_pid() as pid"), (r) =>
+    Object.assign(pg, { processId: r.rows[0]!.pid })
+  )
+
+/**
+ * A fresh client to `url`, closed with the test's scope; PG* variables ignored. One connection
+ * (`max: 1`) unless the settings say otherwise, so `processId` names the backend it uses.
+ */
+export const connectTo = (
+  url: string,
+  settings: { readonly statementCacheSize?: number; readonly max?: number } = {}
+) =>
+  Effect.flatMap(
+    Layer.build(PgClient.layer({ url, max: 1, ...settings })).pipe(
       Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: {} }))
     ),
-    (ctx) => Context.get(ctx, PgClient)
+    (ctx) => withPid(Context.get(ctx, PgClient))
   )
 
 /** A fresh client to the test server. */
-export const connectWith = (settings: { readonly statementCacheSize?: number } = {}) =>
+export const connectWith = (settings: { readonly statementCacheSize?: number; readonly max?: number } = {}) =>
   Effect.gen(function* () {
     const info = yield* PgServer
     return yield* connectTo(info.url, settings)

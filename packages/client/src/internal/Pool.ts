@@ -1,0 +1,442 @@
+/**
+ * Pool: the connections of one PgClient layer, and who may use which.
+ *
+ * Two kinds of use:
+ * - shared: a statement (or a one-segment batch) with its own Sync. It goes to an idle connection
+ *   when there is one, else a new connection is opened (up to `max`), and once `max` are open it
+ *   is pipelined onto the least loaded one (implicit pipelining: it shares the round trip, not
+ *   the errors). A long statement therefore delays others only when every connection is busy.
+ * - exclusive (a lease): reserve, a transaction, a pipeline scope. The leased connection gets no
+ *   shared statements until it is returned; returning it waits for what is in flight and rolls
+ *   back a transaction block left open, or closes the connection when that cannot be done in
+ *   time. No connection goes back in an unknown state. The one exception to "no shared
+ *   statements": when every connection is leased and one lease is a pipeline, a shared statement
+ *   may run on it between its segments (outside a transaction block), so `{ max: 1 }` keeps the
+ *   single-connection behaviour.
+ *
+ * Connections that close are dropped (the statements they were running fail with ConnectionLost,
+ * saying whether they may have run; callers retry only those that cannot have); new ones are
+ * opened on demand, and `min` are kept open. Idle connections above `min` close after
+ * `idleTimeout`, every connection after `maxLifetime` (once it is idle). Closing the pool fails
+ * the waiters, gives statements in flight `closeTimeout` to finish, then closes every connection.
+ *
+ * Synchronous and callback-based like Connection; PgClient wraps it in Effects. It opens sessions
+ * through the `open` effect it is given and never touches sockets itself.
+ */
+import type { PgServerError } from "@pgline/transport"
+import { Effect, Exit, Fiber, Metric, Scope } from "effect"
+import { AcquireTimeout, ConnectionLost, type PgClientError, type PgConnectError } from "../PgClientError.ts"
+import type { Connection } from "./Connection.ts"
+import { runStatement, settle } from "./run.ts"
+
+export interface PoolOptions {
+  readonly max: number
+  readonly min: number
+  /** Milliseconds an idle connection above `min` stays open. */
+  readonly idleTimeout: number
+  /** Milliseconds after which a connection is closed once it is idle (0: never). */
+  readonly maxLifetime: number
+  /** Milliseconds a caller waits for a connection before AcquireTimeout. */
+  readonly acquireTimeout: number
+  /** Milliseconds statements in flight may take to finish when the pool closes. */
+  readonly closeTimeout: number
+}
+
+export type LeaseKind = "reserve" | "transaction" | "pipeline"
+
+/** One connection of the pool with its bookkeeping. */
+export class Pooled {
+  readonly conn: Connection
+  readonly scope: Scope.Closeable
+  readonly expiresAt: number
+  lastUsed: number
+  lease: LeaseKind | undefined = undefined
+  /** Past its lifetime (or the pool is closing): gets no new work, closes once idle. */
+  retiring = false
+  constructor(conn: Connection, scope: Scope.Closeable, maxLifetime: number) {
+    this.conn = conn
+    this.scope = scope
+    const now = Date.now()
+    this.lastUsed = now
+    // Up to 10% earlier, so connections opened together do not all close together.
+    this.expiresAt =
+      maxLifetime > 0 ? now + maxLifetime * (0.9 + Math.random() * 0.1) : Number.POSITIVE_INFINITY
+  }
+  get load(): number {
+    return this.conn.engine.pending
+  }
+}
+
+interface Waiter {
+  readonly exclusive: LeaseKind | undefined
+  readonly since: number
+  readonly resume: (result: Pooled | PgClientError | PgServerError) => void
+}
+
+/** Pool metrics (Effect metrics, in the layer's metric registry). */
+const metrics = {
+  open: Metric.gauge("pgline_pool_connections", { description: "open connections of a pgline pool" }),
+  idle: Metric.gauge("pgline_pool_connections_idle", {
+    description: "open connections with nothing in flight and no lease"
+  }),
+  inUse: Metric.gauge("pgline_pool_connections_in_use", {
+    description: "connections leased or with statements in flight"
+  }),
+  waiting: Metric.gauge("pgline_pool_waiting", { description: "callers waiting for a connection" }),
+  acquireTime: Metric.histogram("pgline_pool_acquire_ms", {
+    description: "milliseconds from asking for a connection to getting one (waits only)",
+    boundaries: [0.1, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+  })
+}
+
+export class Pool {
+  readonly connections: Array<Pooled> = []
+  private opening = 0
+  private readonly openingFibers = new Set<Fiber.Fiber<unknown, unknown>>()
+  private readonly waiters: Array<Waiter> = []
+  private closed = false
+  /** Failed opening attempts in a row, and when the next may start (performance.now()). */
+  private failures = 0
+  private retryAt = 0
+  private readonly options: PoolOptions
+  private readonly open: Effect.Effect<Pooled, PgConnectError | PgServerError>
+  private readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  private readonly context: import("effect").Context.Context<never>
+
+  constructor(
+    options: PoolOptions,
+    open: Effect.Effect<Pooled, PgConnectError | PgServerError>,
+    context: import("effect").Context.Context<never>
+  ) {
+    this.options = options
+    this.open = open
+    this.context = context
+    this.fork = Effect.runForkWith(context)
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  /** Adds a connection opened by the caller (the first one, opened while the layer is built). */
+  add(pooled: Pooled): void {
+    this.connections.push(pooled)
+    this.report()
+  }
+
+  /** The connection closed under us: drop it; waiters may need a new one. */
+  lost(pooled: Pooled): void {
+    const i = this.connections.indexOf(pooled)
+    if (i < 0) return
+    this.connections.splice(i, 1)
+    this.fork(Scope.close(pooled.scope, Exit.void))
+    this.report()
+    this.dispatch()
+  }
+
+  /** Some parameters of any open connection (server_version, …): the oldest open one's. */
+  get parameters(): ReadonlyMap<string, string> {
+    return this.connections[0]?.conn.parameters ?? new Map()
+  }
+
+  private usable(p: Pooled): boolean {
+    return p.lease === undefined && !p.retiring && !p.conn.isClosed
+  }
+
+  /**
+   * A connection for a shared statement now, or undefined when the caller must wait (a new
+   * connection is being opened, or every connection is leased).
+   */
+  shared(): Pooled | undefined {
+    let best: Pooled | undefined
+    for (const p of this.connections) {
+      if (!this.usable(p)) continue
+      const load = p.load
+      if (load === 0) return p
+      if (best === undefined || load < best.load) best = p
+    }
+    if (this.canSpawn()) {
+      this.spawn()
+      return undefined
+    }
+    return best ?? this.pipelineHeld()
+  }
+
+  /** When every connection is leased: one held by a pipeline, usable between its segments. */
+  private pipelineHeld(): Pooled | undefined {
+    for (const p of this.connections) if (p.lease === "pipeline" && !p.conn.isClosed) return p
+    return undefined
+  }
+
+  /** A connection to lease now, or undefined when the caller must wait. */
+  private exclusive(kind: LeaseKind, spawn: boolean): Pooled | undefined {
+    let best: Pooled | undefined
+    for (const p of this.connections) {
+      if (!this.usable(p)) continue
+      if (p.load === 0) {
+        p.lease = kind
+        return p
+      }
+      if (best === undefined || p.load < best.load) best = p
+    }
+    if (this.canSpawn()) {
+      if (spawn) this.spawn()
+      return undefined
+    }
+    // Every connection is open and busy with shared statements: take the least loaded one; its
+    // statements in flight finish first (each has its own Sync), then the lease's own run.
+    if (best !== undefined) best.lease = kind
+    return best
+  }
+
+  /** Waits for a connection: shared (`kind` undefined) or leased. */
+  wait(kind: LeaseKind | undefined): Effect.Effect<Pooled, PgClientError | PgServerError> {
+    return Effect.suspend(() => {
+      if (this.closed) return Effect.fail(closedError())
+      if (kind !== undefined) {
+        const now = this.exclusive(kind, true)
+        if (now !== undefined) {
+          this.report()
+          return Effect.succeed(now)
+        }
+      } else {
+        const now = this.shared()
+        if (now !== undefined) return Effect.succeed(now)
+      }
+      const since = performance.now()
+      const waiting = Effect.callback<Pooled, PgClientError | PgServerError>((resume) => {
+        const waiter: Waiter = {
+          exclusive: kind,
+          since,
+          resume: (result) => resume(result instanceof Pooled ? Effect.succeed(result) : Effect.fail(result))
+        }
+        this.waiters.push(waiter)
+        this.report()
+        // A waiter may be servable already (a connection freed between the check and now).
+        this.dispatch()
+        return Effect.sync(() => {
+          const i = this.waiters.indexOf(waiter)
+          if (i >= 0) {
+            this.waiters.splice(i, 1)
+            this.report()
+          }
+        })
+      })
+      return Effect.timeoutOrElse(waiting, {
+        duration: this.options.acquireTimeout,
+        orElse: () =>
+          Effect.fail(
+            new AcquireTimeout({
+              message: `no connection within ${this.options.acquireTimeout} ms (max ${this.options.max}, ${this.connections.length} open, ${this.waiters.length} waiting)`,
+              timeout: this.options.acquireTimeout,
+              max: this.options.max
+            })
+          )
+      })
+    })
+  }
+
+  /** Serves waiters in arrival order with what is available; opens connections for the rest. */
+  dispatch(): void {
+    if (this.waiters.length === 0) {
+      this.maintain()
+      return
+    }
+    let unserved = 0
+    for (let i = 0; i < this.waiters.length; ) {
+      const w = this.waiters[i]!
+      let got: Pooled | undefined
+      if (w.exclusive !== undefined) got = this.exclusive(w.exclusive, false)
+      else {
+        for (const p of this.connections) {
+          if (!this.usable(p)) continue
+          if (got === undefined || p.load < got.load) got = p
+        }
+        got ??= this.pipelineHeld()
+      }
+      if (got === undefined) {
+        unserved++
+        i++
+        continue
+      }
+      this.waiters.splice(i, 1)
+      metrics.acquireTime.updateUnsafe(performance.now() - w.since, this.context)
+      w.resume(got)
+    }
+    while (unserved > this.opening && this.canSpawn()) this.spawn()
+    this.report()
+  }
+
+  /**
+   * Whether another connection may be opened: below `max`, and not within the back-off after a
+   * failed attempt (so a server refusing connections is not hammered by every waiter).
+   */
+  private canSpawn(): boolean {
+    return (
+      !this.closed &&
+      this.connections.length + this.opening < this.options.max &&
+      performance.now() >= this.retryAt
+    )
+  }
+
+  /** Opens one connection in the background; waiters get it when it is ready. */
+  private spawn(): void {
+    if (this.closed) return
+    this.opening++
+    const fiber = this.fork(
+      Effect.matchEffect(this.open, {
+        onFailure: (error) =>
+          Effect.sync(() => {
+            this.opening--
+            this.failures++
+            // 50 ms doubling up to 2 s; the periodic check retries for waiters still queued.
+            this.retryAt = performance.now() + Math.min(2000, 50 * 2 ** Math.min(this.failures - 1, 6))
+            // With nothing open, nobody can be served: every waiter gets the reason.
+            if (this.connections.length === 0 && this.opening === 0) {
+              const waiters = this.waiters.splice(0)
+              for (const w of waiters) w.resume(error)
+            }
+            this.report()
+            this.dispatch()
+          }),
+        onSuccess: (pooled) =>
+          Effect.sync(() => {
+            this.opening--
+            this.failures = 0
+            if (this.closed) {
+              this.fork(Scope.close(pooled.scope, Exit.void))
+              return
+            }
+            this.connections.push(pooled)
+            this.dispatch()
+          })
+      })
+    )
+    this.openingFibers.add(fiber)
+    fiber.addObserver(() => this.openingFibers.delete(fiber))
+  }
+
+  /** After a shared use: serve waiters that were waiting for a connection to become idle. */
+  afterUse(pooled: Pooled): void {
+    pooled.lastUsed = Date.now()
+    if (this.waiters.length > 0) this.dispatch()
+    else if (pooled.retiring && pooled.load === 0 && pooled.lease === undefined) this.retire(pooled)
+  }
+
+  /**
+   * Ends a lease: waits for what is in flight, rolls back a transaction block left open, then
+   * makes the connection available again (or closes it when any of that fails or takes longer
+   * than `closeTimeout`).
+   */
+  release(pooled: Pooled): Effect.Effect<void> {
+    const conn = pooled.conn
+    const clean: Effect.Effect<boolean> = Effect.gen(function* () {
+      if (conn.isClosed) return false
+      let status = conn.transactionStatus
+      if (conn.engine.pending > 0) status = (yield* settle(conn)) ?? "E"
+      if (conn.isClosed) return false
+      if (status === "I") return true
+      const rolledBack = yield* Effect.exit(runStatement(conn, "rollback", []))
+      return Exit.isSuccess(rolledBack) && conn.transactionStatus === "I"
+    })
+    return Effect.uninterruptible(
+      Effect.flatMap(
+        Effect.timeoutOrElse(clean, {
+          duration: this.options.closeTimeout,
+          orElse: () => Effect.succeed(false)
+        }),
+        (ok) =>
+          Effect.sync(() => {
+            pooled.lease = undefined
+            pooled.lastUsed = Date.now()
+            if (!ok || this.closed || pooled.retiring) this.retire(pooled)
+            else this.dispatch()
+            this.report()
+          })
+      )
+    )
+  }
+
+  /** Closes a connection (Terminate, then the socket) and forgets it. */
+  private retire(pooled: Pooled): void {
+    const i = this.connections.indexOf(pooled)
+    if (i >= 0) this.connections.splice(i, 1)
+    this.fork(Scope.close(pooled.scope, Exit.void))
+    this.report()
+    if (!this.closed) this.dispatch()
+  }
+
+  /** Periodic: close idle connections past idleTimeout or maxLifetime, keep `min` open. */
+  reap(): void {
+    if (this.closed) return
+    const now = Date.now()
+    for (const p of [...this.connections]) {
+      if (p.conn.isClosed) {
+        this.lost(p)
+        continue
+      }
+      if (now >= p.expiresAt) p.retiring = true
+      const idle = p.lease === undefined && p.load === 0
+      if (!idle) continue
+      if (p.retiring) this.retire(p)
+      else if (this.connections.length > this.options.min && now - p.lastUsed >= this.options.idleTimeout)
+        this.retire(p)
+    }
+    this.maintain()
+    if (this.waiters.length > 0) this.dispatch()
+    this.report()
+  }
+
+  /** Opens connections until `min` are open or opening. */
+  private maintain(): void {
+    while (this.canSpawn() && this.connections.length + this.opening < this.options.min) this.spawn()
+  }
+
+  /**
+   * Closes the pool: new requests and waiters fail, statements in flight get `closeTimeout` to
+   * finish (leases too), then every connection is closed.
+   */
+  close(): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function* () {
+      self.closed = true
+      const waiters = self.waiters.splice(0)
+      for (const w of waiters) w.resume(closedError())
+      for (const fiber of [...self.openingFibers]) yield* Fiber.interrupt(fiber)
+      const deadline = Date.now() + self.options.closeTimeout
+      while (
+        Date.now() < deadline &&
+        self.connections.some((p) => !p.conn.isClosed && (p.load > 0 || p.lease !== undefined))
+      ) {
+        yield* Effect.sleep(5)
+      }
+      const all = self.connections.splice(0)
+      for (const p of all) yield* Scope.close(p.scope, Exit.void)
+      self.report()
+    })
+  }
+
+  /** Current counts, also pushed to the pool's gauges. */
+  stats(): { open: number; idle: number; inUse: number; waiting: number; opening: number } {
+    let idle = 0
+    for (const p of this.connections) if (p.lease === undefined && p.load === 0) idle++
+    return {
+      open: this.connections.length,
+      idle,
+      inUse: this.connections.length - idle,
+      waiting: this.waiters.length,
+      opening: this.opening
+    }
+  }
+
+  private report(): void {
+    const s = this.stats()
+    metrics.open.updateUnsafe(s.open, this.context)
+    metrics.idle.updateUnsafe(s.idle, this.context)
+    metrics.inUse.updateUnsafe(s.inUse, this.context)
+    metrics.waiting.updateUnsafe(s.waiting, this.context)
+  }
+}
+
+const closedError = () =>
+  new ConnectionLost({ message: "the client's layer has been closed", mayHaveRun: false })

@@ -1,0 +1,197 @@
+/**
+ * Running statements on one connection outside any pipeline scope: a single statement, or a batch
+ * that goes out as one segment (N statements, one Sync: one round trip, one implicit
+ * transaction). Each call writes its frames and its Sync in the same tick, so calls from
+ * concurrent fibers share round trips (implicit pipelining) without sharing their errors.
+ *
+ * Interrupting a call that is running sends a CancelRequest and waits until the server has
+ * answered its Sync, so the connection is usable again afterwards. Which connection to use is the
+ * caller's business (the pool, a reserved connection, a transaction); nothing here retries a
+ * statement that may have run.
+ */
+import type { ErrorFields, TransactionStatus } from "@pgline/codec"
+import type { PgServerError } from "@pgline/transport"
+import { Effect } from "effect"
+import { type PgClientError, type PipelineAborted, StatementRejected } from "../PgClientError.ts"
+import type { QueryResult } from "../QueryResult.ts"
+import type { Connection, Outcome } from "./Connection.ts"
+import { encodeFailure, lost, outcomeToExit } from "./outcome.ts"
+
+export type RunError = PgServerError | PgClientError
+
+const isStalePlan = (outcome: Outcome | undefined): boolean =>
+  outcome?._tag === "ServerError" &&
+  outcome.fields.code === "0A000" &&
+  outcome.fields.message.startsWith("cached plan must not change result type")
+
+const pipelineOpen = () =>
+  new StatementRejected({
+    reason: "PipelineOpen",
+    message:
+      "this fiber's pipeline has statements in flight on the connection: run the statement in the pipeline, or after its sync"
+  })
+
+/** A statement of a batch: text with $n placeholders and its values. */
+export interface Bound {
+  readonly text: string
+  readonly values: ReadonlyArray<unknown>
+}
+
+type SyncInfo = {
+  readonly status: TransactionStatus | undefined
+  readonly error: ErrorFields | undefined
+  readonly lost: { message: string; mayHaveRun: boolean } | undefined
+}
+
+/**
+ * Queues `statements` and one Sync when the connection may take them (at once, unless another
+ * fiber's pipeline holds it), and calls `done` with every outcome once the Sync is answered.
+ * Returns the interruption handler: cancel what runs and wait for the Sync, or stop waiting.
+ */
+const submit = (
+  conn: Connection,
+  fiber: object,
+  statements: ReadonlyArray<Bound>,
+  fail: (error: RunError) => void,
+  done: (outcomes: Array<Outcome | undefined>, sync: SyncInfo) => void,
+  after: (() => void) | undefined
+): Effect.Effect<void> | undefined => {
+  if (conn.exclusiveHolder === fiber && !conn.holderIdle) {
+    // It would split the open segment, and waiting for our own pipeline would never end.
+    fail(pipelineOpen())
+    return undefined
+  }
+  let started = false
+  let finished = false
+  let onFinished: (() => void) | undefined
+  const start = () => {
+    started = true
+    if (conn.isClosed) {
+      finished = true
+      fail(lost(conn.closeMessage, false))
+      return
+    }
+    // Everything is checked before the first frame is written: the batch goes out whole or not at all.
+    if (statements.length > 1) {
+      for (const s of statements) {
+        const failure = conn.validate(s.text, s.values)
+        if (failure !== undefined) {
+          finished = true
+          fail(encodeFailure(failure))
+          return
+        }
+      }
+    }
+    const outcomes: Array<Outcome | undefined> = new Array(statements.length)
+    for (let i = 0; i < statements.length; i++) {
+      const failure = conn.queueStatement(statements[i]!.text, statements[i]!.values, {
+        settle: (o) => {
+          outcomes[i] = o
+        }
+      })
+      if (failure !== undefined) {
+        // Only a lone statement gets here (a batch was validated): nothing of it was written.
+        finished = true
+        fail(encodeFailure(failure))
+        return
+      }
+    }
+    conn.queueSync((status, error, lostInfo) => {
+      finished = true
+      onFinished?.()
+      done(outcomes, { status, error, lost: lostInfo })
+      after?.()
+    })
+  }
+  const own = conn.exclusiveHolder === fiber
+  // Waits only while another fiber's pipeline holds the connection; the owner of an idle pipeline
+  // may run statements between its segments.
+  let cancelWait: (() => void) | undefined
+  if (own) start()
+  else cancelWait = conn.acquire(false, fiber, start)
+  return Effect.promise(
+    () =>
+      new Promise<void>((resolve) => {
+        if (!started) {
+          cancelWait?.()
+          return resolve()
+        }
+        if (finished) return resolve()
+        onFinished = resolve
+        void conn.session.cancel()
+      })
+  )
+}
+
+/** One statement with its own Sync. */
+export const runStatement = (
+  conn: Connection,
+  text: string,
+  values: ReadonlyArray<unknown>,
+  after?: () => void,
+  retried = false
+): Effect.Effect<QueryResult<any>, RunError> =>
+  Effect.withFiber((fiber) =>
+    Effect.callback<QueryResult<any>, RunError>((resume) => {
+      const wasIdle = conn.transactionStatus === "I"
+      return submit(
+        conn,
+        fiber,
+        [{ text, values }],
+        (error) => resume(Effect.fail(error)),
+        ([outcome], sync) => {
+          // The server re-plans a cached statement whose result type changed only on a fresh
+          // prepare; safe to redo outside a transaction block, where nothing else was affected.
+          if (!retried && wasIdle && isStalePlan(outcome)) {
+            conn.forgetText(text)
+            resume(runStatement(conn, text, values, after, true))
+            return
+          }
+          // A lone statement is never skipped (it is the whole segment), so Aborted cannot occur.
+          resume(outcomeToExit(outcome, sync.error, sync.lost) as Effect.Effect<QueryResult<any>, RunError>)
+        },
+        retried ? undefined : after
+      )
+    })
+  )
+
+/**
+ * Statements in one segment: one round trip, one implicit transaction (the server rolls all of
+ * them back when one fails). Fails with the first failure in order, which is the statement that
+ * failed (the ones after it are skipped and report PipelineAborted).
+ */
+export const runSegment = (
+  conn: Connection,
+  statements: ReadonlyArray<Bound>,
+  after?: () => void
+): Effect.Effect<Array<QueryResult<any>>, RunError | PipelineAborted> =>
+  Effect.withFiber((fiber) =>
+    Effect.callback<Array<QueryResult<any>>, RunError | PipelineAborted>((resume) =>
+      submit(
+        conn,
+        fiber,
+        statements,
+        (error) => resume(Effect.fail(error)),
+        (outcomes, sync) => {
+          const results: Array<QueryResult<any>> = []
+          for (const outcome of outcomes) {
+            const exit = outcomeToExit(outcome, sync.error, sync.lost)
+            if (outcome?._tag !== "Done" || sync.error !== undefined || sync.lost !== undefined) {
+              resume(exit as Effect.Effect<never, RunError | PipelineAborted>)
+              return
+            }
+            results.push(outcome.result)
+          }
+          resume(Effect.succeed(results))
+        },
+        after
+      )
+    )
+  )
+
+/** Queues a Sync and waits for its ReadyForQuery: everything sent before it has been answered. */
+export const settle = (conn: Connection): Effect.Effect<TransactionStatus | undefined> =>
+  Effect.callback<TransactionStatus | undefined>((resume) => {
+    if (conn.isClosed) return resume(Effect.succeed(undefined))
+    conn.queueSync((status) => resume(Effect.succeed(status)))
+  })
