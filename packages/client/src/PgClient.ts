@@ -150,6 +150,13 @@ export interface PoolSettings {
   readonly acquireTimeout?: Duration.Input
   /** How long statements in flight may take to finish when the layer closes (default 5 seconds). */
   readonly closeTimeout?: Duration.Input
+  /**
+   * Once `max` connections are open and all are busy, pipeline shared statements onto the least
+   * loaded one (default true) instead of waiting for a connection with nothing in flight. Either
+   * way a statement goes to an idle connection first, so it waits behind a long one only when
+   * every connection is busy.
+   */
+  readonly multiplex?: boolean
 }
 
 export interface ClientSettings extends PoolSettings {
@@ -250,7 +257,8 @@ const openPool = (
       idleTimeout: millis(settings.idleTimeout, 60_000),
       maxLifetime,
       acquireTimeout: millis(settings.acquireTimeout, 30_000),
-      closeTimeout: millis(settings.closeTimeout, 5_000)
+      closeTimeout: millis(settings.closeTimeout, 5_000),
+      multiplex: settings.multiplex ?? true
     }
     const onNotice = settings.onNotice ?? noticeLogger(context)
     const registry = settings.types ?? new TypeRegistry()

@@ -40,6 +40,11 @@ export interface PoolOptions {
   readonly acquireTimeout: number
   /** Milliseconds statements in flight may take to finish when the pool closes. */
   readonly closeTimeout: number
+  /**
+   * Whether shared statements may be pipelined onto a busy connection once `max` are open. Off,
+   * each waits for a connection with nothing in flight (a classic pool).
+   */
+  readonly multiplex: boolean
 }
 
 export type LeaseKind = "reserve" | "transaction" | "pipeline"
@@ -159,6 +164,7 @@ export class Pool {
       this.spawn()
       return undefined
     }
+    if (!this.options.multiplex) return undefined
     return best ?? this.pipelineHeld()
   }
 
@@ -252,7 +258,10 @@ export class Pool {
           if (!this.usable(p)) continue
           if (got === undefined || p.load < got.load) got = p
         }
-        got ??= this.pipelineHeld()
+        if (!this.options.multiplex) {
+          // A classic pool: one caller per connection; a waiter served here occupies it at once.
+          if (got !== undefined && got.load > 0) got = undefined
+        } else got ??= this.pipelineHeld()
       }
       if (got === undefined) {
         unserved++
