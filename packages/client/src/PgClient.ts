@@ -132,7 +132,7 @@ export interface PgClientApi extends PgStatements {
    * closed) before the connection goes back; other session state (SET, temporary tables) stays.
    */
   readonly reserve: Effect.Effect<PgConnection, PgClientError | PgServerError, Scope.Scope>
-  /** The pool's current counts (also published as Effect metrics `pgline_pool_*`). */
+  /** The pool's current counts (also published as Effect metrics `db.client.connection.*`). */
   readonly stats: () => PoolStats
 }
 
@@ -157,6 +157,8 @@ export interface PoolSettings {
    * every connection is busy.
    */
   readonly multiplex?: boolean
+  /** The pool's name in its metrics (attribute db.client.connection.pool.name); default `pgline-<n>`. */
+  readonly poolName?: string
 }
 
 export interface ClientSettings extends PoolSettings {
@@ -241,6 +243,8 @@ const noticeLogger =
     Effect.runForkWith(context)(log.pipe(Effect.annotateLogs({ sqlstate: notice.code })))
   }
 
+let pools = 0
+
 /** Opens the pool (its first connection at once) and builds the client over it. */
 const openPool = (
   options: Session.SessionOptions,
@@ -283,7 +287,7 @@ const openPool = (
       return pooled
     })
     const first = yield* openOne
-    pool = new Pool(poolOptions, openOne, context)
+    pool = new Pool(poolOptions, openOne, context, settings.poolName ?? `pgline-${++pools}`)
     pool.add(first)
     yield* Effect.addFinalizer(() => pool.close())
     // Idle and lifetime limits, `min`, and retries for waiters after a failed connection attempt.

@@ -12,7 +12,7 @@
  */
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
 import { fromErrorFields, type PgServerError } from "@pgline/transport"
-import { Context, Effect, Effectable, Exit, Option, References, type Scope, Tracer } from "effect"
+import { Cause, Context, Effect, Effectable, Exit, Option, References, type Scope, Tracer } from "effect"
 import type { Connection, Outcome, OutcomeSink } from "./internal/Connection.ts"
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { savepointName } from "./internal/Transaction.ts"
@@ -617,7 +617,18 @@ export const transactionIn = <A, E, R>(
       const end = Exit.isSuccess(value)
         ? yield* p.execute(savepoint === undefined ? "commit" : `release savepoint ${savepoint}`)
         : undefined
-      if (end === undefined) yield* queueUndo(p, savepoint)
+      if (end === undefined) {
+        // Interrupted: stop what runs now rather than wait for it (the undo is skipped after the
+        // cancelled statement's error and queued again below).
+        if (
+          Exit.isFailure(value) &&
+          Cause.hasInterrupts(value.cause) &&
+          !conn.isClosed &&
+          conn.engine.pending > 0
+        )
+          yield* Effect.promise(() => conn.session.cancel())
+        yield* queueUndo(p, savepoint)
+      }
       const synced = yield* Effect.exit(p.sync)
       // A statement failed: the server skipped the rest of the segment (COMMIT or the undo too)
       // and left the block failed. Roll it back so the connection (or the enclosing block) can go on.

@@ -24,7 +24,7 @@
  * through the `open` effect it is given and never touches sockets itself.
  */
 import type { PgServerError } from "@pgline/transport"
-import { Effect, Exit, Fiber, Metric, Scope } from "effect"
+import { type Context, Effect, Exit, Fiber, Metric, Scope } from "effect"
 import { AcquireTimeout, ConnectionLost, type PgClientError, type PgConnectError } from "../PgClientError.ts"
 import type { Connection } from "./Connection.ts"
 import { runStatement, settle } from "./run.ts"
@@ -67,8 +67,11 @@ export class Pooled {
     this.expiresAt =
       maxLifetime > 0 ? now + maxLifetime * (0.9 + Math.random() * 0.1) : Number.POSITIVE_INFINITY
   }
+  /** Shared waiters handed this connection that have not queued their statement yet. */
+  claims = 0
+  /** Steps in flight, counting a handed-out waiter as the two steps (statement, Sync) it will add. */
   get load(): number {
-    return this.conn.engine.pending
+    return this.conn.engine.pending + 2 * this.claims
   }
 }
 
@@ -78,20 +81,32 @@ interface Waiter {
   readonly resume: (result: Pooled | PgClientError | PgServerError) => void
 }
 
-/** Pool metrics (Effect metrics, in the layer's metric registry). */
-const metrics = {
-  open: Metric.gauge("pgline_pool_connections", { description: "open connections of a pgline pool" }),
-  idle: Metric.gauge("pgline_pool_connections_idle", {
-    description: "open connections with nothing in flight and no lease"
-  }),
-  inUse: Metric.gauge("pgline_pool_connections_in_use", {
-    description: "connections leased or with statements in flight"
-  }),
-  waiting: Metric.gauge("pgline_pool_waiting", { description: "callers waiting for a connection" }),
-  acquireTime: Metric.histogram("pgline_pool_acquire_ms", {
-    description: "milliseconds from asking for a connection to getting one (waits only)",
-    boundaries: [0.1, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
-  })
+/**
+ * A pool's metrics, named after OpenTelemetry's database client conventions and labelled with the
+ * pool's name: connections by state (idle, used), the configured maximum, callers waiting, and the
+ * time a caller waited for a connection (seconds; only callers that had to wait).
+ */
+const makeMetrics = (pool: string) => {
+  const attributes = { "db.client.connection.pool.name": pool }
+  const count = (state: string) =>
+    Metric.gauge("db.client.connection.count", {
+      description: "connections of a pgline pool by state",
+      attributes: { ...attributes, "db.client.connection.state": state }
+    })
+  return {
+    idle: count("idle"),
+    used: count("used"),
+    max: Metric.gauge("db.client.connection.max", { description: "the pool's max", attributes }),
+    pending: Metric.gauge("db.client.connection.pending_requests", {
+      description: "callers waiting for a connection",
+      attributes
+    }),
+    waitTime: Metric.histogram("db.client.connection.wait_time", {
+      description: "seconds a caller waited for a connection (callers served at once are not counted)",
+      attributes,
+      boundaries: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    })
+  }
 }
 
 export class Pool {
@@ -106,17 +121,25 @@ export class Pool {
   private readonly options: PoolOptions
   private readonly open: Effect.Effect<Pooled, PgConnectError | PgServerError>
   private readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
-  private readonly context: import("effect").Context.Context<never>
+  private readonly context: Context.Context<never>
+  private readonly metrics: ReturnType<typeof makeMetrics>
+  /** Waiters for a shared connection (the rest wait for a lease). */
+  private sharedWaiters = 0
+  readonly name: string
 
   constructor(
     options: PoolOptions,
     open: Effect.Effect<Pooled, PgConnectError | PgServerError>,
-    context: import("effect").Context.Context<never>
+    context: Context.Context<never>,
+    name: string
   ) {
     this.options = options
     this.open = open
     this.context = context
+    this.name = name
     this.fork = Effect.runForkWith(context)
+    this.metrics = makeMetrics(name)
+    this.metrics.max.updateUnsafe(options.max, context)
   }
 
   get isClosed(): boolean {
@@ -165,6 +188,10 @@ export class Pool {
       return undefined
     }
     if (!this.options.multiplex) return undefined
+    // Connections being opened will take waiters: wait for one while that queue is shorter than
+    // what is in flight on the least loaded open connection.
+    if (best !== undefined && this.opening > 0 && 2 * this.sharedWaiters < this.opening * best.load)
+      return undefined
     return best ?? this.pipelineHeld()
   }
 
@@ -205,10 +232,8 @@ export class Pool {
           this.report()
           return Effect.succeed(now)
         }
-      } else {
-        const now = this.shared()
-        if (now !== undefined) return Effect.succeed(now)
       }
+      // A shared caller has just been told to wait by `shared()`; asking again would open another connection.
       const since = performance.now()
       const waiting = Effect.callback<Pooled, PgClientError | PgServerError>((resume) => {
         const waiter: Waiter = {
@@ -217,6 +242,7 @@ export class Pool {
           resume: (result) => resume(result instanceof Pooled ? Effect.succeed(result) : Effect.fail(result))
         }
         this.waiters.push(waiter)
+        if (kind === undefined) this.sharedWaiters++
         this.report()
         // A waiter may be servable already (a connection freed between the check and now).
         this.dispatch()
@@ -224,11 +250,20 @@ export class Pool {
           const i = this.waiters.indexOf(waiter)
           if (i >= 0) {
             this.waiters.splice(i, 1)
+            if (kind === undefined) this.sharedWaiters--
             this.report()
           }
         })
       })
-      return Effect.timeoutOrElse(waiting, {
+      // A shared waiter's claim ends here: its fiber queues the statement next.
+      const claimed =
+        kind === undefined
+          ? Effect.map(waiting, (p) => {
+              if (p.claims > 0) p.claims--
+              return p
+            })
+          : waiting
+      return Effect.timeoutOrElse(claimed, {
         duration: this.options.acquireTimeout,
         orElse: () =>
           Effect.fail(
@@ -258,10 +293,15 @@ export class Pool {
           if (!this.usable(p)) continue
           if (got === undefined || p.load < got.load) got = p
         }
-        if (!this.options.multiplex) {
-          // A classic pool: one caller per connection; a waiter served here occupies it at once.
-          if (got !== undefined && got.load > 0) got = undefined
-        } else got ??= this.pipelineHeld()
+        // A busy connection only when nothing is being opened (multiplexing) or never (a classic
+        // pool); the claim makes the next waiter see it as loaded.
+        if (got !== undefined && got.load > 0 && (!this.options.multiplex || this.opening > 0))
+          got = undefined
+        if (got === undefined && this.options.multiplex && this.opening === 0) got = this.pipelineHeld()
+        if (got !== undefined) {
+          got.claims++
+          this.sharedWaiters--
+        }
       }
       if (got === undefined) {
         unserved++
@@ -269,7 +309,7 @@ export class Pool {
         continue
       }
       this.waiters.splice(i, 1)
-      metrics.acquireTime.updateUnsafe(performance.now() - w.since, this.context)
+      this.metrics.waitTime.updateUnsafe((performance.now() - w.since) / 1000, this.context)
       w.resume(got)
     }
     while (unserved > this.opening && this.canSpawn()) this.spawn()
@@ -303,6 +343,7 @@ export class Pool {
             // With nothing open, nobody can be served: every waiter gets the reason.
             if (this.connections.length === 0 && this.opening === 0) {
               const waiters = this.waiters.splice(0)
+              this.sharedWaiters = 0
               for (const w of waiters) w.resume(error)
             }
             this.report()
@@ -318,6 +359,7 @@ export class Pool {
             }
             this.connections.push(pooled)
             this.dispatch()
+            this.report()
           })
       })
     )
@@ -348,12 +390,20 @@ export class Pool {
       const rolledBack = yield* Effect.exit(runStatement(conn, "rollback", []))
       return Exit.isSuccess(rolledBack) && conn.transactionStatus === "I"
     })
+    // Bounded without interrupting the clean-up: an interrupted statement waits for the server
+    // (cancel, then its Sync), which a stalled server never gives. Past the bound the connection
+    // is closed, which fails whatever the clean-up still waits for.
+    const bounded = Effect.callback<boolean>((resume) => {
+      const fiber = this.fork(clean)
+      const timer = setTimeout(() => resume(Effect.succeed(false)), this.options.closeTimeout)
+      fiber.addObserver((exit) => {
+        clearTimeout(timer)
+        resume(Effect.succeed(Exit.isSuccess(exit) && exit.value))
+      })
+    })
     return Effect.uninterruptible(
       Effect.flatMap(
-        Effect.timeoutOrElse(clean, {
-          duration: this.options.closeTimeout,
-          orElse: () => Effect.succeed(false)
-        }),
+        bounded,
         (ok) =>
           Effect.sync(() => {
             pooled.lease = undefined
@@ -410,6 +460,7 @@ export class Pool {
     return Effect.gen(function* () {
       self.closed = true
       const waiters = self.waiters.splice(0)
+      self.sharedWaiters = 0
       for (const w of waiters) w.resume(closedError())
       for (const fiber of [...self.openingFibers]) yield* Fiber.interrupt(fiber)
       const deadline = Date.now() + self.options.closeTimeout
@@ -440,10 +491,9 @@ export class Pool {
 
   private report(): void {
     const s = this.stats()
-    metrics.open.updateUnsafe(s.open, this.context)
-    metrics.idle.updateUnsafe(s.idle, this.context)
-    metrics.inUse.updateUnsafe(s.inUse, this.context)
-    metrics.waiting.updateUnsafe(s.waiting, this.context)
+    this.metrics.idle.updateUnsafe(s.idle, this.context)
+    this.metrics.used.updateUnsafe(s.inUse, this.context)
+    this.metrics.pending.updateUnsafe(s.waiting, this.context)
   }
 }
 

@@ -1,0 +1,311 @@
+/**
+ * The pool behind PgClient.layer against a real server: `max` is respected (distinct backend
+ * pids), a short statement does not wait behind another fiber's long one while a connection is
+ * free, AcquireTimeout when every connection is held, broken connections replaced without
+ * resending a statement that may have run, `min` / `idleTimeout` / `maxLifetime`, closing the
+ * layer (statements in flight finish within `closeTimeout`, then every backend is gone), the
+ * pool's metrics, and pipelines holding a connection of their own while other fibers go on.
+ *
+ * Timeouts are liveness bounds (a hang fails the test), never speed assertions.
+ */
+import { expect, layer } from "@effect/vitest"
+import { PgServer } from "@pgline/testing"
+import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
+import { PgClient } from "@pgline/client"
+import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
+import { errorOf, within } from "./support/pipeline.ts"
+
+layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool", (it) => {
+  it.effect("max is respected: 60 concurrent statements on max 4 use exactly 4 backends", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 4 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      const pids = yield* within(20_000)(
+        Effect.all(
+          Array.from({ length: 60 }, () =>
+            Effect.map(
+              pg.query<{ pid: number }>("select pg_backend_pid() as pid, pg_sleep(0.05)"),
+              (r) => r.rows[0]!.pid
+            )
+          ),
+          { concurrency: "unbounded" }
+        )
+      )
+      expect(new Set(pids).size).toBe(4)
+      expect(pg.stats().open).toBe(4)
+      expect((yield* backendsOf(observer, app)).length).toBe(4)
+    })
+  )
+
+  it.effect(
+    "a short statement does not wait behind another fiber's long one while a connection is free",
+    () =>
+      Effect.gen(function* () {
+        const { pg, app } = yield* poolClient({ max: 2 })
+        const observer = (yield* poolClient({ max: 1 })).pg
+        const sleeper = yield* Effect.forkChild(pg.query("select pg_sleep(3) as hol_sleep"))
+        yield* untilRunning(observer, app, "hol_sleep")
+        const { rows } = yield* within(2_500)(pg.query("select 1 as one"))
+        expect(rows).toEqual([{ one: 1 }])
+        // It answered while the long statement was still running on the other connection.
+        expect(sleeper.pollUnsafe()).toBeUndefined()
+        yield* Fiber.interrupt(sleeper)
+      })
+  )
+
+  it.effect("AcquireTimeout when every connection is held, and nothing was sent", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1, acquireTimeout: 200 })
+      yield* pg.query("create table acquire_probe (v int)")
+      const error = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          yield* conn.query("select 1")
+          return yield* errorOf(pg.query("insert into acquire_probe values (1)"))
+        })
+      )
+      expect(error).toMatchObject({ _tag: "AcquireTimeout", timeout: 200, max: 1 })
+      expect((yield* pg.query("select count(*)::int as n from acquire_probe")).rows).toEqual([{ n: 0 }])
+      // Reserve and transactions wait the same way.
+      const reserveError = yield* Effect.scoped(
+        Effect.gen(function* () {
+          yield* pg.reserve
+          return yield* errorOf(pg.withTransaction(pg.query("select 1")))
+        })
+      )
+      expect(reserveError._tag).toBe("AcquireTimeout")
+    })
+  )
+
+  it.effect("a broken connection is replaced: the statement on it fails typed and is not resent", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 2 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table resent_probe (v int)")
+      const victim = yield* Effect.forkChild(
+        Effect.flip(pg.query("insert into resent_probe select 1 from pg_sleep(5) as doomed_insert"))
+      )
+      yield* untilRunning(observer, app, "doomed_insert")
+      const [target] = (yield* backendsOf(observer, app)).filter((r) => r.query.includes("doomed_insert"))
+      yield* observer.query("select pg_terminate_backend($1::int)", [target!.pid])
+      const error = yield* within(5_000)(Fiber.join(victim))
+      expect(["AdminShutdown", "ConnectionLost"]).toContain(error._tag)
+      // Not resent on another connection: it may have run (here it was aborted), so it is not ours to redo.
+      expect((yield* pg.query("select count(*)::int as n from resent_probe")).rows).toEqual([{ n: 0 }])
+      // Later work runs on the remaining or a new connection; the dead backend is never used again.
+      const pids = yield* Effect.all(
+        Array.from({ length: 10 }, () =>
+          Effect.map(
+            pg.query<{ pid: number }>("select pg_backend_pid() as pid, pg_sleep(0.02)"),
+            (r) => r.rows[0]!.pid
+          )
+        ),
+        { concurrency: "unbounded" }
+      )
+      expect(pids).not.toContain(target!.pid)
+      expect(pg.stats().open).toBeLessThanOrEqual(2)
+    })
+  )
+
+  it.effect("min connections are opened and kept; idle ones above min close after idleTimeout", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 5, min: 2, idleTimeout: 300 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* eventually(
+        Effect.sync(() => pg.stats().open === 2),
+        5_000,
+        "two connections open"
+      )
+      yield* Effect.all(
+        Array.from({ length: 20 }, () => pg.query("select pg_sleep(0.1)")),
+        { concurrency: "unbounded" }
+      )
+      expect(pg.stats().open).toBe(5)
+      yield* eventually(
+        Effect.sync(() => pg.stats().open === 2),
+        10_000,
+        "back to min"
+      )
+      yield* eventually(
+        Effect.map(backendsOf(observer, app), (rows) => rows.length === 2),
+        5_000,
+        "two backends on the server"
+      )
+    })
+  )
+
+  it.effect("maxLifetime: a connection is replaced once idle after its lifetime", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1, maxLifetime: 300 })
+      const pidNow = Effect.map(
+        pg.query<{ pid: number }>("select pg_backend_pid() as pid"),
+        (r) => r.rows[0]!.pid
+      )
+      const first = yield* pidNow
+      yield* eventually(
+        Effect.map(pidNow, (pid) => pid !== first),
+        10_000,
+        "a new backend after maxLifetime"
+      )
+    })
+  )
+
+  it.effect("closing the layer lets a statement in flight finish, then every backend is gone", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const observer = (yield* poolClient({ max: 1 })).pg
+      const app = `pgline_pool_close_${process.pid}`
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(
+        PgClient.layer({
+          url: info.url,
+          sslmode: "disable",
+          applicationName: app,
+          max: 3,
+          closeTimeout: 5_000
+        }),
+        scope
+      ).pipe(Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: {} })))
+      const pg = Context.get(ctx, PgClient)
+      const inFlight = yield* Effect.forkDetach(pg.query("select pg_sleep(0.3) as closing_sleep, 7 as seven"))
+      yield* untilRunning(observer, app, "closing_sleep")
+      yield* within(10_000)(Scope.close(scope, Exit.void))
+      expect((yield* Fiber.join(inFlight)).rows).toEqual([{ closing_sleep: "", seven: 7 }])
+      yield* eventually(
+        Effect.map(backendsOf(observer, app), (rows) => rows.length === 0),
+        5_000,
+        "no backends left"
+      )
+      // After the layer closed, nothing is sent.
+      expect(yield* errorOf(pg.query("select 1"))).toMatchObject({
+        _tag: "ConnectionLost",
+        mayHaveRun: false
+      })
+    })
+  )
+
+  it.effect(
+    "closing the layer is bounded: a statement longer than closeTimeout fails with ConnectionLost",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const observer = (yield* poolClient({ max: 1 })).pg
+        const app = `pgline_pool_close_bounded_${process.pid}`
+        const scope = yield* Scope.make()
+        const ctx = yield* Layer.buildWithScope(
+          PgClient.layer({ url: info.url, sslmode: "disable", applicationName: app, closeTimeout: 200 }),
+          scope
+        ).pipe(Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: {} })))
+        const pg = Context.get(ctx, PgClient)
+        const inFlight = yield* Effect.forkDetach(
+          Effect.flip(pg.query("select pg_sleep(30) as endless_sleep"))
+        )
+        yield* untilRunning(observer, app, "endless_sleep")
+        yield* within(5_000)(Scope.close(scope, Exit.void))
+        expect(yield* within(5_000)(Fiber.join(inFlight))).toMatchObject({
+          _tag: "ConnectionLost",
+          mayHaveRun: true
+        })
+        // The server notices the closed socket once the sleep checks for interrupts; end it sooner.
+        yield* observer.query(
+          "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+          [app]
+        )
+      })
+  )
+
+  it.effect("a connection that cannot be rolled back within closeTimeout is closed, not reused", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1, closeTimeout: 300 })
+      const pid = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          yield* conn.query("begin")
+          // The backend stops answering (frozen), so the ROLLBACK at the scope's end cannot finish.
+          process.kill(conn.processId, "SIGSTOP")
+          return conn.processId
+        })
+      ).pipe(within(5_000))
+      process.kill(pid, "SIGCONT")
+      const next = (yield* within(5_000)(pg.query<{ pid: number }>("select pg_backend_pid() as pid")))
+        .rows[0]!.pid
+      expect(next).not.toBe(pid)
+    })
+  )
+
+  it.effect("the pool publishes its counts as Effect metrics, labelled with its name", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 3, min: 3, poolName: "metrics_probe" })
+      yield* eventually(
+        Effect.sync(() => pg.stats().open === 3),
+        5_000,
+        "three open"
+      )
+      // One caller has to wait: all three connections are reserved until it is queued.
+      const waiter = yield* Effect.scoped(
+        Effect.gen(function* () {
+          yield* Effect.all([pg.reserve, pg.reserve, pg.reserve])
+          const fiber = yield* Effect.forkDetach(pg.query("select 1 as one"))
+          yield* eventually(
+            Effect.sync(() => pg.stats().waiting === 1),
+            5_000,
+            "one waiting"
+          )
+          return fiber
+        })
+      )
+      expect((yield* Fiber.join(waiter)).rows).toEqual([{ one: 1 }])
+      const state = (id: string, extra: Record<string, string> = {}) =>
+        Effect.map(
+          Metric.snapshot,
+          (all) =>
+            all.find(
+              (m) =>
+                m.id === id &&
+                m.attributes?.["db.client.connection.pool.name"] === "metrics_probe" &&
+                Object.entries(extra).every(([k, v]) => m.attributes?.[k] === v)
+            )?.state as { value?: number; count?: number } | undefined
+        )
+      // The gauges follow pool events (leases, openings, waits) and are refreshed at least every
+      // half second for connections that went idle after a shared statement.
+      yield* eventually(
+        Effect.map(
+          state("db.client.connection.count", { "db.client.connection.state": "idle" }),
+          (s) => s?.value === 3
+        ),
+        5_000,
+        "three idle in the gauge"
+      )
+      expect(
+        yield* state("db.client.connection.count", { "db.client.connection.state": "used" })
+      ).toMatchObject({
+        value: 0
+      })
+      expect(yield* state("db.client.connection.max")).toMatchObject({ value: 3 })
+      expect(yield* state("db.client.connection.pending_requests")).toMatchObject({ value: 0 })
+      expect(yield* state("db.client.connection.wait_time")).toMatchObject({ count: 1 })
+    })
+  )
+
+  it.effect("an open pipeline holds a connection of its own: other fibers' statements go on", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 3 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const p = yield* pg.pipeline
+          const slow = yield* p.execute("select pg_sleep(2) as pipe_sleep")
+          yield* p.flush
+          yield* untilRunning(observer, app, "pipe_sleep")
+          // Another fiber, while the pipeline's segment is in flight.
+          const other = yield* within(1_500)(
+            Effect.forkChild(pg.query("select 2 as two")).pipe(Effect.flatMap(Fiber.join))
+          )
+          expect(other.rows).toEqual([{ two: 2 }])
+          yield* p.sync
+          expect((yield* slow).rows).toHaveLength(1)
+        })
+      )
+    })
+  )
+})

@@ -1,0 +1,527 @@
+/**
+ * Transactions and connection state against a real server: withTransaction (one connection for
+ * the effect and the fibers it forks, concurrent statements pipelined, COMMIT / ROLLBACK on every
+ * kind of exit, savepoints, a COMMIT answered ROLLBACK, options), transaction control refused on
+ * shared connections, reserve, pipelineTransaction rolling back, pipelines joining, and no
+ * connection going back to the pool inside a transaction block (checked in pg_stat_activity).
+ *
+ * Timeouts are liveness bounds (a hang fails the test), never speed assertions.
+ */
+import { expect, layer } from "@effect/vitest"
+import type { PgClientApi } from "@pgline/client"
+import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
+import { Effect, Exit, Fiber, Logger } from "effect"
+import { errorOf, within } from "./support/pipeline.ts"
+import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
+
+const count = (pg: PgClientApi, table: string) =>
+  Effect.map(pg.query<{ n: number }>(`select count(*)::int as n from ${table}`), (r) => r.rows[0]!.n)
+
+/** No backend of the client is inside a transaction block (waits for the pool's clean-up). */
+const noOpenBlock = (observer: PgClientApi, app: string) =>
+  eventually(
+    Effect.map(backendsOf(observer, app), (rows) => rows.every((r) => r.state === "idle")),
+    5_000,
+    "every backend idle, none in a transaction block"
+  )
+
+class AppError {
+  readonly _tag = "AppError"
+}
+
+layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transactions", (it) => {
+  it.effect("withTransaction: the effect and its child fibers share one connection and one transaction", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 4 })
+      yield* pg.query("create table tx_commit (v int)")
+      const seen = yield* pg.withTransaction(
+        Effect.all(
+          Array.from({ length: 20 }, (_, i) =>
+            Effect.map(
+              pg.query<{ pid: number; xid: string }>(
+                "insert into tx_commit values ($1) returning pg_backend_pid() as pid, txid_current()::text as xid",
+                [i]
+              ),
+              (r) => r.rows[0]!
+            )
+          ),
+          { concurrency: "unbounded" }
+        )
+      )
+      expect(new Set(seen.map((s) => s.pid)).size).toBe(1)
+      expect(new Set(seen.map((s) => s.xid)).size).toBe(1)
+      expect(yield* count(pg, "tx_commit")).toBe(20)
+    })
+  )
+
+  it.effect(
+    "nothing of an open transaction is visible outside it until COMMIT; forked fibers are inside",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 4 })
+        const observer = (yield* poolClient({ max: 1 })).pg
+        yield* pg.query("create table tx_visible (v int)")
+        const seen = yield* pg.withTransaction(
+          Effect.gen(function* () {
+            yield* pg.query("insert into tx_visible values (1)")
+            // A fiber forked inside the transaction inherits it: same connection, sees the row.
+            const forked = yield* Effect.forkChild(count(pg, "tx_visible")).pipe(Effect.flatMap(Fiber.join))
+            return {
+              forked,
+              own: yield* count(pg, "tx_visible"),
+              outside: yield* count(observer, "tx_visible")
+            }
+          })
+        )
+        expect(seen).toEqual({ forked: 1, own: 1, outside: 0 })
+        expect(yield* count(observer, "tx_visible")).toBe(1)
+      })
+  )
+
+  it.effect("statements issued concurrently inside a transaction share round trips", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const proxy = yield* LatencyProxy.make({ targetHost: info.host, targetPort: info.port, delayMs: 10 })
+      const { pg } = yield* poolClient({ url: withProxyUrl(info.url, proxy), max: 2 })
+      yield* pg.query("create table tx_pipelined (v int)")
+      const flights = yield* pg.withTransaction(
+        Effect.gen(function* () {
+          const before = proxy.stats().clientFlights
+          yield* Effect.all(
+            Array.from({ length: 20 }, (_, i) => pg.query("insert into tx_pipelined values ($1)", [i])),
+            { concurrency: "unbounded" }
+          )
+          return proxy.stats().clientFlights - before
+        })
+      )
+      // 20 statements, each with its own Sync: one or two flights, not twenty.
+      expect(flights).toBeLessThanOrEqual(3)
+      expect(yield* count(pg, "tx_pipelined")).toBe(20)
+    })
+  )
+
+  it.effect("ROLLBACK on failure, defect, interruption and timeout; the connection is clean after each", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 2 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table tx_rollback (v text)")
+      const insert = (v: string) => pg.query("insert into tx_rollback values ($1)", [v])
+      // Failure with an application error.
+      const failed = yield* Effect.flip(
+        pg.withTransaction(Effect.andThen(insert("failure"), Effect.fail(new AppError())))
+      )
+      expect(failed).toBeInstanceOf(AppError)
+      // A defect.
+      const died = yield* Effect.exit(
+        pg.withTransaction(Effect.andThen(insert("defect"), Effect.die("boom")))
+      )
+      expect(Exit.hasDies(died)).toBe(true)
+      // Interruption while a statement of the body runs.
+      const fiber = yield* Effect.forkChild(
+        pg.withTransaction(
+          Effect.andThen(insert("interrupted"), pg.query("select pg_sleep(30) as tx_interrupt_sleep"))
+        )
+      )
+      yield* untilRunning(observer, app, "tx_interrupt_sleep")
+      yield* within(5_000)(Fiber.interrupt(fiber))
+      // A timeout around the transaction.
+      const timedOut = yield* Effect.flip(
+        Effect.timeout(
+          pg.withTransaction(Effect.andThen(insert("timeout"), pg.query("select pg_sleep(30)"))),
+          300
+        )
+      )
+      expect(timedOut._tag).toBe("TimeoutError")
+      expect(yield* count(pg, "tx_rollback")).toBe(0)
+      yield* noOpenBlock(observer, app)
+      // And the pool's connections work as before.
+      yield* pg.withTransaction(insert("kept"))
+      expect((yield* pg.query("select v from tx_rollback")).rows).toEqual([{ v: "kept" }])
+    })
+  )
+
+  it.effect("interrupted while waiting for BEGIN's answer: rolled back, the connection reusable", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 1 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table tx_begin_lock (v int)")
+      // Hold a lock so the body's first statement blocks; interrupt at several points in a row.
+      for (const delay of [0, 1, 5, 20]) {
+        const fiber = yield* Effect.forkChild(
+          pg.withTransaction(pg.query("insert into tx_begin_lock values (1)"))
+        )
+        yield* Effect.sleep(delay)
+        yield* within(5_000)(Fiber.interrupt(fiber))
+      }
+      yield* noOpenBlock(observer, app)
+      // Each run either committed whole or not at all.
+      const n = yield* count(pg, "tx_begin_lock")
+      expect(n).toBeGreaterThanOrEqual(0)
+      expect(n).toBeLessThanOrEqual(4)
+      yield* pg.withTransaction(pg.query("insert into tx_begin_lock values (2)"))
+      expect(yield* count(pg, "tx_begin_lock")).toBe(n + 1)
+    })
+  )
+
+  it.effect("nested withTransaction is a savepoint: an inner failure undoes only the inner work", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2 })
+      yield* pg.query("create table tx_nested (v text)")
+      const insert = (v: string) => pg.query("insert into tx_nested values ($1)", [v])
+      yield* pg.withTransaction(
+        Effect.gen(function* () {
+          yield* insert("outer")
+          const inner = yield* Effect.flip(
+            pg.withTransaction(Effect.andThen(insert("inner"), Effect.fail(new AppError())))
+          )
+          expect(inner).toBeInstanceOf(AppError)
+          yield* pg.withTransaction(insert("inner kept"))
+          // A server error inside a savepoint: the enclosing transaction goes on.
+          const divided = yield* Effect.flip(pg.withTransaction(pg.query("select 1/0")))
+          expect(divided._tag).toBe("DivisionByZero")
+          yield* insert("after")
+        })
+      )
+      expect((yield* pg.query("select v from tx_nested order by v")).rows.map((r) => r["v"])).toEqual([
+        "after",
+        "inner kept",
+        "outer"
+      ])
+    })
+  )
+
+  it.effect("concurrent savepoints of sibling fibers do not undo each other", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2 })
+      yield* pg.query("create table tx_siblings (v int)")
+      yield* pg.withTransaction(
+        Effect.all(
+          Array.from({ length: 10 }, (_, i) =>
+            Effect.ignore(
+              pg.withTransaction(
+                Effect.andThen(
+                  pg.query("insert into tx_siblings values ($1)", [i]),
+                  i % 2 === 0 ? Effect.fail(new AppError()) : Effect.void
+                )
+              )
+            )
+          ),
+          { concurrency: "unbounded" }
+        )
+      )
+      expect((yield* pg.query("select v from tx_siblings order by v")).rows.map((r) => r["v"])).toEqual([
+        1, 3, 5, 7, 9
+      ])
+    })
+  )
+
+  it.effect("a COMMIT the server answers with ROLLBACK is a typed failure", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 2 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table tx_failed_block (v int)")
+      const error = yield* errorOf(
+        pg.withTransaction(
+          Effect.gen(function* () {
+            yield* pg.query("insert into tx_failed_block values (1)")
+            // The error is caught, but the block has failed: COMMIT can only roll back.
+            yield* Effect.ignore(pg.query("select 1/0"))
+          })
+        )
+      )
+      expect(error).toMatchObject({ _tag: "StatementRejected", reason: "TransactionRolledBack" })
+      expect(yield* count(pg, "tx_failed_block")).toBe(0)
+      yield* noOpenBlock(observer, app)
+    })
+  )
+
+  it.effect("options: isolation level, read only, deferrable", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const isolation = yield* pg.withTransaction(pg.query("show transaction_isolation"), {
+        isolation: "serializable",
+        readOnly: true,
+        deferrable: true
+      })
+      expect(isolation.rows).toEqual([{ transaction_isolation: "serializable" }])
+      const readOnly = yield* errorOf(
+        pg.withTransaction(pg.query("create table tx_never (v int)"), { readOnly: true })
+      )
+      expect(readOnly._tag).toBe("ReadOnlySqlTransaction")
+      const repeatable = yield* pg.withTransaction(pg.query("show transaction_isolation"), {
+        isolation: "repeatable read"
+      })
+      expect(repeatable.rows).toEqual([{ transaction_isolation: "repeatable read" }])
+    })
+  )
+
+  it.effect("transaction control on a shared connection is refused before anything is sent", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2 })
+      for (const text of [
+        "begin",
+        "  BEGIN ISOLATION LEVEL SERIALIZABLE",
+        "start transaction",
+        "commit",
+        "end",
+        "rollback",
+        "abort",
+        "savepoint s",
+        "release savepoint s",
+        "/* hidden */ begin",
+        "prepare transaction 'x'"
+      ]) {
+        expect(yield* errorOf(pg.query(text))).toMatchObject({
+          _tag: "StatementRejected",
+          reason: "TransactionControl"
+        })
+      }
+      expect((yield* errorOf(pg.all([pg.sql`begin`, pg.sql`select 1`])))._tag).toBe("StatementRejected")
+      // Not transaction control: prepared statements, COMMIT PREPARED of another session's work.
+      yield* pg.query("prepare tx_named as select 1")
+      expect((yield* errorOf(pg.query("commit prepared 'no_such_gid'")))._tag).toBe("UndefinedObject")
+      // Allowed where the connection is the caller's: reserve, pipelines, withTransaction.
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          yield* conn.query("begin")
+          yield* conn.query("savepoint s")
+          yield* conn.query("rollback to savepoint s")
+          yield* conn.query("commit")
+        })
+      )
+      yield* pg.withPipeline((p) =>
+        Effect.all([p.execute("begin"), p.execute("select 1"), p.execute("commit")])
+      )
+      yield* pg.withTransaction(pg.query("savepoint inner_mark"))
+    })
+  )
+
+  it.effect("200 fibers: failing transactions and plain inserts never capture each other's writes", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 10 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table tx_capture (kind text, n int)")
+      const results = yield* within(60_000)(
+        Effect.all(
+          Array.from({ length: 200 }, (_, i) =>
+            i % 2 === 0
+              ? Effect.exit(
+                  pg.withTransaction(
+                    Effect.gen(function* () {
+                      yield* pg.query("insert into tx_capture values ('tx', $1)", [i])
+                      yield* pg.query("select pg_sleep(0.001)")
+                      return yield* Effect.fail(new AppError())
+                    })
+                  )
+                )
+              : Effect.exit(pg.query("insert into tx_capture values ('plain', $1)", [i]))
+          ),
+          { concurrency: "unbounded" }
+        )
+      )
+      expect(results.filter(Exit.isSuccess)).toHaveLength(100)
+      const rows = (yield* pg.query<{ kind: string; n: number }>(
+        "select kind, count(*)::int as n from tx_capture group by kind"
+      )).rows
+      expect(rows).toEqual([{ kind: "plain", n: 100 }])
+      yield* noOpenBlock(observer, app)
+    })
+  )
+
+  it.effect("reserve: session state stays on the reserved connection; a block left open is rolled back", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 2 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table reserve_probe (v int)")
+      const pid = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          yield* conn.query("set application_name = 'reserved_probe'")
+          yield* conn.query("create temporary table reserve_temp (v int)")
+          yield* conn.query("select pg_advisory_lock(42)")
+          const shown = yield* conn.query("show application_name")
+          expect(shown.rows).toEqual([{ application_name: "reserved_probe" }])
+          const locks = yield* conn.query<{ n: number }>(
+            "select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()"
+          )
+          expect(locks.rows).toEqual([{ n: 1 }])
+          yield* conn.query("select pg_advisory_unlock(42)")
+          yield* conn.query("reset application_name")
+          // Left open on purpose: the scope's end must roll it back.
+          yield* conn.query("begin")
+          yield* conn.query("insert into reserve_probe values (1)")
+          expect(conn.processId).toBeGreaterThan(0)
+          return conn.processId
+        })
+      )
+      expect(yield* count(pg, "reserve_probe")).toBe(0)
+      yield* noOpenBlock(observer, app)
+      expect((yield* backendsOf(observer, app)).map((r) => r.pid)).toContain(pid)
+    })
+  )
+
+  it.effect("a reserved connection refuses statements after its scope", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2 })
+      const conn = yield* Effect.scoped(pg.reserve)
+      expect(yield* errorOf(conn.query("select 1"))).toMatchObject({
+        _tag: "StatementRejected",
+        reason: "Released"
+      })
+    })
+  )
+
+  it.effect(
+    "a pipeline scope that ends inside a block is rolled back; the README transfer pattern is safe",
+    () =>
+      Effect.gen(function* () {
+        const { pg, app } = yield* poolClient({ max: 1 })
+        const observer = (yield* poolClient({ max: 1 })).pg
+        yield* pg.query("create table pipe_block (id int primary key, balance int check (balance >= 0))")
+        yield* pg.query("insert into pipe_block values (1, 0), (2, 0)")
+        // begin; a failing update; update; commit; one sync: the failed block must not outlive it.
+        const commit = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const p = yield* pg.pipeline
+            yield* p.execute("begin")
+            yield* p.execute("update pipe_block set balance = balance - 100 where id = 1")
+            yield* p.execute("update pipe_block set balance = balance + 100 where id = 2")
+            const commit = yield* p.execute("commit")
+            yield* Effect.ignore(p.sync)
+            return yield* Effect.exit(commit)
+          })
+        )
+        expect(Exit.isFailure(commit)).toBe(true)
+        expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+        // A block opened and never ended.
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const p = yield* pg.pipeline
+            yield* p.execute("begin")
+            yield* p.execute("update pipe_block set balance = 7 where id = 1")
+            yield* p.sync
+          })
+        )
+        expect((yield* pg.query("select balance from pipe_block where id = 1")).rows).toEqual([
+          { balance: 0 }
+        ])
+        yield* noOpenBlock(observer, app)
+      })
+  )
+
+  it.effect("pipelineTransaction rolls back when its body fails or is interrupted", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 1 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table ptx (v text)")
+      const failed = yield* Effect.flip(
+        pg.pipelineTransaction((p) =>
+          Effect.andThen(p.execute("insert into ptx values ('app error')"), Effect.fail(new AppError()))
+        )
+      )
+      expect(failed).toBeInstanceOf(AppError)
+      const fiber = yield* Effect.forkChild(
+        pg.pipelineTransaction((p) =>
+          Effect.gen(function* () {
+            yield* p.execute("insert into ptx values ('interrupted')")
+            const h = yield* p.execute("select pg_sleep(30) as ptx_sleep")
+            return yield* h
+          })
+        )
+      )
+      yield* untilRunning(observer, app, "ptx_sleep")
+      yield* within(10_000)(Fiber.interrupt(fiber))
+      yield* noOpenBlock(observer, app)
+      // Later plain writes commit (they do not land in a forgotten block).
+      yield* pg.query("insert into ptx values ('later')")
+      expect((yield* observer.query("select v from ptx")).rows).toEqual([{ v: "later" }])
+    })
+  )
+
+  it.effect(
+    "inside a transaction, pipelineTransaction is a savepoint and pipelines use the transaction's connection",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 3 })
+        yield* pg.query("create table ptx_nested (v text)")
+        yield* pg.withTransaction(
+          Effect.gen(function* () {
+            const outer = (yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid
+            yield* pg.query("insert into ptx_nested values ('outer')")
+            const failed = yield* Effect.flip(
+              pg.pipelineTransaction((p) =>
+                Effect.andThen(
+                  p.execute("insert into ptx_nested values ('savepoint')"),
+                  p.execute("select 1/0")
+                )
+              )
+            )
+            expect(failed._tag).toBe("DivisionByZero")
+            const inPipeline = yield* pg.withPipeline((p) =>
+              Effect.flatMap(p.execute("select pg_backend_pid() as pid"), (h) => Effect.succeed(h))
+            )
+            expect((yield* inPipeline).rows).toEqual([{ pid: outer }])
+            yield* pg.pipelineTransaction((p) => p.execute("insert into ptx_nested values ('kept')"))
+          })
+        )
+        expect((yield* pg.query("select v from ptx_nested order by v")).rows.map((r) => r["v"])).toEqual([
+          "kept",
+          "outer"
+        ])
+      })
+  )
+
+  it.effect("pipelines join: pg.pipeline, pg.all and pipelineTransaction inside an open pipeline", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2 })
+      yield* pg.query("create table pipe_join (v text)")
+      const out = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const p = yield* pg.pipeline
+          const pid = yield* p.execute("select pg_backend_pid() as pid")
+          const inner = yield* Effect.scoped(
+            Effect.gen(function* () {
+              const q = yield* pg.pipeline
+              return yield* q.execute("insert into pipe_join values ('joined')")
+            })
+          )
+          expect((yield* inner).rowCount).toBe(1)
+          const both = yield* pg.all({
+            a: pg.sql`select pg_backend_pid() as pid`,
+            b: pg.sql`insert into pipe_join values ('all')`
+          })
+          yield* pg.pipelineTransaction((t) => t.execute("insert into pipe_join values ('transaction')"))
+          return {
+            pid: (yield* pid).rows[0]!["pid"],
+            allPid: both.a.rows[0]!["pid"],
+            inserted: both.b.rowCount
+          }
+        })
+      )
+      expect(out.allPid).toBe(out.pid)
+      expect(out.inserted).toBe(1)
+      expect((yield* pg.query("select v from pipe_join order by v")).rows.map((r) => r["v"])).toEqual([
+        "all",
+        "joined",
+        "transaction"
+      ])
+    })
+  )
+
+  it.effect("withPipeline fails with an error nobody read; a bare pipeline scope logs it", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2 })
+      const unread = yield* errorOf(pg.withPipeline((p) => Effect.asVoid(p.execute("select 1/0"))))
+      expect(unread._tag).toBe("DivisionByZero")
+      const logged: Array<string> = []
+      const capture = Logger.make(({ message }) => {
+        logged.push(String(Array.isArray(message) ? message.join(" ") : message))
+      })
+      yield* Effect.scoped(Effect.flatMap(pg.pipeline, (p) => p.execute("select 1/0"))).pipe(
+        Effect.provide(Logger.layer([capture]))
+      )
+      expect(logged.some((m) => m.includes("DivisionByZero"))).toBe(true)
+    })
+  )
+})
