@@ -402,16 +402,14 @@ export class Pool {
       })
     })
     return Effect.uninterruptible(
-      Effect.flatMap(
-        bounded,
-        (ok) =>
-          Effect.sync(() => {
-            pooled.lease = undefined
-            pooled.lastUsed = Date.now()
-            if (!ok || this.closed || pooled.retiring) this.retire(pooled)
-            else this.dispatch()
-            this.report()
-          })
+      Effect.flatMap(bounded, (ok) =>
+        Effect.sync(() => {
+          pooled.lease = undefined
+          pooled.lastUsed = Date.now()
+          if (!ok || this.closed || pooled.retiring) this.retire(pooled)
+          else this.dispatch()
+          this.report()
+        })
       )
     )
   }
