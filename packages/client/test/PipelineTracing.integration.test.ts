@@ -72,6 +72,24 @@ layer(client, { timeout: 60_000 })("pipeline tracing", (it) => {
     })
   )
 
+  it.effect("waiting for a pool connection (pipeline, transaction, reserve) is a span", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      const { tracer, spans } = recordingTracer()
+      yield* Effect.scoped(Effect.flatMap(pg.pipeline, (p) => p.execute("select 1"))).pipe(
+        Effect.withTracer(tracer)
+      )
+      yield* pg.withTransaction(pg.query("select 1")).pipe(Effect.withTracer(tracer))
+      yield* Effect.scoped(pg.reserve).pipe(Effect.withTracer(tracer))
+      const acquires = spans.filter((s) => s.span.name === "pgline.pool.acquire")
+      expect(acquires.map((s) => [s.ended, s.failed])).toEqual([
+        [true, false],
+        [true, false],
+        [true, false]
+      ])
+    })
+  )
+
   it.effect("makes no spans when tracing is switched off", () =>
     Effect.gen(function* () {
       const pg = yield* PgClient

@@ -361,6 +361,42 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
     })
   )
 
+  it.effect(
+    "withTransaction on a reserved connection: a transaction, or a savepoint in a block begun by hand",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 2 })
+        yield* pg.query("create table reserve_tx (v text)")
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            // pg's statements inside conn's transaction go to conn (the transaction's connection).
+            const pids = yield* conn.withTransaction(
+              Effect.all([
+                conn.query("select pg_backend_pid() as pid"),
+                pg.query("select pg_backend_pid() as pid")
+              ])
+            )
+            expect(pids[1].rows).toEqual(pids[0].rows)
+            expect(pids[0].rows).toEqual([{ pid: conn.processId }])
+            yield* conn.query("begin")
+            yield* conn.query("insert into reserve_tx values ('outer')")
+            const failed = yield* Effect.flip(
+              conn.withTransaction(
+                Effect.andThen(
+                  conn.query("insert into reserve_tx values ('inner')"),
+                  Effect.fail(new AppError())
+                )
+              )
+            )
+            expect(failed).toBeInstanceOf(AppError)
+            yield* conn.query("commit")
+          })
+        )
+        expect((yield* pg.query("select v from reserve_tx")).rows).toEqual([{ v: "outer" }])
+      })
+  )
+
   it.effect("a reserved connection refuses statements after its scope", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 2 })
