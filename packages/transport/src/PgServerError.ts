@@ -32,6 +32,13 @@ const optionalKeys = [
   "routine"
 ] as const
 
+/**
+ * The class generated for a code, if any. The table is a plain object: a code sent by a hostile or
+ * broken server may be "toString" or "__proto__", so only its own keys count.
+ */
+const classOf = (code: string): typeof UnknownServerError | undefined =>
+  Object.hasOwn(serverErrorClassByCode, code) ? serverErrorClassByCode[code] : undefined
+
 /** The tagged error for an ErrorResponse's fields. */
 export const fromErrorFields = (fields: ErrorFields): PgServerError => {
   const args: Record<string, string> = {
@@ -43,7 +50,7 @@ export const fromErrorFields = (fields: ErrorFields): PgServerError => {
     const value = fields[key]
     if (value !== undefined) args[key] = value
   }
-  const Class = serverErrorClassByCode[fields.code] ?? UnknownServerError
+  const Class = classOf(fields.code) ?? UnknownServerError
   return new Class(args as unknown as ConstructorParameters<typeof UnknownServerError>[0]) as PgServerError
 }
 
@@ -62,7 +69,7 @@ export const isPgServerError = (u: unknown): u is PgServerError =>
 
 const hasServerClass = (u: object): boolean => {
   const code = (u as { code: string }).code
-  const Class = serverErrorClassByCode[code]
+  const Class = classOf(code)
   return Class !== undefined && u instanceof Class
 }
 
