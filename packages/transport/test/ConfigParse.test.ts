@@ -342,3 +342,32 @@ describe("hostile inputs", () => {
     expect(fail("postgresql://h?constructor=x").reason).toBe("unknown-key")
   })
 })
+
+describe("secrets in error messages", () => {
+  // Every malformed URI here carries the password "s3cr3t" (or its encoding): no message may show it.
+  const cases = [
+    "postgres://user:s3cr3t@[::1/db",
+    "postgres://user:s3cr3t@[]/db",
+    "postgres://user:s3cr3t@[zz]/db",
+    "postgres://user:s3cr3t@[::1]x/db",
+    "postgres://user:s3cr3t@host%zz/db",
+    "postgres://user:s3cr3t%zz@host/db",
+    "postgres://user:s3cr3t%00@host/db",
+    "postgres://user:s3cr3t%ff@host/db",
+    "postgres://host/db?password=s3cr3t=x",
+    "postgres://host/db?password=s3cr3t%00",
+    "postgres://host/db?password=s3cr3t%zz",
+    "postgres://user:s3cr3t@host/db?sslmode"
+  ]
+  for (const uri of cases) {
+    it(`does not echo the password: ${uri.replace("s3cr3t", "…")}`, () => {
+      const error = fail(uri)
+      expect(error.message).not.toContain("s3cr3t")
+      expect(String(error)).not.toContain("s3cr3t")
+    })
+  }
+
+  it("still names what is wrong, with the password shown as ***", () => {
+    expect(fail("postgres://user:s3cr3t@[::1/db").message).toContain("postgres://user:***@[::1/db")
+  })
+})

@@ -87,7 +87,8 @@ const hex = (c: string): number => {
 }
 
 /** Percent-decodes `s` (bytes as UTF-8). `+` stays `+`; `%00` is refused, as libpq does. */
-export const percentDecode = (s: string): string => {
+export const percentDecode = (s: string, secret = false): string => {
+  const shown = secret ? "***" : s
   if (!s.includes("%")) return s
   const bytes: Array<number> = []
   const enc = new TextEncoder()
@@ -97,9 +98,14 @@ export const percentDecode = (s: string): string => {
       const hi = i + 1 < s.length ? hex(s[i + 1]!) : -1
       const lo = i + 2 < s.length ? hex(s[i + 2]!) : -1
       if (hi < 0 || lo < 0)
-        throw configError(KEY, "syntax", `invalid percent-encoded token: "${s.slice(i, i + 3)}"`)
+        throw configError(
+          KEY,
+          "syntax",
+          `invalid percent-encoded token: "${secret ? "***" : s.slice(i, i + 3)}"`
+        )
       const b = hi * 16 + lo
-      if (b === 0) throw configError(KEY, "syntax", `forbidden value %00 in percent-encoded value: "${s}"`)
+      if (b === 0)
+        throw configError(KEY, "syntax", `forbidden value %00 in percent-encoded value: "${shown}"`)
       bytes.push(b)
       i += 3
     } else {
@@ -112,14 +118,37 @@ export const percentDecode = (s: string): string => {
   try {
     return utf8.decode(new Uint8Array(bytes))
   } catch {
-    throw configError(KEY, "syntax", `percent-encoded value is not valid UTF-8: "${s}"`)
+    throw configError(KEY, "syntax", `percent-encoded value is not valid UTF-8: "${shown}"`)
   }
 }
 
-export const parseUri = (uri: string): Array<[string, string]> => {
-  const prefix = URI_PREFIXES.find((p) => uri.startsWith(p))!
+/**
+ * The URI as error messages may show it: the password (after the user name, or a `password=`
+ * query parameter) replaced by `***`, so a malformed URI never puts a secret into a log.
+ */
+export const redactUri = (uri: string): string => {
+  const prefix = URI_PREFIXES.find((p) => uri.startsWith(p)) ?? ""
+  const rest = uri.slice(prefix.length)
+  const end = rest.search(/[/?]/)
+  const authority = end >= 0 ? rest.slice(0, end) : rest
+  const tail = end >= 0 ? rest.slice(end) : ""
+  const at = authority.lastIndexOf("@")
+  let shownAuthority = authority
+  if (at >= 0) {
+    const colon = authority.indexOf(":")
+    if (colon >= 0 && colon < at) shownAuthority = `${authority.slice(0, colon + 1)}***${authority.slice(at)}`
+  }
+  return prefix + shownAuthority + tail.replace(/([?&]password=)[^&]*/gi, "$1***")
+}
+
+/** A query parameter as error messages may show it (a password's value hidden). */
+const shownParam = (param: string): string => (/^password(=|$)/i.test(param) ? "password=***" : param)
+
+export const parseUri = (rawUri: string): Array<[string, string]> => {
+  const uri = redactUri(rawUri)
+  const prefix = URI_PREFIXES.find((p) => rawUri.startsWith(p))!
   const out: Array<[string, string]> = []
-  let rest = uri.slice(prefix.length)
+  let rest = rawUri.slice(prefix.length)
 
   const q = rest.indexOf("?")
   const query = q >= 0 ? rest.slice(q + 1) : undefined
@@ -139,7 +168,7 @@ export const parseUri = (uri: string): Array<[string, string]> => {
     const colon = userinfo.indexOf(":")
     const user = percentDecode(colon >= 0 ? userinfo.slice(0, colon) : userinfo)
     if (user !== "") out.push(["user", user])
-    if (colon >= 0) out.push(["password", percentDecode(userinfo.slice(colon + 1))])
+    if (colon >= 0) out.push(["password", percentDecode(userinfo.slice(colon + 1), true)])
   }
 
   if (hostspec !== "") {
@@ -162,13 +191,21 @@ export const parseUri = (uri: string): Array<[string, string]> => {
       if (param === "") continue
       const eq = param.indexOf("=")
       if (eq < 0) {
-        throw configError(KEY, "syntax", `missing key/value separator "=" in URI query parameter: "${param}"`)
+        throw configError(
+          KEY,
+          "syntax",
+          `missing key/value separator "=" in URI query parameter: "${shownParam(param)}"`
+        )
       }
       if (param.indexOf("=", eq + 1) >= 0) {
-        throw configError(KEY, "syntax", `extra key/value separator "=" in URI query parameter: "${param}"`)
+        throw configError(
+          KEY,
+          "syntax",
+          `extra key/value separator "=" in URI query parameter: "${shownParam(param)}"`
+        )
       }
       const key = percentDecode(param.slice(0, eq))
-      const value = percentDecode(param.slice(eq + 1))
+      const value = percentDecode(param.slice(eq + 1), key === "password")
       if (key === "ssl" && value === "true") {
         // JDBC compatibility, as documented for libpq.
         out.push(["sslmode", "require"])
