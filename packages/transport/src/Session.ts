@@ -84,36 +84,53 @@ const matches = (attrs: TargetSessionAttrs, state: { readOnly: boolean; standby:
   }
 }
 
+/**
+ * How long a CancelRequest connection waits for the server to close it (the server closes it
+ * once it has read the request; one that never does must not keep the socket forever).
+ */
+const CANCEL_CLOSE_WAIT_MS = 5_000
+
 const cancelOver = (started: Started, tlsOptions: StartupOptions["tls"]): Promise<void> =>
   new Promise((resolve) => {
     const w = new Writer(64)
     encodeCancelRequest(w, started.processId, started.secretKey)
     const frame = w.take()
     const endpoint = started.endpoint
+    let stream: { destroy: () => void } | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const finish = () => {
+      if (timer !== undefined) clearTimeout(timer)
+      stream?.destroy()
+      resolve()
+    }
     openSocket(endpoint, { keepalives: false, keepalivesIdle: undefined, deadline: Date.now() + 10_000 })
       .then(async (socket) => {
-        let stream: typeof socket | TLSSocket = socket
+        let s: typeof socket | TLSSocket = socket
+        stream = socket
         if (started.tls && !isUnixSocket(endpoint.host)) {
           // The cancel connection uses TLS when the session does, so the key never travels in clear.
           if ((await requestSsl(socket, endpoint, Date.now() + 10_000)) === "S") {
             const servername = sniServerName(endpoint, tlsOptions.sslsni)
-            stream = tlsConnect({
+            const tls = tlsConnect({
               socket,
               rejectUnauthorized: false,
               ...(servername !== undefined ? { servername } : {})
             })
+            s = tls
+            stream = tls
             await new Promise<void>((ok, fail) => {
-              stream.once("secureConnect", () => ok())
-              stream.once("error", fail)
+              tls.once("secureConnect", () => ok())
+              tls.once("error", fail)
             })
           }
         }
-        stream.on("error", () => {})
-        // The server closes the connection once it has read the request; wait for that.
-        stream.once("close", () => resolve())
-        stream.end(frame)
+        s.on("error", () => {})
+        // The server closes the connection once it has read the request; wait for that, bounded.
+        s.once("close", finish)
+        timer = setTimeout(finish, CANCEL_CLOSE_WAIT_MS)
+        s.end(frame)
       })
-      .catch(() => resolve())
+      .catch(finish)
   })
 
 const toError = (error: unknown): PgConnectError | PgServerError => {

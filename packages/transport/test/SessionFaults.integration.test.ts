@@ -143,4 +143,41 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Session 
       })
     )
   )
+
+  it.effect("a CancelRequest connection the server never closes is closed by the client, bounded", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        let connections = 0
+        // Half-open sockets allowed: the client's FIN after the request does not close the server's side.
+        const fake = yield* localServer(
+          (socket) => {
+            socket.resume()
+            // The first connection is the session: answer start-up at once. The second is the
+            // CancelRequest: read it and never close.
+            if (++connections === 1) {
+              socket.once("data", () =>
+                socket.write(
+                  encodeBackend(
+                    { type: "AuthenticationOk" },
+                    { type: "BackendKeyData", processId: 7, secretKey: new Uint8Array([9, 9, 9, 9]) },
+                    { type: "ReadyForQuery", status: "I" }
+                  )
+                )
+              )
+            }
+          },
+          { allowHalfOpen: true }
+        )
+        const session = yield* openSession(local(fake.port, "sslmode=disable"))
+        const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length
+        const before = sockets()
+        // Resolves (the request was delivered) although the server never closes the connection.
+        yield* Effect.promise(() => session.cancel()).pipe(Effect.timeout("8 seconds"))
+        expect(fake.accepted()).toBe(2)
+        // One more socket than before: the server's side of the cancel connection (half-open, in this
+        // process); the client's side was destroyed.
+        yield* eventually(() => sockets() === before + 1, "the client's cancel socket destroyed")
+      })
+    )
+  )
 })
