@@ -47,7 +47,7 @@ import {
 import { type PgClientError, type PipelineAborted, StatementRejected } from "./PgClientError.ts"
 import * as Pipeline from "./Pipeline.ts"
 import type { QueryResult } from "./QueryResult.ts"
-import { makeSqlTag, type SqlTag, type Statement } from "./Statement.ts"
+import { makeSqlTag, rejectInvalid, type SqlTag, type Statement } from "./Statement.ts"
 
 export type { TransactionOptions } from "./internal/Transaction.ts"
 
@@ -424,7 +424,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
         const keys = Object.keys(statements)
         const list: Array<Bound> = keys.map((k) => (statements as Record<string, Statement<any>>)[k]!)
         for (const s of list) {
-          const rejected = Pipeline.rejectText(s.text)
+          const rejected = rejectInvalid(s as Statement<any>) ?? Pipeline.rejectText(s.text)
           if (rejected !== undefined) return Effect.fail(rejected)
         }
         const results = (

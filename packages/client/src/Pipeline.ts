@@ -24,7 +24,7 @@ import {
   StatementRejected
 } from "./PgClientError.ts"
 import type { QueryResult } from "./QueryResult.ts"
-import type { Statement } from "./Statement.ts"
+import { rejectInvalid, type Statement } from "./Statement.ts"
 
 export type HandleError = PgServerError | PipelineAborted | PgClientError
 
@@ -357,6 +357,11 @@ export const make = (
     const queue = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<HandleState, PgClientError> =>
       Effect.suspend(() => {
         if (!open) return Effect.fail(closed())
+        // Nothing more is buffered for a connection that is gone.
+        if (conn.isClosed)
+          return Effect.fail<PgClientError>(
+            new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
+          )
         const rejected = rejectText(text)
         if (rejected !== undefined) return Effect.fail(rejected)
         const state = new HandleState(shared, segment)
@@ -380,17 +385,24 @@ export const make = (
           : Effect.succeed(state)
       })
 
-    const execute = <Row>(statement: Statement<Row> | string, params?: ReadonlyArray<unknown>) =>
-      Effect.map(
+    const execute = <Row>(statement: Statement<Row> | string, params?: ReadonlyArray<unknown>) => {
+      const rejected = typeof statement === "string" ? undefined : rejectInvalid(statement)
+      if (rejected !== undefined) return Effect.fail(rejected)
+      return Effect.map(
         typeof statement === "string"
           ? queue(statement, params ?? [])
           : queue(statement.text, statement.values),
         (state) => state as unknown as Handle<Row>
       )
+    }
 
     const executeMany = (text: string, rows: Iterable<ReadonlyArray<unknown>>) =>
       Effect.suspend(() => {
         if (!open) return Effect.fail(closed())
+        if (conn.isClosed)
+          return Effect.fail<PgClientError>(
+            new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
+          )
         const rejected = rejectText(text)
         if (rejected !== undefined) return Effect.fail(rejected)
         const many = new ManySink()

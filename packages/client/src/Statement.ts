@@ -7,9 +7,9 @@
  * A Statement is an Effect (running it is `query(text, values)` on the client that made it) and a
  * value a pipeline accepts. It does not parse SQL.
  */
-import { Effectable, type Effect } from "effect"
+import { Effect, Effectable } from "effect"
 import type { PgServerError } from "@pgline/transport"
-import type { PgClientError } from "./PgClientError.ts"
+import { type PgClientError, StatementRejected } from "./PgClientError.ts"
 import type { QueryResult } from "./QueryResult.ts"
 
 const FragmentTypeId: unique symbol = Symbol.for("@pgline/client/Fragment") as never
@@ -20,9 +20,12 @@ export class Fragment {
   /** Text pieces; value i sits between strings[i] and strings[i + 1]. */
   readonly strings: ReadonlyArray<string>
   readonly values: ReadonlyArray<unknown>
-  constructor(strings: ReadonlyArray<string>, values: ReadonlyArray<unknown>) {
+  /** Why this fragment cannot be SQL (an identifier with NUL, an empty `in` list), if it cannot. */
+  readonly invalid: string | undefined
+  constructor(strings: ReadonlyArray<string>, values: ReadonlyArray<unknown>, invalid?: string) {
     this.strings = strings
     this.values = values
+    this.invalid = invalid
   }
 }
 
@@ -33,16 +36,19 @@ export const isFragment = (u: unknown): u is Fragment =>
 export const compile = (
   strings: ReadonlyArray<string>,
   values: ReadonlyArray<unknown>
-): { text: string; values: Array<unknown> } => {
+): { text: string; values: Array<unknown>; invalid: string | undefined } => {
   const out: Array<unknown> = []
   let text = ""
+  let invalid: string | undefined
   const walk = (ss: ReadonlyArray<string>, vs: ReadonlyArray<unknown>) => {
     for (let i = 0; i < ss.length; i++) {
       text += ss[i]
       if (i < vs.length) {
         const v = vs[i]
-        if (isFragment(v)) walk(v.strings, v.values)
-        else {
+        if (isFragment(v)) {
+          invalid ??= v.invalid
+          walk(v.strings, v.values)
+        } else {
           out.push(v)
           text += `$${out.length}`
         }
@@ -50,14 +56,21 @@ export const compile = (
     }
   }
   walk(strings, values)
-  return { text, values: out }
+  return { text, values: out, invalid }
 }
 
-/** Quotes an SQL identifier (doubling embedded quotes); dotted paths quote each part when given an array. */
-export const quoteIdentifier = (name: string): string => {
-  if (name.includes("\u0000")) throw new TypeError("an identifier cannot contain a NUL character")
-  return `"${name.replace(/"/g, '""')}"`
-}
+/** Quotes an SQL identifier (doubling embedded quotes). */
+export const quoteIdentifier = (name: string): string => `"${name.replace(/"/g, '""')}"`
+
+/** Why a name cannot be an identifier, if it cannot. */
+const invalidIdentifier = (name: string): string | undefined =>
+  name.includes("\u0000")
+    ? "sql.id: an identifier cannot contain a NUL character"
+    : name === ""
+      ? "sql.id: an identifier cannot be empty"
+      : !name.isWellFormed()
+        ? "sql.id: the identifier holds a lone UTF-16 surrogate"
+        : undefined
 
 export type StatementError = PgServerError | PgClientError
 
@@ -68,6 +81,8 @@ export class Statement<Row = Record<string, unknown>> extends Effectable.Class<
 > {
   readonly text: string
   readonly values: ReadonlyArray<unknown>
+  /** Why the statement cannot be sent (from an invalid fragment), if it cannot: running it fails typed. */
+  readonly invalid: string | undefined
   private readonly run: (
     text: string,
     values: ReadonlyArray<unknown>
@@ -75,15 +90,18 @@ export class Statement<Row = Record<string, unknown>> extends Effectable.Class<
   constructor(
     text: string,
     values: ReadonlyArray<unknown>,
-    run: (text: string, values: ReadonlyArray<unknown>) => Effect.Effect<QueryResult<Row>, StatementError>
+    run: (text: string, values: ReadonlyArray<unknown>) => Effect.Effect<QueryResult<Row>, StatementError>,
+    invalid?: string
   ) {
     super()
     this.text = text
     this.values = values
     this.run = run
+    this.invalid = invalid
   }
   asEffect(): Effect.Effect<QueryResult<Row>, StatementError> {
-    return this.run(this.text, this.values)
+    const rejected = rejectInvalid(this)
+    return rejected !== undefined ? Effect.fail(rejected) : this.run(this.text, this.values)
   }
   /** The same statement with a row type asserted (no runtime check; see `PgClient.decodeRows` for one). */
   as<R>(): Statement<R> {
@@ -106,21 +124,32 @@ export interface SqlTag {
   readonly unsafe: (text: string) => Fragment
 }
 
+/** The typed refusal for a statement built from an invalid fragment (nothing is sent). */
+export const rejectInvalid = (statement: Statement<any>): StatementRejected | undefined =>
+  statement.invalid === undefined
+    ? undefined
+    : new StatementRejected({ reason: "InvalidText", message: statement.invalid })
+
 export const makeSqlTag = (
   run: (text: string, values: ReadonlyArray<unknown>) => Effect.Effect<QueryResult<any>, StatementError>
 ): SqlTag => {
   const tag = ((strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>) => {
     const compiled = compile(strings, values)
-    return new Statement(compiled.text, compiled.values, run)
+    return new Statement(compiled.text, compiled.values, run, compiled.invalid)
   }) as SqlTag
   const mutable = tag as unknown as Record<string, unknown>
-  mutable["id"] = (name: string | ReadonlyArray<string>) =>
-    new Fragment([typeof name === "string" ? quoteIdentifier(name) : name.map(quoteIdentifier).join(".")], [])
-  mutable["in"] = (values: ReadonlyArray<unknown>) => {
-    if (values.length === 0)
-      throw new TypeError("sql.in needs at least one value (an empty IN list is not SQL)")
-    return new Fragment(["", ...values.slice(1).map(() => ","), ""], values)
+  mutable["id"] = (name: string | ReadonlyArray<string>) => {
+    const parts = typeof name === "string" ? [name] : name
+    const invalid =
+      parts.length === 0
+        ? "sql.id: an empty path is not an identifier"
+        : parts.map(invalidIdentifier).find((m) => m)
+    return new Fragment([parts.map(quoteIdentifier).join(".")], [], invalid)
   }
+  mutable["in"] = (values: ReadonlyArray<unknown>) =>
+    values.length === 0
+      ? new Fragment([""], [], "sql.in needs at least one value (an empty IN list is not SQL)")
+      : new Fragment(["", ...values.slice(1).map(() => ","), ""], values)
   mutable["fragment"] = (strings: TemplateStringsArray, ...values: ReadonlyArray<unknown>) =>
     new Fragment([...strings], values)
   mutable["unsafe"] = (text: string) => new Fragment([text], [])

@@ -109,7 +109,11 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
           select ${sql.id("Mixed Case")} as v from ${sql.id(weird)}
           where ${above(1)} and ${sql.id("Mixed Case")} in (${sql.in([2, 3, 4])}) order by ${sql.unsafe("1 desc")}`
           expect(nested.rows).toEqual([{ v: 3 }, { v: 2 }])
-          expect(() => sql.in([])).toThrow(TypeError)
+          // Invalid fragments fail the statement typed when it runs; nothing is sent.
+          expect(yield* Effect.flip(sql`select 1 where 1 in (${sql.in([])})`)).toMatchObject({
+            _tag: "StatementRejected",
+            reason: "InvalidText"
+          })
         })
       )
     )

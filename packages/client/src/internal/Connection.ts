@@ -32,11 +32,14 @@ import type { Session } from "@pgline/transport"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, type RowDecoder } from "./rowDecoder.ts"
+import { highestPlaceholder } from "./sqlText.ts"
 
 /** A statement text prepared on this connection under `name`. */
 interface Prepared {
   readonly name: string
   readonly text: string
+  /** The highest $n of the text: a statement given more values than that is refused. */
+  readonly placeholders: number
   /** Parameter OIDs declared in Parse (inferred from the first call's values). */
   readonly oids: ReadonlyArray<number>
   lastUsed: number
@@ -522,16 +525,24 @@ export class Connection {
   queueStatement(text: string, values: ReadonlyArray<unknown>, sink: OutcomeSink): EncodeFailure | undefined {
     const registry = this.registry
     const n = values.length
+    if (n > MAX_PARAMETERS) return tooManyParameters(n)
     const oids = this.scratchOids
     oids.length = n
     let at = 0
     try {
-      for (; at < n; at++) oids[at] = registry.inferOid(values[at])
+      for (; at < n; at++) {
+        const refused = refuseValue(values[at], at)
+        if (refused !== undefined) return refused
+        oids[at] = registry.inferOid(values[at])
+      }
     } catch (error) {
       return { _tag: "Parameter", index: at, message: messageOf(error) }
     }
     let prepared = this.lookup(text, oids)
     const isNew = prepared === undefined
+    const placeholders = prepared?.placeholders ?? highestPlaceholder(text)
+    if (n > placeholders) return extraParameters(n, placeholders)
+    if (isNew && !text.isWellFormed()) return loneSurrogateInText
     const known = prepared?.parameterTypes
     // Non-string values are encoded first: their format must be in Bind before any value.
     const formats = this.scratchFormats
@@ -599,6 +610,7 @@ export class Connection {
       prepared = {
         name,
         text,
+        placeholders,
         oids: oids.slice(),
         fields: undefined,
         parameterTypes: undefined,
@@ -632,18 +644,23 @@ export class Connection {
   validate(text: string, values: ReadonlyArray<unknown>): EncodeFailure | undefined {
     if (text.includes("\u0000"))
       return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
-    if (values.length > 65535)
-      return { _tag: "Text", message: `${values.length} parameters: the protocol carries at most 65535` }
+    if (!text.isWellFormed()) return loneSurrogateInText
+    if (values.length > MAX_PARAMETERS) return tooManyParameters(values.length)
     const registry = this.registry
     const oids: Array<number> = []
     for (let i = 0; i < values.length; i++) {
+      const refused = refuseValue(values[i], i)
+      if (refused !== undefined) return refused
       try {
         oids.push(registry.inferOid(values[i]))
       } catch (error) {
         return { _tag: "Parameter", index: i, message: messageOf(error) }
       }
     }
-    const known = this.lookup(text, oids)?.parameterTypes
+    const cached = this.lookup(text, oids)
+    const placeholders = cached?.placeholders ?? highestPlaceholder(text)
+    if (values.length > placeholders) return extraParameters(values.length, placeholders)
+    const known = cached?.parameterTypes
     for (let i = 0; i < values.length; i++) {
       const v = values[i]
       if (typeof v === "string" || v === null || v === undefined) continue
@@ -716,6 +733,45 @@ export class Connection {
     encodeFlush(this.session.wire.writer)
     this.session.wire.schedule()
   }
+}
+
+/** Bind carries the parameter count in 16 bits. */
+const MAX_PARAMETERS = 65535
+
+const tooManyParameters = (n: number): EncodeFailure => ({
+  _tag: "Parameter",
+  index: MAX_PARAMETERS,
+  message: `${n} parameters: the protocol carries at most ${MAX_PARAMETERS} per statement`
+})
+
+const extraParameters = (n: number, placeholders: number): EncodeFailure => ({
+  _tag: "Parameter",
+  index: placeholders,
+  message:
+    placeholders === 0
+      ? `${n} parameter value(s) given to a statement without placeholders`
+      : `${n} parameter values given to a statement whose highest placeholder is $${placeholders}`
+})
+
+const loneSurrogateInText: EncodeFailure = {
+  _tag: "Text",
+  message: "the statement text holds a lone UTF-16 surrogate, which UTF-8 cannot carry"
+}
+
+/**
+ * Values refused before encoding: `undefined` (a missing value, not NULL: pass null for NULL) and
+ * strings with a lone UTF-16 surrogate (UTF-8 cannot carry one; it would be stored as U+FFFD).
+ */
+const refuseValue = (v: unknown, index: number): EncodeFailure | undefined => {
+  if (v === undefined)
+    return { _tag: "Parameter", index, message: "undefined is not a parameter value: pass null for SQL NULL" }
+  if (typeof v === "string" && !v.isWellFormed())
+    return {
+      _tag: "Parameter",
+      index,
+      message: "the string holds a lone UTF-16 surrogate, which UTF-8 cannot carry"
+    }
+  return undefined
 }
 
 const messageOf = (error: unknown): string =>

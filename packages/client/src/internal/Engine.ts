@@ -146,9 +146,10 @@ export class Engine {
     if (fields.severity === "FATAL" || fields.severity === "PANIC") {
       // The server ends the session: the statement it was running gets the server's own error
       // (AdminShutdown, …); nothing queued after it ran, and no Sync will be answered.
+      // The engine is marked lost before the step hears of it: its fiber may resume at once and
+      // queue more, which must fail instead of waiting for an answer that will not come.
       if (!step.isSync) this.shift()
-      step.onError(fields)
-      this.fail(`the server ended the session: ${fields.message}`, 0)
+      this.fail(`the server ended the session: ${fields.message}`, 0, () => step.onError(fields))
       return
     }
     if (step.isSync) {
@@ -193,13 +194,17 @@ export class Engine {
     return this.failure
   }
 
-  /** Fails every pending step; `bytesWritten` tells which steps may have reached the server. */
-  fail(message: string, bytesWritten: number): void {
+  /**
+   * Fails every pending step; `bytesWritten` tells which steps may have reached the server.
+   * `first` runs once the engine is marked lost, before the pending steps are failed.
+   */
+  fail(message: string, bytesWritten: number, first?: () => void): void {
     if (this.lost !== undefined) return
     this.lost = { message }
     const steps = this.queue.slice(this.head)
     this.queue = []
     this.head = 0
+    first?.()
     // A step whose first byte reached the socket may have run; one still in our buffer did not.
     for (const step of steps) step.onLost(message, step.startOffset < bytesWritten)
   }

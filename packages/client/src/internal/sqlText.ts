@@ -30,18 +30,19 @@ const skipComment = (text: string, i: number): number => {
   return j
 }
 
-/** Splits the text at top-level semicolons, dropping empty statements (whitespace and comments only). */
-export const statementsOf = (text: string): Array<string> => {
-  const out: Array<string> = []
-  let start = 0
-  let meaningful = false
+/**
+ * Walks the text outside strings, quoted identifiers, dollar quotes and comments, reporting each
+ * top-level semicolon, the first meaningful character after each statement start, and each $n
+ * placeholder.
+ */
+const lex = (
+  text: string,
+  onSemicolon: (at: number) => void,
+  onMeaningful: () => void,
+  onPlaceholder: (n: number) => void
+): void => {
   const n = text.length
   let i = 0
-  const push = (end: number) => {
-    if (meaningful) out.push(text.slice(start, end))
-    start = end + 1
-    meaningful = false
-  }
   while (i < n) {
     const c = text[i]!
     const afterComment = skipComment(text, i)
@@ -50,11 +51,11 @@ export const statementsOf = (text: string): Array<string> => {
       continue
     }
     if (c === ";") {
-      push(i)
+      onSemicolon(i)
       i++
       continue
     }
-    if (!/\s/.test(c)) meaningful = true
+    if (!/\s/.test(c)) onMeaningful()
     if (c === "'") {
       // E'…' strings allow backslash escapes; standard strings only ''. The E must stand alone
       // (date'…' is a typed literal, not an escape string).
@@ -84,20 +85,60 @@ export const statementsOf = (text: string): Array<string> => {
       i++
       continue
     }
-    if (c === "$") {
+    if (c === "$" && !(i > 0 && /[A-Za-z0-9_$]/.test(text[i - 1]!))) {
       const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i, i + 64))
       // $1 placeholders are not dollar quotes; a tag cannot follow an identifier character.
-      if (m !== null && !(i > 0 && /[A-Za-z0-9_]/.test(text[i - 1]!))) {
+      if (m !== null) {
         const tag = m[0]
         const end = text.indexOf(tag, i + tag.length)
         i = end < 0 ? n : end + tag.length
         continue
       }
+      const digits = /^\$([0-9]+)/.exec(text.slice(i, i + 12))
+      if (digits !== null) {
+        onPlaceholder(Number(digits[1]))
+        i += digits[0].length
+        continue
+      }
     }
     i++
   }
-  push(n)
+}
+
+/** Splits the text at top-level semicolons, dropping empty statements (whitespace and comments only). */
+export const statementsOf = (text: string): Array<string> => {
+  const out: Array<string> = []
+  let start = 0
+  let meaningful = false
+  const push = (end: number) => {
+    if (meaningful) out.push(text.slice(start, end))
+    start = end + 1
+    meaningful = false
+  }
+  lex(
+    text,
+    push,
+    () => {
+      meaningful = true
+    },
+    () => {}
+  )
+  push(text.length)
   return out
+}
+
+/** The highest $n placeholder of the text (0 when it has none). */
+export const highestPlaceholder = (text: string): number => {
+  let highest = 0
+  lex(
+    text,
+    () => {},
+    () => {},
+    (n) => {
+      if (n > highest) highest = n
+    }
+  )
+  return highest
 }
 
 /** Index of the first character after leading whitespace and comments (block comments nest). */
