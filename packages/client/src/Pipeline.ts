@@ -13,10 +13,10 @@
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
 import { fromErrorFields, type PgServerError } from "@pgline/transport"
 import { Cause, Context, Effect, Effectable, Exit, Option, References, type Scope, Tracer } from "effect"
-import type { Connection, Outcome, OutcomeSink } from "./internal/Connection.ts"
+import type { Connection, LostInfo, Outcome, OutcomeSink } from "./internal/Connection.ts"
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { savepointName } from "./internal/Transaction.ts"
-import { encodeFailure, outcomeToExit } from "./internal/outcome.ts"
+import { encodeFailure, lost as lostError, outcomeToExit } from "./internal/outcome.ts"
 import {
   ConnectionLost,
   type PgClientError,
@@ -465,7 +465,7 @@ export const make = (
       syncsInFlight++
       return Effect.callback<{
         status: TransactionStatus | undefined
-        lost: { message: string; mayHaveRun: boolean } | undefined
+        lost: LostInfo | undefined
         ended: Segment
       }>((resume) => {
         conn.queueSync((status, error, lost) => {
@@ -503,8 +503,7 @@ export const make = (
       Effect.flatMap(
         queueSync(),
         ({ status, lost, ended }): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
-          if (lost !== undefined)
-            return Effect.fail(new ConnectionLost({ message: lost.message, mayHaveRun: lost.mayHaveRun }))
+          if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
           // The segment's first failure, unless its handle was read (then its reader has it).
           const first = ended.firstFailure
           if (first !== undefined && !first.read && first.failure !== undefined)

@@ -50,10 +50,13 @@ export class ConnectionLost extends Schema.TaggedError<ConnectionLost>()("Connec
 
 /**
  * The server sent bytes or messages that break the protocol (malformed, unexpected, oversized);
- * the connection is closed. Not to be confused with the SQLSTATE class `ProtocolViolation` (08P01),
+ * the connection is closed and every statement outstanding on it fails with this. Not to be confused with the SQLSTATE class `ProtocolViolation` (08P01),
  * which is the server saying the client broke it.
  */
 export class ProtocolFailure extends Schema.TaggedError<ProtocolFailure>()("ProtocolFailure", {
   message: Schema.String,
-  reason: Schema.String
+  /** What broke: the parser's reason (MessageTooLarge, InvalidLength, …) or "Grammar" (messages out of order). */
+  reason: Schema.String,
+  /** As for ConnectionLost: whether the statement had been sent, so it may have run. */
+  mayHaveRun: Schema.Boolean
 }) {}

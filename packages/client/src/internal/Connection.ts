@@ -63,7 +63,13 @@ export type Outcome =
   | { readonly _tag: "Done"; readonly result: QueryResult }
   | { readonly _tag: "ServerError"; readonly fields: ErrorFields }
   | { readonly _tag: "Aborted"; readonly culprit: Culprit }
-  | { readonly _tag: "Lost"; readonly message: string; readonly mayHaveRun: boolean }
+  | {
+      readonly _tag: "Lost"
+      readonly message: string
+      readonly mayHaveRun: boolean
+      /** Set when the connection was closed because the server broke the protocol (the reason). */
+      readonly protocol?: string | undefined
+    }
   | { readonly _tag: "DecodeFailed"; readonly error: DecodeError; readonly column: string }
 
 interface LockWaiter {
@@ -71,6 +77,14 @@ interface LockWaiter {
   readonly owner: object
   readonly resume: () => void
   readonly idle: () => boolean
+}
+
+/** How a connection was lost, as a Sync step reports it. */
+export interface LostInfo {
+  readonly message: string
+  readonly mayHaveRun: boolean
+  /** Set when the server broke the protocol (the reason). */
+  readonly protocol?: string | undefined
 }
 
 /** Receives a statement's outcome (a pipeline handle, or the query in flight). */
@@ -126,6 +140,7 @@ class StatementStep implements Step {
     this.isNew = isNew
     this.formats = formats
     this.sink = sink
+    this.stage = isNew ? 0 : 3
   }
 
   /**
@@ -172,13 +187,27 @@ class StatementStep implements Step {
     }
   }
 
+  /**
+   * Where the step is in its answer, which the protocol fixes: for a statement prepared here
+   * ParseComplete (0), ParameterDescription (1), RowDescription or NoData (2), then for every
+   * statement BindComplete (3), then rows and one completion (4). Anything out of that order is a
+   * server breaking the protocol (or answers shifted by one): the connection is closed with a
+   * ProtocolFailure rather than a result attributed to the wrong statement.
+   */
+  private stage: number
+
   onMessage(m: BackendMessage): boolean {
     switch (m.type) {
       case "DataRow": {
+        if (this.stage !== 4) return this.violation(m.type)
         if (this.decodeFailure !== undefined) return false
         if (this.decodeRow === undefined) this.adopt()
         const decodeRow = this.decodeRow
-        if (decodeRow === undefined) return false
+        if (decodeRow === undefined || m.columnCount !== (this.decoders?.length ?? 0)) {
+          return this.violation(
+            `DataRow with ${m.columnCount} columns for a result of ${this.decoders?.length ?? 0}`
+          )
+        }
         let row: Record<string, unknown>
         try {
           row = decodeRow(m.bytes, m.offsets, m.lengths)
@@ -191,18 +220,24 @@ class StatementStep implements Step {
         return false
       }
       case "ParseComplete":
-        if (this.prepared !== undefined && this.isNew) this.prepared.confirmed = true
-        return false
-      case "BindComplete":
+        if (!this.isNew || this.stage !== 0) return this.violation(m.type)
+        this.stage = 1
+        if (this.prepared !== undefined) this.prepared.confirmed = true
         return false
       case "ParameterDescription":
+        if (this.stage !== 1) return this.violation(m.type)
+        this.stage = 2
         if (this.prepared !== undefined) this.prepared.parameterTypes = m.parameterTypes
         return false
       case "RowDescription":
-        if (this.isNew || this.decoders === undefined) this.describe(m.fields)
+        if (this.stage !== 2) return this.violation(m.type)
+        this.stage = 3
+        this.describe(m.fields)
         return false
       case "NoData":
-        if (this.prepared !== undefined && this.isNew) {
+        if (this.stage !== 2) return this.violation(m.type)
+        this.stage = 3
+        if (this.prepared !== undefined) {
           this.prepared.fields = []
           this.prepared.resultFormats = []
           this.prepared.decoders = []
@@ -213,26 +248,43 @@ class StatementStep implements Step {
         this.decoders = []
         this.names = []
         return false
+      case "BindComplete":
+        if (this.stage !== 3) return this.violation(m.type)
+        this.stage = 4
+        return false
       case "CommandComplete":
+        if (this.stage !== 4) return this.violation(m.type)
         this.finish(m.tag)
         return true
       case "EmptyQueryResponse":
+        if (this.stage !== 4) return this.violation(m.type)
         this.finish("")
         return true
       case "PortalSuspended":
+        if (this.stage !== 4) return this.violation(m.type)
         this.finish("SELECT")
         return true
       case "CopyInResponse":
+        if (this.stage !== 4) return this.violation(m.type)
         // query() does not stream COPY data: fail the COPY so the server ends it with an error.
         this.conn.failCopyIn()
         return false
       case "CopyOutResponse":
       case "CopyData":
       case "CopyDone":
+        if (this.stage !== 4) return this.violation(m.type)
         return false
       default:
-        return false
+        return this.violation(m.type)
     }
+  }
+
+  /** The server broke the protocol's grammar for this statement: close the connection. */
+  private violation(what: string): boolean {
+    this.conn.protocolViolation(
+      what.includes(" ") ? what : `unexpected ${what} for a statement at step ${this.stage} of its answer`
+    )
+    return false
   }
 
   /** Which column failed and why: re-decodes the row with the checked decoders (error path only). */
@@ -291,7 +343,7 @@ class StatementStep implements Step {
   }
 
   onLost(message: string, mayHaveRun: boolean): void {
-    this.sink.settle({ _tag: "Lost", message, mayHaveRun })
+    this.sink.settle({ _tag: "Lost", message, mayHaveRun, protocol: this.conn.protocolFailureReason })
   }
 }
 
@@ -348,7 +400,15 @@ class CloseStep implements Step {
   readonly internal = true
   segmentIndex = 0
   startOffset = 0
-  readonly onMessage = (m: BackendMessage): boolean => m.type === "CloseComplete"
+  readonly conn: Connection
+  constructor(conn: Connection) {
+    this.conn = conn
+  }
+  readonly onMessage = (m: BackendMessage): boolean => {
+    if (m.type === "CloseComplete") return true
+    this.conn.protocolViolation(`unexpected ${m.type} where CloseComplete was due`)
+    return false
+  }
   readonly onError = (): void => {}
   readonly onAborted = (): void => {}
   readonly onLost = (): void => {}
@@ -387,18 +447,25 @@ export class Connection {
       onParameterStatus: (name, value) => {
         this.parameters.set(name, value)
       },
-      onDesync: (m) => {
-        this.session.wire.close({
-          kind: "protocol",
-          message: `unexpected ${m.type} with no statement waiting for it`
-        })
-      }
+      onDesync: (m) => this.protocolViolation(`unexpected ${m.type} with no statement waiting for it`)
     })
     session.wire.setHandler(this.engine.onMessage, (closed) => {
       this.closedMessage = closed.message
+      if (closed.kind === "protocol") this.protocolFailureReason = closed.protocolError?.reason ?? "Grammar"
       this.engine.fail(closed.message, session.wire.bytesWritten)
       options.onClosed?.()
     })
+  }
+
+  /**
+   * Set when the connection was closed because the server broke the protocol: the parser's
+   * reason (MessageTooLarge, InvalidLength, …) or "Grammar" for messages out of order.
+   */
+  protocolFailureReason: string | undefined = undefined
+
+  /** The server broke the protocol: nothing it says can be trusted, so the connection is closed. */
+  protocolViolation(message: string): void {
+    this.session.wire.close({ kind: "protocol", message: `the server broke the protocol: ${message}` })
   }
 
   /** The socket closed, or the server ended the session (a FATAL error; the close follows). */
@@ -710,18 +777,20 @@ export class Connection {
     if (oldest === undefined) return
     this.forget(oldest)
     encodeClose(this.session.wire.writer, "S", oldest.name)
-    this.engine.enqueue(new CloseStep())
+    this.engine.enqueue(new CloseStep(this))
   }
 
   queueSync(
     done: (
       status: TransactionStatus | undefined,
       error: ErrorFields | undefined,
-      lost: { message: string; mayHaveRun: boolean } | undefined
+      lost: LostInfo | undefined
     ) => void
   ): void {
     const wire = this.session.wire
-    const step = new SyncStep(done)
+    const step = new SyncStep((status, error, lost) =>
+      done(status, error, lost === undefined ? undefined : { ...lost, protocol: this.protocolFailureReason })
+    )
     step.startOffset = wire.bytesWritten + wire.writer.length
     this.segments++
     encodeSync(wire.writer)

@@ -3,7 +3,7 @@
  * into the Effect its caller sees, with the typed errors of the error channel.
  */
 import type { ErrorFields } from "@pgline/codec"
-import { ConnectionLost, fromErrorFields, type PgServerError } from "@pgline/transport"
+import { ConnectionLost, fromErrorFields, type PgServerError, ProtocolFailure } from "@pgline/transport"
 import { Effect } from "effect"
 import {
   ParameterError,
@@ -13,25 +13,34 @@ import {
   StatementRejected
 } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
-import type { EncodeFailure, Outcome } from "./Connection.ts"
+import type { EncodeFailure, LostInfo, Outcome } from "./Connection.ts"
 
-export const lost = (message: string, mayHaveRun: boolean) => new ConnectionLost({ message, mayHaveRun })
+export const lost = (
+  message: string,
+  mayHaveRun: boolean,
+  protocol?: string
+): ConnectionLost | ProtocolFailure =>
+  protocol === undefined
+    ? new ConnectionLost({ message, mayHaveRun })
+    : new ProtocolFailure({ message, mayHaveRun, reason: protocol })
 
 /** Converts a statement's outcome (and what its Sync reported) into the Effect a caller sees. */
 export const outcomeToExit = (
   outcome: Outcome | undefined,
   syncError: ErrorFields | undefined,
-  lostInfo: { message: string; mayHaveRun: boolean } | undefined
+  lostInfo: LostInfo | undefined
 ): Effect.Effect<QueryResult<any>, PgServerError | PgClientError | PipelineAborted> => {
   if (outcome === undefined) {
     if (syncError !== undefined) return Effect.fail(fromErrorFields(syncError))
-    return Effect.fail(lost(lostInfo?.message ?? "the connection closed", lostInfo?.mayHaveRun ?? true))
+    return Effect.fail(
+      lost(lostInfo?.message ?? "the connection closed", lostInfo?.mayHaveRun ?? true, lostInfo?.protocol)
+    )
   }
   switch (outcome._tag) {
     case "Done":
       // The statement succeeded but its implicit transaction failed at Sync (deferred constraint).
       if (syncError !== undefined) return Effect.fail(fromErrorFields(syncError))
-      if (lostInfo !== undefined) return Effect.fail(lost(lostInfo.message, true))
+      if (lostInfo !== undefined) return Effect.fail(lost(lostInfo.message, true, lostInfo.protocol))
       return Effect.succeed(outcome.result)
     case "ServerError":
       return Effect.fail(fromErrorFields(outcome.fields))
@@ -47,7 +56,7 @@ export const outcomeToExit = (
       )
     }
     case "Lost":
-      return Effect.fail(lost(outcome.message, outcome.mayHaveRun))
+      return Effect.fail(lost(outcome.message, outcome.mayHaveRun, outcome.protocol))
     case "DecodeFailed":
       return Effect.fail(
         new ResultDecodeError({

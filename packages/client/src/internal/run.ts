@@ -14,7 +14,7 @@ import type { PgServerError } from "@pgline/transport"
 import { Effect } from "effect"
 import { type PgClientError, type PipelineAborted, StatementRejected } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
-import type { Connection, Outcome } from "./Connection.ts"
+import type { Connection, LostInfo, Outcome } from "./Connection.ts"
 import { encodeFailure, lost, outcomeToExit } from "./outcome.ts"
 
 export type RunError = PgServerError | PgClientError
@@ -40,7 +40,7 @@ export interface Bound {
 type SyncInfo = {
   readonly status: TransactionStatus | undefined
   readonly error: ErrorFields | undefined
-  readonly lost: { message: string; mayHaveRun: boolean } | undefined
+  readonly lost: LostInfo | undefined
 }
 
 /**

@@ -91,7 +91,16 @@ export class Wire {
     this.closeHandler = onClose
   }
 
+  /** The first bytes the peer sent (up to 32), to say what it was when it was not PostgreSQL. */
+  firstBytes: Uint8Array = new Uint8Array(0)
+
   private receive(chunk: Buffer): void {
+    if (this.firstBytes.length < 32) {
+      const joined = new Uint8Array(Math.min(32, this.firstBytes.length + chunk.length))
+      joined.set(this.firstBytes)
+      joined.set(chunk.subarray(0, joined.length - this.firstBytes.length), this.firstBytes.length)
+      this.firstBytes = joined
+    }
     // Buffer is a Uint8Array; the parser reads it in place and never writes to it.
     this.parser.push(chunk)
     for (;;) {

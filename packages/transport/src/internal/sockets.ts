@@ -291,7 +291,10 @@ export const requestSsl = (
       done()
       socket.pause()
       const answer = String.fromCharCode(chunk[0]!)
-      if (chunk.length > 1) {
+      if (answer !== "S" && answer !== "N" && answer !== "E") {
+        socket.destroy()
+        reject(new ConnectFailure("Protocol", notPostgres(endpoint, chunk)))
+      } else if (chunk.length > 1) {
         socket.destroy()
         reject(
           new ConnectFailure(
@@ -300,18 +303,10 @@ export const requestSsl = (
           )
         )
       } else if (answer === "S" || answer === "N") resolve(answer)
-      else if (answer === "E") {
+      else {
         socket.destroy()
         reject(
           new ConnectFailure("Protocol", `${describe(endpoint)}: server rejected SSLRequest with an error`)
-        )
-      } else {
-        socket.destroy()
-        reject(
-          new ConnectFailure(
-            "Protocol",
-            `${describe(endpoint)}: unexpected SSLRequest answer 0x${chunk[0]!.toString(16)}`
-          )
         )
       }
     }
@@ -338,3 +333,18 @@ export const requestSsl = (
     }
     socket.write(SSL_REQUEST_FRAME)
   })
+
+/**
+ * The message for a peer whose first bytes are not a PostgreSQL answer (an HTTP server, an SSH
+ * daemon, …): says so, with the bytes it sent (printable ASCII as is, the rest escaped).
+ */
+export const notPostgres = (endpoint: Endpoint, bytes: Uint8Array): string => {
+  let shown = ""
+  for (const b of bytes.subarray(0, 32)) {
+    shown +=
+      b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c
+        ? String.fromCharCode(b)
+        : `\\x${b.toString(16).padStart(2, "0")}`
+  }
+  return `${describe(endpoint)}: the peer does not speak the PostgreSQL protocol (it sent "${shown}${bytes.length > 32 ? "…" : ""}")`
+}

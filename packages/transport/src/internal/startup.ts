@@ -33,6 +33,7 @@ import {
   describe,
   type Endpoint,
   isUnixSocket,
+  notPostgres,
   openSocket,
   requestSsl,
   startTls,
@@ -103,9 +104,11 @@ class StartupReader {
   private queue: Array<BackendMessage> = []
   private waiting: ((m: BackendMessage | ConnectFailure) => void) | undefined
   private failure: ConnectFailure | undefined
+  private received = 0
   constructor(wire: Wire, endpoint: Endpoint) {
     wire.setHandler(
       (m) => {
+        this.received++
         if (this.waiting) {
           const w = this.waiting
           this.waiting = undefined
@@ -115,7 +118,10 @@ class StartupReader {
       (closed) => {
         this.failure = new ConnectFailure(
           closed.kind === "protocol" ? "Protocol" : "Network",
-          `${describe(endpoint)}: ${closed.message} during start-up`
+          // Unparseable from the first byte: not a PostgreSQL server at all.
+          closed.kind === "protocol" && this.received === 0
+            ? notPostgres(endpoint, wire.firstBytes)
+            : `${describe(endpoint)}: ${closed.message} during start-up`
         )
         if (this.waiting) {
           const w = this.waiting
