@@ -164,6 +164,12 @@ export interface PoolSettings {
 export interface ClientSettings extends PoolSettings {
   /** Prepared statements kept per connection (default 256). */
   readonly statementCacheSize?: number
+  /**
+   * The largest message accepted from the server, in bytes (default 1 GiB + 4, the server's own
+   * limit): a longer one closes the connection with ProtocolFailure "MessageTooLarge" before
+   * anything is allocated for it.
+   */
+  readonly maxMessageSize?: number
   /** Receives every NoticeResponse; by default notices go to Effect's logger at their severity. */
   readonly onNotice?: (notice: ErrorFields) => void
   readonly types?: TypeRegistry
@@ -206,7 +212,9 @@ const connect = (
   resolved: PgConfig.PgConnectOptions,
   settings: ClientSettings
 ): Effect.Effect<PgClientApi, PgClientLayerError, Scope.Scope> =>
-  Effect.flatMap(Session.toSessionOptions(resolved), (options) => openPool(options, settings))
+  Effect.flatMap(Session.toSessionOptions(resolved, { maxMessageSize: settings.maxMessageSize }), (options) =>
+    openPool(options, settings)
+  )
 
 const millis = (input: Duration.Input | undefined, fallback: number): number => {
   if (input === undefined) return fallback

@@ -7,7 +7,7 @@
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
 import { Effect } from "effect"
-import { connect, errorOf, rowsOf, waitUntilRunning, within } from "./support/pipeline.ts"
+import { connect, connectTo, errorOf, rowsOf, waitUntilRunning, within } from "./support/pipeline.ts"
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("bad inputs", (it) => {
   it.effect("invalid identifiers and empty IN lists fail the statement typed, wherever it runs", () =>
@@ -129,5 +129,17 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("bad inpu
         })
       )
     })
+  )
+
+  it.effect(
+    "maxMessageSize: a longer message closes the connection with ProtocolFailure; the pool goes on",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const pg = yield* connectTo(info.url, { maxMessageSize: 1024 * 1024 })
+        const error = yield* errorOf(pg.query("select repeat('x', 2000000) as big"))
+        expect(error).toMatchObject({ _tag: "ProtocolFailure", reason: "MessageTooLarge" })
+        expect(yield* rowsOf(pg, "select length(repeat('x', 500000)) as n")).toEqual([{ n: 500000 }])
+      })
   )
 })

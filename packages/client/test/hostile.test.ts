@@ -162,3 +162,41 @@ it.effect("a peer that is not PostgreSQL is reported as such, with what it sent"
     }
   })
 )
+
+it.effect("a flood of distinct ParameterStatus names is bounded: start-up refuses it, a session closes", () =>
+  Effect.gen(function* () {
+    const flood = Array.from(
+      { length: 300 },
+      (_, i): BackendMessage => ({
+        type: "ParameterStatus",
+        name: `flood_${i}`,
+        value: "x"
+      })
+    )
+    const atStartup = yield* fakeServer((m, conn) => {
+      if (m.type === "StartupMessage") conn.send({ type: "AuthenticationOk" }, ...flood)
+    })
+    const startupError = yield* Effect.flip(
+      Effect.gen(function* () {
+        yield* PgClient
+      }).pipe(
+        Effect.provide(
+          PgClient.layer({
+            host: "127.0.0.1",
+            port: atStartup.port,
+            user: "u",
+            database: "d",
+            sslmode: "disable"
+          })
+        ),
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: {} }))
+      )
+    )
+    expect(startupError).toMatchObject({ _tag: "PgConnectError", reason: "Protocol" })
+    expect(startupError.message).toContain("ParameterStatus")
+    const later = yield* answering((conn) => conn.send(...flood))
+    const error = yield* query(later.port, "select 1 as a")
+    expect(error).toMatchObject({ _tag: "ProtocolFailure", reason: "Grammar" })
+    expect(error.message).toContain("ParameterStatus")
+  })
+)

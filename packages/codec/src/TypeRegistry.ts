@@ -353,7 +353,10 @@ export class TypeRegistry {
       if (codec?.binaryEncode !== undefined && codec.oid === target) {
         this.writer.reset()
         codec.binaryEncode(value, this.writer)
-        return { oid: target, format: 1, bytes: this.writer.toBytes() }
+        const bytes = this.writer.toBytes()
+        // Gives back the space a huge value made it grow to (reset shrinks above 1 MiB).
+        this.writer.reset()
+        return { oid: target, format: 1, bytes }
       }
       const c = codec ?? unknownCodec
       return { oid: target, format: 0, bytes: textEncoder.encode(c.textEncode(value)) }

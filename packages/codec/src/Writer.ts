@@ -41,6 +41,12 @@ const ASCII_LOOP_MAX = 32
 const SLAB_SIZE = 16 * 1024
 const SLAB_MAX_ITEM = 2 * 1024
 
+/**
+ * Capacity kept once a buffer is empty again. 1 MiB is the pipeline's default unsent-bytes window,
+ * so steady pipelining never reallocates; only a buffer grown for one huge frame is given back.
+ */
+export const SHRINK_ABOVE = 1024 * 1024
+
 /** Initial capacity: a typical pipeline tick (a few Bind/Execute frames) fits without growing. */
 const DEFAULT_INITIAL_SIZE = 16 * 1024
 
@@ -52,8 +58,11 @@ export class Writer {
   private slab: Uint8Array | null = null
   private slabPos = 0
 
+  private readonly initialSize: number
+
   constructor(initialSize: number = DEFAULT_INITIAL_SIZE) {
-    this.buf = new Uint8Array(Math.max(16, initialSize))
+    this.initialSize = Math.max(16, initialSize)
+    this.buf = new Uint8Array(this.initialSize)
     this.view = new DataView(this.buf.buffer)
   }
 
@@ -62,9 +71,24 @@ export class Writer {
     return this.pos
   }
 
-  /** Forget what was written; keeps the capacity so the next frames reuse the same memory. */
+  /**
+   * Forget what was written; keeps the capacity so the next frames reuse the same memory, unless
+   * it grew beyond SHRINK_ABOVE for one huge frame.
+   */
   reset(): void {
     this.pos = 0
+    this.shrink()
+  }
+
+  /**
+   * Empty and above SHRINK_ABOVE: back to the initial size. One 100 MB parameter must not keep
+   * 256 MB for the connection's lifetime; the next huge frame pays one allocation again.
+   */
+  private shrink(): void {
+    if (this.pos === 0 && this.buf.length > SHRINK_ABOVE) {
+      this.buf = new Uint8Array(this.initialSize)
+      this.view = new DataView(this.buf.buffer)
+    }
   }
 
   /** The written bytes without copying. Valid only until the next write or reset. */
@@ -82,7 +106,11 @@ export class Writer {
   take(): Uint8Array {
     const n = this.pos
     this.pos = 0
-    if (n > SLAB_MAX_ITEM) return this.buf.slice(0, n)
+    if (n > SLAB_MAX_ITEM) {
+      const out = this.buf.slice(0, n)
+      this.shrink()
+      return out
+    }
     if (this.slab === null || this.slabPos + n > SLAB_SIZE) {
       this.slab = new Uint8Array(SLAB_SIZE)
       this.slabPos = 0

@@ -445,6 +445,11 @@ export class Connection {
       onNotice: options.onNotice,
       onNotification: options.onNotification,
       onParameterStatus: (name, value) => {
+        // A server reports a dozen or two; thousands of distinct names would only grow memory.
+        if (this.parameters.size >= MAX_PARAMETER_NAMES && !this.parameters.has(name)) {
+          this.protocolViolation(`more than ${MAX_PARAMETER_NAMES} distinct ParameterStatus names`)
+          return
+        }
         this.parameters.set(name, value)
       },
       onDesync: (m) => this.protocolViolation(`unexpected ${m.type} with no statement waiting for it`)
@@ -803,6 +808,9 @@ export class Connection {
     this.session.wire.schedule()
   }
 }
+
+/** Distinct ParameterStatus names a connection keeps (PostgreSQL 18 reports 17). */
+const MAX_PARAMETER_NAMES = 256
 
 /** Bind carries the parameter count in 16 bits. */
 const MAX_PARAMETERS = 65535

@@ -21,7 +21,11 @@ export const withPid = (pg: PgClientApi): Effect.Effect<TestClient, unknown> =>
  */
 export const connectTo = (
   url: string,
-  settings: { readonly statementCacheSize?: number; readonly max?: number } = {}
+  settings: {
+    readonly statementCacheSize?: number
+    readonly max?: number
+    readonly maxMessageSize?: number
+  } = {}
 ) =>
   Effect.flatMap(
     Layer.build(PgClient.layer({ url, max: 1, ...settings })).pipe(

@@ -2,8 +2,8 @@
  * ByteWriter: a growable big-endian byte buffer that binary encoders append into. One writer is
  * meant to live as long as its connection and be `reset()` between frames, so encoding a parameter
  * allocates nothing once the buffer has grown to the workload's size. It knows nothing about
- * messages or types; it does not shrink (a connection that once sent a 10 MB bytea keeps the space
- * until it is closed, which is what libpq's output buffer does as well).
+ * messages or types. Grown above 1 MiB for one huge value, it goes back to its initial size on the
+ * next `reset()`, so a connection that once sent a 100 MB bytea does not keep the space.
  */
 
 const encoder = new TextEncoder()
@@ -13,14 +13,21 @@ export class ByteWriter {
   view: DataView
   length = 0
 
+  private readonly initialSize: number
+
   // 1 KiB covers a Bind with a dozen scalar parameters; larger frames grow by doubling.
   constructor(initialSize = 1024) {
+    this.initialSize = initialSize
     this.bytes = new Uint8Array(initialSize)
     this.view = new DataView(this.bytes.buffer)
   }
 
   reset(): void {
     this.length = 0
+    if (this.bytes.length > 1024 * 1024) {
+      this.bytes = new Uint8Array(this.initialSize)
+      this.view = new DataView(this.bytes.buffer)
+    }
   }
 
   /** Makes room for `n` more bytes. */

@@ -393,6 +393,11 @@ const converse = async (
         secretKey = m.secretKey
         break
       case "ParameterStatus":
+        if (parameters.size >= 256 && !parameters.has(m.name))
+          throw new ConnectFailure(
+            "Protocol",
+            `${describe(endpoint)}: more than 256 distinct ParameterStatus names`
+          )
         parameters.set(m.name, m.value)
         break
       case "NoticeResponse":
