@@ -16,12 +16,12 @@
  * idle. Reported: median, min and max of the timed runs after warm-up, and pgline's ratio to each
  * peer (pgline ÷ peer: below 1 means pgline is faster).
  *
- * `--quick` (about 4 minutes) uses fewer runs and smaller sizes, for checking that everything
+ * `--quick` (about 6 minutes) uses fewer runs and smaller sizes, for checking that everything
  * works; its numbers are not the published ones. `--quick` and `--only` write
  * bench/.work/RESULTS.partial.md instead of bench/RESULTS.md unless `--out` says otherwise.
  *
- * What it does not do: TLS (every client uses sslmode=disable), pools, more than one connection.
- * See bench/README.md for what each workload measures and what is and is not a fair comparison.
+ * What it does not do: TLS (every client uses sslmode=disable); pools and more than one connection
+ * only in P7 (pool throughput). See bench/README.md for what each workload measures and what is and is not a fair comparison.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -39,6 +39,10 @@ import {
 import pg from "pg"
 import {
   type Mode,
+  POOL_ACCOUNT_FIRST,
+  POOL_ACCOUNTS,
+  type PoolOp,
+  type PoolRun,
   TRUNCATE_UPSERT,
   type WorkerOutput,
   type WorkerParams,
@@ -58,8 +62,8 @@ const option = (name: string): string | undefined => {
 }
 if (flag("--help") || flag("-h")) {
   console.log(
-    "usage: node bench/run.ts [--quick] [--only P1,P2,P3,P4,P5,P6] [--out FILE]\n" +
-      "  the whole suite (~20 min) writes bench/RESULTS.md; --quick (~4 min) and --only write\n" +
+    "usage: node bench/run.ts [--quick] [--only P1,P2,P3,P4,P5,P6,P7] [--out FILE]\n" +
+      "  the whole suite (~27 min) writes bench/RESULTS.md; --quick (~6 min) and --only write\n" +
       "  bench/.work/RESULTS.partial.md unless --out says otherwise. See bench/README.md."
   )
   process.exit(0)
@@ -74,7 +78,7 @@ for (let i = 0; i < argv.length; i++) {
   if (a !== "--quick") i++
 }
 const quick = flag("--quick")
-const ALL = ["P1", "P2", "P3", "P4", "P5", "P6"] as const
+const ALL = ["P1", "P2", "P3", "P4", "P5", "P6", "P7"] as const
 type WorkloadId = (typeof ALL)[number]
 const only = option("--only")
 const selected: ReadonlyArray<WorkloadId> =
@@ -101,7 +105,12 @@ const config = quick
       seedBudgetMs: 300,
       pointQueries: 300,
       bigSizes: [50_000, 200_000],
-      bigSyncEvery: 25_000
+      bigSyncEvery: 25_000,
+      /** P7: concurrent callers; warm-up and timed runs per job, each this long (ms). */
+      poolCallers: [64, 512],
+      poolWarmup: 2,
+      poolRuns: 3,
+      poolDurationMs: 400
     }
   : {
       runs: 7,
@@ -112,7 +121,11 @@ const config = quick
       seedBudgetMs: 1_000,
       pointQueries: 1_000,
       bigSizes: [100_000, 1_000_000],
-      bigSyncEvery: 50_000
+      bigSyncEvery: 50_000,
+      poolCallers: [64, 512],
+      poolWarmup: 2,
+      poolRuns: 5,
+      poolDurationMs: 1_000
     }
 
 // --- drivers --------------------------------------------------------------------------------------
@@ -169,6 +182,75 @@ const how: Record<DriverId, Record<Mode, string>> = {
 const pipelines = (driver: DriverId, mode: Mode) =>
   mode === "pipelined" && driver !== "effect-sql" && driver !== "postgresjs"
 
+/** P7: the connections of every driver's pool. */
+const POOL_SIZE = 10
+
+/**
+ * P7's drivers and variants: pgline with its pool's `multiplex` on (the default) and off (a
+ * classic pool), and @effect/sql-pg with its default (multiplex off) and, for point selects only,
+ * on (its transactions reserve a connection either way).
+ */
+interface PoolVariant {
+  readonly driver: DriverId
+  readonly multiplex?: boolean
+  /** Only this operation (both when absent). */
+  readonly op?: PoolOp
+  readonly how: Record<PoolOp, string>
+}
+const poolVariants: ReadonlyArray<PoolVariant> = [
+  {
+    driver: "pgline",
+    how: {
+      point: "`pg.query`; multiplex on (default): pipelined onto busy connections",
+      transfer: "`pipelineTransaction` (BEGIN, 2 UPDATEs, COMMIT in one round trip)"
+    }
+  },
+  {
+    driver: "pgline",
+    multiplex: false,
+    how: {
+      point: "`pg.query`; each waits for a connection with nothing in flight",
+      transfer: "`pipelineTransaction` (BEGIN, 2 UPDATEs, COMMIT in one round trip)"
+    }
+  },
+  {
+    driver: "pg",
+    how: {
+      point: "`pool.query` (named statement)",
+      transfer: "`pool.connect()`; BEGIN, UPDATE, UPDATE, COMMIT awaited in turn; release"
+    }
+  },
+  {
+    driver: "postgresjs",
+    how: {
+      point: "`sql.unsafe` (pipelines onto busy connections, up to 100 each)",
+      transfer: "`sql.begin` returning both UPDATEs"
+    }
+  },
+  {
+    driver: "effect-sql",
+    how: {
+      point: "`sql.unsafe`; multiplex off (default)",
+      transfer: "`withTransaction`, the UPDATEs in turn"
+    }
+  },
+  {
+    driver: "effect-sql",
+    multiplex: true,
+    op: "point",
+    how: { point: "`sql.unsafe`; multiplex on (32 per connection)", transfer: "" }
+  }
+]
+
+const variantOf = (job: Job): PoolVariant | undefined =>
+  poolVariants.find((v) => v.driver === job.driver && v.multiplex === job.params.multiplex)
+
+/** A P7 job's driver and, when it is not the driver's default, its multiplex setting. */
+const poolDriverName = (job: Job): string =>
+  job.params.multiplex === undefined
+    ? driverName[job.driver]
+    : `${driverName[job.driver]}, multiplex: ${job.params.multiplex}`
+
 // --- latency classes ------------------------------------------------------------------------------
 
 type ClassId = "direct" | "1ms" | "4ms"
@@ -204,7 +286,7 @@ interface Job {
   readonly latency: ClassId
   readonly mode: Mode
   readonly params: WorkerParams
-  /** Units of work per run (rows, transfers, queries, statements) as asked. */
+  /** Units of work per run (rows, transfers, queries, statements) as asked; P7: callers. */
   readonly units: number
 }
 
@@ -220,6 +302,8 @@ interface JobResult extends Job {
    * median over the runs): undefined for direct connections and jobs not interleaved.
    */
   readonly flightsPerUnit: number | undefined
+  /** Client flights the proxy counted during each timed run (as `flightsPerUnit`). */
+  readonly flights: ReadonlyArray<number>
 }
 
 const median = (xs: ReadonlyArray<number>) => {
@@ -376,7 +460,8 @@ const resultOf = (w: Worker): JobResult => {
     max: times.length ? Math.max(...times) : Number.NaN,
     wallMs: w.activeMs,
     // The median: a worker's last run also carries its disconnect (Terminate is a flight too).
-    flightsPerUnit: w.flights.length > 0 ? median(w.flights) / job.units : undefined
+    flightsPerUnit: w.flights.length > 0 ? median(w.flights) / job.units : undefined,
+    flights: w.flights
   }
 }
 
@@ -442,6 +527,8 @@ CREATE TABLE bench_upsert (id int PRIMARY KEY, name text NOT NULL, qty int NOT N
   WITH (autovacuum_enabled = false);
 CREATE TABLE account (id int PRIMARY KEY, balance numeric NOT NULL CHECK (balance >= 0));
 INSERT INTO account VALUES (1, 1000000000000), (2, 0);
+INSERT INTO account SELECT id, 1000000000000
+  FROM generate_series(${POOL_ACCOUNT_FIRST}, ${POOL_ACCOUNT_FIRST + POOL_ACCOUNTS - 1}) AS id;
 CREATE TABLE bench_decode (
   i4 int4, i8 int8, t text, f8 float8, ts timestamptz, b bool, n numeric, j jsonb
 );
@@ -601,11 +688,17 @@ const main = async () => {
       for (const r of await runGroup(group, admin)) {
         results.push(r)
         const style = r.params.style ? ` ${r.params.style}/${r.params.syncEvery}` : ""
-        const head = `${r.id} ${r.latency.padEnd(6)} ${driverName[r.driver].padEnd(22)} ${r.mode.padEnd(10)} ${String(r.units).padStart(7)}${style}`
+        const head =
+          r.id === "P7"
+            ? `${r.id} ${r.latency.padEnd(6)} ${poolDriverName(r).padEnd(38)} ${(r.params.op ?? "").padEnd(8)} ${String(r.units).padStart(3)} callers`
+            : `${r.id} ${r.latency.padEnd(6)} ${driverName[r.driver].padEnd(22)} ${r.mode.padEnd(10)} ${String(r.units).padStart(7)}${style}`
+        const p7 = r.id === "P7" ? poolFigures(r) : undefined
         console.log(
           r.error
             ? `${head}  FAILED: ${r.error}`
-            : `${head}  median ${ms(r.median)} ms  (min ${ms(r.min)}, max ${ms(r.max)})${r.out?.extrapolated ? " ~extrapolated" : ""}  [${(r.wallMs / 1000).toFixed(1)} s]`
+            : p7 !== undefined
+              ? `${head}  median ${int(Math.round(p7.opsPerSec))} ops/s (min ${int(Math.round(p7.minOpsPerSec))}, max ${int(Math.round(p7.maxOpsPerSec))}), p99 ${ms(p7.p99Ms)} ms  [${(r.wallMs / 1000).toFixed(1)} s]`
+              : `${head}  median ${ms(r.median)} ms  (min ${ms(r.min)}, max ${ms(r.max)})${r.out?.extrapolated ? " ~extrapolated" : ""}  [${(r.wallMs / 1000).toFixed(1)} s]`
         )
       }
       if (group.jobs.length > 1)
@@ -651,7 +744,7 @@ const planJobs = (pgbench: string | undefined): Array<Job> => {
     if (!selected.includes(id)) return
     jobs.push({
       id,
-      group: groupKey(id, latency, units),
+      group: groupKey(id, latency, units, params.op),
       driver,
       workload,
       latency,
@@ -710,6 +803,27 @@ const planJobs = (pgbench: string | undefined): Array<Job> => {
       })
     }
   }
+  // P7: pool throughput, direct and ~1 ms. pgline twice (multiplex on, its default, and off);
+  // @effect/sql-pg twice for point selects (multiplex off, its default, and on: its transactions
+  // reserve a connection either way).
+  for (const latency of ["direct", "1ms"] as const) {
+    for (const op of ["point", "transfer"] as const) {
+      for (const callers of config.poolCallers) {
+        for (const v of poolVariants) {
+          if (v.op !== undefined && v.op !== op) continue
+          add("P7", v.driver, "pool", latency, "sequential", callers, {
+            callers,
+            op,
+            durationMs: config.poolDurationMs,
+            poolSize: POOL_SIZE,
+            warmup: config.poolWarmup,
+            runs: config.poolRuns,
+            ...(v.multiplex === undefined ? {} : { multiplex: v.multiplex })
+          })
+        }
+      }
+    }
+  }
   // P6: memory of a huge pipeline, one run per process.
   for (const style of ["execute-sync", "execute-one-sync", "executeMany"] as const) {
     for (const statements of config.bigSizes) {
@@ -731,10 +845,13 @@ let soloGroups = 0
 /**
  * What is compared with what: P1, P2 and P5 per latency class (every driver, pipelined and
  * sequential), P4 as one group, P3 per latency class and size (pipelined vs one at a time: the
- * speedup column), P6 one job per group.
+ * speedup column), P6 one job per group, P7 per latency class, operation and number of callers
+ * (every driver and variant).
  */
-const groupKey = (id: WorkloadId, latency: ClassId, units: number): string => {
+const groupKey = (id: WorkloadId, latency: ClassId, units: number, op: PoolOp | undefined): string => {
   switch (id) {
+    case "P7":
+      return `${id} ${latency} ${op} ${units} callers`
     case "P1":
     case "P2":
     case "P5":
@@ -801,10 +918,11 @@ const report = (meta: {
   out.push(
     `Generated by \`node bench/run.ts${quick ? " --quick" : ""}${only ? ` --only ${only}` : ""}\` on ${meta.startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC in ${meta.minutes.toFixed(1)} minutes. ` +
       "Each row is one child process per (driver, workload, latency class, size); times are the median, min and max of " +
-      `${config.runs} timed runs after warm-up. Timed runs are interleaved round-robin across the drivers of each comparison ` +
-      "(each P1, P2 and P5 latency class, P4, each P3 size; one timed run per worker per round, the first worker rotating each round), " +
+      `${config.runs} timed runs after warm-up (P7: ${config.poolRuns}). Timed runs are interleaved round-robin across the drivers of each comparison ` +
+      "(each P1, P2 and P5 latency class, P4, each P3 size, each P7 latency class, operation and number of callers; " +
+      "one timed run per worker per round, the first worker rotating each round), " +
       "so load that changes over minutes reaches every driver of a comparison alike. " +
-      "**pgline ÷ peer** below 1 means pgline is faster. See bench/README.md for method and fairness.",
+      "**pgline ÷ peer** below 1 means pgline is faster (P7 compares throughput: there, above 1). See bench/README.md for method and fairness.",
     ""
   )
   if (quick) out.push("> **--quick run**: fewer runs and smaller sizes; not the published numbers.", "")
@@ -886,6 +1004,7 @@ const report = (meta: {
   if (selected.includes("P4")) sections.push(reportP4(verdicts))
   if (selected.includes("P5")) sections.push(reportP5(verdicts))
   if (selected.includes("P6")) sections.push(reportP6(verdicts))
+  if (selected.includes("P7")) sections.push(reportP7(verdicts))
 
   out.push("## Targets (DESIGN.md §7)", "")
   out.push(
@@ -1270,3 +1389,154 @@ main().catch((cause) => {
   console.error(cause)
   process.exit(1)
 })
+
+/** A P7 job's figures: medians (and throughput's min and max) over its timed runs. */
+interface PoolFigures {
+  readonly opsPerSec: number
+  readonly minOpsPerSec: number
+  readonly maxOpsPerSec: number
+  readonly p99Ms: number
+  readonly p50Ms: number
+  /** Operations per timed run (median). */
+  readonly ops: number
+  /** Round trips the proxy counted per operation (median over the runs); undefined direct. */
+  readonly flightsPerOp: number | undefined
+}
+
+const poolFigures = (r: JobResult): PoolFigures | undefined => {
+  const runs: ReadonlyArray<PoolRun> = r.out?.pool ?? []
+  if (r.error !== undefined || runs.length === 0) return undefined
+  const rates = runs.map((x) => (x.ops / x.ms) * 1000)
+  return {
+    opsPerSec: median(rates),
+    minOpsPerSec: Math.min(...rates),
+    maxOpsPerSec: Math.max(...rates),
+    p99Ms: median(runs.map((x) => x.p99Ms)),
+    p50Ms: median(runs.map((x) => x.p50Ms)),
+    ops: median(runs.map((x) => x.ops)),
+    flightsPerOp:
+      r.flights.length === runs.length ? median(runs.map((x, i) => r.flights[i]! / x.ops)) : undefined
+  }
+}
+
+const reportP7 = (verdicts: Array<Verdict>): string => {
+  const out: Array<string> = []
+  const seconds = (config.poolDurationMs / 1000).toFixed(config.poolDurationMs % 1000 === 0 ? 0 : 1)
+  out.push(
+    `## P7: pool throughput (${POOL_SIZE} connections; ${config.poolCallers.map(int).join(" and ")} concurrent callers)`,
+    "",
+    `Every driver's pool holds ${POOL_SIZE} connections; ${config.poolCallers.map(int).join(" or ")} callers (fibers for pgline and @effect/sql-pg, ` +
+      "concurrent promises for pg and postgres.js) share it, each repeating one operation: a **point select** (`SELECT $1::int AS x`, " +
+      "the result checked) or a **transfer** (BEGIN, `UPDATE account … - 1` on one account, `… + 1` on another, COMMIT) between a " +
+      `pseudo-random pair of ${int(POOL_ACCOUNTS)} accounts (the same sequence for every driver; the lower id is always updated first, ` +
+      `so transactions cannot deadlock). Fixed duration: each timed run lets the callers start operations for ${seconds} s and ends ` +
+      "when the last one finishes; **ops/s** is the operations completed divided by that time (an operation is one select or one whole " +
+      "transaction), **p99** the 99th percentile of one operation's latency in the run (from its start, including the wait for a " +
+      `connection, to its result). Medians over ${config.poolRuns} timed runs per job (min and max of ops/s beside), after ${config.poolWarmup} ` +
+      "untimed runs as long (they open the pool's connections, prepare the statements on them and warm the JIT up). **Round trips per op** (through " +
+      "the proxy) is the client flights the proxy counted during a run divided by its operations: below 1 when several operations share a " +
+      "round trip. **pgline ÷ this** is pgline's (multiplex on, the default) throughput divided by this row's: above 1 means pgline " +
+      "completes more operations per second (the opposite direction from the time ratios of P1–P6). A failed operation fails its job.",
+    ""
+  )
+  for (const latency of ["direct", "1ms"] as const) {
+    const rows: Array<Array<string>> = []
+    const summary: Array<Array<string>> = []
+    for (const op of ["point", "transfer"] as const) {
+      for (const callers of config.poolCallers) {
+        const jobs = results.filter(
+          (r) => r.id === "P7" && r.latency === latency && r.params.op === op && r.units === callers
+        )
+        if (jobs.length === 0) continue
+        const fig = (r: JobResult | undefined) => (r === undefined ? undefined : poolFigures(r))
+        const base = jobs.find((r) => r.driver === "pgline" && r.params.multiplex === undefined)
+        const classic = jobs.find((r) => r.driver === "pgline" && r.params.multiplex === false)
+        const baseFig = fig(base)
+        for (const r of jobs) {
+          const f = fig(r)
+          rows.push([
+            op,
+            int(callers),
+            poolDriverName(r),
+            variantOf(r)?.how[op] ?? "",
+            f ? int(Math.round(f.opsPerSec)) : `failed: ${(r.error ?? "no runs").slice(0, 120)}`,
+            f ? int(Math.round(f.minOpsPerSec)) : "–",
+            f ? int(Math.round(f.maxOpsPerSec)) : "–",
+            f ? ms(f.p99Ms) : "–",
+            f ? ms(f.p50Ms) : "–",
+            f?.flightsPerOp === undefined ? "–" : f.flightsPerOp.toFixed(2),
+            f && baseFig ? ratio(baseFig.opsPerSec / f.opsPerSec) : "–"
+          ])
+        }
+        // The best peer: the highest median throughput among the other drivers (every variant).
+        let best: { r: JobResult; f: PoolFigures } | undefined
+        for (const r of jobs) {
+          if (r.driver === "pgline") continue
+          const f = fig(r)
+          if (f && (best === undefined || f.opsPerSec > best.f.opsPerSec)) best = { r, f }
+        }
+        const vsBest = baseFig && best ? baseFig.opsPerSec / best.f.opsPerSec : Number.NaN
+        const classicFig = fig(classic)
+        const vsClassic = baseFig && classicFig ? baseFig.opsPerSec / classicFig.opsPerSec : Number.NaN
+        const goal = latency === "direct" ? 1.0 : 1.3
+        summary.push([
+          op,
+          int(callers),
+          baseFig ? int(Math.round(baseFig.opsPerSec)) : "failed",
+          best ? `${poolDriverName(best.r)}: ${int(Math.round(best.f.opsPerSec))}` : "–",
+          ratio(vsBest),
+          `≥ ${goal.toFixed(1)}×`,
+          Number.isFinite(vsBest) ? (vsBest >= goal ? "yes" : "**no**") : "n/a",
+          classicFig ? int(Math.round(classicFig.opsPerSec)) : "–",
+          ratio(vsClassic)
+        ])
+        verdicts.push({
+          target:
+            latency === "direct"
+              ? `P7 direct ${op}, ${callers} callers: pgline not slower than the best peer (≥ 1.0× its ops/s)`
+              : `P7 1ms ${op}, ${callers} callers: pgline ≥ 1.3× the best peer's ops/s`,
+          holds: Number.isFinite(vsBest) ? vsBest >= goal : undefined,
+          detail: `${baseFig ? int(Math.round(baseFig.opsPerSec)) : "–"} vs ${best ? `${int(Math.round(best.f.opsPerSec))} (${poolDriverName(best.r)})` : "–"} ops/s = ${ratio(vsBest)}`
+        })
+      }
+    }
+    out.push(`### ${classById(latency).label}: measured RTT ${ms(rttOf(latency))} ms`, "")
+    out.push(
+      table(
+        [
+          "op",
+          "callers",
+          "driver",
+          "how",
+          "ops/s (median)",
+          "min",
+          "max",
+          "p99 ms",
+          "p50 ms",
+          "round trips per op",
+          "pgline ÷ this (ops/s)"
+        ],
+        rows
+      ),
+      ""
+    )
+    out.push(
+      table(
+        [
+          "op",
+          "callers",
+          "pgline ops/s",
+          "best peer ops/s",
+          "pgline ÷ best peer",
+          "target",
+          "holds",
+          "pgline multiplex: false ops/s",
+          "multiplex on ÷ off"
+        ],
+        summary
+      ),
+      ""
+    )
+  }
+  return out.join("\n")
+}

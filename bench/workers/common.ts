@@ -42,7 +42,39 @@ export const upsertRows = (n: number): Array<[number, string, number]> =>
 /** A transfer moves 1 from account 1 to account 2 (account 1 starts with plenty). */
 export const TRANSFER_AMOUNT = 1
 
-export type Workload = "upsert" | "transfer" | "decode" | "point" | "bigpipeline"
+/**
+ * P7 (pool throughput) transfers between accounts of their own: ids POOL_ACCOUNT_FIRST …
+ * POOL_ACCOUNT_FIRST + POOL_ACCOUNTS - 1 (P2 uses ids 1 and 2), each starting with plenty, so
+ * concurrent callers rarely wait for the same row lock.
+ */
+export const POOL_ACCOUNT_FIRST = 1001
+export const POOL_ACCOUNTS = 1_000
+
+/** A 32-bit integer mixer: a well-spread, repeatable value for any integer input. */
+const mix32 = (x: number): number => {
+  let h = x | 0
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d)
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b)
+  return (h ^ (h >>> 16)) >>> 0
+}
+
+/**
+ * The two accounts of P7 caller `caller`'s `i`-th transfer, lower id first: a pseudo-random pair
+ * of distinct accounts, the same sequence for every driver. Every transaction updates the lower
+ * id first (DEBIT on it, then CREDIT on the higher), so two transactions always take their row
+ * locks in the same order and cannot deadlock.
+ */
+export const poolPair = (caller: number, i: number): [number, number] => {
+  const h = mix32(Math.imul(caller + 1, 0x9e3779b1) ^ i)
+  const a = h % POOL_ACCOUNTS
+  const b = (a + 1 + (mix32(h) % (POOL_ACCOUNTS - 1))) % POOL_ACCOUNTS
+  return [POOL_ACCOUNT_FIRST + Math.min(a, b), POOL_ACCOUNT_FIRST + Math.max(a, b)]
+}
+
+/** The parameter of P7 caller `caller`'s `i`-th point select (unique per caller and operation). */
+export const poolPointValue = (caller: number, i: number): number => caller * 1_000_000 + (i % 1_000_000)
+
+export type Workload = "upsert" | "transfer" | "decode" | "point" | "bigpipeline" | "pool"
 export type Mode = "pipelined" | "sequential"
 
 export interface WorkerParams {
@@ -63,12 +95,36 @@ export interface WorkerParams {
   readonly syncEvery?: number
   /** bigpipeline: "execute" (execute in a loop, handles dropped) or "executeMany" (a generator of rows). */
   readonly style?: "execute" | "executeMany"
+  /** pool: concurrent callers (fibers or promises) sharing the driver's pool of `poolSize` connections. */
+  readonly callers?: number
+  /** pool: the operation each caller repeats: a point select or a two-UPDATE transaction. */
+  readonly op?: PoolOp
+  /** pool: callers start new operations for this many ms per run; the run ends when the last finishes. */
+  readonly durationMs?: number
+  /** pool: connections in the driver's pool. */
+  readonly poolSize?: number
+  /** pool (pgline, @effect/sql-pg): the pool's `multiplex` option (each driver's default when absent). */
+  readonly multiplex?: boolean
   /** Scratch directory for files a worker writes (pgbench scripts and logs). */
   readonly workDir?: string
   /** The pgbench binary (the orchestrator installs it when missing). */
   readonly pgbench?: string
   /** Wait for the orchestrator's `go` before each timed run (see `turn`). */
   readonly interleave?: boolean
+}
+
+export type PoolOp = "point" | "transfer"
+
+/** One timed run of the pool workload. */
+export interface PoolRun {
+  /** Operations completed (a point select, or a whole transaction). */
+  readonly ops: number
+  /** From the start of the callers until the last operation finished. */
+  readonly ms: number
+  /** Latency of one operation, from its start (including the wait for a connection) to its result. */
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly maxMs: number
 }
 
 export interface WorkerOutput {
@@ -80,6 +136,8 @@ export interface WorkerOutput {
   readonly extrapolated?: boolean
   /** Free-form facts (bigpipeline: RSS figures). */
   readonly extra?: Record<string, number | string | boolean>
+  /** pool: each timed run's operations and latencies (`times` holds the same runs' `ms`). */
+  readonly pool?: ReadonlyArray<PoolRun>
 }
 
 export interface WorkerArgs {
@@ -193,6 +251,63 @@ export const timed = async (f: () => Promise<unknown>): Promise<number> => {
   const t0 = performance.now()
   await f()
   return performance.now() - t0
+}
+
+/** The `q`-quantile (0…1) of ascending `sorted` (nearest rank). */
+const quantile = (sorted: Float64Array, q: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
+
+/** A pool run's figures from its operations' latencies (ms, any order) and its length. */
+export const poolRunOf = (latencies: ReadonlyArray<number>, ms: number): PoolRun => {
+  const sorted = Float64Array.from(latencies).sort()
+  return {
+    ops: sorted.length,
+    ms,
+    p50Ms: quantile(sorted, 0.5),
+    p99Ms: quantile(sorted, 0.99),
+    maxMs: sorted.length === 0 ? Number.NaN : sorted[sorted.length - 1]!
+  }
+}
+
+/**
+ * One run of the pool workload for the Promise-based workers: `callers` concurrent loops, each
+ * awaiting `op(caller, i)` for i = 0, 1, … and starting another while fewer than `durationMs` have
+ * passed since the run began. A failed operation fails the run (nothing is retried).
+ */
+export const poolRun = async (
+  callers: number,
+  durationMs: number,
+  op: (caller: number, i: number) => Promise<void>
+): Promise<PoolRun> => {
+  const latencies: Array<number> = []
+  const t0 = performance.now()
+  const deadline = t0 + durationMs
+  const loop = async (caller: number) => {
+    for (let i = 0; performance.now() < deadline; i++) {
+      const s = performance.now()
+      await op(caller, i)
+      latencies.push(performance.now() - s)
+    }
+  }
+  await Promise.all(Array.from({ length: callers }, (_, caller) => loop(caller)))
+  return poolRunOf(latencies, performance.now() - t0)
+}
+
+/**
+ * `repeat` for the pool workload: `once` does one run; the output carries every timed run's
+ * `PoolRun` besides its time.
+ */
+export const repeatPool = async (
+  params: WorkerParams,
+  once: () => Promise<PoolRun>
+): Promise<WorkerOutput> => {
+  const runs: Array<PoolRun> = []
+  const out = await repeat(params, async () => {
+    const run = await once()
+    runs.push(run)
+    return run.ms
+  })
+  return { ...out, pool: runs.slice(params.warmup) }
 }
 
 export const check = (condition: boolean, message: string): void => {

@@ -8,6 +8,10 @@
  *   transaction pins its connection and runs one statement at a time, so this mode measures what a
  *   user who asks for concurrency inside a transaction gets (one round trip per statement).
  * - sequential: inside `withTransaction`, each statement awaited in turn.
+ * - pool (P7): the layer's pool of `poolSize` connections (`maxConnections`; `multiplex` as given,
+ *   the driver's default, off, otherwise) shared by `callers` fibers, each repeating a point select
+ *   or a transfer between two of the pool accounts (`withTransaction` with both UPDATEs in turn;
+ *   a transaction reserves its connection even with `multiplex`).
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
@@ -21,11 +25,13 @@ import {
   fail,
   parseArgs,
   POINT,
+  poolPair,
+  poolPointValue,
   TRANSFER_AMOUNT,
   UPSERT,
   upsertRows
 } from "./common.ts"
-import { repeatEffect } from "./repeatEffect.ts"
+import { poolRunEffect, repeatEffect, repeatPoolEffect } from "./repeatEffect.ts"
 
 const { workload, url, params } = parseArgs()
 const concurrent = params.mode === "pipelined"
@@ -116,14 +122,46 @@ const point = Effect.gen(function* () {
   return yield* repeat(params, once)
 })
 
-const programs = { upsert, transfer, decode, point } as const
-const program = (programs as Record<string, typeof upsert | undefined>)[workload]
+/** P7: `callers` fibers on one pool, each repeating its operation until the run's time is up. */
+const pool = Effect.gen(function* () {
+  const sql = yield* PgClient.PgClient
+  const callers = params.callers ?? 64
+  const durationMs = params.durationMs ?? 1_000
+  // The lower id's UPDATE first (see poolPair).
+  const transferOp = (caller: number, i: number) => {
+    const [lower, higher] = poolPair(caller, i)
+    return sql.withTransaction(
+      Effect.andThen(
+        sql.unsafe(DEBIT, [TRANSFER_AMOUNT, lower]),
+        sql.unsafe(CREDIT, [TRANSFER_AMOUNT, higher])
+      )
+    )
+  }
+  const pointOp = (caller: number, i: number) => {
+    const value = poolPointValue(caller, i)
+    return Effect.flatMap(sql.unsafe(POINT, [value]), (rows) => {
+      const x = (rows as ReadonlyArray<{ x: number }>)[0]?.x
+      return x === value ? Effect.void : Effect.die(new Error(`expected ${value}, got ${x}`))
+    })
+  }
+  const op = params.op === "transfer" ? transferOp : pointOp
+  return yield* repeatPoolEffect(params, poolRunEffect(callers, durationMs, op))
+})
+
+const programs = { upsert, transfer, decode, point, pool } as const
+const program = (programs as Record<string, typeof pool | undefined>)[workload]
 if (program === undefined) fail("@effect/sql-pg", workload, new Error("unknown workload"))
 
-Effect.runPromise(
-  program!.pipe(
-    Effect.provide(
-      PgClient.layer({ url: Redacted.make(url), ssl: false, maxConnections: 1, minConnections: 1 })
-    )
-  )
-).then(emit, (cause) => fail("@effect/sql-pg", workload, cause))
+const layer =
+  workload === "pool"
+    ? PgClient.layer({
+        url: Redacted.make(url),
+        ssl: false,
+        maxConnections: params.poolSize ?? 10,
+        ...(params.multiplex === undefined ? {} : { multiplex: params.multiplex })
+      })
+    : PgClient.layer({ url: Redacted.make(url), ssl: false, maxConnections: 1, minConnections: 1 })
+
+Effect.runPromise(program!.pipe(Effect.provide(layer))).then(emit, (cause) =>
+  fail("@effect/sql-pg", workload, cause)
+)

@@ -5,7 +5,13 @@
  * own Sync) without waiting for the previous one: that client is the "pipelined" mode; the
  * default client is the "sequential" mode (one query at a time, awaited).
  *
- * Not measured: `pg-native` (libpq bindings), pools.
+ * pool (P7): a `pg.Pool` of `poolSize` clients shared by `callers` concurrent promises, each
+ * repeating a point select (`pool.query`) or a transfer between two of the pool accounts (a
+ * checked-out client: BEGIN, both UPDATEs and COMMIT awaited in turn, then released). The pool's
+ * `idleTimeoutMillis` is 0 (never close idle clients): its 10 s default is shorter than the wait
+ * between a worker's turns, and every driver's pool stays open and warm between runs.
+ *
+ * Not measured: `pg-native` (libpq bindings).
  */
 import pg from "pg"
 import {
@@ -18,7 +24,11 @@ import {
   fail,
   parseArgs,
   POINT,
+  poolPair,
+  poolPointValue,
+  poolRun,
   repeat,
+  repeatPool,
   TRANSFER_AMOUNT,
   timed,
   UPSERT,
@@ -117,9 +127,51 @@ const point = () => {
   )
 }
 
+/** P7: `callers` concurrent promises on one `pg.Pool`, each repeating its operation until time is up. */
+const poolWorkload = async () => {
+  const pool = new pg.Pool({
+    connectionString: url,
+    ssl: false,
+    max: params.poolSize ?? 10,
+    idleTimeoutMillis: 0
+  })
+  pool.on("error", (e) => process.stderr.write(`pg pool: idle client error: ${e.message}\n`))
+  const callers = params.callers ?? 64
+  const durationMs = params.durationMs ?? 1_000
+  const pointOp = async (caller: number, i: number) => {
+    const value = poolPointValue(caller, i)
+    const { rows } = await pool.query({ name: "point", text: POINT, values: [value] })
+    if (rows[0].x !== value) throw new Error(`expected ${value}, got ${rows[0].x}`)
+  }
+  // BEGIN, the lower id's UPDATE, the higher id's, COMMIT, each awaited (see poolPair).
+  const transferOp = async (caller: number, i: number) => {
+    const [lower, higher] = poolPair(caller, i)
+    const client = await pool.connect()
+    try {
+      await client.query("BEGIN")
+      await client.query({ name: "debit", text: DEBIT, values: [TRANSFER_AMOUNT, lower] })
+      await client.query({ name: "credit", text: CREDIT, values: [TRANSFER_AMOUNT, higher] })
+      const commit = await client.query("COMMIT")
+      check(commit.command === "COMMIT", `COMMIT answered ${commit.command}`)
+    } catch (cause) {
+      // Destroyed rather than returned to the pool inside a failed transaction.
+      client.release(true)
+      throw cause
+    }
+    client.release()
+  }
+  const op = params.op === "transfer" ? transferOp : pointOp
+  try {
+    return await repeatPool(params, () => poolRun(callers, durationMs, op))
+  } finally {
+    await pool.end()
+  }
+}
+
 const programs: Record<string, () => Promise<unknown>> = { upsert, transfer, decode, point }
 
 const main = async () => {
+  if (workload === "pool") return emit(await poolWorkload())
   const program = programs[workload] ?? (() => unsupported("pg", workload))
   await client.connect()
   try {

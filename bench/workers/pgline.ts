@@ -10,6 +10,9 @@
  *   with both UPDATEs awaited in turn (four round trips).
  * - bigpipeline: one pipeline of N statements whose handles are dropped (or one `executeMany`),
  *   reporting peak RSS; runs once (memory is the measure, not speed).
+ * - pool (P7): `callers` fibers share a pool of `poolSize` connections (`max`; `multiplex` as
+ *   given, the default otherwise), each repeating a point select (`pg.query`) or a transfer
+ *   between two of the pool accounts (`pipelineTransaction` with both UPDATEs: one round trip).
  */
 import { PgClient } from "@pgline/client"
 import { Effect } from "effect"
@@ -24,11 +27,13 @@ import {
   fail,
   parseArgs,
   POINT,
+  poolPair,
+  poolPointValue,
   TRANSFER_AMOUNT,
   UPSERT,
   upsertRows
 } from "./common.ts"
-import { repeatEffect } from "./repeatEffect.ts"
+import { poolRunEffect, repeatEffect, repeatPoolEffect } from "./repeatEffect.ts"
 
 const { workload, url, params } = parseArgs()
 
@@ -203,11 +208,45 @@ const bigPipeline = Effect.gen(function* () {
   }
 })
 
-const programs = { upsert, transfer, decode, point, bigpipeline: bigPipeline } as const
+/**
+ * P7: `callers` fibers on one pool, each repeating its operation until the run's time is up. The
+ * transfer updates the lower account id first (see `poolPair`), so transactions cannot deadlock.
+ */
+const pool = Effect.gen(function* () {
+  const pg = yield* PgClient
+  const callers = params.callers ?? 64
+  const durationMs = params.durationMs ?? 1_000
+  const transferOp = (caller: number, i: number) => {
+    const [lower, higher] = poolPair(caller, i)
+    return pg.pipelineTransaction((p) =>
+      Effect.all([p.execute(DEBIT, [TRANSFER_AMOUNT, lower]), p.execute(CREDIT, [TRANSFER_AMOUNT, higher])])
+    )
+  }
+  const pointOp = (caller: number, i: number) => {
+    const value = poolPointValue(caller, i)
+    return Effect.flatMap(pg.query<{ x: number }>(POINT, [value]), ({ rows }) =>
+      rows[0]?.x === value ? Effect.void : Effect.die(new Error(`expected ${value}, got ${rows[0]?.x}`))
+    )
+  }
+  const op = params.op === "transfer" ? transferOp : pointOp
+  return yield* repeatPoolEffect(params, poolRunEffect(callers, durationMs, op))
+})
+
+const programs = { upsert, transfer, decode, point, bigpipeline: bigPipeline, pool } as const
 
 const program = programs[workload]
 if (program === undefined) fail("pgline", workload, new Error("unknown workload"))
 
-Effect.runPromise(
-  (program as typeof upsert).pipe(Effect.provide(PgClient.layer({ url, sslmode: "disable" })))
-).then(emit, (cause) => fail("pgline", workload, cause))
+const layer =
+  workload === "pool"
+    ? PgClient.layer({
+        url,
+        sslmode: "disable",
+        max: params.poolSize ?? 10,
+        ...(params.multiplex === undefined ? {} : { multiplex: params.multiplex })
+      })
+    : PgClient.layer({ url, sslmode: "disable" })
+
+Effect.runPromise((program as typeof upsert).pipe(Effect.provide(layer))).then(emit, (cause) =>
+  fail("pgline", workload, cause)
+)

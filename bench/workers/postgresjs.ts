@@ -6,6 +6,11 @@
  * - pipelined: inside `sql.begin`, the callback returns the array of queries, which postgres.js
  *   writes without waiting for each answer (its documented way to pipeline in a transaction).
  * - sequential: inside `sql.begin`, each query awaited before the next.
+ * - pool (P7): one `postgres()` instance with `max: poolSize` shared by `callers` concurrent
+ *   promises, each repeating a point select or a transfer between two of the pool accounts
+ *   (`sql.begin` returning both UPDATEs, its pipelined form). postgres.js itself pipelines queries
+ *   onto busy connections (up to its `max_pipeline`, 100) once all are busy; its defaults never
+ *   close idle connections.
  */
 import postgres from "postgres"
 import {
@@ -18,7 +23,11 @@ import {
   fail,
   parseArgs,
   POINT,
+  poolPair,
+  poolPointValue,
+  poolRun,
   repeat,
+  repeatPool,
   TRANSFER_AMOUNT,
   timed,
   UPSERT,
@@ -105,7 +114,33 @@ const point = () => {
   )
 }
 
-const programs: Record<string, () => Promise<unknown>> = { upsert, transfer, decode, point }
+/** P7: `callers` concurrent promises on one pool of `poolSize` connections. */
+const pool = async () => {
+  const db = postgres(url, { max: params.poolSize ?? 10, ssl: false, onnotice: () => {} })
+  const callers = params.callers ?? 64
+  const durationMs = params.durationMs ?? 1_000
+  const pointOp = async (caller: number, i: number) => {
+    const value = poolPointValue(caller, i)
+    const rows = await db.unsafe(POINT, [value], prepared)
+    if (rows[0]!["x"] !== value) throw new Error(`expected ${value}, got ${rows[0]!["x"]}`)
+  }
+  // The lower id's UPDATE first (see poolPair).
+  const transferOp = async (caller: number, i: number) => {
+    const [lower, higher] = poolPair(caller, i)
+    await db.begin((tx) => [
+      tx.unsafe(DEBIT, [TRANSFER_AMOUNT, lower], prepared),
+      tx.unsafe(CREDIT, [TRANSFER_AMOUNT, higher], prepared)
+    ])
+  }
+  const op = params.op === "transfer" ? transferOp : pointOp
+  try {
+    return await repeatPool(params, () => poolRun(callers, durationMs, op))
+  } finally {
+    await db.end({ timeout: 5 })
+  }
+}
+
+const programs: Record<string, () => Promise<unknown>> = { upsert, transfer, decode, point, pool }
 
 const main = async () => {
   const program = programs[workload] ?? (() => unsupported("postgres.js", workload))
