@@ -170,6 +170,12 @@ export interface ClientSettings extends PoolSettings {
    * anything is allocated for it.
    */
   readonly maxMessageSize?: number
+  /**
+   * How long an interrupted statement (or pipeline) may take to stop after its CancelRequest
+   * before its connection is closed (default 5 seconds): interruption is bounded even when the
+   * server or the network stalls. What was in flight then fails with ConnectionLost.
+   */
+  readonly cancelGrace?: Duration.Input
   /** Receives every NoticeResponse; by default notices go to Effect's logger at their severity. */
   readonly onNotice?: (notice: ErrorFields) => void
   readonly types?: TypeRegistry
@@ -275,6 +281,7 @@ const openPool = (
     const onNotice = settings.onNotice ?? noticeLogger(context)
     const registry = settings.types ?? new TypeRegistry()
     const statementCacheSize = settings.statementCacheSize ?? 256
+    const cancelGrace = millis(settings.cancelGrace, 5_000)
     let pool: Pool | undefined
     const openOne: Effect.Effect<Pooled, PgConnectError | PgServerError> = Effect.gen(function* () {
       const scope = yield* Scope.make()
@@ -284,6 +291,7 @@ const openPool = (
       let pooled: Pooled | undefined
       const conn = new Connection(session, registry, {
         statementCacheSize,
+        cancelGrace,
         onNotice,
         onNotification: () => {},
         onClosed: () => {

@@ -289,6 +289,9 @@ const lexVerdict = (text: string): StatementRejected | undefined => {
   return undefined
 }
 
+/** Each pipeline's owner token on its connection (for interrupting only its own statements). */
+const tokens = new WeakMap<Pipeline, object>()
+
 /** Opens a pipeline on a connection; the scope's end syncs and drains it. */
 export const make = (
   conn: Connection,
@@ -299,6 +302,8 @@ export const make = (
     // The pipeline holds the connection for its scope: statements of other fibers wait while it
     // has a segment in flight, so they cannot land inside its segments.
     const owner = yield* Effect.fiber
+    // The pipeline's steps on the connection, for cancelling only what is its own.
+    const token = {}
     if (conn.exclusiveHolder === owner) {
       return yield* new StatementRejected({
         reason: "PipelineOpen",
@@ -367,7 +372,7 @@ export const make = (
         const state = new HandleState(shared, segment)
         segment.size++
         segment.unsettled++
-        const failure = conn.queueStatement(text, params, state)
+        const failure = conn.queueStatement(text, params, state, token)
         if (failure !== undefined) {
           segment.size--
           segment.unsettled--
@@ -419,7 +424,7 @@ export const make = (
             const next = iterator.next()
             if (next.done === true) return Effect.void
             const sink = many.sinkFor(segment)
-            const failure = conn.queueStatement(text, next.value, sink)
+            const failure = conn.queueStatement(text, next.value, sink, token)
             if (failure !== undefined) {
               // Nothing of this row was sent: undo its count; the rows before it stand.
               many.remaining--
@@ -495,7 +500,7 @@ export const make = (
           // Between segments and outside a transaction block, waiting statements of other
           // fibers may run (each with its own Sync, so they cannot split a segment).
           if (segment.size === 0 && syncsInFlight === 0) conn.pulse()
-        })
+        }, token)
       })
     }
 
@@ -522,11 +527,12 @@ export const make = (
       Effect.suspend(() => {
         open = false
         if (conn.isClosed) return Effect.void
-        // Anything still running (in this segment, or a sync being awaited) is cancelled.
-        const cancel =
+        // Interrupted (or failed) with statements in flight: they are cancelled, bounded by the
+        // connection's cancelGrace (then the connection is closed and the drain ends).
+        const interrupt =
           exit._tag === "Failure" && (syncsInFlight > 0 || segment.unsettled > 0)
-            ? Effect.promise(() => conn.session.cancel())
-            : Effect.void
+            ? conn.interrupt(token)
+            : undefined
         // A scope cannot fail on close: an error nobody read is logged, never dropped silently
         // (`withPipeline` syncs before closing, so its caller gets it as a failure instead).
         const finalSync =
@@ -544,7 +550,10 @@ export const make = (
           if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
           drained.push(() => resume(Effect.void))
         })
-        return Effect.andThen(Effect.andThen(cancel, finalSync), drain)
+        return Effect.ensuring(
+          Effect.andThen(finalSync, drain),
+          Effect.sync(() => interrupt?.done())
+        )
       })
     )
 
@@ -555,6 +564,7 @@ export const make = (
       flush,
       queued: () => count
     }
+    tokens.set(pipeline, token)
     return pipeline
   })
 
@@ -623,6 +633,7 @@ export const transactionIn = <A, E, R>(
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
       const savepoint = conn.transactionStatus === "I" ? undefined : savepointName()
+      let interrupt: { readonly done: () => void } | undefined
       const begin = yield* p.execute(savepoint === undefined ? "begin" : `savepoint ${savepoint}`)
       const value = yield* Effect.exit(restore(body(p)))
       const end = Exit.isSuccess(value)
@@ -631,16 +642,19 @@ export const transactionIn = <A, E, R>(
       if (end === undefined) {
         // Interrupted: stop what runs now rather than wait for it (the undo is skipped after the
         // cancelled statement's error and queued again below).
+        const token = tokens.get(p)
         if (
+          token !== undefined &&
           Exit.isFailure(value) &&
           Cause.hasInterrupts(value.cause) &&
           !conn.isClosed &&
           conn.engine.pending > 0
         )
-          yield* Effect.promise(() => conn.session.cancel())
+          interrupt = conn.interrupt(token)
         yield* queueUndo(p, savepoint)
       }
       const synced = yield* Effect.exit(p.sync)
+      interrupt?.done()
       // A statement failed: the server skipped the rest of the segment (COMMIT or the undo too)
       // and left the block failed. Roll it back so the connection (or the enclosing block) can go on.
       const failedBlock =

@@ -72,6 +72,17 @@ export type Outcome =
     }
   | { readonly _tag: "DecodeFailed"; readonly error: DecodeError; readonly column: string }
 
+interface PendingInterrupt {
+  readonly owner: object
+  /** A CancelRequest was sent for it. */
+  cancelled: boolean
+  /** Its owner's last Sync was answered (or it failed). */
+  finished: boolean
+  /** The server closed the cancel connection (the signal was sent). */
+  cancelDone: boolean
+  timer: ReturnType<typeof setTimeout> | undefined
+}
+
 interface LockWaiter {
   readonly exclusive: boolean
   readonly owner: object
@@ -102,6 +113,8 @@ export interface ConnectionOptions {
   readonly statementCacheSize: number
   readonly onNotice: (fields: ErrorFields) => void
   readonly onNotification: (processId: number, channel: string, payload: string) => void
+  /** Milliseconds an interrupted statement may take to stop after its cancel before the connection is closed. */
+  readonly cancelGrace: number
   /** The connection closed (socket gone or session ended by the server); called once. */
   readonly onClosed?: () => void
 }
@@ -113,6 +126,7 @@ class StatementStep implements Step {
   readonly isSync = false
   segmentIndex = 0
   startOffset = 0
+  owner: object | undefined = undefined
   /** Allocated on the first row: most pipelined statements (writes) return none. */
   private rows: Array<Record<string, unknown>> | undefined = undefined
   private decoders: ReadonlyArray<Decoder> | undefined
@@ -366,6 +380,7 @@ export class SyncStep implements Step {
   readonly isSync = true
   segmentIndex = 0
   startOffset = 0
+  owner: object | undefined = undefined
   private error: ErrorFields | undefined
   private readonly done: (
     status: TransactionStatus | undefined,
@@ -400,6 +415,7 @@ class CloseStep implements Step {
   readonly internal = true
   segmentIndex = 0
   startOffset = 0
+  owner: object | undefined = undefined
   readonly conn: Connection
   constructor(conn: Connection) {
     this.conn = conn
@@ -492,6 +508,7 @@ export class Connection {
   ): (() => void) | undefined {
     if (
       this.lockWaiters.length === 0 &&
+      !this.fenced &&
       (this.exclusiveOwner === undefined || (!exclusive && this.foreignMayRun()))
     ) {
       if (exclusive) {
@@ -519,9 +536,91 @@ export class Connection {
 
   /** The holding pipeline became idle: statements of other fibers waiting for it may run now. */
   pulse(): void {
-    while (this.lockWaiters.length > 0 && !this.lockWaiters[0]!.exclusive && this.foreignMayRun()) {
+    while (
+      !this.fenced &&
+      this.lockWaiters.length > 0 &&
+      !this.lockWaiters[0]!.exclusive &&
+      this.foreignMayRun()
+    ) {
       this.lockWaiters.shift()!.resume()
     }
+  }
+
+  /**
+   * Set while a CancelRequest may still land: nothing new is written until the cancelled
+   * statement's Sync is answered and the server has closed the cancel connection (so the signal
+   * was sent while the backend had nothing else to run, and a late one is discarded, not taken by
+   * the next statement).
+   */
+  private fenced = false
+
+  private unfence(): void {
+    this.fenced = false
+    if (this.exclusiveOwner === undefined) this.grantFree()
+    else this.pulse()
+  }
+
+  private readonly interrupts: Array<PendingInterrupt> = []
+
+  /**
+   * Stops what `owner` runs, in bounded time: a CancelRequest goes out only while `owner`'s steps
+   * are both the head of the queue (the server runs its statement) and its tail (nothing of anyone
+   * else is queued behind, which a late cancel could hit). Before that it waits; when others are
+   * queued behind it, it lets the statement finish rather than risk cancelling theirs. After
+   * `cancelGrace` ms without the owner being done, the connection is closed: everything in flight
+   * on it fails with ConnectionLost (mayHaveRun as sent). Call `done` on the handle once the
+   * owner's last Sync is answered (or it failed).
+   */
+  interrupt(owner: object): { readonly done: () => void } {
+    const pending: PendingInterrupt = {
+      owner,
+      cancelled: false,
+      finished: false,
+      cancelDone: false,
+      timer: undefined
+    }
+    pending.timer = setTimeout(() => {
+      if (pending.finished || this.isClosed) return
+      this.session.wire.close({
+        kind: "local",
+        message: `an interrupted statement did not stop within ${this.options.cancelGrace} ms of its cancel; the connection was closed`
+      })
+    }, this.options.cancelGrace)
+    this.interrupts.push(pending)
+    this.engine.onAdvance = this.checkInterrupts
+    this.checkInterrupts()
+    return {
+      done: () => {
+        pending.finished = true
+        clearTimeout(pending.timer)
+        this.settleInterrupt(pending)
+      }
+    }
+  }
+
+  private readonly checkInterrupts = (): void => {
+    if (this.isClosed) return
+    const head = this.engine.headOwner
+    if (head === undefined) return
+    for (const pending of this.interrupts) {
+      if (pending.cancelled || pending.finished || pending.owner !== head) continue
+      if (this.engine.tailOwner !== head) continue
+      pending.cancelled = true
+      this.fenced = true
+      void this.session.cancel().then(() => {
+        pending.cancelDone = true
+        this.settleInterrupt(pending)
+      })
+    }
+  }
+
+  /** Forgets an interrupt once its owner is done and its cancel (if any) delivered; lifts the fence. */
+  private settleInterrupt(pending: PendingInterrupt): void {
+    if (!pending.finished || (pending.cancelled && !pending.cancelDone)) return
+    const i = this.interrupts.indexOf(pending)
+    if (i >= 0) this.interrupts.splice(i, 1)
+    if (this.interrupts.length === 0) this.engine.onAdvance = undefined
+    if (this.fenced && !this.interrupts.some((p) => p.cancelled)) this.unfence()
   }
 
   /** Whether `owner` holds the connection exclusively. */
@@ -541,8 +640,12 @@ export class Connection {
   release(owner: object): void {
     if (this.exclusiveOwner !== owner) return
     this.exclusiveOwner = undefined
-    // Grant waiters in arrival order; a pipeline among them takes the connection again.
-    while (this.lockWaiters.length > 0 && this.exclusiveOwner === undefined) {
+    this.grantFree()
+  }
+
+  /** Grants waiters in arrival order while nothing holds the connection; a pipeline among them takes it. */
+  private grantFree(): void {
+    while (!this.fenced && this.lockWaiters.length > 0 && this.exclusiveOwner === undefined) {
       const next = this.lockWaiters.shift()!
       if (next.exclusive) {
         this.exclusiveOwner = next.owner
@@ -594,7 +697,12 @@ export class Connection {
    * the string) with the parameter OIDs compared element-wise, string parameters are written
    * straight into the Bind frame, and nothing is allocated per parameter but the scratch arrays.
    */
-  queueStatement(text: string, values: ReadonlyArray<unknown>, sink: OutcomeSink): EncodeFailure | undefined {
+  queueStatement(
+    text: string,
+    values: ReadonlyArray<unknown>,
+    sink: OutcomeSink,
+    owner?: object
+  ): EncodeFailure | undefined {
     const registry = this.registry
     const n = values.length
     if (n > MAX_PARAMETERS) return tooManyParameters(n)
@@ -700,9 +808,10 @@ export class Connection {
     prepared.lastUsed = ++this.clock
     const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
     step.startOffset = startOffset
+    step.owner = owner
     this.engine.enqueue(step)
     // After the statement's step: the Close frame follows its frames, so its step must follow too.
-    if (this.cached > this.options.statementCacheSize) this.evict()
+    if (this.cached > this.options.statementCacheSize) this.evict(owner)
     wire.schedule()
     return undefined
   }
@@ -774,7 +883,7 @@ export class Connection {
   }
 
   /** Closes the least recently used statement (a scan: eviction is rare next to use). */
-  private evict(): void {
+  private evict(owner: object | undefined): void {
     let oldest: Prepared | undefined
     for (const variants of this.cache.values()) {
       for (const p of variants) if (oldest === undefined || p.lastUsed < oldest.lastUsed) oldest = p
@@ -782,7 +891,9 @@ export class Connection {
     if (oldest === undefined) return
     this.forget(oldest)
     encodeClose(this.session.wire.writer, "S", oldest.name)
-    this.engine.enqueue(new CloseStep(this))
+    const close = new CloseStep(this)
+    close.owner = owner
+    this.engine.enqueue(close)
   }
 
   queueSync(
@@ -790,12 +901,14 @@ export class Connection {
       status: TransactionStatus | undefined,
       error: ErrorFields | undefined,
       lost: LostInfo | undefined
-    ) => void
+    ) => void,
+    owner?: object
   ): void {
     const wire = this.session.wire
     const step = new SyncStep((status, error, lost) =>
       done(status, error, lost === undefined ? undefined : { ...lost, protocol: this.protocolFailureReason })
     )
+    step.owner = owner
     step.startOffset = wire.bytesWritten + wire.writer.length
     this.segments++
     encodeSync(wire.writer)

@@ -44,6 +44,11 @@ export interface Step {
   segmentIndex: number
   /** Wire byte offset of this step's first frame byte, to tell whether it may have reached the server. */
   startOffset: number
+  /**
+   * Who queued it (one call of a statement, or a pipeline): a CancelRequest is sent for an owner
+   * only while its steps are the head and the tail of the queue (see Connection.interrupt).
+   */
+  readonly owner?: object | undefined
 }
 
 export interface EngineHooks {
@@ -101,6 +106,9 @@ export class Engine {
     this.queue.push(step)
   }
 
+  /** Called after the head of the queue moved on, while somebody waits for that (interrupts). */
+  onAdvance: (() => void) | undefined = undefined
+
   private shift(): void {
     this.queue[this.head] = undefined as unknown as Step
     this.head++
@@ -108,6 +116,17 @@ export class Engine {
       this.queue = this.queue.slice(this.head)
       this.head = 0
     }
+    this.onAdvance?.()
+  }
+
+  /** The owner of the step the server answers next (the statement it runs or will run next). */
+  get headOwner(): object | undefined {
+    return this.queue[this.head]?.owner
+  }
+
+  /** The owner of the last step queued. */
+  get tailOwner(): object | undefined {
+    return this.queue.length > this.head ? this.queue[this.queue.length - 1]!.owner : undefined
   }
 
   readonly onMessage = (m: BackendMessage): void => {

@@ -381,6 +381,25 @@ export class Pool {
    */
   release(pooled: Pooled): Effect.Effect<void> {
     const conn = pooled.conn
+    const back = (ok: boolean) => {
+      pooled.lease = undefined
+      pooled.lastUsed = Date.now()
+      if (!ok || this.closed || pooled.retiring) this.retire(pooled)
+      else this.dispatch()
+      this.report()
+    }
+    // The usual case, answered from what the connection knows: nothing in flight, no block open.
+    const returnNow = Effect.sync(() => back(true))
+    return Effect.suspend(() =>
+      !conn.isClosed && conn.engine.pending === 0 && conn.transactionStatus === "I"
+        ? returnNow
+        : this.cleanThenRelease(pooled, back)
+    )
+  }
+
+  /** The slow path of `release`: wait for what is in flight, roll back, bounded by closeTimeout. */
+  private cleanThenRelease(pooled: Pooled, back: (ok: boolean) => void): Effect.Effect<void> {
+    const conn = pooled.conn
     const clean: Effect.Effect<boolean> = Effect.gen(function* () {
       if (conn.isClosed) return false
       let status = conn.transactionStatus
@@ -401,17 +420,7 @@ export class Pool {
         resume(Effect.succeed(Exit.isSuccess(exit) && exit.value))
       })
     })
-    return Effect.uninterruptible(
-      Effect.flatMap(bounded, (ok) =>
-        Effect.sync(() => {
-          pooled.lease = undefined
-          pooled.lastUsed = Date.now()
-          if (!ok || this.closed || pooled.retiring) this.retire(pooled)
-          else this.dispatch()
-          this.report()
-        })
-      )
-    )
+    return Effect.uninterruptible(Effect.flatMap(bounded, (ok) => Effect.sync(() => back(ok))))
   }
 
   /** Closes a connection (Terminate, then the socket) and forgets it. */

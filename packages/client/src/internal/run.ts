@@ -64,6 +64,8 @@ const submit = (
   let started = false
   let finished = false
   let onFinished: (() => void) | undefined
+  // This call's steps, so an interruption cancels only while they are what the server runs.
+  const owner = {}
   const start = () => {
     started = true
     if (conn.isClosed) {
@@ -84,11 +86,16 @@ const submit = (
     }
     const outcomes: Array<Outcome | undefined> = new Array(statements.length)
     for (let i = 0; i < statements.length; i++) {
-      const failure = conn.queueStatement(statements[i]!.text, statements[i]!.values, {
-        settle: (o) => {
-          outcomes[i] = o
-        }
-      })
+      const failure = conn.queueStatement(
+        statements[i]!.text,
+        statements[i]!.values,
+        {
+          settle: (o) => {
+            outcomes[i] = o
+          }
+        },
+        owner
+      )
       if (failure !== undefined) {
         // Only a lone statement gets here (a batch was validated): nothing of it was written.
         finished = true
@@ -99,9 +106,11 @@ const submit = (
     conn.queueSync((status, error, lostInfo) => {
       finished = true
       onFinished?.()
-      done(outcomes, { status, error, lost: lostInfo })
+      // The pool first: waiters get the connection before this caller, resumed by `done`, can
+      // come straight back for it (without this, a classic pool served the same callers in a loop).
       after?.()
-    })
+      done(outcomes, { status, error, lost: lostInfo })
+    }, owner)
   }
   const own = conn.exclusiveHolder === fiber
   // Waits only while another fiber's pipeline holds the connection; the owner of an idle pipeline
@@ -109,18 +118,20 @@ const submit = (
   let cancelWait: (() => void) | undefined
   if (own) start()
   else cancelWait = conn.acquire(false, fiber, start)
-  return Effect.promise(
-    () =>
-      new Promise<void>((resolve) => {
-        if (!started) {
-          cancelWait?.()
-          return resolve()
-        }
-        if (finished) return resolve()
-        onFinished = resolve
-        void conn.session.cancel()
-      })
-  )
+  // Interrupted: stop waiting for the connection, or have the running statement cancelled (bounded
+  // by the connection's cancelGrace, after which the connection is closed) and wait for its Sync.
+  return Effect.callback<void>((resume) => {
+    if (!started) {
+      cancelWait?.()
+      return resume(Effect.void)
+    }
+    if (finished) return resume(Effect.void)
+    const interrupt = conn.interrupt(owner)
+    onFinished = () => {
+      interrupt.done()
+      resume(Effect.void)
+    }
+  })
 }
 
 /** One statement with its own Sync. */

@@ -1,0 +1,203 @@
+/**
+ * Interruption is bounded and cancels only what it interrupts, against a real server:
+ * - a stalled network (a relay that stops forwarding) or a frozen backend (SIGSTOP): interrupting
+ *   a statement or a pipeline returns within cancelGrace plus a margin, the connection is closed,
+ *   and the pool goes on with a new one;
+ * - a CancelRequest goes out only while the interrupted statement is the one the server runs and
+ *   nothing of another fiber is queued behind it; a late cancel never hits the next statement.
+ *   Stress: many rounds of interrupting a short statement at random moments while other fibers'
+ *   statements share the connection, counting every QueryCanceled that hit a statement nobody
+ *   interrupted.
+ *
+ * Timeouts are liveness bounds, never speed assertions.
+ */
+import { connect as tcpConnect, createServer, type Socket } from "node:net"
+import { expect, layer } from "@effect/vitest"
+import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
+import { Effect, Exit, Fiber, Random } from "effect"
+import { errorOf, within } from "./support/pipeline.ts"
+import { poolClient, untilRunning } from "./support/pool.ts"
+
+/** A TCP relay to the server whose open connections can be frozen (bytes held, sockets kept open). */
+const stallableRelay = Effect.gen(function* () {
+  const info = yield* PgServer
+  const frozen = new Set<Socket>()
+  const live: Array<[Socket, Socket]> = []
+  const server = createServer((client) => {
+    const upstream = tcpConnect(info.port, info.host)
+    for (const s of [client, upstream]) s.on("error", () => {})
+    client.on("close", () => upstream.destroy())
+    upstream.on("close", () => client.destroy())
+    client.pipe(upstream)
+    upstream.pipe(client)
+    live.push([client, upstream])
+  })
+  const port = yield* Effect.acquireRelease(
+    Effect.callback<number>((resume) => {
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
+      })
+    }),
+    () =>
+      Effect.callback<void>((resume) => {
+        for (const [a, b] of live) {
+          a.destroy()
+          b.destroy()
+        }
+        server.close(() => resume(Effect.void))
+      })
+  )
+  return {
+    url: `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@127.0.0.1:${port}/${info.database}`,
+    /** Stops forwarding on every connection open now (new connections still pass). */
+    freeze: () => {
+      for (const [client, upstream] of live) {
+        client.unpipe(upstream)
+        upstream.unpipe(client)
+        client.pause()
+        upstream.pause()
+        frozen.add(client)
+      }
+    }
+  }
+})
+
+layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("interruption", (it) => {
+  it.effect("a stalled network: Effect.timeout returns within cancelGrace and the pool goes on", () =>
+    Effect.gen(function* () {
+      const relay = yield* stallableRelay
+      const { pg } = yield* poolClient({ url: relay.url, max: 1, cancelGrace: 500 })
+      expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+      relay.freeze()
+      const started = Date.now()
+      const timedOut = yield* within(5_000)(Effect.flip(Effect.timeout(pg.query("select 2 as two"), 300)))
+      expect(timedOut._tag).toBe("TimeoutError")
+      // Bounded: the timeout, the grace, and a margin for a loaded machine (a liveness bound).
+      expect(Date.now() - started).toBeLessThan(4_000)
+      // The stalled connection was closed; a new one (through the relay, which passes new
+      // connections) serves the next statement.
+      expect((yield* within(5_000)(pg.query("select 3 as three"))).rows).toEqual([{ three: 3 }])
+    })
+  )
+
+  it.effect("a frozen backend (SIGSTOP): interrupting a statement and a pipeline is bounded", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 1, cancelGrace: 500 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      for (const kind of ["statement", "pipeline"] as const) {
+        const pid = (yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid
+        const work =
+          kind === "statement"
+            ? pg.query("select pg_sleep(2) as frozen_sleep")
+            : pg.withPipeline((p) =>
+                Effect.flatMap(p.execute("select pg_sleep(2) as frozen_sleep"), (h) => h)
+              )
+        const fiber = yield* Effect.forkChild(work)
+        yield* untilRunning(observer, app, "frozen_sleep")
+        process.kill(pid, "SIGSTOP")
+        try {
+          yield* within(5_000)(Fiber.interrupt(fiber))
+          expect(Exit.hasInterrupts(yield* Fiber.await(fiber))).toBe(true)
+        } finally {
+          process.kill(pid, "SIGCONT")
+        }
+        const next = (yield* within(5_000)(pg.query<{ pid: number }>("select pg_backend_pid() as pid")))
+          .rows[0]!
+        expect(next.pid).not.toBe(pid)
+      }
+    })
+  )
+
+  it.effect("interrupting a statement queued behind another fiber's cancels nothing of the other's", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 1 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      for (let round = 0; round < 15; round++) {
+        const a = yield* Effect.forkChild(pg.query("select pg_sleep(0.3) as a_sleep"))
+        yield* untilRunning(observer, app, "a_sleep")
+        // B's statement is pipelined behind A's on the one connection.
+        const b = yield* Effect.forkChild(pg.query("select 'b' as b"))
+        yield* Effect.sleep(5)
+        yield* Fiber.interrupt(b)
+        // A was never interrupted: it must succeed.
+        expect(yield* Fiber.join(a)).toMatchObject({ rowCount: 1 })
+        // And the interrupting fiber's next statement runs.
+        expect((yield* pg.query("select 'next' as v")).rows).toEqual([{ v: "next" }])
+      }
+    })
+  )
+
+  it.effect(
+    "stress: 10,000 interrupted statements, 0 wrong cancels",
+    () =>
+      Effect.gen(function* () {
+        // Through a zero-delay proxy that counts connections: every CancelRequest is one.
+        const info = yield* PgServer
+        const proxy = yield* LatencyProxy.make({ targetHost: info.host, targetPort: info.port, delayMs: 0 })
+        const { pg } = yield* poolClient({ url: withProxyUrl(info.url, proxy), max: 1 })
+        const rounds = Number(process.env["PGLINE_CANCEL_ROUNDS"] ?? 10_000)
+        let wrong = 0
+        let cancelled = 0
+        let neighbours = 0
+        // Another fiber's statements share the connection the whole time.
+        const neighbour = yield* Effect.forkChild(
+          Effect.forever(
+            Effect.flatMap(Effect.exit(pg.query("select 'n' as n")), (exit) =>
+              Effect.sync(() => {
+                neighbours++
+                if (Exit.isFailure(exit)) wrong++
+              })
+            )
+          )
+        )
+        for (let round = 0; round < rounds; round++) {
+          const fiber = yield* Effect.forkChild(pg.query("select pg_sleep(0.001)"), {
+            startImmediately: true
+          })
+          const delay = yield* Random.nextIntBetween(0, 3)
+          if (delay > 0) yield* Effect.sleep(delay)
+          yield* Fiber.interrupt(fiber)
+          const exit = yield* Fiber.await(fiber)
+          // Interrupted, or finished first: either is right; any other failure is wrong.
+          if (Exit.hasInterrupts(exit)) cancelled++
+          else if (Exit.isFailure(exit)) wrong++
+          // The interrupting fiber's next statement: never hit by a late cancel.
+          const next = yield* Effect.exit(pg.query("select 1 as one"))
+          if (Exit.isFailure(next)) wrong++
+        }
+        yield* Fiber.interrupt(neighbour)
+        expect({ wrong }).toEqual({ wrong: 0 })
+        expect(neighbours).toBeGreaterThan(0)
+        // Not vacuous: most rounds interrupted a statement in flight, and many sent a CancelRequest
+        // (the proxy saw one connection per cancel besides the pool's one).
+        expect(cancelled).toBeGreaterThan(rounds / 2)
+        const cancels = proxy.stats().totalConnections - 1
+        if (process.env["PGLINE_CANCEL_REPORT"])
+          console.log({ rounds, interrupted: cancelled, cancels, neighbours, wrong })
+        expect(cancels).toBeGreaterThan(rounds / 10)
+      }),
+    240_000
+  )
+
+  it.effect("an interrupted pipeline leaves the connection usable for the next statement", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      for (let round = 0; round < 50; round++) {
+        const fiber = yield* Effect.forkChild(
+          pg.withPipeline((p) =>
+            Effect.gen(function* () {
+              for (let i = 0; i < 5; i++) yield* p.execute("select pg_sleep(0.002)")
+              yield* p.sync
+            })
+          ),
+          { startImmediately: true }
+        )
+        yield* Effect.sleep(round % 5)
+        yield* Fiber.interrupt(fiber)
+        expect(yield* Effect.exit(pg.query("select 1 as one"))).toMatchObject({ _tag: "Success" })
+      }
+      expect(yield* errorOf(pg.query("select 1/0"))).toMatchObject({ _tag: "DivisionByZero" })
+    })
+  )
+})
