@@ -53,6 +53,35 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
       })
   )
 
+  it.effect("multiplex: false is a fair classic pool: callers are served in arrival order", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2, multiplex: false })
+      const completions: Array<readonly [number, number]> = []
+      const pids = new Set<number>()
+      yield* within(30_000)(
+        Effect.all(
+          Array.from({ length: 16 }, (_, caller) =>
+            Effect.gen(function* () {
+              for (let n = 1; n <= 4; n++) {
+                const r = yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid, pg_sleep(0.002)")
+                pids.add(r.rows[0]!.pid)
+                completions.push([caller, n])
+              }
+            })
+          ),
+          { concurrency: "unbounded" }
+        )
+      )
+      // Never more than one statement per connection: two backends served everything.
+      expect(pids.size).toBe(2)
+      // First come, first served: every caller's first statement completes before any caller's third.
+      const firstThird = completions.findIndex(([, n]) => n === 3)
+      for (let caller = 0; caller < 16; caller++) {
+        expect(completions.findIndex(([c, n]) => c === caller && n === 1)).toBeLessThan(firstThird)
+      }
+    })
+  )
+
   it.effect("AcquireTimeout when every connection is held, and nothing was sent", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1, acquireTimeout: 200 })

@@ -78,6 +78,8 @@ export class Pooled {
 interface Waiter {
   readonly exclusive: LeaseKind | undefined
   readonly since: number
+  /** performance.now() after which it fails with AcquireTimeout. */
+  readonly deadline: number
   readonly resume: (result: Pooled | PgClientError | PgServerError) => void
 }
 
@@ -176,6 +178,8 @@ export class Pool {
    * connection is being opened, or every connection is leased).
    */
   shared(): Pooled | undefined {
+    // A classic pool serves callers in arrival order: a newcomer queues behind waiters.
+    if (!this.options.multiplex && this.waiters.length > 0) return undefined
     let best: Pooled | undefined
     for (const p of this.connections) {
       if (!this.usable(p)) continue
@@ -239,10 +243,12 @@ export class Pool {
         const waiter: Waiter = {
           exclusive: kind,
           since,
+          deadline: since + this.options.acquireTimeout,
           resume: (result) => resume(result instanceof Pooled ? Effect.succeed(result) : Effect.fail(result))
         }
         this.waiters.push(waiter)
         if (kind === undefined) this.sharedWaiters++
+        this.armTimer()
         this.report()
         // A waiter may be servable already (a connection freed between the check and now).
         this.dispatch()
@@ -256,25 +262,42 @@ export class Pool {
         })
       })
       // A shared waiter's claim ends here: its fiber queues the statement next.
-      const claimed =
-        kind === undefined
-          ? Effect.map(waiting, (p) => {
-              if (p.claims > 0) p.claims--
-              return p
-            })
-          : waiting
-      return Effect.timeoutOrElse(claimed, {
-        duration: this.options.acquireTimeout,
-        orElse: () =>
-          Effect.fail(
-            new AcquireTimeout({
-              message: `no connection within ${this.options.acquireTimeout} ms (max ${this.options.max}, ${this.connections.length} open, ${this.waiters.length} waiting)`,
-              timeout: this.options.acquireTimeout,
-              max: this.options.max
-            })
-          )
-      })
+      return kind === undefined
+        ? Effect.map(waiting, (p) => {
+            if (p.claims > 0) p.claims--
+            return p
+          })
+        : waiting
     })
+  }
+
+  /**
+   * One timer for every waiter's acquireTimeout: waiters are in arrival order, so the first one's
+   * deadline is the next to come (a timer per waiter cost a setTimeout per statement under load).
+   */
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined
+
+  private armTimer(): void {
+    if (this.timer !== undefined || this.waiters.length === 0) return
+    this.timer = setTimeout(this.expire, Math.max(0, this.waiters[0]!.deadline - performance.now()))
+  }
+
+  private readonly expire = (): void => {
+    this.timer = undefined
+    const now = performance.now()
+    while (this.waiters.length > 0 && this.waiters[0]!.deadline <= now) {
+      const w = this.waiters.shift()!
+      if (w.exclusive === undefined) this.sharedWaiters--
+      w.resume(
+        new AcquireTimeout({
+          message: `no connection within ${this.options.acquireTimeout} ms (max ${this.options.max}, ${this.connections.length} open, ${this.waiters.length} waiting)`,
+          timeout: this.options.acquireTimeout,
+          max: this.options.max
+        })
+      )
+    }
+    this.armTimer()
+    this.report()
   }
 
   /** Serves waiters in arrival order with what is available; opens connections for the rest. */
@@ -284,11 +307,18 @@ export class Pool {
       return
     }
     let unserved = 0
+    // Once one shared waiter cannot be served, no later one can either (serving a lease only takes
+    // connections away): the rest are skipped, and the scan ends when no lease waits.
+    let sharedBlocked = false
     for (let i = 0; i < this.waiters.length; ) {
       const w = this.waiters[i]!
       let got: Pooled | undefined
       if (w.exclusive !== undefined) got = this.exclusive(w.exclusive, false)
-      else {
+      else if (sharedBlocked) {
+        unserved++
+        i++
+        continue
+      } else {
         for (const p of this.connections) {
           if (!this.usable(p)) continue
           if (got === undefined || p.load < got.load) got = p
@@ -304,6 +334,13 @@ export class Pool {
         }
       }
       if (got === undefined) {
+        if (w.exclusive === undefined) {
+          sharedBlocked = true
+          if (this.sharedWaiters === this.waiters.length) {
+            unserved += this.waiters.length - i
+            break
+          }
+        }
         unserved++
         i++
         continue
@@ -468,6 +505,7 @@ export class Pool {
       self.closed = true
       const waiters = self.waiters.splice(0)
       self.sharedWaiters = 0
+      if (self.timer !== undefined) clearTimeout(self.timer)
       for (const w of waiters) w.resume(closedError())
       for (const fiber of [...self.openingFibers]) yield* Fiber.interrupt(fiber)
       const deadline = Date.now() + self.options.closeTimeout
