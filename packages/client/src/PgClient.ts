@@ -165,6 +165,12 @@ export interface ClientSettings extends PoolSettings {
   /** Prepared statements kept per connection (default 256). */
   readonly statementCacheSize?: number
   /**
+   * false: no named prepared statements; every statement is parsed (and described) each time as
+   * the unnamed statement, so pgline works behind transaction-mode poolers that do not track
+   * prepared statements (PgBouncer before 1.21). Pipelines work the same way. Default true.
+   */
+  readonly prepare?: boolean
+  /**
    * The largest message accepted from the server, in bytes (default 1 GiB + 4, the server's own
    * limit): a longer one closes the connection with ProtocolFailure "MessageTooLarge" before
    * anything is allocated for it.
@@ -291,6 +297,7 @@ const openPool = (
       let pooled: Pooled | undefined
       const conn = new Connection(session, registry, {
         statementCacheSize,
+        prepare: settings.prepare ?? true,
         cancelGrace,
         onNotice,
         onNotification: () => {},

@@ -62,4 +62,86 @@ layer(client, { timeout: 60_000 })("statement cache", (it) => {
       expect((yield* pg.query("select * from shape")).rows).toEqual([{ a: 1, b: "x", c: 3 }])
     })
   )
+
+  it.effect(
+    "a parameter type changed by DDL: the cached statement is prepared afresh and the insert works",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* PgClient
+        yield* pg.query("create table ddl_param (a int)")
+        yield* pg.query("insert into ddl_param values ($1)", ["1"])
+        yield* pg.query("alter table ddl_param alter column a type text")
+        // The cached statement resolved $1 as int4; the column is text now (42804 if reused as is).
+        yield* pg.query("insert into ddl_param values ($1)", ["2"])
+        expect((yield* pg.query("select a from ddl_param order by a")).rows).toEqual([{ a: "1" }, { a: "2" }])
+      })
+  )
+
+  it.effect("statements the server dropped (DEALLOCATE ALL) are prepared again on their next use", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      expect((yield* pg.query("select $1::int + 1 as v", [1])).rows).toEqual([{ v: 2 }])
+      yield* pg.query("deallocate all")
+      expect((yield* pg.query("select $1::int + 1 as v", [2])).rows).toEqual([{ v: 3 }])
+    })
+  )
+
+  it.effect("in a pipeline a stale statement fails once, then is prepared afresh", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      yield* pg.query("create table ddl_pipe (a int)")
+      yield* pg.query("insert into ddl_pipe values (1)")
+      const read = pg.withPipeline((p) => Effect.flatMap(p.execute("select * from ddl_pipe"), (h) => h))
+      expect((yield* read).rows).toEqual([{ a: 1 }])
+      yield* pg.query("alter table ddl_pipe add column b int default 2")
+      expect((yield* Effect.flip(read))._tag).toBe("FeatureNotSupported")
+      expect((yield* read).rows).toEqual([{ a: 1, b: 2 }])
+    })
+  )
+
+  it.effect("FETCH is described afresh each time: a cursor declared again with other columns", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      const rows = yield* pg.withTransaction(
+        Effect.gen(function* () {
+          yield* pg.query("declare c cursor for select 1 as a")
+          const first = (yield* pg.query("fetch 1 from c")).rows
+          yield* pg.query("close c")
+          yield* pg.query("declare c cursor for select 'x' as b, 2 as d")
+          const second = (yield* pg.query("fetch 1 from c")).rows
+          return [first, second]
+        })
+      )
+      expect(rows).toEqual([[{ a: 1 }], [{ b: "x", d: 2 }]])
+    })
+  )
+})
+
+layer(
+  Layer.unwrap(
+    Effect.map(PgServer, (info) =>
+      PgClient.layer({ url: info.url, sslmode: "disable", prepare: false, max: 1 })
+    )
+  ).pipe(Layer.provide(PgServer.layer)),
+  { timeout: 60_000 }
+)("prepare: false", (it) => {
+  it.effect("no named statement is ever prepared; queries, pipelines and transactions work", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      yield* pg.query("create table unnamed (v int)")
+      for (let i = 0; i < 3; i++) yield* pg.query("insert into unnamed values ($1)", [i])
+      const viaPipeline = yield* pg.withPipeline((p) =>
+        Effect.gen(function* () {
+          const h = yield* p.executeMany("insert into unnamed values ($1)", [[10], [11]])
+          const sum = yield* p.execute("select sum(v)::int as s from unnamed")
+          yield* p.sync
+          return [(yield* h).rowCount, (yield* sum).rows]
+        })
+      )
+      expect(viaPipeline).toEqual([2, [{ s: 24 }]])
+      yield* pg.pipelineTransaction((p) => p.execute("insert into unnamed values (100)"))
+      expect(yield* prepared).toEqual([])
+      expect((yield* pg.query("select count(*)::int as n from unnamed")).rows).toEqual([{ n: 6 }])
+    })
+  )
 })

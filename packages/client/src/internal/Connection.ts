@@ -32,7 +32,7 @@ import type { Session } from "@pgline/transport"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, type RowDecoder } from "./rowDecoder.ts"
-import { highestPlaceholder } from "./sqlText.ts"
+import { firstKeyword, highestPlaceholder } from "./sqlText.ts"
 
 /** A statement text prepared on this connection under `name`. */
 interface Prepared {
@@ -111,6 +111,8 @@ export type EncodeFailure =
 export interface ConnectionOptions {
   /** Prepared statements kept per connection (least recently used are closed beyond it). */
   readonly statementCacheSize: number
+  /** false: every statement uses the unnamed statement (transaction-mode poolers). */
+  readonly prepare: boolean
   readonly onNotice: (fields: ErrorFields) => void
   readonly onNotification: (processId: number, channel: string, payload: string) => void
   /** Milliseconds an interrupted statement may take to stop after its cancel before the connection is closed. */
@@ -346,8 +348,11 @@ class StatementStep implements Step {
   }
 
   onError(fields: ErrorFields): void {
-    // A failed Parse leaves no statement behind: forget it so the next use prepares again.
-    if (this.isNew && this.prepared !== undefined) this.conn.forget(this.prepared)
+    // A failed Parse leaves no statement behind: forget it so the next use prepares again. A
+    // cached statement the server can no longer use as prepared (its result or parameter types
+    // changed with DDL, or it was deallocated) is forgotten too, so it is prepared afresh next time.
+    if (this.prepared !== undefined && (this.isNew || isStaleStatement(fields)))
+      this.conn.forget(this.prepared)
     this.sink.settle({ _tag: "ServerError", fields })
   }
 
@@ -673,6 +678,17 @@ export class Connection {
     if (variants.length === 0) this.cache.delete(prepared.text)
   }
 
+  /**
+   * Whether a text is prepared under a name and cached. Not with `prepare: false`, and not for
+   * FETCH or EXECUTE: the same text returns other columns when the cursor or the SQL-level
+   * prepared statement it names is declared again, so its description must be fresh each time.
+   */
+  private keepsPrepared(text: string): boolean {
+    if (!this.options.prepare) return false
+    const keyword = firstKeyword(text)
+    return keyword !== "FETCH" && keyword !== "EXECUTE"
+  }
+
   /** Drops a text's cached statements after "cached plan must not change result type". */
   forgetText(text: string): void {
     const variants = this.cache.get(text)
@@ -754,7 +770,9 @@ export class Connection {
     let name: string
     try {
       if (prepared === undefined) {
-        name = `pgline_${this.nextName}`
+        // The unnamed statement for texts whose description can change between uses (FETCH,
+        // EXECUTE) and for every text with `prepare: false`: parsed and described each time.
+        name = this.keepsPrepared(text) ? `pgline_${this.nextName}` : ""
         encodeParse(w, name, text, oids)
         encodeDescribe(w, "S", name)
       } else {
@@ -786,7 +804,7 @@ export class Connection {
       return { _tag: "Text", message: messageOf(error) }
     }
     if (prepared === undefined) {
-      this.nextName++
+      if (name !== "") this.nextName++
       prepared = {
         name,
         text,
@@ -803,7 +821,7 @@ export class Connection {
         confirmed: false,
         parseSegment: this.segments
       }
-      this.remember(prepared)
+      if (name !== "") this.remember(prepared)
     }
     prepared.lastUsed = ++this.clock
     const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
@@ -921,6 +939,17 @@ export class Connection {
     this.session.wire.schedule()
   }
 }
+
+/**
+ * Errors that say a cached prepared statement is out of date, raised before it executed: its
+ * result type changed (0A000 "cached plan must not change result type"), its parameter types no
+ * longer fit after DDL (42804), or the server no longer has it (26000, e.g. after DEALLOCATE ALL or
+ * DISCARD ALL). Preparing the text again is the remedy.
+ */
+export const isStaleStatement = (fields: ErrorFields): boolean =>
+  (fields.code === "0A000" && fields.message.startsWith("cached plan must not change result type")) ||
+  fields.code === "42804" ||
+  fields.code === "26000"
 
 /** Distinct ParameterStatus names a connection keeps (PostgreSQL 18 reports 17). */
 const MAX_PARAMETER_NAMES = 256

@@ -14,15 +14,17 @@ import type { PgServerError } from "@pgline/transport"
 import { Effect } from "effect"
 import { type PgClientError, type PipelineAborted, StatementRejected } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
-import type { Connection, LostInfo, Outcome } from "./Connection.ts"
+import { type Connection, isStaleStatement, type LostInfo, type Outcome } from "./Connection.ts"
 import { encodeFailure, lost, outcomeToExit } from "./outcome.ts"
 
 export type RunError = PgServerError | PgClientError
 
+/**
+ * A cached statement the server could not use as prepared (see isStaleStatement): the error came
+ * before it executed, or in its own implicit transaction, which rolled back whatever it did.
+ */
 const isStalePlan = (outcome: Outcome | undefined): boolean =>
-  outcome?._tag === "ServerError" &&
-  outcome.fields.code === "0A000" &&
-  outcome.fields.message.startsWith("cached plan must not change result type")
+  outcome?._tag === "ServerError" && isStaleStatement(outcome.fields)
 
 const pipelineOpen = () =>
   new StatementRejected({
@@ -151,8 +153,8 @@ export const runStatement = (
         [{ text, values }],
         (error) => resume(Effect.fail(error)),
         ([outcome], sync) => {
-          // The server re-plans a cached statement whose result type changed only on a fresh
-          // prepare; safe to redo outside a transaction block, where nothing else was affected.
+          // A cached statement gone stale (DDL, DEALLOCATE) works again only when prepared afresh;
+          // safe to redo outside a transaction block, where nothing else was affected.
           if (!retried && wasIdle && isStalePlan(outcome)) {
             conn.forgetText(text)
             resume(runStatement(conn, text, values, after, true))
