@@ -1,7 +1,7 @@
 /**
- * Fuzz engine shared by fuzz.test.ts (a few seconds in the suite) and bench/fuzz-codec.ts (millions
- * of inputs). Inputs are random bytes, random well-framed junk, and golden server streams mutated
- * by bit flips, truncation, splicing and length-field corruption. Each input goes through both
+ * Fuzz engine shared by fuzz.test.ts (a fixed count and seed in the suite) and bench/fuzz-codec.ts
+ * (millions of inputs). Inputs are random bytes, random well-framed junk, and golden server streams
+ * mutated by bit flips, truncation, splicing and length-field corruption. Each input goes through both
  * parsers in a random chunking and must yield only messages or one typed error, terminate, never
  * throw, and decode identically in one chunk.
  */
