@@ -2,8 +2,8 @@
  * LatencyProxy's timing (internal/ticker.ts): the ticker never runs a task before its due time,
  * threaded or on its setTimeout fallback; close() ends its worker thread, which never keeps the
  * process alive; through a proxy no byte arrives before its send time + delay while many chunks are
- * in flight; and a proxy with chunks constantly in flight does not keep a core busy. Bounds are
- * correctness bounds or generous CPU ceilings, never tight timings.
+ * in flight. Bounds are correctness bounds or liveness limits, never timings. How much CPU the proxy
+ * uses with chunks constantly in flight is a figure, measured by bench/proxy-cpu.ts, not asserted.
  */
 import { execFile } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
@@ -244,35 +244,5 @@ describe("LatencyProxy timing", () => {
     }
     const left = await settleThreads("LatencyProxy", (ids) => [...ours].every((id) => !ids.has(id)))
     expect([...ours].filter((id) => left.has(id))).toEqual([])
-  })
-
-  it("chunks constantly in flight do not keep a core busy", async () => {
-    // A chunk every ~1 ms into a 2 ms proxy: there is always one in flight, so a proxy that polls
-    // for the last stretch (as this one once did) would use about a whole core. Measured for the
-    // whole test process (writer and sink included): ~25% of a core here, ~100% when polling.
-    const sink = await recordingSink()
-    const proxy = await startLatencyProxy({
-      targetHost: "127.0.0.1",
-      targetPort: sink.target.port,
-      delayMs: 2
-    })
-    try {
-      const socket = await connectTo(proxy.port)
-      const writer = setInterval(() => socket.write("tick"), 1)
-      await sleep(200)
-      const cpu0 = process.cpuUsage()
-      const t0 = performance.now()
-      await sleep(1_000)
-      const cpu = process.cpuUsage(cpu0)
-      const wall = performance.now() - t0
-      clearInterval(writer)
-      const cores = (cpu.user + cpu.system) / 1000 / wall
-      expect(proxy.stats().released).toBeGreaterThan(300)
-      expect(cores).toBeLessThan(0.6)
-      socket.destroy()
-    } finally {
-      await proxy.close()
-      await sink.target.close()
-    }
   })
 })
