@@ -70,14 +70,21 @@ const receive = (socket: Socket, n: number): Promise<Buffer> =>
     socket.on("data", onData)
   })
 
-/** Waits (up to 5 s, polling) until the proxy has no connection left: both sockets closed. */
-const settled = async (proxy: LatencyProxyHandle): Promise<void> => {
+/**
+ * Waits until `condition` holds, checking after every turn of the event loop; the 5 s bound is only
+ * a liveness limit (a condition still false then fails the test).
+ */
+const until = async (condition: () => boolean, what: string): Promise<void> => {
   const deadline = performance.now() + 5_000
-  while (proxy.stats().activeConnections > 0 && performance.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 2))
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`never happened: ${what}`)
+    await new Promise((resolve) => setImmediate(resolve))
   }
-  expect(proxy.stats().activeConnections).toBe(0)
 }
+
+/** Waits until the proxy has no connection left: both sockets closed. */
+const settled = (proxy: LatencyProxyHandle): Promise<void> =>
+  until(() => proxy.stats().activeConnections === 0, "every proxied connection closed")
 
 const withProxy = async <A>(
   targetPort: number,
@@ -187,10 +194,12 @@ describe("LatencyProxy", () => {
         // "A" goes out with a 20 ms delay; "B", sent right after the delay drops to 0, waits behind it.
         proxy.setDelay(20)
         const both = receive(socket, 2)
+        const flights = proxy.stats().clientFlights
         const t0 = performance.now()
         socket.write("A")
-        // Long enough for the proxy to have read "A" into its FIFO (due in 20 ms), far below 20 ms.
-        await new Promise((resolve) => setTimeout(resolve, 5))
+        // Wait until the proxy has read "A" into its FIFO (due in 20 ms): "A" is the first client
+        // byte after the echoes, so reading it starts a new client flight.
+        await until(() => proxy.stats().clientFlights > flights, "the proxy read A")
         proxy.setDelay(0)
         socket.write("B")
         const got = await both
