@@ -505,18 +505,22 @@ export const make = (
     }
 
     const sync: Effect.Effect<TransactionStatus, PgServerError | PgClientError> = Effect.suspend(() =>
-      Effect.flatMap(
-        queueSync(),
-        ({ status, lost, ended }): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
-          if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
-          // The segment's first failure, unless its handle was read (then its reader has it).
-          const first = ended.firstFailure
-          if (first !== undefined && !first.read && first.failure !== undefined)
-            return Effect.fail(fromErrorFields(first.failure))
-          if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
-          return Effect.succeed(status ?? "I")
-        }
-      )
+      // Nothing queued since the last sync and nothing in flight: nothing to wait for, no round trip.
+      segment.size === 0 && syncsInFlight === 0 && !conn.isClosed
+        ? Effect.succeed(conn.transactionStatus)
+        : Effect.flatMap(
+            queueSync(),
+            ({ status, lost, ended }): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
+              if (lost !== undefined)
+                return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
+              // The segment's first failure, unless its handle was read (then its reader has it).
+              const first = ended.firstFailure
+              if (first !== undefined && !first.read && first.failure !== undefined)
+                return Effect.fail(fromErrorFields(first.failure))
+              if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
+              return Effect.succeed(status ?? "I")
+            }
+          )
     )
 
     const flush = Effect.sync(() => shared.flush())

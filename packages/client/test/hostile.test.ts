@@ -9,28 +9,12 @@
  */
 import { expect, it } from "@effect/vitest"
 import { PgClient } from "@pgline/client"
-import { type BackendMessage, encodeDataRowValues, type FrontendMessage, Writer } from "@pgline/codec"
+import type { BackendMessage } from "@pgline/codec"
 import { localServer } from "@pgline/testing"
 import { ConfigProvider, Effect } from "effect"
-import { type FakeConnection, fakeServer } from "./support/fakeServer.ts"
+import { acceptStartup, dataRow, type FakeConnection, fakeServer } from "./support/fakeServer.ts"
 
-/** Start-up as a server would answer it: trust authentication, an idle session. */
-const startup = (m: FrontendMessage, conn: FakeConnection): boolean => {
-  if (m.type === "SSLRequest") {
-    conn.sendRaw("N")
-    return true
-  }
-  if (m.type === "StartupMessage") {
-    conn.send(
-      { type: "AuthenticationOk" },
-      { type: "ParameterStatus", name: "server_version", value: "18.0" },
-      { type: "BackendKeyData", processId: 4242, secretKey: new Uint8Array([1, 2, 3, 4]) },
-      { type: "ReadyForQuery", status: "I" }
-    )
-    return true
-  }
-  return false
-}
+const startup = acceptStartup
 
 const query = (port: number, text: string) =>
   Effect.gen(function* () {
@@ -68,15 +52,6 @@ const int4Column = (name: string) => ({
   typeModifier: -1,
   format: 0 as const
 })
-
-const dataRow = (...values: ReadonlyArray<string | null>): Uint8Array => {
-  const w = new Writer(64)
-  encodeDataRowValues(
-    w,
-    values.map((v) => (v === null ? null : new TextEncoder().encode(v)))
-  )
-  return w.take()
-}
 
 /** A fake server answering every Sync of a fresh one-column statement with `answer`. */
 const answering = (answer: (conn: FakeConnection) => void) =>
