@@ -9,7 +9,7 @@
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
 import { Effect } from "effect"
-import { fakeServer } from "./support/fakeServer.ts"
+import { fakeServer } from "@pgline/testing"
 import { rolesOf, sslInUse, tcp, tempFile, withClient } from "./support/integration.ts"
 
 const whoami = (options: Parameters<typeof withClient>[0]) =>

@@ -8,7 +8,7 @@ import { expect, it } from "@effect/vitest"
 import { PgClient, type PgClientApi } from "@pgline/client"
 import type { BackendMessage } from "@pgline/codec"
 import { ConfigProvider, Effect, Exit } from "effect"
-import { dataRow, scriptedServer } from "./support/fakeServer.ts"
+import { dataRow, scriptedServer } from "@pgline/testing"
 
 const int4 = (name: string) => ({
   name,

@@ -10,7 +10,7 @@ import { expect, it } from "@effect/vitest"
 import { PgClient } from "@pgline/client"
 import type { BackendMessage } from "@pgline/codec"
 import { ConfigProvider, Effect, Exit } from "effect"
-import { acceptStartup, dataRow, fakeServer } from "./support/fakeServer.ts"
+import { acceptStartup, dataRow, fakeServer } from "@pgline/testing"
 
 /** mulberry32: a small seeded PRNG, so a failing round can be replayed from its seed. */
 const prng = (seed: number) => () => {

@@ -10,9 +10,8 @@
 import { expect, it } from "@effect/vitest"
 import { PgClient } from "@pgline/client"
 import type { BackendMessage } from "@pgline/codec"
-import { localServer } from "@pgline/testing"
 import { ConfigProvider, Effect } from "effect"
-import { acceptStartup, dataRow, type FakeConnection, fakeServer } from "./support/fakeServer.ts"
+import { acceptStartup, dataRow, type FakeConnection, fakeServer, localServer } from "@pgline/testing"
 
 const startup = acceptStartup
 
