@@ -8,23 +8,13 @@ import { expect, it } from "@effect/vitest"
 import { PgClient, type PgClientApi } from "@pgline/client"
 import type { BackendMessage } from "@pgline/codec"
 import { ConfigProvider, Effect, Exit } from "effect"
-import { dataRow, scriptedServer } from "@pgline/testing"
-
-const int4 = (name: string) => ({
-  name,
-  tableOid: 0,
-  columnAttribute: 0,
-  typeOid: 23,
-  typeSize: 4,
-  typeModifier: -1,
-  format: 0 as const
-})
+import { column, dataRow, scriptedServer, statementSteps } from "@pgline/testing"
 
 /** What a fresh one-column statement's answer looks like, up to its rows. */
-const prepared = (column: string): ReadonlyArray<BackendMessage> => [
+const prepared = (name: string): ReadonlyArray<BackendMessage> => [
   { type: "ParseComplete" },
   { type: "ParameterDescription", parameterTypes: [] },
-  { type: "RowDescription", fields: [int4(column)] }
+  { type: "RowDescription", fields: [column(name)] }
 ]
 
 const withClient = <A, E>(port: number, f: (pg: PgClientApi) => Effect.Effect<A, E>) =>
@@ -79,9 +69,8 @@ it.effect("a statement: Parse, Describe, Bind, Execute, Sync once; Bind, Execute
 it.effect("a pipeline: an error skips the rest of its segment; the next segment runs", () =>
   Effect.gen(function* () {
     const server = yield* scriptedServer([
-      ...["Parse", "Describe", "Bind", "Execute", "Parse", "Describe", "Bind", "Execute"].map((t) => ({
-        expect: t as "Parse"
-      })),
+      ...statementSteps(),
+      ...statementSteps(),
       {
         expect: "Sync",
         send: [
@@ -133,9 +122,8 @@ it.effect("a pipeline: an error skips the rest of its segment; the next segment 
 it.effect("a FATAL error mid-pipeline: the running statement gets it, the rest ConnectionLost, not run", () =>
   Effect.gen(function* () {
     const server = yield* scriptedServer([
-      ...["Parse", "Describe", "Bind", "Execute", "Parse", "Describe", "Bind", "Execute"].map((t) => ({
-        expect: t as "Parse"
-      })),
+      ...statementSteps(),
+      ...statementSteps(),
       {
         expect: "Sync",
         send: [

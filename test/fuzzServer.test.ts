@@ -10,7 +10,7 @@ import { expect, it } from "@effect/vitest"
 import { PgClient } from "@pgline/client"
 import type { BackendMessage } from "@pgline/codec"
 import { ConfigProvider, Effect, Exit } from "effect"
-import { acceptStartup, dataRow, fakeServer } from "@pgline/testing"
+import { acceptStartup, column, dataRow, fakeServer } from "@pgline/testing"
 
 /** mulberry32: a small seeded PRNG, so a failing round can be replayed from its seed. */
 const prng = (seed: number) => () => {
@@ -34,16 +34,6 @@ const CLIENT_TAGS = new Set([
   "AcquireTimeout",
   "PgConnectError"
 ])
-
-const column = (name: string, typeOid: number) => ({
-  name,
-  tableOid: 0,
-  columnAttribute: 0,
-  typeOid,
-  typeSize: -1,
-  typeModifier: -1,
-  format: 0 as const
-})
 
 /** One random backend message (or raw bytes). */
 const randomMessage = (random: () => number): BackendMessage | Uint8Array => {

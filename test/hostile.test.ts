@@ -11,7 +11,7 @@ import { expect, it } from "@effect/vitest"
 import { PgClient } from "@pgline/client"
 import type { BackendMessage } from "@pgline/codec"
 import { ConfigProvider, Effect } from "effect"
-import { acceptStartup, dataRow, type FakeConnection, fakeServer, localServer } from "@pgline/testing"
+import { acceptStartup, column, dataRow, type FakeConnection, fakeServer, localServer } from "@pgline/testing"
 
 const startup = acceptStartup
 
@@ -42,16 +42,6 @@ it.effect("ErrorResponse codes named after Object.prototype members arrive as Un
   })
 )
 
-const int4Column = (name: string) => ({
-  name,
-  tableOid: 0,
-  columnAttribute: 0,
-  typeOid: 23,
-  typeSize: 4,
-  typeModifier: -1,
-  format: 0 as const
-})
-
 /** A fake server answering every Sync of a fresh one-column statement with `answer`. */
 const answering = (answer: (conn: FakeConnection) => void) =>
   fakeServer((m, conn) => {
@@ -62,7 +52,7 @@ const answering = (answer: (conn: FakeConnection) => void) =>
 const head: ReadonlyArray<BackendMessage> = [
   { type: "ParseComplete" },
   { type: "ParameterDescription", parameterTypes: [] },
-  { type: "RowDescription", fields: [int4Column("a")] },
+  { type: "RowDescription", fields: [column("a")] },
   { type: "BindComplete" }
 ]
 

@@ -108,6 +108,21 @@ export const acceptStartup = (
   return true
 }
 
+/** A RowDescription field for a column of `typeOid` (int4 by default), in text format. */
+export const column = (name: string, typeOid = 23) => ({
+  name,
+  tableOid: 0,
+  columnAttribute: 0,
+  typeOid,
+  typeSize: typeOid === 23 ? 4 : -1,
+  typeModifier: -1,
+  format: 0 as const
+})
+
+/** The steps of one statement sent with the extended protocol (Parse, Describe, Bind, Execute). */
+export const statementSteps = (): ReadonlyArray<ScriptStep> =>
+  (["Parse", "Describe", "Bind", "Execute"] as const).map((type) => ({ expect: type }))
+
 /** A DataRow's bytes from text values (null = SQL NULL), to `send` as is. */
 export const dataRow = (...values: ReadonlyArray<string | Uint8Array | null>): Uint8Array => {
   const w = new Writer(64)
