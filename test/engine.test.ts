@@ -150,3 +150,38 @@ it.effect("a FATAL error mid-pipeline: the running statement gets it, the rest C
     expect(server.mismatches).toEqual([])
   })
 )
+
+it.effect(
+  "a server that starts copy-in for a plain statement: CopyFail and a Sync end it, the statement fails typed",
+  () =>
+    Effect.gen(function* () {
+      const server = yield* scriptedServer([
+        ...statementSteps(),
+        {
+          // The client's Sync arrives during copy-in: a real server ignores it.
+          expect: "Sync",
+          send: [
+            { type: "ParseComplete" },
+            { type: "ParameterDescription", parameterTypes: [] },
+            { type: "NoData" },
+            { type: "BindComplete" },
+            { type: "CopyInResponse", format: 0, columnFormats: [0] }
+          ]
+        },
+        {
+          expect: "CopyFail",
+          send: [
+            {
+              type: "ErrorResponse",
+              fields: { severity: "ERROR", code: "57014", message: "COPY from stdin failed" }
+            }
+          ]
+        },
+        { expect: "Sync", send: [{ type: "ReadyForQuery", status: "I" }] }
+      ])
+      const error = yield* withClient(server.port, (pg) => Effect.flip(pg.query("insert into t select 1")))
+      expect(error).toMatchObject({ _tag: "QueryCanceled", code: "57014" })
+      expect(server.mismatches).toEqual([])
+      expect(server.remaining()).toBe(0)
+    })
+)

@@ -34,7 +34,7 @@ import {
 import { Connection } from "./internal/Connection.ts"
 import { type LeaseKind, Pool, Pooled } from "./internal/Pool.ts"
 import { type Bound, runSegment, runStatement } from "./internal/run.ts"
-import { isTransactionControl } from "./internal/sqlText.ts"
+import { isCopyStdio, isTransactionControl } from "./internal/sqlText.ts"
 import {
   CurrentTransaction,
   inTurn,
@@ -360,6 +360,25 @@ const transactionControl = () =>
       "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, …) on a shared connection would capture other fibers' statements: use pg.withTransaction, pg.pipelineTransaction, or pg.reserve for a connection of your own"
   })
 
+const copyRejected = () =>
+  new StatementRejected({
+    reason: "CopyInQuery",
+    message:
+      "COPY FROM STDIN / TO STDOUT uses the copy protocol, which query() cannot carry (the data would be lost); use the COPY API"
+  })
+
+const copyVerdicts = new Map<string, boolean>()
+/** isCopyStdio, remembered per text. */
+const refusedAsCopy = (text: string): boolean => {
+  let verdict = copyVerdicts.get(text)
+  if (verdict === undefined) {
+    verdict = isCopyStdio(text)
+    if (copyVerdicts.size >= TC_CACHE_SIZE) copyVerdicts.clear()
+    copyVerdicts.set(text, verdict)
+  }
+  return verdict
+}
+
 const TC_CACHE_SIZE = 1024
 const tcVerdicts = new Map<string, boolean>()
 /** isTransactionControl, remembered per text (the same texts recur). */
@@ -424,6 +443,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
 
     const query = <Row>(text: string, params: ReadonlyArray<unknown> = []) =>
       Effect.withFiber((fiber) => {
+        if (refusedAsCopy(text)) return Effect.fail(copyRejected())
         const w = where(fiber)
         switch (w.kind) {
           case "shared":

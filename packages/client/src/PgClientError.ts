@@ -36,6 +36,7 @@ export class StatementRejected extends Schema.TaggedError<StatementRejected>()("
     "TransactionRolledBack",
     "PipelineOpen",
     "TransactionControl",
+    "CopyInQuery",
     "TransactionEnded",
     "Released"
   ])

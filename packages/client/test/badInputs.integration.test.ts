@@ -142,4 +142,30 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("bad inpu
         expect(yield* rowsOf(pg, "select length(repeat('x', 500000)) as n")).toEqual([{ n: 500000 }])
       })
   )
+
+  it.effect(
+    "COPY FROM STDIN / TO STDOUT through query() is refused typed, never a silent success or a hang",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* connect
+        yield* pg.query("create table copy_target (v int)")
+        yield* pg.query("insert into copy_target values (1), (2)")
+        for (const text of [
+          "copy copy_target from stdin",
+          "COPY copy_target TO STDOUT",
+          "copy (select * from copy_target) to stdout with (format csv)",
+          "/* a comment */ copy copy_target from STDIN"
+        ]) {
+          expect(yield* within(5_000)(errorOf(pg.query(text)))).toMatchObject({
+            _tag: "StatementRejected",
+            reason: "CopyInQuery"
+          })
+        }
+        // A server-side file is not the copy protocol: the server answers (here: no such file).
+        expect((yield* errorOf(pg.query("copy copy_target from '/nonexistent/stdin'")))._tag).toBe(
+          "UndefinedFile"
+        )
+        expect(yield* rowsOf(pg, "select count(*)::int as n from copy_target")).toEqual([{ n: 2 }])
+      })
+  )
 })

@@ -702,6 +702,9 @@ export class Connection {
     const at = w.beginMessage(0x66) // 'f' CopyFail
     w.cstring("COPY FROM STDIN is not supported by query(); use the COPY API")
     w.endMessage(at)
+    // The server ignored the Sync that followed the statement (it came during copy-in) and now
+    // discards everything until the next one: without this Sync it would wait for good.
+    encodeSync(w)
     this.session.wire.schedule()
   }
 

@@ -39,7 +39,8 @@ const lex = (
   text: string,
   onSemicolon: (at: number) => void,
   onMeaningful: () => void,
-  onPlaceholder: (n: number) => void
+  onPlaceholder: (n: number) => void,
+  onWord?: (word: string) => void
 ): void => {
   const n = text.length
   let i = 0
@@ -100,6 +101,13 @@ const lex = (
         i += digits[0].length
         continue
       }
+    }
+    if (onWord !== undefined && /[A-Za-z_]/.test(c) && !(i > 0 && /[A-Za-z0-9_$]/.test(text[i - 1]!))) {
+      let j = i + 1
+      while (j < n && /[A-Za-z0-9_$]/.test(text[j]!)) j++
+      onWord(text.slice(i, j).toUpperCase())
+      i = j
+      continue
     }
     i++
   }
@@ -189,4 +197,24 @@ export const isTransactionControl = (text: string): boolean => {
     default:
       return false
   }
+}
+
+/**
+ * Whether a statement is COPY … FROM STDIN or COPY … TO STDOUT: the copy protocol, which a
+ * statement run for its result cannot carry (the data would be dropped, or the server would wait
+ * for data that never comes). COPY to or from a server-side file or program is not.
+ */
+export const isCopyStdio = (text: string): boolean => {
+  if (firstKeyword(text) !== "COPY") return false
+  let stdio = false
+  lex(
+    text,
+    () => {},
+    () => {},
+    () => {},
+    (word) => {
+      if (word === "STDIN" || word === "STDOUT") stdio = true
+    }
+  )
+  return stdio
 }
