@@ -300,7 +300,13 @@ const openPool = (
         prepare: settings.prepare ?? true,
         cancelGrace,
         onNotice,
-        onNotification: () => {},
+        // Nothing in pgline listens yet: say so rather than drop the notification silently.
+        onNotification: (processId, channel, payload) =>
+          Effect.runForkWith(context)(
+            Effect.logWarning(
+              `pgline: a notification on channel "${channel}" reached a connection nobody listens on; it is dropped`
+            ).pipe(Effect.annotateLogs({ channel, processId, payloadLength: payload.length }))
+          ),
         onClosed: () => {
           if (pooled !== undefined) pool?.lost(pooled)
         }

@@ -39,3 +39,34 @@ it.live(
     }).pipe(Effect.provide(PgServer.layer)),
   { timeout: 60_000 }
 )
+
+it.live(
+  "a notification on a connection nobody listens on is logged, not dropped silently",
+  () =>
+    Effect.gen(function* () {
+      const seen: Array<string> = []
+      const capture = Logger.make((options) => {
+        seen.push(String(Array.isArray(options.message) ? options.message.join(" ") : options.message))
+      })
+      const info = yield* PgServer
+      yield* Effect.gen(function* () {
+        const pg = yield* PgClient
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            yield* conn.query("listen unheard")
+            yield* conn.query("notify unheard, 'hello'")
+            // The notification arrives with the NOTIFY's answer; the log is forked.
+            for (let i = 0; i < 100 && !seen.some((m) => m.includes("unheard")); i++) yield* Effect.sleep(10)
+            yield* conn.query("unlisten unheard")
+          })
+        )
+      }).pipe(
+        Effect.provide(
+          PgClient.layer({ url: info.url, sslmode: "disable" }).pipe(Layer.provide(Logger.layer([capture])))
+        )
+      )
+      expect(seen.some((m) => m.includes(`channel "unheard"`) && m.includes("nobody listens"))).toBe(true)
+    }).pipe(Effect.provide(PgServer.layer)),
+  60_000
+)
