@@ -50,8 +50,12 @@ export class TxState {
     this.waiters = []
     for (const w of waiters) w()
   }
-  /** Waits until `level` is the innermost open level; fails once it has ended. */
-  turn(level: TxLevel): Effect.Effect<void, StatementRejected> {
+  /**
+   * Waits until `level` is the innermost open level; fails once it has ended. With `enter`, that
+   * level is pushed in the same step the turn is granted, so two siblings opening savepoints at
+   * once cannot both see the parent as innermost.
+   */
+  turn(level: TxLevel, enter?: TxLevel): Effect.Effect<void, StatementRejected> {
     return Effect.callback<void, StatementRejected>((resume) => {
       const check = (): boolean => {
         if (!level.active) {
@@ -59,6 +63,7 @@ export class TxState {
           return true
         }
         if (this.top() === level) {
+          if (enter !== undefined) this.push(enter)
           resume(Effect.void)
           return true
         }
@@ -183,9 +188,12 @@ export const nested = <A, E, R>(
     Effect.gen(function* () {
       const tx = parent.tx
       const conn = tx.conn
-      yield* restore(inTurn(parent, Effect.void))
       const level = new TxLevel(tx)
-      tx.push(level)
+      const entered = yield* Effect.exit(restore(tx.turn(parent, level)))
+      if (Exit.isFailure(entered)) {
+        tx.pop(level)
+        return yield* Effect.failCause(entered.cause)
+      }
       const name = savepointName()
       const opened = yield* Effect.exit(restore(runStatement(conn, `savepoint ${name}`, [])))
       if (Exit.isFailure(opened)) {
