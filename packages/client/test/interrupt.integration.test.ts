@@ -109,6 +109,34 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("interrup
     })
   )
 
+  it.effect("a transaction whose body fails while the server is frozen returns within cancelGrace", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1, cancelGrace: 500, closeTimeout: 500 })
+      yield* pg.query("create table frozen_tx (v int)")
+      let pid = 0
+      const started = Date.now()
+      const error = yield* within(8_000)(
+        Effect.flip(
+          pg.withTransaction(
+            Effect.gen(function* () {
+              pid = (yield* pg.query<{ pid: number }>(
+                "insert into frozen_tx values (1) returning pg_backend_pid() as pid"
+              )).rows[0]!.pid
+              process.kill(pid, "SIGSTOP")
+              return yield* Effect.fail("application error" as const)
+            })
+          )
+        )
+      ).pipe(Effect.ensuring(Effect.sync(() => pid > 0 && process.kill(pid, "SIGCONT"))))
+      // The body's own failure, after a ROLLBACK that could not finish and a closed connection.
+      expect(error).toBe("application error")
+      expect(Date.now() - started).toBeLessThan(6_000)
+      expect((yield* within(5_000)(pg.query("select count(*)::int as n from frozen_tx"))).rows).toEqual([
+        { n: 0 }
+      ])
+    })
+  )
+
   it.effect("interrupting a statement queued behind another fiber's cancels nothing of the other's", () =>
     Effect.gen(function* () {
       const { pg, app } = yield* poolClient({ max: 1 })

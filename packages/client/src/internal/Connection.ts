@@ -29,6 +29,7 @@ import {
   type TypeRegistry
 } from "@pgline/codec"
 import type { Session } from "@pgline/transport"
+import { Effect } from "effect"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, type RowDecoder } from "./rowDecoder.ts"
@@ -488,6 +489,27 @@ export class Connection {
    * reason (MessageTooLarge, InvalidLength, …) or "Grammar" for messages out of order.
    */
   protocolFailureReason: string | undefined = undefined
+
+  /**
+   * Runs a clean-up statement's effect (ROLLBACK, ROLLBACK TO) within `cancelGrace`: a clean-up
+   * runs where nothing can interrupt it, so a stalled server must not hold it for good. Past the
+   * bound the connection is closed, which settles the statement (ConnectionLost).
+   */
+  bounded<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.acquireUseRelease(
+      Effect.sync(() =>
+        setTimeout(() => {
+          if (!this.isClosed)
+            this.session.wire.close({
+              kind: "local",
+              message: `a clean-up statement did not finish within ${this.options.cancelGrace} ms; the connection was closed`
+            })
+        }, this.options.cancelGrace)
+      ),
+      () => effect,
+      (timer) => Effect.sync(() => clearTimeout(timer))
+    )
+  }
 
   /** The server broke the protocol: nothing it says can be trusted, so the connection is closed. */
   protocolViolation(message: string): void {

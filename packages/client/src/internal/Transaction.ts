@@ -167,7 +167,7 @@ export const topLevel = <A, E, R>(
         // Whatever the rollback says, the effect's own failure is what the caller sees; a rollback
         // that cannot run leaves the block to the lease's release (which closes the connection
         // when it cannot roll back either).
-        yield* Effect.ignore(runStatement(conn, "rollback", []))
+        yield* Effect.ignore(conn.bounded(runStatement(conn, "rollback", [])))
         return yield* Effect.failCause(exit.cause)
       }
       const commit = yield* runStatement(conn, "commit", [])
@@ -210,16 +210,16 @@ export const nested = <A, E, R>(
         }
         // The block failed inside the savepoint (the effect caught the error): undo the savepoint's
         // work so the enclosing level can go on, and say that nothing of it stands.
-        yield* Effect.ignore(runStatement(conn, `rollback to savepoint ${name}`, []))
-        yield* Effect.ignore(runStatement(conn, `release savepoint ${name}`, []))
+        yield* Effect.ignore(conn.bounded(runStatement(conn, `rollback to savepoint ${name}`, [])))
+        yield* Effect.ignore(conn.bounded(runStatement(conn, `release savepoint ${name}`, [])))
         tx.pop(level)
         const error = Cause.squash(released.cause) as { _tag?: string }
         return yield* error._tag === "InFailedSqlTransaction"
           ? Effect.fail(rolledBack())
           : Effect.failCause(released.cause)
       }
-      yield* Effect.ignore(runStatement(conn, `rollback to savepoint ${name}`, []))
-      yield* Effect.ignore(runStatement(conn, `release savepoint ${name}`, []))
+      yield* Effect.ignore(conn.bounded(runStatement(conn, `rollback to savepoint ${name}`, [])))
+      yield* Effect.ignore(conn.bounded(runStatement(conn, `release savepoint ${name}`, [])))
       tx.pop(level)
       return yield* Effect.failCause(exit.cause)
     })
