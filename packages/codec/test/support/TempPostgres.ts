@@ -4,7 +4,8 @@
  * user, free ports and cleanup). Plain async: the codec's tests do not use Effect. The superuser
  * authenticates by trust over TCP, which is all RawSession speaks.
  */
-import { startServer } from "@pgline/testing"
+// Imported by path, not as a workspace dependency: @pgline/testing depends on this package.
+import { startServer } from "../../../testing/src/index.ts"
 
 export interface TempPostgres {
   readonly host: string
