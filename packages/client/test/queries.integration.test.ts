@@ -250,6 +250,16 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
             .pipe(noError, Effect.catchTag("UnknownServerError", Effect.succeed))
           expect(unknown).toMatchObject({ _tag: "UnknownServerError", code: "P9999", message: "made up" })
 
+          // 72000 snapshot_too_old: only PostgreSQL 14–16 send it; it keeps its class (the table is
+          // the union of the supported majors' errcodes.txt).
+          const old = yield* pg
+            .query(
+              `do $$ begin raise exception using errcode = '72000', message = 'snapshot too old'; end $$`
+            )
+            .pipe(noError, Effect.catchTag("SnapshotTooOld", Effect.succeed))
+          expect(old).toMatchObject({ _tag: "SnapshotTooOld", code: "72000" })
+          expect(isClass("SnapshotFailure")(old)).toBe(true)
+
           // The connection is fine after every one of them.
           expect((yield* pg.query("select count(*)::int as n from child")).rows).toEqual([{ n: 1 }])
         })

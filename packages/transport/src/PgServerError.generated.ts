@@ -434,6 +434,8 @@ export class UndefinedFile extends Schema.TaggedError<UndefinedFile>()("Undefine
 export class DuplicateFile extends Schema.TaggedError<DuplicateFile>()("DuplicateFile", serverErrorFields) {}
 /** 58P03 file_name_too_long (class 58: System Error (errors external to PostgreSQL itself)) */
 export class FileNameTooLong extends Schema.TaggedError<FileNameTooLong>()("FileNameTooLong", serverErrorFields) {}
+/** 72000 snapshot_too_old (class 72: Snapshot Failure) */
+export class SnapshotTooOld extends Schema.TaggedError<SnapshotTooOld>()("SnapshotTooOld", serverErrorFields) {}
 /** F0000 config_file_error (class F0: Configuration File Error) */
 export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("ConfigFileError", serverErrorFields) {}
 /** F0001 lock_file_exists (class F0: Configuration File Error) */
@@ -728,6 +730,7 @@ export type PgServerError =
   | UndefinedFile
   | DuplicateFile
   | FileNameTooLong
+  | SnapshotTooOld
   | ConfigFileError
   | LockFileExists
   | FdwError
@@ -983,6 +986,7 @@ export const serverErrorClassByCode: Readonly<Record<string, typeof UnknownServe
   "58P01": UndefinedFile as unknown as typeof UnknownServerError,
   "58P02": DuplicateFile as unknown as typeof UnknownServerError,
   "58P03": FileNameTooLong as unknown as typeof UnknownServerError,
+  "72000": SnapshotTooOld as unknown as typeof UnknownServerError,
   "F0000": ConfigFileError as unknown as typeof UnknownServerError,
   "F0001": LockFileExists as unknown as typeof UnknownServerError,
   "HV000": FdwError as unknown as typeof UnknownServerError,
@@ -1060,6 +1064,7 @@ export const SqlStateClass = {
   ObjectNotInPrerequisiteState: "55",
   OperatorIntervention: "57",
   SystemError: "58",
+  SnapshotFailure: "72",
   ConfigurationFileError: "F0",
   ForeignDataWrapperError: "HV",
   PLPgSQLError: "P0",
@@ -1105,6 +1110,7 @@ export interface ErrorsOfClass {
   readonly ObjectNotInPrerequisiteState: ObjectNotInPrerequisiteState | ObjectInUse | CantChangeRuntimeParam | LockNotAvailable | UnsafeNewEnumValueUsage
   readonly OperatorIntervention: OperatorIntervention | QueryCanceled | AdminShutdown | CrashShutdown | CannotConnectNow | DatabaseDropped | IdleSessionTimeout
   readonly SystemError: SystemError | IoError | UndefinedFile | DuplicateFile | FileNameTooLong
+  readonly SnapshotFailure: SnapshotTooOld
   readonly ConfigurationFileError: ConfigFileError | LockFileExists
   readonly ForeignDataWrapperError: FdwError | FdwColumnNameNotFound | FdwDynamicParameterValueNeeded | FdwFunctionSequenceError | FdwInconsistentDescriptorInformation | FdwInvalidAttributeValue | FdwInvalidColumnName | FdwInvalidColumnNumber | FdwInvalidDataType | FdwInvalidDataTypeDescriptors | FdwInvalidDescriptorFieldIdentifier | FdwInvalidHandle | FdwInvalidOptionIndex | FdwInvalidOptionName | FdwInvalidStringLengthOrBufferLength | FdwInvalidStringFormat | FdwInvalidUseOfNullPointer | FdwTooManyHandles | FdwOutOfMemory | FdwNoSchemas | FdwOptionNameNotFound | FdwReplyHandle | FdwSchemaNotFound | FdwTableNotFound | FdwUnableToCreateExecution | FdwUnableToCreateReply | FdwUnableToEstablishConnection
   readonly PLPgSQLError: PlpgsqlError | RaiseException | NoDataFound | TooManyRows | AssertFailure
