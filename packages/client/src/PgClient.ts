@@ -373,27 +373,20 @@ const copyRejected = () =>
       "COPY FROM STDIN / TO STDOUT uses the copy protocol, which query() cannot carry (the data would be lost); use the COPY API"
   })
 
-const copyVerdicts = new Map<string, boolean>()
-/** isCopyStdio, remembered per text. */
-const refusedAsCopy = (text: string): boolean => {
-  let verdict = copyVerdicts.get(text)
+const VERDICT_CACHE_SIZE = 1024
+const COPY_STDIO = 1
+const TRANSACTION_CONTROL = 2
+const verdicts = new Map<string, number>()
+/**
+ * What a text is, as far as routing cares (COPY_STDIO, TRANSACTION_CONTROL bits), remembered per
+ * text: one lookup per statement, the same texts recur.
+ */
+const verdictOf = (text: string): number => {
+  let verdict = verdicts.get(text)
   if (verdict === undefined) {
-    verdict = isCopyStdio(text)
-    if (copyVerdicts.size >= TC_CACHE_SIZE) copyVerdicts.clear()
-    copyVerdicts.set(text, verdict)
-  }
-  return verdict
-}
-
-const TC_CACHE_SIZE = 1024
-const tcVerdicts = new Map<string, boolean>()
-/** isTransactionControl, remembered per text (the same texts recur). */
-const refusedOnShared = (text: string): boolean => {
-  let verdict = tcVerdicts.get(text)
-  if (verdict === undefined) {
-    verdict = isTransactionControl(text)
-    if (tcVerdicts.size >= TC_CACHE_SIZE) tcVerdicts.clear()
-    tcVerdicts.set(text, verdict)
+    verdict = (isCopyStdio(text) ? COPY_STDIO : 0) | (isTransactionControl(text) ? TRANSACTION_CONTROL : 0)
+    if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear()
+    verdicts.set(text, verdict)
   }
   return verdict
 }
@@ -406,6 +399,17 @@ const tracingOn = Effect.map(
 
 const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
   const owners = new Map<object, OwnPipeline>()
+
+  /** A connection leased for the scope (span `pgline.pool.acquire` when tracing is on). */
+  const lease = (kind: LeaseKind): Effect.Effect<Pooled, PgClientError | PgServerError, Scope.Scope> =>
+    Effect.flatMap(tracingOn, (tracing) =>
+      Effect.acquireRelease(
+        tracing
+          ? Effect.withSpan(pool.wait(kind), "pgline.pool.acquire", { kind: "client" })
+          : pool.wait(kind),
+        (pooled) => pool.release(pooled)
+      )
+    )
 
   const makeStatements = (fixed: Fixed | undefined): PgStatements => {
     const where = (fiber: { getRef: <A>(ref: Context.Reference<A>) => A }): Where => {
@@ -449,11 +453,12 @@ const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
 
     const query = <Row>(text: string, params: ReadonlyArray<unknown> = []) =>
       Effect.withFiber((fiber) => {
-        if (refusedAsCopy(text)) return Effect.fail(copyRejected())
+        const verdict = verdictOf(text)
+        if ((verdict & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
         const w = where(fiber)
         switch (w.kind) {
           case "shared":
-            if (refusedOnShared(text)) return Effect.fail(transactionControl())
+            if ((verdict & TRANSACTION_CONTROL) !== 0) return Effect.fail(transactionControl())
             return onShared((pooled, after) => runStatement(pooled.conn, text, params, after))
           case "conn":
             return runStatement(w.conn, text, params)
@@ -483,7 +488,8 @@ const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
         switch (w.kind) {
           case "shared":
             // One segment is one implicit transaction, so BEGIN without its COMMIT would stay open.
-            if (list.some((s) => refusedOnShared(s.text))) return Effect.fail(transactionControl())
+            if (list.some((s) => (verdictOf(s.text) & TRANSACTION_CONTROL) !== 0))
+              return Effect.fail(transactionControl())
             return onShared((pooled, after) => results(runSegment(pooled.conn, list, after)))
           case "conn":
             return results(runSegment(w.conn, list))
@@ -495,17 +501,6 @@ const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
             return Effect.fail(released())
         }
       })
-
-    /** A connection leased for the scope (span `pgline.pool.acquire` when tracing is on). */
-    const lease = (kind: LeaseKind): Effect.Effect<Pooled, PgClientError | PgServerError, Scope.Scope> =>
-      Effect.flatMap(tracingOn, (tracing) =>
-        Effect.acquireRelease(
-          tracing
-            ? Effect.withSpan(pool.wait(kind), "pgline.pool.acquire", { kind: "client" })
-            : pool.wait(kind),
-          (pooled) => pool.release(pooled)
-        )
-      )
 
     /** Opens a pipeline on `conn` owned by the calling fiber (joinable, and where its statements go). */
     const openOn = (conn: Connection, options: Pipeline.PipelineOptions) =>
@@ -633,14 +628,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
   }
 
   const reserve: Effect.Effect<PgConnection, PgClientError | PgServerError, Scope.Scope> = Effect.flatMap(
-    Effect.flatMap(tracingOn, (tracing) =>
-      Effect.acquireRelease(
-        tracing
-          ? Effect.withSpan(pool.wait("reserve"), "pgline.pool.acquire", { kind: "client" })
-          : pool.wait("reserve"),
-        (pooled) => pool.release(pooled)
-      )
-    ),
+    lease("reserve"),
     (pooled) => {
       const fixed: Fixed = { pooled, active: true }
       return Effect.as(

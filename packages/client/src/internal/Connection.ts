@@ -498,17 +498,20 @@ export class Connection {
   bounded<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
     return Effect.acquireUseRelease(
       Effect.sync(() =>
-        setTimeout(() => {
-          if (!this.isClosed)
-            this.session.wire.close({
-              kind: "local",
-              message: `a clean-up statement did not finish within ${this.options.cancelGrace} ms; the connection was closed`
-            })
-        }, this.options.cancelGrace)
+        this.closeAfterGrace(
+          `a clean-up statement did not finish within ${this.options.cancelGrace} ms; the connection was closed`
+        )
       ),
       () => effect,
       (timer) => Effect.sync(() => clearTimeout(timer))
     )
+  }
+
+  /** Closes the connection `cancelGrace` from now unless the returned timer is cleared first. */
+  private closeAfterGrace(message: string): ReturnType<typeof setTimeout> {
+    return setTimeout(() => {
+      if (!this.isClosed) this.session.wire.close({ kind: "local", message })
+    }, this.options.cancelGrace)
   }
 
   /** The server broke the protocol: nothing it says can be trusted, so the connection is closed. */
@@ -606,13 +609,9 @@ export class Connection {
       cancelDone: false,
       timer: undefined
     }
-    pending.timer = setTimeout(() => {
-      if (pending.finished || this.isClosed) return
-      this.session.wire.close({
-        kind: "local",
-        message: `an interrupted statement did not stop within ${this.options.cancelGrace} ms of its cancel; the connection was closed`
-      })
-    }, this.options.cancelGrace)
+    pending.timer = this.closeAfterGrace(
+      `an interrupted statement did not stop within ${this.options.cancelGrace} ms of its cancel; the connection was closed`
+    )
     this.interrupts.push(pending)
     this.engine.onAdvance = this.checkInterrupts
     this.checkInterrupts()

@@ -156,12 +156,7 @@ export class Pool {
 
   /** The connection closed under us: drop it; waiters may need a new one. */
   lost(pooled: Pooled): void {
-    const i = this.connections.indexOf(pooled)
-    if (i < 0) return
-    this.connections.splice(i, 1)
-    this.fork(Scope.close(pooled.scope, Exit.void))
-    this.report()
-    this.dispatch()
+    if (this.connections.includes(pooled)) this.retire(pooled)
   }
 
   /** Some parameters of any open connection (server_version, …): the oldest open one's. */
@@ -169,8 +164,16 @@ export class Pool {
     return this.connections[0]?.conn.parameters ?? new Map()
   }
 
-  private usable(p: Pooled): boolean {
-    return p.lease === undefined && !p.retiring && !p.conn.isClosed
+  /** The usable connection with the least in flight (the first idle one when there is one). */
+  private leastLoaded(): Pooled | undefined {
+    let best: Pooled | undefined
+    for (const p of this.connections) {
+      if (p.lease !== undefined || p.retiring || p.conn.isClosed) continue
+      const load = p.load
+      if (load === 0) return p
+      if (best === undefined || load < best.load) best = p
+    }
+    return best
   }
 
   /**
@@ -180,13 +183,8 @@ export class Pool {
   shared(): Pooled | undefined {
     // A classic pool serves callers in arrival order: a newcomer queues behind waiters.
     if (!this.options.multiplex && this.waiters.length > 0) return undefined
-    let best: Pooled | undefined
-    for (const p of this.connections) {
-      if (!this.usable(p)) continue
-      const load = p.load
-      if (load === 0) return p
-      if (best === undefined || load < best.load) best = p
-    }
+    const best = this.leastLoaded()
+    if (best !== undefined && best.load === 0) return best
     if (this.canSpawn()) {
       this.spawn()
       return undefined
@@ -207,14 +205,10 @@ export class Pool {
 
   /** A connection to lease now, or undefined when the caller must wait. */
   private exclusive(kind: LeaseKind, spawn: boolean): Pooled | undefined {
-    let best: Pooled | undefined
-    for (const p of this.connections) {
-      if (!this.usable(p)) continue
-      if (p.load === 0) {
-        p.lease = kind
-        return p
-      }
-      if (best === undefined || p.load < best.load) best = p
+    const best = this.leastLoaded()
+    if (best !== undefined && best.load === 0) {
+      best.lease = kind
+      return best
     }
     if (this.canSpawn()) {
       if (spawn) this.spawn()
@@ -319,10 +313,7 @@ export class Pool {
         i++
         continue
       } else {
-        for (const p of this.connections) {
-          if (!this.usable(p)) continue
-          if (got === undefined || p.load < got.load) got = p
-        }
+        got = this.leastLoaded()
         // A busy connection only when nothing is being opened (multiplexing) or never (a classic
         // pool); the claim makes the next waiter see it as loaded.
         if (got !== undefined && got.load > 0 && (!this.options.multiplex || this.opening > 0))
