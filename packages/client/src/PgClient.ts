@@ -29,12 +29,15 @@ import {
   References,
   Schedule,
   Scope,
+  Stream,
   Tracer
 } from "effect"
 import { Connection } from "./internal/Connection.ts"
+import { Listener, type ListenerHooks, type Notification } from "./internal/Listener.ts"
 import { type LeaseKind, Pool, Pooled } from "./internal/Pool.ts"
-import { type Bound, runSegment, runStatement } from "./internal/run.ts"
-import { isCopyStdio, isTransactionControl } from "./internal/sqlText.ts"
+import { type Bound, runScript, runSegment, runStatement } from "./internal/run.ts"
+import { copyDirection, isCopyStdio, isTransactionControl, statementsOf } from "./internal/sqlText.ts"
+import { copyIn, copyOut, hold, rowStream } from "./internal/streams.ts"
 import {
   CurrentTransaction,
   inTurn,
@@ -44,7 +47,12 @@ import {
   TxState,
   type TransactionOptions
 } from "./internal/Transaction.ts"
-import { type PgClientError, type PipelineAborted, StatementRejected } from "./PgClientError.ts"
+import {
+  type PgClientError,
+  type PipelineAborted,
+  type ScriptFailed,
+  StatementRejected
+} from "./PgClientError.ts"
 import * as Pipeline from "./Pipeline.ts"
 import type { QueryResult } from "./QueryResult.ts"
 import { makeSqlTag, rejectInvalid, type SqlTag, type Statement } from "./Statement.ts"
@@ -104,7 +112,54 @@ export interface PgStatements {
     effect: Effect.Effect<A, E, R>,
     options?: TransactionOptions
   ) => Effect.Effect<A, E | PgServerError | PgClientError, R>
+  /**
+   * The rows of one statement as a Stream, read from the server `chunkSize` rows at a time (default
+   * 1000) on a connection held until the stream ends: memory stays bounded however slow the
+   * consumer; stopping early (Stream.take) closes the portal, so the server produces no more rows.
+   * An error mid-stream fails the stream after the rows before it. Inside withTransaction it reads
+   * on the transaction's connection. While the stream is open, statements of the consuming fiber
+   * on the same connection are refused (StreamOpen) instead of waiting on the stream.
+   */
+  readonly stream: <Row = Record<string, unknown>>(
+    statement: Statement<Row> | string,
+    options?: StreamOptions
+  ) => Stream.Stream<Row, PgServerError | PgClientError>
+  /**
+   * COPY … FROM STDIN fed from `source` (chunks of bytes or text in the COPY's format: text, csv or
+   * binary). Returns the row count. The source's failure or the fiber's interruption sends CopyFail:
+   * nothing is inserted and the connection stays usable; the source's error is what fails.
+   */
+  readonly copyFrom: <E = never, R = never>(
+    text: string,
+    source: Stream.Stream<Uint8Array | string, E, R>
+  ) => Effect.Effect<{ readonly rowCount: number }, E | PgServerError | PgClientError, R>
+  /**
+   * COPY … TO STDOUT (or COPY (select …) TO STDOUT) as a Stream of byte blocks. A slow consumer
+   * pushes back on the server; stopping early cancels the COPY.
+   */
+  readonly copyTo: (text: string) => Stream.Stream<Uint8Array, PgServerError | PgClientError>
+  /**
+   * Runs a script of several statements without parameters (migrations, psql-style files) with the
+   * simple-query protocol: one QueryResult per statement. A failing statement fails the script
+   * with ScriptFailed (its index and the server's typed error); the server's rules for a
+   * multi-statement string apply: without BEGIN/COMMIT in it, the whole script is one transaction.
+   * On a shared connection, a script that leaves a transaction block open is refused
+   * (TransactionControl) and rolled back.
+   */
+  readonly script: (
+    text: string | Statement<any>
+  ) => Effect.Effect<ReadonlyArray<QueryResult>, ScriptFailed | PgServerError | PgClientError>
+  /** NOTIFY: `select pg_notify(channel, payload)` (inside withTransaction, delivered at COMMIT). */
+  readonly notify: (channel: string, payload: string) => Effect.Effect<void, PgServerError | PgClientError>
 }
+
+/** Options of `stream`. */
+export interface StreamOptions {
+  /** Rows asked of the server at a time (default 1000); at most about two chunks are held. */
+  readonly chunkSize?: number
+}
+
+export type { Notification } from "./internal/Listener.ts"
 
 /** A connection reserved for a scope (session state: SET, temporary tables, advisory locks). */
 export interface PgConnection extends PgStatements {
@@ -134,6 +189,13 @@ export interface PgClientApi extends PgStatements {
   readonly reserve: Effect.Effect<PgConnection, PgClientError | PgServerError, Scope.Scope>
   /** The pool's current counts (also published as Effect metrics `db.client.connection.*`). */
   readonly stats: () => PoolStats
+  /**
+   * LISTEN: the notifications of `channel` (its exact name, quoted for the server) as a Stream, in
+   * the order sent, received on a connection dedicated to listening (shared by every listen
+   * stream, outside the pool's `max`). The stream's end UNLISTENs. After a lost connection it
+   * reconnects and LISTENs again, logging that notifications may have been missed meanwhile.
+   */
+  readonly listen: (channel: string) => Stream.Stream<Notification, PgServerError | PgClientError>
 }
 
 /** Pool settings of `PgClient.layer`. Durations are milliseconds or Effect Duration inputs. */
@@ -289,36 +351,53 @@ const openPool = (
     const statementCacheSize = settings.statementCacheSize ?? 256
     const cancelGrace = millis(settings.cancelGrace, 5_000)
     let pool: Pool | undefined
-    const openOne: Effect.Effect<Pooled, PgConnectError | PgServerError> = Effect.gen(function* () {
-      const scope = yield* Scope.make()
-      const session = yield* Scope.provide(scope)(Session.open(options)).pipe(
-        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, Exit.void)))
-      )
-      let pooled: Pooled | undefined
-      const conn = new Connection(session, registry, {
-        statementCacheSize,
-        prepare: settings.prepare ?? true,
-        cancelGrace,
-        onNotice,
-        // Nothing in pgline listens yet: say so rather than drop the notification silently.
-        onNotification: (processId, channel, payload) =>
-          Effect.runForkWith(context)(
-            Effect.logWarning(
-              `pgline: a notification on channel "${channel}" reached a connection nobody listens on; it is dropped`
-            ).pipe(Effect.annotateLogs({ channel, processId, payloadLength: payload.length }))
-          ),
-        onClosed: () => {
-          if (pooled !== undefined) pool?.lost(pooled)
-        }
+    /** Opens one session as a Connection, closed with the returned scope. */
+    const openConnection = (hooks: ListenerHooks) =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const session = yield* Scope.provide(scope)(Session.open(options)).pipe(
+          Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, Exit.void)))
+        )
+        const conn = new Connection(session, registry, {
+          statementCacheSize,
+          prepare: settings.prepare ?? true,
+          cancelGrace,
+          onNotice,
+          onNotification: hooks.onNotification,
+          onClosed: hooks.onClosed
+        })
+        for (const notice of session.startupNotices) onNotice(notice)
+        return { conn, scope }
       })
-      for (const notice of session.startupNotices) onNotice(notice)
-      pooled = new Pooled(conn, scope, maxLifetime)
-      return pooled
+    // A pool connection gets notifications only when a user LISTENed on it by hand (pg.reserve):
+    // say so rather than drop them silently.
+    const unexpectedNotification = (processId: number, channel: string, payload: string) =>
+      Effect.runForkWith(context)(
+        Effect.logWarning(
+          `pgline: a notification on channel "${channel}" reached a pool connection; use pg.listen to receive notifications`
+        ).pipe(Effect.annotateLogs({ channel, processId, payloadLength: payload.length }))
+      )
+    const openOne: Effect.Effect<Pooled, PgConnectError | PgServerError> = Effect.suspend(() => {
+      let pooled: Pooled | undefined
+      return Effect.map(
+        openConnection({
+          onNotification: unexpectedNotification,
+          onClosed: () => {
+            if (pooled !== undefined) pool?.lost(pooled)
+          }
+        }),
+        ({ conn, scope }) => {
+          pooled = new Pooled(conn, scope, maxLifetime)
+          return pooled
+        }
+      )
     })
     const first = yield* openOne
     pool = new Pool(poolOptions, openOne, context, settings.poolName ?? `pgline-${++pools}`)
     pool.add(first)
     yield* Effect.addFinalizer(() => pool.close())
+    const listener = new Listener(openConnection, context)
+    yield* Effect.addFinalizer(() => listener.shutdown())
     // Idle and lifetime limits, `min`, and retries for waiters after a failed connection attempt.
     const period = Math.max(50, Math.min(500, poolOptions.idleTimeout / 2))
     yield* Effect.forkScoped(
@@ -328,7 +407,7 @@ const openPool = (
       )
     )
     pool.reap()
-    return makeClient(pool, registry)
+    return makeClient(pool, registry, listener)
   })
 
 // ---------------------------------------------------------------------------------------------
@@ -345,6 +424,8 @@ interface Fixed {
   readonly pooled: Pooled
   active: boolean
 }
+
+type Fiber = { getRef: <A>(ref: Context.Reference<A>) => A }
 
 type Where =
   | { readonly kind: "shared" }
@@ -370,8 +451,52 @@ const copyRejected = () =>
   new StatementRejected({
     reason: "CopyInQuery",
     message:
-      "COPY FROM STDIN / TO STDOUT uses the copy protocol, which query() cannot carry (the data would be lost); use the COPY API"
+      "COPY FROM STDIN / TO STDOUT uses the copy protocol, which query() cannot carry (the data would be lost): use pg.copyFrom or pg.copyTo"
   })
+
+const copyInScript = () =>
+  new StatementRejected({
+    reason: "CopyInQuery",
+    message:
+      "the script holds COPY FROM STDIN / TO STDOUT, which a script cannot carry (nothing was sent): use pg.copyFrom or pg.copyTo"
+  })
+
+const scriptLeftBlockOpen = () =>
+  new StatementRejected({
+    reason: "TransactionControl",
+    message:
+      "the script left a transaction block open on a shared connection (it was rolled back): end it in the script, or run the script inside withTransaction or on pg.reserve"
+  })
+
+const notCopy = (direction: "in" | "out") =>
+  new StatementRejected({
+    reason: "NotCopy",
+    message:
+      direction === "in"
+        ? "copyFrom needs exactly one COPY … FROM STDIN statement"
+        : "copyTo needs exactly one COPY … TO STDOUT statement"
+  })
+
+const streamInPipeline = () =>
+  new StatementRejected({
+    reason: "PipelineOpen",
+    message:
+      "this fiber has a pipeline open: a stream or COPY needs the connection to itself; start it outside the pipeline's scope"
+  })
+
+const badChannel = (message: string) => new StatementRejected({ reason: "InvalidText", message })
+
+/** Why a channel name cannot be LISTENed exactly, if it cannot (the server truncates names to 63 bytes). */
+const invalidChannel = (channel: string): string | undefined =>
+  channel === ""
+    ? "a channel name cannot be empty"
+    : channel.includes("\u0000")
+      ? "a channel name cannot contain a NUL character"
+      : !channel.isWellFormed()
+        ? "the channel name holds a lone UTF-16 surrogate"
+        : Buffer.byteLength(channel) > 63
+          ? `the channel name is ${Buffer.byteLength(channel)} bytes; the server keeps 63 (it would listen on a truncated name)`
+          : undefined
 
 const VERDICT_CACHE_SIZE = 1024
 const COPY_STDIO = 1
@@ -397,7 +522,7 @@ const tracingOn = Effect.map(
   ([tracer, enabled]) => tracer !== Tracer.nativeTracer && enabled
 )
 
-const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
+const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgClientApi => {
   const owners = new Map<object, OwnPipeline>()
 
   /** A connection leased for the scope (span `pgline.pool.acquire` when tracing is on). */
@@ -609,8 +734,125 @@ const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
         }
       })
 
+    /**
+     * A connection held by `fiber` for the scope (a stream or a COPY): leased from the pool, or the
+     * reserved or transaction's connection, which other statements then wait for.
+     */
+    const heldConnection = (
+      fiber: Fiber,
+      kind: LeaseKind
+    ): Effect.Effect<Connection, PgClientError | PgServerError, Scope.Scope> => {
+      const w = where(fiber)
+      const held = (conn: Connection) => Effect.as(hold(conn, fiber), conn)
+      switch (w.kind) {
+        case "shared":
+          return Effect.flatMap(lease(kind), (pooled) => held(pooled.conn))
+        case "conn":
+          return held(w.conn)
+        case "own":
+          return Effect.fail(streamInPipeline())
+        case "tx":
+          return inTurn(w.level, held(w.level.tx.conn))
+        case "released":
+          return Effect.fail(released())
+      }
+    }
+
+    const stream = <Row>(statement: Statement<Row> | string, options: StreamOptions = {}) =>
+      Stream.unwrap(
+        Effect.withFiber((fiber) => {
+          const text = typeof statement === "string" ? statement : statement.text
+          const values = typeof statement === "string" ? [] : statement.values
+          const chunkSize = options.chunkSize ?? 1000
+          if (!Number.isInteger(chunkSize) || chunkSize < 1)
+            return Effect.die(new TypeError(`chunkSize must be an integer ≥ 1, got ${chunkSize}`))
+          const invalid = typeof statement === "string" ? undefined : rejectInvalid(statement)
+          if (invalid !== undefined) return Effect.fail(invalid)
+          if ((verdictOf(text) & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
+          if (statementsOf(text).length > 1)
+            return Effect.fail(
+              new StatementRejected({
+                reason: "MultipleStatements",
+                message: "a stream reads one statement's rows; this text holds several"
+              })
+            )
+          return Effect.flatMap(heldConnection(fiber, "stream"), (conn) =>
+            rowStream(conn, text, values, chunkSize, fiber)
+          )
+        })
+      ) as Stream.Stream<Row, PgServerError | PgClientError>
+
+    /** The checks copyFrom and copyTo share: one COPY statement in the right direction. */
+    const copyText = (text: string, direction: "in" | "out"): StatementRejected | undefined =>
+      statementsOf(text).length !== 1 || copyDirection(text) !== direction ? notCopy(direction) : undefined
+
+    const copyFrom = <E, R>(text: string, source: Stream.Stream<Uint8Array | string, E, R>) =>
+      Effect.withFiber((fiber) => {
+        const refused = copyText(text, "in")
+        if (refused !== undefined) return Effect.fail(refused)
+        return Effect.scoped(
+          Effect.flatMap(heldConnection(fiber, "copy"), (conn) =>
+            Effect.map(copyIn(conn, text, source, fiber), (rowCount) => ({ rowCount }))
+          )
+        )
+      }) as Effect.Effect<{ readonly rowCount: number }, E | PgServerError | PgClientError, R>
+
+    const copyTo = (text: string) =>
+      Stream.unwrap(
+        Effect.withFiber((fiber) => {
+          const refused = copyText(text, "out")
+          if (refused !== undefined) return Effect.fail(refused)
+          return Effect.flatMap(heldConnection(fiber, "copy"), (conn) => copyOut(conn, text, fiber))
+        })
+      ) as Stream.Stream<Uint8Array, PgServerError | PgClientError>
+
+    const script = (input: string | Statement<any>) =>
+      Effect.withFiber((fiber) => {
+        if (typeof input !== "string" && input.values.length > 0)
+          return Effect.fail(
+            new StatementRejected({
+              reason: "ParametersInScript",
+              message:
+                "a script runs without parameters (the simple-query protocol has none): use query or sql for values"
+            })
+          )
+        const text = typeof input === "string" ? input : input.text
+        if (statementsOf(text).some((s) => copyDirection(s) !== undefined)) return Effect.fail(copyInScript())
+        const w = where(fiber)
+        switch (w.kind) {
+          case "shared":
+            // Leased, so a block the script leaves open captures nobody's statements; the lease's
+            // release rolls it back.
+            return Effect.scoped(
+              Effect.flatMap(lease("script"), (pooled) =>
+                Effect.flatMap(runScript(pooled.conn, text), (results) =>
+                  pooled.conn.transactionStatus === "I"
+                    ? Effect.succeed(results)
+                    : Effect.fail(scriptLeftBlockOpen())
+                )
+              )
+            )
+          case "conn":
+            return runScript(w.conn, text)
+          case "own":
+            return runScript(w.own.conn, text)
+          case "tx":
+            return inTurn(w.level, runScript(w.level.tx.conn, text))
+          case "released":
+            return Effect.fail(released())
+        }
+      })
+
+    const notify = (channel: string, payload: string) =>
+      Effect.asVoid(query("select pg_notify($1, $2)", [channel, payload]))
+
     const parameters = fixed !== undefined ? fixed.pooled.conn.parameters : undefined
     return {
+      stream,
+      copyFrom,
+      copyTo,
+      script,
+      notify,
       query,
       sql: makeSqlTag(query),
       parameter: (name) => (parameters ?? pool.parameters).get(name),
@@ -638,5 +880,14 @@ const makeClient = (pool: Pool, registry: TypeRegistry): PgClientApi => {
     }
   )
 
-  return Object.assign(makeStatements(undefined), { reserve, stats: () => pool.stats() })
+  const listen = (channel: string) =>
+    Stream.callback<Notification, PgServerError | PgClientError>((queue) => {
+      const invalid = invalidChannel(channel)
+      if (invalid !== undefined) return Effect.fail(badChannel(invalid))
+      return Effect.acquireRelease(listener.subscribe(channel, queue), () =>
+        listener.unsubscribe(channel, queue)
+      )
+    })
+
+  return Object.assign(makeStatements(undefined), { reserve, stats: () => pool.stats(), listen })
 }

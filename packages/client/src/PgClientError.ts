@@ -5,8 +5,9 @@
  * statement refused before it was sent. `PipelineAborted` is in Pipeline.ts's vocabulary but
  * lives here so every module can name it.
  */
-import { ConnectionLost, PgConnectError, ProtocolFailure } from "@pgline/transport"
-import { Schema } from "effect"
+import { ConnectionLost, PgConnectError, type PgServerError, ProtocolFailure } from "@pgline/transport"
+import { Data, Schema } from "effect"
+import type { QueryResult } from "./QueryResult.ts"
 
 export { ConnectionLost, PgConnectError, ProtocolFailure }
 
@@ -38,7 +39,11 @@ export class StatementRejected extends Schema.TaggedError<StatementRejected>()("
     "TransactionControl",
     "CopyInQuery",
     "TransactionEnded",
-    "Released"
+    "Released",
+    "ParametersInScript",
+    "NotCopy",
+    "InvalidCopyData",
+    "StreamOpen"
   ])
 }) {}
 
@@ -64,6 +69,19 @@ export class AcquireTimeout extends Schema.TaggedError<AcquireTimeout>()("Acquir
   /** The pool's `max`. */
   max: Schema.Number
 }) {}
+
+/**
+ * A statement of a script (`pg.script`) failed. `index` is its 0-based position among the
+ * script's statements, `error` the server's typed error (match it with `error._tag`), `results`
+ * what the statements before it returned. What the server rolled back follows its rules for a
+ * multi-statement string: without transaction control in the script, nothing of it is kept.
+ */
+export class ScriptFailed extends Data.TaggedError("ScriptFailed")<{
+  readonly message: string
+  readonly index: number
+  readonly error: PgServerError
+  readonly results: ReadonlyArray<QueryResult>
+}> {}
 
 export type PgClientError =
   | PgConnectError

@@ -66,7 +66,7 @@ it.live(
           PgClient.layer({ url: info.url, sslmode: "disable" }).pipe(Layer.provide(Logger.layer([capture])))
         )
       )
-      expect(seen.some((m) => m.includes(`channel "unheard"`) && m.includes("nobody listens"))).toBe(true)
+      expect(seen.some((m) => m.includes(`channel "unheard"`) && m.includes("use pg.listen"))).toBe(true)
     }).pipe(Effect.provide(PgServer.layer)),
   60_000
 )

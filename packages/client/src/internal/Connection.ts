@@ -17,10 +17,12 @@ import {
   beginBind,
   endBind,
   encodeClose,
+  encodeCopyDone,
   encodeDescribe,
   encodeExecute,
   encodeFlush,
   encodeParse,
+  encodeQuery,
   encodeSync,
   type FieldDescription,
   type FormatCode,
@@ -30,6 +32,7 @@ import {
 } from "@pgline/codec"
 import type { Session } from "@pgline/transport"
 import { Effect } from "effect"
+import type { StatementRejected } from "../PgClientError.ts"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, type RowDecoder } from "./rowDecoder.ts"
@@ -89,6 +92,7 @@ interface LockWaiter {
   readonly owner: object
   readonly resume: () => void
   readonly idle: () => boolean
+  readonly refusal: (() => StatementRejected) | undefined
 }
 
 /** How a connection was lost, as a Sync step reports it. */
@@ -102,6 +106,10 @@ export interface LostInfo {
 /** Receives a statement's outcome (a pipeline handle, or the query in flight). */
 export interface OutcomeSink {
   settle(outcome: Outcome): void
+  /** Set for a row stream: rows go here as they are decoded instead of into the result. */
+  readonly row?: (row: Record<string, unknown>) => void
+  /** Set for a row stream: the portal stopped after its row limit (PortalSuspended); more may follow. */
+  readonly suspended?: () => void
 }
 
 /** Refusals detected while encoding, before anything was written. */
@@ -125,7 +133,7 @@ export interface ConnectionOptions {
 const emptyFields: ReadonlyArray<FieldInfo> = []
 const noFormats: ReadonlyArray<FormatCode> = []
 
-class StatementStep implements Step {
+export class StatementStep implements Step {
   readonly isSync = false
   segmentIndex = 0
   startOffset = 0
@@ -213,6 +221,21 @@ class StatementStep implements Step {
    */
   private stage: number
 
+  /**
+   * The step reading the next rows of the same portal (a row stream's next Execute): it decodes
+   * with this step's decoders and expects rows straight away.
+   */
+  continuation(sink: OutcomeSink): StatementStep {
+    if (this.decodeRow === undefined) this.adopt()
+    const next = new StatementStep(this.conn, this.prepared, false, this.formats, sink)
+    next.stage = 4
+    next.decoders = this.decoders
+    next.names = this.names
+    next.decodeRow = this.decodeRow
+    next.fieldInfo = this.fieldInfo
+    return next
+  }
+
   onMessage(m: BackendMessage): boolean {
     switch (m.type) {
       case "DataRow": {
@@ -232,7 +255,9 @@ class StatementStep implements Step {
           this.decodeFailure = this.diagnose(m)
           return false
         }
-        if (this.rows === undefined) this.rows = [row]
+        const stream = this.sink.row
+        if (stream !== undefined) stream(row)
+        else if (this.rows === undefined) this.rows = [row]
         else this.rows.push(row)
         return false
       }
@@ -279,12 +304,13 @@ class StatementStep implements Step {
         return true
       case "PortalSuspended":
         if (this.stage !== 4) return this.violation(m.type)
-        this.finish("SELECT")
+        if (this.sink.suspended !== undefined && this.decodeFailure === undefined) this.sink.suspended()
+        else this.finish("SELECT")
         return true
       case "CopyInResponse":
         if (this.stage !== 4) return this.violation(m.type)
         // query() does not stream COPY data: fail the COPY so the server ends it with an error.
-        this.conn.failCopyIn()
+        this.conn.failCopyIn(true)
         return false
       case "CopyOutResponse":
       case "CopyData":
@@ -450,6 +476,11 @@ export class Connection {
   /** The pipeline holding the connection, if any; other statements wait for it (see `acquire`). */
   private exclusiveOwner: object | undefined = undefined
   private exclusiveIdle: () => boolean = () => false
+  /**
+   * What the holder's own fiber gets for a statement sent to the connection while it is held and
+   * busy (it would wait on itself); undefined: the pipeline's refusal (PipelineOpen).
+   */
+  exclusiveRefusal: (() => StatementRejected) | undefined = undefined
   private readonly lockWaiters: Array<LockWaiter> = []
   private nextName = 0
   private readonly scratchOids: Array<number> = []
@@ -489,6 +520,18 @@ export class Connection {
    * reason (MessageTooLarge, InvalidLength, …) or "Grammar" for messages out of order.
    */
   protocolFailureReason: string | undefined = undefined
+
+  /**
+   * The step of the last statement queued with a row limit (a row stream continues its portal from
+   * it); the stream takes it at once (`takePortalStep`), so no result is kept alive here.
+   */
+  private portalStep: StatementStep | undefined = undefined
+
+  takePortalStep(): StatementStep | undefined {
+    const step = this.portalStep
+    this.portalStep = undefined
+    return step
+  }
 
   /**
    * Runs a clean-up statement's effect (ROLLBACK, ROLLBACK TO) within `cancelGrace`: a clean-up
@@ -534,7 +577,8 @@ export class Connection {
     exclusive: boolean,
     owner: object,
     resume: () => void,
-    idle: () => boolean = () => false
+    idle: () => boolean = () => false,
+    refusal?: () => StatementRejected
   ): (() => void) | undefined {
     if (
       this.lockWaiters.length === 0 &&
@@ -544,11 +588,12 @@ export class Connection {
       if (exclusive) {
         this.exclusiveOwner = owner
         this.exclusiveIdle = idle
+        this.exclusiveRefusal = refusal
       }
       resume()
       return undefined
     }
-    const waiter: LockWaiter = { exclusive, owner, resume, idle }
+    const waiter: LockWaiter = { exclusive, owner, resume, idle, refusal }
     this.lockWaiters.push(waiter)
     return () => {
       const i = this.lockWaiters.indexOf(waiter)
@@ -676,6 +721,7 @@ export class Connection {
       if (next.exclusive) {
         this.exclusiveOwner = next.owner
         this.exclusiveIdle = next.idle
+        this.exclusiveRefusal = next.refusal
       }
       next.resume()
     }
@@ -718,15 +764,70 @@ export class Connection {
     this.cache.delete(text)
   }
 
-  failCopyIn(): void {
+  /**
+   * Ends a COPY FROM STDIN that nobody feeds. `extended`: it came from an extended-protocol
+   * statement, whose Sync the server ignored (it arrived during copy-in): the server then discards
+   * everything until the next one, so without this Sync it would wait for good.
+   */
+  failCopyIn(extended: boolean, message = "COPY FROM STDIN needs its data: use pg.copyFrom"): void {
     const w = this.session.wire.writer
     const at = w.beginMessage(0x66) // 'f' CopyFail
-    w.cstring("COPY FROM STDIN is not supported by query(); use the COPY API")
+    w.cstring(message.replaceAll("\u0000", ""))
     w.endMessage(at)
-    // The server ignored the Sync that followed the statement (it came during copy-in) and now
-    // discards everything until the next one: without this Sync it would wait for good.
-    encodeSync(w)
+    if (extended) encodeSync(w)
     this.session.wire.schedule()
+  }
+
+  /** One CopyData message with `chunk` (bytes, or a string sent as UTF-8). */
+  writeCopyData(chunk: Uint8Array | string): void {
+    const w = this.session.wire.writer
+    const at = w.beginMessage(0x64) // 'd' CopyData
+    if (typeof chunk === "string") w.utf8(chunk)
+    else w.bytes(chunk)
+    w.endMessage(at)
+    this.session.wire.schedule()
+  }
+
+  /** CopyDone: the data of a COPY FROM STDIN is complete. */
+  writeCopyDone(): void {
+    encodeCopyDone(this.session.wire.writer)
+    this.session.wire.schedule()
+  }
+
+  /**
+   * Sends a simple-query message (a script, or a COPY) answered by `step`, which is its own Sync:
+   * the server runs every statement of the text and ends with one ReadyForQuery.
+   */
+  queueQuery(
+    text: string,
+    step: Step & { startOffset: number; owner?: object | undefined }
+  ): EncodeFailure | undefined {
+    if (text.includes("\u0000"))
+      return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
+    if (!text.isWellFormed()) return loneSurrogateInText
+    const wire = this.session.wire
+    step.startOffset = wire.bytesWritten + wire.writer.length
+    this.segments++
+    encodeQuery(wire.writer, text)
+    this.engine.enqueue(step)
+    wire.schedule()
+    return undefined
+  }
+
+  /**
+   * Asks for the next `maxRows` rows of the portal `previous` read from (a row stream), with a
+   * Flush so the server sends them without a Sync. Returns the step that reads them.
+   */
+  queueExecute(previous: StatementStep, sink: OutcomeSink, maxRows: number, owner: object): StatementStep {
+    const wire = this.session.wire
+    const step = previous.continuation(sink)
+    step.startOffset = wire.bytesWritten + wire.writer.length
+    step.owner = owner
+    encodeExecute(wire.writer, "", maxRows)
+    encodeFlush(wire.writer)
+    this.engine.enqueue(step)
+    wire.schedule()
+    return step
   }
 
   /**
@@ -741,7 +842,8 @@ export class Connection {
     text: string,
     values: ReadonlyArray<unknown>,
     sink: OutcomeSink,
-    owner?: object
+    owner?: object,
+    maxRows = 0
   ): EncodeFailure | undefined {
     const registry = this.registry
     const n = values.length
@@ -821,7 +923,7 @@ export class Connection {
         }
       }
       endBind(w, bind, resultFormats)
-      encodeExecute(w, "", 0)
+      encodeExecute(w, "", maxRows)
     } catch (error) {
       // Undo the partial frames: nothing of this statement may reach the server.
       w.pos = mark
@@ -851,6 +953,7 @@ export class Connection {
     const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
     step.startOffset = startOffset
     step.owner = owner
+    if (maxRows > 0) this.portalStep = step
     this.engine.enqueue(step)
     // After the statement's step: the Close frame follows its frames, so its step must follow too.
     if (this.cached > this.options.statementCacheSize) this.evict(owner)

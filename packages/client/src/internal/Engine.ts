@@ -38,6 +38,11 @@ export interface Step {
   readonly onLost: (message: string, mayHaveRun: boolean) => void
   /** True for a Sync step (completes on ReadyForQuery). */
   readonly isSync: boolean
+  /**
+   * True for a simple-query step (a Query message: a script or a COPY): it is its own Sync (one
+   * ReadyForQuery ends it) and receives every message of its answer, results and copy data included.
+   */
+  readonly simple?: boolean
   /** True for steps the driver adds on its own (closing an evicted statement): not counted in segment indexes. */
   readonly internal?: boolean
   /** Position within the segment, for PipelineAborted; set by the engine. */
@@ -148,7 +153,7 @@ export class Engine {
         return
     }
     const step = this.queue[this.head]
-    if (step === undefined || step.isSync) {
+    if (step === undefined || (step.isSync && step.simple !== true)) {
       this.hooks.onDesync(m)
       return
     }

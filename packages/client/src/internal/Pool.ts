@@ -47,7 +47,7 @@ export interface PoolOptions {
   readonly multiplex: boolean
 }
 
-export type LeaseKind = "reserve" | "transaction" | "pipeline"
+export type LeaseKind = "reserve" | "transaction" | "pipeline" | "stream" | "copy" | "script"
 
 /** One connection of the pool with its bookkeeping. */
 export class Pooled {

@@ -12,10 +12,18 @@
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
 import type { PgServerError } from "@pgline/transport"
 import { Effect } from "effect"
-import { type PgClientError, type PipelineAborted, StatementRejected } from "../PgClientError.ts"
+import { fromErrorFields } from "@pgline/transport"
+import {
+  type PgClientError,
+  type PipelineAborted,
+  ResultDecodeError,
+  ScriptFailed,
+  StatementRejected
+} from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
 import { type Connection, isStaleStatement, type LostInfo, type Outcome } from "./Connection.ts"
 import { encodeFailure, lost, outcomeToExit } from "./outcome.ts"
+import { type ScriptOutcome, ScriptStep } from "./simple.ts"
 
 export type RunError = PgServerError | PgClientError
 
@@ -46,21 +54,22 @@ type SyncInfo = {
 }
 
 /**
- * Queues `statements` and one Sync when the connection may take them (at once, unless another
- * fiber's pipeline holds it), and calls `done` with every outcome once the Sync is answered.
- * Returns the interruption handler: cancel what runs and wait for the Sync, or stop waiting.
+ * Writes what `write` queues when the connection may take it (at once, unless another fiber's
+ * pipeline holds it). `write` gets a fresh owner for its steps and `complete`, which its last step
+ * must call once answered (or lost) before the caller resumes; it returns a refusal instead when
+ * it wrote nothing. Returns the interruption handler: cancel what runs and wait for its end, or
+ * stop waiting for the connection.
  */
 const submit = (
   conn: Connection,
   fiber: object,
-  statements: ReadonlyArray<Bound>,
+  write: (owner: object, complete: () => void) => RunError | undefined,
   fail: (error: RunError) => void,
-  done: (outcomes: Array<Outcome | undefined>, sync: SyncInfo) => void,
   after: (() => void) | undefined
 ): Effect.Effect<void> | undefined => {
   if (conn.exclusiveHolder === fiber && !conn.holderIdle) {
     // It would split the open segment, and waiting for our own pipeline would never end.
-    fail(pipelineOpen())
+    fail(conn.exclusiveRefusal?.() ?? pipelineOpen())
     return undefined
   }
   let started = false
@@ -68,6 +77,13 @@ const submit = (
   let onFinished: (() => void) | undefined
   // This call's steps, so an interruption cancels only while they are what the server runs.
   const owner = {}
+  const complete = () => {
+    finished = true
+    onFinished?.()
+    // The pool first: waiters get the connection before this caller, resumed after this, can
+    // come straight back for it (without this, a classic pool served the same callers in a loop).
+    after?.()
+  }
   const start = () => {
     started = true
     if (conn.isClosed) {
@@ -75,44 +91,11 @@ const submit = (
       fail(lost(conn.closeMessage, false))
       return
     }
-    // Everything is checked before the first frame is written: the batch goes out whole or not at all.
-    if (statements.length > 1) {
-      for (const s of statements) {
-        const failure = conn.validate(s.text, s.values)
-        if (failure !== undefined) {
-          finished = true
-          fail(encodeFailure(failure))
-          return
-        }
-      }
-    }
-    const outcomes: Array<Outcome | undefined> = new Array(statements.length)
-    for (let i = 0; i < statements.length; i++) {
-      const failure = conn.queueStatement(
-        statements[i]!.text,
-        statements[i]!.values,
-        {
-          settle: (o) => {
-            outcomes[i] = o
-          }
-        },
-        owner
-      )
-      if (failure !== undefined) {
-        // Only a lone statement gets here (a batch was validated): nothing of it was written.
-        finished = true
-        fail(encodeFailure(failure))
-        return
-      }
-    }
-    conn.queueSync((status, error, lostInfo) => {
+    const refused = write(owner, complete)
+    if (refused !== undefined) {
       finished = true
-      onFinished?.()
-      // The pool first: waiters get the connection before this caller, resumed by `done`, can
-      // come straight back for it (without this, a classic pool served the same callers in a loop).
-      after?.()
-      done(outcomes, { status, error, lost: lostInfo })
-    }, owner)
+      fail(refused)
+    }
   }
   const own = conn.exclusiveHolder === fiber
   // Waits only while another fiber's pipeline holds the connection; the owner of an idle pipeline
@@ -121,7 +104,7 @@ const submit = (
   if (own) start()
   else cancelWait = conn.acquire(false, fiber, start)
   // Interrupted: stop waiting for the connection, or have the running statement cancelled (bounded
-  // by the connection's cancelGrace, after which the connection is closed) and wait for its Sync.
+  // by the connection's cancelGrace, after which the connection is closed) and wait for its end.
   return Effect.callback<void>((resume) => {
     if (!started) {
       cancelWait?.()
@@ -136,6 +119,54 @@ const submit = (
   })
 }
 
+/**
+ * Queues `statements` and one Sync (see `submit`), and calls `done` with every outcome once the
+ * Sync is answered. A batch is checked whole before its first frame is written.
+ */
+const submitStatements = (
+  conn: Connection,
+  fiber: object,
+  statements: ReadonlyArray<Bound>,
+  fail: (error: RunError) => void,
+  done: (outcomes: Array<Outcome | undefined>, sync: SyncInfo) => void,
+  after: (() => void) | undefined
+): Effect.Effect<void> | undefined =>
+  submit(
+    conn,
+    fiber,
+    (owner, complete) => {
+      // Everything is checked before the first frame is written: the batch goes out whole or not at all.
+      if (statements.length > 1) {
+        for (const s of statements) {
+          const failure = conn.validate(s.text, s.values)
+          if (failure !== undefined) return encodeFailure(failure)
+        }
+      }
+      const outcomes: Array<Outcome | undefined> = new Array(statements.length)
+      for (let i = 0; i < statements.length; i++) {
+        const failure = conn.queueStatement(
+          statements[i]!.text,
+          statements[i]!.values,
+          {
+            settle: (o) => {
+              outcomes[i] = o
+            }
+          },
+          owner
+        )
+        // Only a lone statement gets here (a batch was validated): nothing of it was written.
+        if (failure !== undefined) return encodeFailure(failure)
+      }
+      conn.queueSync((status, error, lostInfo) => {
+        complete()
+        done(outcomes, { status, error, lost: lostInfo })
+      }, owner)
+      return undefined
+    },
+    fail,
+    after
+  )
+
 /** One statement with its own Sync. */
 export const runStatement = (
   conn: Connection,
@@ -147,7 +178,7 @@ export const runStatement = (
   Effect.withFiber((fiber) =>
     Effect.callback<QueryResult<any>, RunError>((resume) => {
       const wasIdle = conn.transactionStatus === "I"
-      return submit(
+      return submitStatements(
         conn,
         fiber,
         [{ text, values }],
@@ -180,7 +211,7 @@ export const runSegment = (
 ): Effect.Effect<Array<QueryResult<any>>, RunError | PipelineAborted> =>
   Effect.withFiber((fiber) =>
     Effect.callback<Array<QueryResult<any>>, RunError | PipelineAborted>((resume) =>
-      submit(
+      submitStatements(
         conn,
         fiber,
         statements,
@@ -208,3 +239,68 @@ export const settle = (conn: Connection): Effect.Effect<TransactionStatus | unde
     if (conn.isClosed) return resume(Effect.succeed(undefined))
     conn.queueSync((status) => resume(Effect.succeed(status)))
   })
+
+/**
+ * A script: the text as one simple-query message (several statements, no parameters), one
+ * QueryResult per statement. Fails with ScriptFailed naming the statement that failed.
+ */
+export const runScript = (
+  conn: Connection,
+  text: string,
+  after?: () => void
+): Effect.Effect<Array<QueryResult<any>>, RunError | ScriptFailed> =>
+  Effect.withFiber((fiber) =>
+    Effect.callback<Array<QueryResult<any>>, RunError | ScriptFailed>((resume) =>
+      submit(
+        conn,
+        fiber,
+        (owner, complete) => {
+          const step = new ScriptStep(conn, (outcome) => {
+            complete()
+            resume(scriptExit(conn, outcome))
+          })
+          step.owner = owner
+          const failure = conn.queueQuery(text, step)
+          return failure === undefined ? undefined : encodeFailure(failure)
+        },
+        (error) => resume(Effect.fail(error)),
+        after
+      )
+    )
+  )
+
+const scriptExit = (
+  conn: Connection,
+  outcome: ScriptOutcome
+): Effect.Effect<Array<QueryResult<any>>, RunError | ScriptFailed> => {
+  if (outcome.copy)
+    return Effect.fail(
+      new StatementRejected({
+        reason: "CopyInQuery",
+        message:
+          "the script holds COPY FROM STDIN or TO STDOUT, which a script cannot carry (the statements before it ran): use pg.copyFrom / pg.copyTo"
+      })
+    )
+  if (outcome.error !== undefined) {
+    const error = fromErrorFields(outcome.error)
+    return Effect.fail(
+      new ScriptFailed({
+        message: `statement ${outcome.errorIndex} of the script failed: ${error._tag}: ${error.message}`,
+        index: outcome.errorIndex,
+        error,
+        results: outcome.results
+      })
+    )
+  }
+  if (outcome.lost !== undefined)
+    return Effect.fail(lost(outcome.lost.message, outcome.lost.mayHaveRun, conn.protocolFailureReason))
+  if (outcome.decodeFailure !== undefined)
+    return Effect.fail(
+      new ResultDecodeError({
+        message: `statement ${outcome.decodeFailure.index} of the script: ${outcome.decodeFailure.error.message}`,
+        column: outcome.decodeFailure.column,
+        typeOid: outcome.decodeFailure.error.oid
+      })
+    )
+  return Effect.succeed(outcome.results as Array<QueryResult<any>>)
+}

@@ -218,3 +218,23 @@ export const isCopyStdio = (text: string): boolean => {
   )
   return stdio
 }
+
+/**
+ * Which way a COPY statement moves data through the connection: "in" for COPY … FROM STDIN, "out"
+ * for COPY … TO STDOUT, undefined for anything else (including COPY to or from a server file).
+ */
+export const copyDirection = (text: string): "in" | "out" | undefined => {
+  if (firstKeyword(text) !== "COPY") return undefined
+  let direction: "in" | "out" | undefined
+  lex(
+    text,
+    () => {},
+    () => {},
+    () => {},
+    (word) => {
+      if (word === "STDIN") direction = "in"
+      else if (word === "STDOUT") direction = "out"
+    }
+  )
+  return direction
+}

@@ -2,8 +2,10 @@
  * Wire: one socket (TCP, Unix or TLS) with the codec's parser on its read side and one coalescing
  * writer on its write side. Frames are encoded straight into `writer` by callers and go out in one
  * socket write per tick (`schedule()`), so a burst of Parse/Bind/Execute/Sync from one fiber costs
- * one syscall; a burst above 32 KiB goes out in 32 KiB writes as it is encoded. Reading never stops: node keeps reading while writes are buffered, which is what
- * keeps a huge pipeline from deadlocking when both socket buffers fill.
+ * one syscall; a burst above 32 KiB goes out in 32 KiB writes as it is encoded. Reading does not
+ * stop while writes are buffered, which is what keeps a huge pipeline from deadlocking when both
+ * socket buffers fill; only a consumer that holds the connection alone (a COPY TO stream) pauses
+ * it, to push back on the server through TCP.
  *
  * It knows nothing of statements; the session and the client install a message handler. Every
  * listener it adds is removed by `destroy()`.
@@ -175,6 +177,15 @@ export class Wire {
     }
     this.drainWaiters = still
     for (const r of ready) r()
+  }
+
+  /** Stops reading from the socket until `resumeReading` (back-pressure for a slow consumer). */
+  pauseReading(): void {
+    if (this.closed === undefined) this.socket.pause()
+  }
+
+  resumeReading(): void {
+    if (this.closed === undefined) this.socket.resume()
   }
 
   close(reason: WireClosed): void {

@@ -1,0 +1,169 @@
+/**
+ * LISTEN on one dedicated connection per client, shared by every `listen` stream: a channel is
+ * LISTENed when its first stream starts and UNLISTENed when its last one ends; the connection
+ * closes when no channel is left. Notifications go to every stream of their channel, in the order
+ * the server sent them.
+ *
+ * When the connection is lost, it is opened again (with back-off, until it works or the client
+ * closes) and every channel is LISTENed again; a warning says that notifications sent meanwhile
+ * were missed, since the server does not keep them for a session that is gone.
+ *
+ * Deliberately not here: the connection's set-up (the client passes `open`), NOTIFY (a plain
+ * statement on any connection).
+ */
+import type { PgServerError } from "@pgline/transport"
+import { type Context, Duration, Effect, Exit, Fiber, Queue, Schedule, Scope, Semaphore } from "effect"
+import type { PgClientError } from "../PgClientError.ts"
+import { quoteIdentifier } from "../Statement.ts"
+import type { Connection } from "./Connection.ts"
+import { runStatement } from "./run.ts"
+
+/** One notification: the channel, its payload, and the server process that sent it. */
+export interface Notification {
+  readonly channel: string
+  readonly payload: string
+  readonly processId: number
+}
+
+/** A connection opened for listening, and the scope that closes it. */
+export interface ListenerConnection {
+  readonly conn: Connection
+  readonly scope: Scope.Closeable
+}
+
+export interface ListenerHooks {
+  readonly onNotification: (processId: number, channel: string, payload: string) => void
+  readonly onClosed: () => void
+}
+
+type Subscriber = Queue.Queue<Notification, PgServerError | PgClientError | import("effect").Cause.Done>
+
+export class Listener {
+  private readonly channels = new Map<string, Set<Subscriber>>()
+  private current: ListenerConnection | undefined
+  private readonly lock = Semaphore.makeUnsafe(1)
+  private closed = false
+  private reconnecting: Fiber.Fiber<void> | undefined
+  private readonly open: (
+    hooks: ListenerHooks
+  ) => Effect.Effect<ListenerConnection, PgClientError | PgServerError>
+  private readonly context: Context.Context<never>
+
+  constructor(
+    open: (hooks: ListenerHooks) => Effect.Effect<ListenerConnection, PgClientError | PgServerError>,
+    context: Context.Context<never>
+  ) {
+    this.open = open
+    this.context = context
+  }
+
+  private readonly hooks: ListenerHooks = {
+    onNotification: (processId, channel, payload) => {
+      const subscribers = this.channels.get(channel)
+      if (subscribers === undefined || subscribers.size === 0) {
+        // UNLISTEN just sent, or a channel truncated by the server: say so rather than drop it silently.
+        Effect.runForkWith(this.context)(
+          Effect.logWarning(
+            `pgline: a notification on channel "${channel}" arrived with no listen stream for it; it is dropped`
+          )
+        )
+        return
+      }
+      const notification: Notification = { channel, payload, processId }
+      for (const q of subscribers) Queue.offerUnsafe(q, notification)
+    },
+    onClosed: () => this.lost()
+  }
+
+  /** The open listening connection, opened now if there is none. */
+  private connection(): Effect.Effect<Connection, PgClientError | PgServerError> {
+    const current = this.current
+    if (current !== undefined && !current.conn.isClosed) return Effect.succeed(current.conn)
+    return Effect.map(this.open(this.hooks), (opened) => {
+      this.current = opened
+      return opened.conn
+    })
+  }
+
+  /** Adds a stream's queue to `channel`, LISTENing first when it is the channel's first. */
+  subscribe(channel: string, queue: Subscriber): Effect.Effect<void, PgClientError | PgServerError> {
+    return this.lock.withPermits(1)(
+      Effect.gen({ self: this }, function* () {
+        const existing = this.channels.get(channel)
+        if (existing !== undefined) {
+          existing.add(queue)
+          return
+        }
+        const conn = yield* this.connection()
+        yield* runStatement(conn, `listen ${quoteIdentifier(channel)}`, [])
+        this.channels.set(channel, new Set([queue]))
+      })
+    )
+  }
+
+  /** Removes a stream's queue; the channel's last one UNLISTENs, and no channel left closes the connection. */
+  unsubscribe(channel: string, queue: Subscriber): Effect.Effect<void> {
+    return this.lock.withPermits(1)(
+      Effect.gen({ self: this }, function* () {
+        const subscribers = this.channels.get(channel)
+        if (subscribers === undefined || !subscribers.delete(queue) || subscribers.size > 0) return
+        this.channels.delete(channel)
+        const current = this.current
+        if (current === undefined || current.conn.isClosed) return
+        if (this.channels.size === 0) {
+          this.current = undefined
+          yield* Scope.close(current.scope, Exit.void)
+          return
+        }
+        yield* Effect.ignore(runStatement(current.conn, `unlisten ${quoteIdentifier(channel)}`, []))
+      })
+    )
+  }
+
+  /** The listening connection was lost: open another and LISTEN again, until it works or the client closes. */
+  private lost(): void {
+    if (this.closed || this.channels.size === 0 || this.reconnecting !== undefined) return
+    const attempt = this.lock.withPermits(1)(
+      Effect.gen({ self: this }, function* () {
+        if (this.closed || this.channels.size === 0) return
+        const conn = yield* this.connection()
+        for (const channel of this.channels.keys())
+          yield* runStatement(conn, `listen ${quoteIdentifier(channel)}`, [])
+        yield* Effect.logWarning(
+          `pgline: the listening connection was lost and is open again, listening on ${this.channels.size} channel(s); notifications sent while it was down were missed`
+        )
+      })
+    )
+    this.reconnecting = Effect.runForkWith(this.context)(
+      attempt.pipe(
+        Effect.tapError((e) =>
+          Effect.logWarning(`pgline: reopening the listening connection failed (${e._tag}); trying again`)
+        ),
+        Effect.retry(
+          Schedule.exponential("100 millis", 2).pipe(
+            Schedule.modifyDelay((m) => Effect.succeed(Duration.min(m.duration, Duration.seconds(5))))
+          )
+        ),
+        Effect.ignore,
+        Effect.ensuring(
+          Effect.sync(() => {
+            this.reconnecting = undefined
+          })
+        )
+      )
+    )
+  }
+
+  /** The client closes: streams end, the connection closes, no reconnection. */
+  shutdown(): Effect.Effect<void> {
+    return Effect.gen({ self: this }, function* () {
+      this.closed = true
+      if (this.reconnecting !== undefined) yield* Fiber.interrupt(this.reconnecting)
+      for (const subscribers of this.channels.values()) for (const q of subscribers) Queue.endUnsafe(q)
+      this.channels.clear()
+      const current = this.current
+      this.current = undefined
+      if (current !== undefined) yield* Scope.close(current.scope, Exit.void)
+    })
+  }
+}

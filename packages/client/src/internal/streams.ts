@@ -1,0 +1,551 @@
+/**
+ * Streams over one connection held for their length: rows of a query read in chunks from a
+ * portal, and COPY in both directions. The caller brings the connection (leased, reserved, or a
+ * transaction's) and holds it with `hold`; nothing else is written to it meanwhile.
+ *
+ * Back-pressure, chosen per direction:
+ * - rows: the statement runs as a portal read `chunkSize` rows at a time (Execute with a row limit,
+ *   then Flush); the next chunk is asked for while the consumer works on the current one, so at most
+ *   two chunks are held. Stopping early sends Sync, which closes the portal: the server never
+ *   produces the rows nobody reads.
+ * - COPY TO: the server sends without asking, so the socket stops being read while more than
+ *   HIGH_WATER bytes wait for the consumer (TCP then stops the server). Stopping early cancels the
+ *   COPY and drains what is already on the way.
+ * - COPY FROM: each chunk of the source is written as CopyData once fewer than HIGH_WATER bytes wait
+ *   for the socket. The source's failure or the fiber's interruption sends CopyFail, so nothing is
+ *   inserted and the connection stays usable.
+ */
+import type { ErrorFields } from "@pgline/codec"
+import { fromErrorFields } from "@pgline/transport"
+import { Cause, Effect, Exit, type Scope, Stream } from "effect"
+import { StatementRejected } from "../PgClientError.ts"
+import type { Connection, Outcome, OutcomeSink, StatementStep } from "./Connection.ts"
+import { encodeFailure, lost, outcomeToExit } from "./outcome.ts"
+import type { RunError } from "./run.ts"
+import { CopyStep, type SimpleEnd } from "./simple.ts"
+
+/** Bytes waiting (for the consumer of COPY TO, for the socket in COPY FROM) before pushing back. */
+const HIGH_WATER = 1024 * 1024
+const LOW_WATER = 256 * 1024
+/** COPY TO output is handed over in blocks of about this size (rows arrive one CopyData each). */
+const BLOCK = 64 * 1024
+/** COPY FROM chunks above this are sent as several CopyData messages. */
+const PIECE = 256 * 1024
+
+const streamOpen = () =>
+  new StatementRejected({
+    reason: "StreamOpen",
+    message:
+      "this fiber is reading a stream on the connection: a statement issued while consuming it on the same connection would wait for the stream for good; run it after the stream, or on another connection"
+  })
+
+/**
+ * Holds `conn` for the scope: statements of other fibers wait until it ends, and the holder's own
+ * fiber is told (StreamOpen) instead of waiting on itself.
+ */
+export const hold = (conn: Connection, owner: object): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<void>((resume) => {
+      const cancel = conn.acquire(
+        true,
+        owner,
+        () => resume(Effect.void),
+        () => false,
+        streamOpen
+      )
+      return cancel === undefined ? undefined : Effect.sync(cancel)
+    }),
+    () => Effect.sync(() => conn.release(owner))
+  )
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+class Cursor {
+  private readonly conn: Connection
+  private readonly chunkSize: number
+  private readonly owner: object
+  private chunks: Array<Array<Record<string, unknown>>> = []
+  private current: Array<Record<string, unknown>> = []
+  private step: StatementStep | undefined
+  /** An Execute is waiting for its rows. */
+  private inFlight = false
+  /** The portal is done (completed, failed, or the connection lost): no more Executes. */
+  private complete = false
+  private failure: RunError | undefined
+  private syncQueued = false
+  private synced = false
+  private closing = false
+  private waiter: (() => void) | undefined
+  private onSynced: (() => void) | undefined
+
+  constructor(conn: Connection, chunkSize: number, owner: object) {
+    this.conn = conn
+    this.chunkSize = chunkSize
+    this.owner = owner
+  }
+
+  private readonly sink: OutcomeSink = {
+    row: (row) => {
+      this.current.push(row)
+    },
+    suspended: () => {
+      this.inFlight = false
+      if (this.current.length > 0) {
+        this.chunks.push(this.current)
+        this.current = []
+      }
+      if (this.closing) return
+      this.request()
+      this.wake()
+    },
+    settle: (outcome: Outcome) => {
+      this.inFlight = false
+      this.complete = true
+      if (this.current.length > 0) {
+        this.chunks.push(this.current)
+        this.current = []
+      }
+      if (outcome._tag !== "Done") {
+        const exit = outcomeToExit(outcome, undefined, undefined)
+        if (Exit.isFailure(exit as Exit.Exit<unknown, RunError>)) {
+          const e = Cause.findErrorOption((exit as Exit.Failure<unknown, RunError>).cause)
+          if (e._tag === "Some") this.failure = e.value
+        }
+      }
+      if (outcome._tag === "Lost") {
+        this.synced = true
+        this.onSynced?.()
+      } else this.sync()
+      this.wake()
+    }
+  }
+
+  /** Sends the statement with its first row limit. */
+  start(text: string, values: ReadonlyArray<unknown>): RunError | undefined {
+    if (this.conn.isClosed) return lost(this.conn.closeMessage, false)
+    const failure = this.conn.queueStatement(text, values, this.sink, this.owner, this.chunkSize)
+    if (failure !== undefined) return encodeFailure(failure)
+    this.step = this.conn.takePortalStep()
+    this.conn.queueFlush()
+    this.inFlight = true
+    return undefined
+  }
+
+  /** Asks for the next chunk while fewer than one waits for the consumer. */
+  private request(): void {
+    if (this.inFlight || this.complete || this.closing || this.chunks.length > 0 || this.step === undefined)
+      return
+    if (this.conn.isClosed) return
+    this.inFlight = true
+    this.step = this.conn.queueExecute(this.step, this.sink, this.chunkSize, this.owner)
+  }
+
+  private sync(): void {
+    if (this.syncQueued || this.conn.isClosed) {
+      if (!this.syncQueued) {
+        this.synced = true
+        this.onSynced?.()
+      }
+      return
+    }
+    this.syncQueued = true
+    this.conn.queueSync((_status, error, lostInfo) => {
+      if (this.failure === undefined && !this.closing) {
+        if (error !== undefined) this.failure = fromErrorFields(error)
+        else if (lostInfo !== undefined) this.failure = lost(lostInfo.message, true, lostInfo.protocol)
+      }
+      this.synced = true
+      this.complete = true
+      this.onSynced?.()
+      this.wake()
+    }, this.owner)
+  }
+
+  private wake(): void {
+    const w = this.waiter
+    if (w !== undefined) {
+      this.waiter = undefined
+      w()
+    }
+  }
+
+  private next(): Effect.Effect<ReadonlyArray<Record<string, unknown>>, RunError | Cause.Done> | undefined {
+    const chunk = this.chunks.shift()
+    if (chunk !== undefined) {
+      this.request()
+      return Effect.succeed(chunk)
+    }
+    if (this.complete) return this.failure !== undefined ? Effect.fail(this.failure) : Cause.done()
+    return undefined
+  }
+
+  readonly pull = Effect.callback<any, RunError | Cause.Done>((resume) => {
+    const now = this.next()
+    if (now !== undefined) return resume(now)
+    this.waiter = () => {
+      const later = this.next()
+      if (later !== undefined) resume(later)
+    }
+    return Effect.sync(() => {
+      this.waiter = undefined
+    })
+  })
+
+  /**
+   * Ends the portal (stopped early, failed, or interrupted): Sync, then wait for its answer. A chunk
+   * still in flight is let finish; if it has not within 50 ms (the query is still producing its
+   * first rows), it is cancelled, bounded by the connection's cancelGrace.
+   */
+  readonly close: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    this.closing = true
+    this.chunks = []
+    this.current = []
+    if (this.synced || this.conn.isClosed) return resume(Effect.void)
+    let interrupt: { readonly done: () => void } | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
+    this.onSynced = () => {
+      clearTimeout(timer)
+      interrupt?.done()
+      resume(Effect.void)
+    }
+    if (this.inFlight)
+      timer = setTimeout(() => {
+        if (!this.synced) interrupt = this.conn.interrupt(this.owner)
+      }, 50)
+    this.sync()
+  })
+}
+
+/** The rows of one statement as a stream read `chunkSize` rows at a time; `conn` must be held. */
+export const rowStream = (
+  conn: Connection,
+  text: string,
+  values: ReadonlyArray<unknown>,
+  chunkSize: number,
+  owner: object
+): Effect.Effect<Stream.Stream<any, RunError>, RunError, Scope.Scope> =>
+  Effect.suspend((): Effect.Effect<Stream.Stream<any, RunError>, RunError, Scope.Scope> => {
+    const cursor = new Cursor(conn, chunkSize, owner)
+    const failure = cursor.start(text, values)
+    if (failure !== undefined) return Effect.fail(failure)
+    return Effect.as(
+      Effect.addFinalizer(() => cursor.close),
+      Stream.fromPull(Effect.succeed(cursor.pull)) as Stream.Stream<any, RunError>
+    )
+  })
+
+// ---------------------------------------------------------------------------------------------
+// COPY
+
+interface CopyEnd extends SimpleEnd {
+  readonly tag: string | undefined
+  readonly wrongKind: boolean
+}
+
+const notCopy = (direction: "in" | "out") =>
+  new StatementRejected({
+    reason: "NotCopy",
+    message:
+      direction === "in"
+        ? "copyFrom needs one COPY … FROM STDIN statement"
+        : "copyTo needs one COPY … TO STDOUT statement"
+  })
+
+/** The outcome of a COPY command once its ReadyForQuery (or the connection's loss) arrived. */
+const endExit = (
+  conn: Connection,
+  direction: "in" | "out",
+  end: CopyEnd
+): Effect.Effect<number, RunError> => {
+  if (end.error !== undefined) return Effect.fail(fromErrorFields(end.error))
+  if (end.lost !== undefined)
+    return Effect.fail(lost(end.lost.message, end.lost.mayHaveRun, conn.protocolFailureReason))
+  if (end.wrongKind) return Effect.fail(notCopy(direction))
+  const tag = end.tag ?? ""
+  const space = tag.lastIndexOf(" ")
+  return Effect.succeed(space < 0 ? 0 : Number(tag.slice(space + 1)) || 0)
+}
+
+/** Tracks one COPY command: copy mode began, the server failed it, the command ended. */
+class CopyState {
+  started = false
+  serverFailed: ErrorFields | undefined
+  end: CopyEnd | undefined
+  /** Set when the feeder gave up before copy mode began: fail the copy as soon as it does. */
+  abandoned = false
+  private waiters: Array<() => void> = []
+  readonly conn: Connection
+
+  constructor(conn: Connection) {
+    this.conn = conn
+  }
+
+  readonly events = {
+    started: () => {
+      this.started = true
+      if (this.abandoned) this.conn.failCopyIn(false, "the COPY was interrupted")
+      this.wake()
+    },
+    data: (_bytes: Uint8Array) => {},
+    failed: (fields: ErrorFields) => {
+      this.serverFailed ??= fields
+      this.wake()
+    },
+    ended: (end: CopyEnd) => {
+      this.end = end
+      this.wake()
+    }
+  }
+
+  wake(): void {
+    const ws = this.waiters
+    this.waiters = []
+    for (const w of ws) w()
+  }
+
+  /**
+   * Waits until `ready()` holds. Interrupted, it cancels what the server runs (bounded by
+   * cancelGrace) and waits for the command's end, so the connection is left clean.
+   */
+  until(ready: () => boolean, owner: object): Effect.Effect<void> {
+    return Effect.callback<void>((resume) => {
+      if (ready()) return resume(Effect.void)
+      const check = () => {
+        if (ready()) resume(Effect.void)
+        else this.waiters.push(check)
+      }
+      this.waiters.push(check)
+      return Effect.callback<void>((stopped) => {
+        this.abandoned = true
+        if (this.started && this.end === undefined) this.conn.failCopyIn(false, "the COPY was interrupted")
+        if (this.end !== undefined) return stopped(Effect.void)
+        const interrupt = this.conn.interrupt(owner)
+        const atEnd = () => {
+          if (this.end !== undefined) {
+            interrupt.done()
+            stopped(Effect.void)
+          } else this.waiters.push(atEnd)
+        }
+        this.waiters.push(atEnd)
+      })
+    })
+  }
+}
+
+class Stop {
+  readonly _tag = "Stop"
+}
+const stop = new Stop()
+
+/** Why the feeder failed, for the CopyFail message (the server puts it in its error). */
+const failMessage = (cause: Cause.Cause<unknown>): string => {
+  if (Cause.hasInterrupts(cause)) return "the COPY was interrupted"
+  const e = Cause.findErrorOption(cause)
+  const message =
+    e._tag === "Some" && typeof (e.value as { message?: unknown })?.message === "string"
+      ? (e.value as { message: string }).message
+      : "the source of the COPY failed"
+  return `the source of the COPY failed: ${message}`.slice(0, 1000)
+}
+
+const invalidData = (message: string) => new StatementRejected({ reason: "InvalidCopyData", message })
+
+/** Writes one source chunk as CopyData, waiting while the socket is behind. */
+const writeChunk = (
+  conn: Connection,
+  state: CopyState,
+  chunk: unknown
+): Effect.Effect<void, StatementRejected | Stop> => {
+  if (state.serverFailed !== undefined || state.end !== undefined) return Effect.fail(stop)
+  if (typeof chunk === "string") {
+    if (!chunk.isWellFormed())
+      return Effect.fail(invalidData("a COPY chunk holds a lone UTF-16 surrogate, which UTF-8 cannot carry"))
+    for (let at = 0; at < chunk.length; ) {
+      let end = Math.min(chunk.length, at + PIECE)
+      // Never split a surrogate pair between two messages.
+      if (end < chunk.length && /[\uD800-\uDBFF]/.test(chunk[end - 1]!)) end--
+      conn.writeCopyData(at === 0 && end === chunk.length ? chunk : chunk.slice(at, end))
+      at = end
+    }
+  } else if (chunk instanceof Uint8Array) {
+    for (let at = 0; at < chunk.length; at += PIECE)
+      conn.writeCopyData(chunk.length <= PIECE ? chunk : chunk.subarray(at, at + PIECE))
+  } else {
+    return Effect.fail(invalidData(`a COPY chunk must be a Uint8Array or a string, got ${typeof chunk}`))
+  }
+  const wire = conn.session.wire
+  if (wire.pendingBytes < HIGH_WATER) return Effect.void
+  return Effect.callback<void>((resume) => {
+    wire.whenBelow(LOW_WATER, () => resume(Effect.void))
+  })
+}
+
+/**
+ * COPY … FROM STDIN fed from `source`; `conn` must be held. The row count on success. The
+ * source's failure or an interruption sends CopyFail (nothing is inserted) and is what fails the
+ * effect; a server error (bad data, a constraint) stops reading the source.
+ */
+export const copyIn = <E, R>(
+  conn: Connection,
+  text: string,
+  source: Stream.Stream<Uint8Array | string, E, R>,
+  owner: object
+): Effect.Effect<number, E | RunError, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function* () {
+      const state = new CopyState(conn)
+      const step = new CopyStep(conn, "in", state.events)
+      step.owner = owner
+      if (conn.isClosed) return yield* Effect.fail(lost(conn.closeMessage, false))
+      const refused = conn.queueQuery(text, step)
+      if (refused !== undefined) return yield* Effect.fail(encodeFailure(refused))
+      yield* restore(state.until(() => state.started || state.end !== undefined, owner))
+      if (state.end === undefined && state.started) {
+        const fed = yield* Effect.exit(
+          restore(Stream.runForEach(source, (chunk) => writeChunk(conn, state, chunk)))
+        )
+        const stopped =
+          Exit.isFailure(fed) &&
+          Cause.findErrorOption(fed.cause).pipe((e) => e._tag === "Some" && e.value === stop)
+        if (Exit.isSuccess(fed) || stopped) {
+          if (state.end === undefined && state.serverFailed === undefined) conn.writeCopyDone()
+          // The server may take long to finish (constraints, indexes): wait as for a statement.
+          yield* restore(state.until(() => state.end !== undefined, owner))
+        } else {
+          if (state.end === undefined) conn.failCopyIn(false, failMessage(fed.cause))
+          yield* conn.bounded(state.until(() => state.end !== undefined, owner))
+          return yield* fed as Exit.Exit<never, E | RunError>
+        }
+      }
+      return yield* endExit(conn, "in", state.end!)
+    })
+  )
+
+/** Accumulates COPY TO output into blocks, pausing the socket while the consumer is behind. */
+class CopyOut {
+  private readonly conn: Connection
+  private readonly owner: object
+  private blocks: Array<Uint8Array> = []
+  private block: Uint8Array | undefined
+  private filled = 0
+  private buffered = 0
+  private paused = false
+  private closing = false
+  end: CopyEnd | undefined
+  private waiter: (() => void) | undefined
+  private onEnd: (() => void) | undefined
+
+  constructor(conn: Connection, owner: object) {
+    this.conn = conn
+    this.owner = owner
+  }
+
+  readonly events = {
+    started: () => {},
+    data: (bytes: Uint8Array) => {
+      if (this.closing) return
+      if (bytes.length >= BLOCK) {
+        this.seal()
+        this.blocks.push(bytes.slice())
+      } else {
+        if (this.block === undefined || this.filled + bytes.length > this.block.length) {
+          this.seal()
+          this.block = new Uint8Array(BLOCK)
+        }
+        this.block.set(bytes, this.filled)
+        this.filled += bytes.length
+      }
+      this.buffered += bytes.length
+      if (this.buffered >= HIGH_WATER && !this.paused) {
+        this.paused = true
+        this.conn.session.wire.pauseReading()
+      }
+      this.wake()
+    },
+    failed: () => {},
+    ended: (end: CopyEnd) => {
+      this.end = end
+      this.onEnd?.()
+      this.wake()
+    }
+  }
+
+  private seal(): void {
+    if (this.block !== undefined && this.filled > 0) this.blocks.push(this.block.subarray(0, this.filled))
+    this.block = undefined
+    this.filled = 0
+  }
+
+  private wake(): void {
+    const w = this.waiter
+    if (w !== undefined) {
+      this.waiter = undefined
+      w()
+    }
+  }
+
+  private next(): Effect.Effect<ReadonlyArray<Uint8Array>, RunError | Cause.Done> | undefined {
+    if (this.blocks.length === 0) this.seal()
+    if (this.blocks.length > 0) {
+      const out = this.blocks
+      this.blocks = []
+      this.buffered = 0
+      if (this.paused) {
+        this.paused = false
+        this.conn.session.wire.resumeReading()
+      }
+      return Effect.succeed(out)
+    }
+    if (this.end !== undefined) return Effect.flatMap(endExit(this.conn, "out", this.end), () => Cause.done())
+    return undefined
+  }
+
+  readonly pull = Effect.callback<any, RunError | Cause.Done>((resume) => {
+    const now = this.next()
+    if (now !== undefined) return resume(now)
+    this.waiter = () => {
+      const later = this.next()
+      if (later !== undefined) resume(later)
+    }
+    return Effect.sync(() => {
+      this.waiter = undefined
+    })
+  })
+
+  /** Stopped before the end: cancel the COPY, read and drop what is on the way, wait for its end. */
+  readonly close: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    this.closing = true
+    this.blocks = []
+    this.block = undefined
+    if (this.paused) {
+      this.paused = false
+      this.conn.session.wire.resumeReading()
+    }
+    if (this.end !== undefined) return resume(Effect.void)
+    const interrupt = this.conn.interrupt(this.owner)
+    this.onEnd = () => {
+      interrupt.done()
+      resume(Effect.void)
+    }
+  })
+}
+
+/** COPY … TO STDOUT as a stream of byte blocks; `conn` must be held. */
+export const copyOut = (
+  conn: Connection,
+  text: string,
+  owner: object
+): Effect.Effect<Stream.Stream<Uint8Array, RunError>, RunError, Scope.Scope> =>
+  Effect.suspend((): Effect.Effect<Stream.Stream<Uint8Array, RunError>, RunError, Scope.Scope> => {
+    const out = new CopyOut(conn, owner)
+    const step = new CopyStep(conn, "out", out.events)
+    step.owner = owner
+    if (conn.isClosed) return Effect.fail(lost(conn.closeMessage, false))
+    const refused = conn.queueQuery(text, step)
+    if (refused !== undefined) return Effect.fail(encodeFailure(refused))
+    return Effect.as(
+      Effect.addFinalizer(() => out.close),
+      Stream.fromPull(Effect.succeed(out.pull)) as Stream.Stream<Uint8Array, RunError>
+    )
+  })
