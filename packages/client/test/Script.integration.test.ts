@@ -46,7 +46,9 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("script",
       const { pg } = yield* poolClient({ max: 1 })
       yield* pg.query("create table sc_fail (v int primary key)")
       const error = yield* errorOf(
-        pg.script("insert into sc_fail values (1); select v from sc_fail; insert into sc_fail values (1); select 2")
+        pg.script(
+          "insert into sc_fail values (1); select v from sc_fail; insert into sc_fail values (1); select 2"
+        )
       )
       expect(error._tag).toBe("ScriptFailed")
       if (error._tag !== "ScriptFailed") return
@@ -81,39 +83,45 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("script",
     })
   )
 
-  it.effect("a whole BEGIN … COMMIT script on a shared connection is fine; one left open is refused and rolled back", () =>
-    Effect.gen(function* () {
-      const { pg, app } = yield* poolClient({ max: 1 })
-      const observer = (yield* poolClient({ max: 1 })).pg
-      yield* pg.query("create table sc_block (v int)")
-      yield* pg.script("begin; insert into sc_block values (1); commit")
-      expect(yield* count(pg, "sc_block")).toBe(1)
-      const error = yield* errorOf(pg.script("begin; insert into sc_block values (2)"))
-      expect(error._tag).toBe("StatementRejected")
-      if (error._tag === "StatementRejected") expect(error.reason).toBe("TransactionControl")
-      expect(yield* count(pg, "sc_block")).toBe(1)
-      yield* eventually(
-        Effect.map(backendsOf(observer, app), (rows) => rows.every((r) => r.state === "idle")),
-        5_000,
-        "the client's backend idle, outside any block"
-      )
-    })
+  it.effect(
+    "a whole BEGIN … COMMIT script on a shared connection is fine; one left open is refused and rolled back",
+    () =>
+      Effect.gen(function* () {
+        const { pg, app } = yield* poolClient({ max: 1 })
+        const observer = (yield* poolClient({ max: 1 })).pg
+        yield* pg.query("create table sc_block (v int)")
+        yield* pg.script("begin; insert into sc_block values (1); commit")
+        expect(yield* count(pg, "sc_block")).toBe(1)
+        const error = yield* errorOf(pg.script("begin; insert into sc_block values (2)"))
+        expect(error._tag).toBe("StatementRejected")
+        if (error._tag === "StatementRejected") expect(error.reason).toBe("TransactionControl")
+        expect(yield* count(pg, "sc_block")).toBe(1)
+        yield* eventually(
+          Effect.map(backendsOf(observer, app), (rows) => rows.every((r) => r.state === "idle")),
+          5_000,
+          "the client's backend idle, outside any block"
+        )
+      })
   )
 
-  it.effect("on a reserved connection a script may leave session state and a block for later statements", () =>
-    Effect.gen(function* () {
-      const { pg } = yield* poolClient({ max: 2 })
-      yield* pg.query("create table sc_reserve (v int)")
-      yield* Effect.scoped(
-        Effect.gen(function* () {
-          const conn = yield* pg.reserve
-          yield* conn.script("create temp table sc_tmp (v int); insert into sc_tmp values (7); begin; insert into sc_reserve values (1)")
-          expect((yield* conn.query("select v from sc_tmp")).rows).toEqual([{ v: 7 }])
-          yield* conn.query("commit")
-        })
-      )
-      expect(yield* count(pg, "sc_reserve")).toBe(1)
-    })
+  it.effect(
+    "on a reserved connection a script may leave session state and a block for later statements",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 2 })
+        yield* pg.query("create table sc_reserve (v int)")
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            yield* conn.script(
+              "create temp table sc_tmp (v int); insert into sc_tmp values (7); begin; insert into sc_reserve values (1)"
+            )
+            expect((yield* conn.query("select v from sc_tmp")).rows).toEqual([{ v: 7 }])
+            yield* conn.query("commit")
+          })
+        )
+        expect(yield* count(pg, "sc_reserve")).toBe(1)
+      })
   )
 
   it.effect("inside withTransaction the script is part of the transaction (rolled back with it)", () =>
@@ -141,7 +149,9 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("script",
       yield* pg.query("create table sc_refused (v int)")
       const params = yield* errorOf(pg.script(pg.sql`insert into sc_refused values (${1})`))
       expect(params._tag === "StatementRejected" && params.reason).toBe("ParametersInScript")
-      const copyIn = yield* errorOf(pg.script("insert into sc_refused values (1); copy sc_refused from stdin"))
+      const copyIn = yield* errorOf(
+        pg.script("insert into sc_refused values (1); copy sc_refused from stdin")
+      )
       expect(copyIn._tag === "StatementRejected" && copyIn.reason).toBe("CopyInQuery")
       expect(copyIn.message).toContain("copyFrom")
       const copyOut = yield* errorOf(pg.script("copy sc_refused to stdout; select 1"))

@@ -14,9 +14,8 @@ import { errorOf, within } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
 
 const lastValue = (pg: PgClientApi, sequence: string) =>
-  Effect.map(
-    pg.query<{ v: string }>(`select last_value::text as v from ${sequence}`),
-    (r) => Number(r.rows[0]!.v)
+  Effect.map(pg.query<{ v: string }>(`select last_value::text as v from ${sequence}`), (r) =>
+    Number(r.rows[0]!.v)
   )
 
 const allIdle = (observer: PgClientApi, app: string) =>
@@ -30,8 +29,7 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
   it.effect("1,000,000 rows × 3 columns: exact count and checksums against the server's", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 2 })
-      const text =
-        "select g, g * 3 as t, md5(g::text) as h from generate_series(1, 1000000) g"
+      const text = "select g, g * 3 as t, md5(g::text) as h from generate_series(1, 1000000) g"
       const expected = (yield* pg.query<{ n: number; s: string; t: string; hx: string; hl: string }>(
         `select count(*)::int as n, sum(g)::text as s, sum(t)::text as t,
                 sum(('x' || substr(h, 1, 8))::bit(32)::int::bigint)::text as hx, sum(length(h))::text as hl
@@ -96,11 +94,11 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
       yield* pg.query("create sequence st_take")
       const first = yield* within(20_000)(
         Stream.runCollect(
-          pg.stream<{ v: string }>(
-            "select nextval('st_take')::text as v from generate_series(1, 10000) a, generate_series(1, 10000) b"
-          ).pipe(
-            Stream.take(5)
-          )
+          pg
+            .stream<{ v: string }>(
+              "select nextval('st_take')::text as v from generate_series(1, 10000) a, generate_series(1, 10000) b"
+            )
+            .pipe(Stream.take(5))
         )
       )
       expect(first.map((r) => Number(r.v))).toEqual([1, 2, 3, 4, 5])
@@ -173,7 +171,11 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
           }).pipe(Effect.andThen(seen % 1000 === 0 ? Effect.sleep(5) : Effect.void))
         )
       )
-      yield* eventually(Effect.sync(() => seen > 3000), 10_000, "rows flowing")
+      yield* eventually(
+        Effect.sync(() => seen > 3000),
+        10_000,
+        "rows flowing"
+      )
       yield* Fiber.interrupt(fiber)
       expect((yield* within(10_000)(pg.query("select 5 as five"))).rows).toEqual([{ five: 5 }])
       yield* allIdle(observer, app)
@@ -187,7 +189,9 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
       const seen = yield* pg.withTransaction(
         Effect.gen(function* () {
           yield* pg.query("insert into st_tx select generate_series(1, 2500)")
-          const rows = yield* Stream.runCollect(pg.stream<{ v: number }>("select v from st_tx order by v", { chunkSize: 100 }))
+          const rows = yield* Stream.runCollect(
+            pg.stream<{ v: number }>("select v from st_tx order by v", { chunkSize: 100 })
+          )
           // A statement of the transaction after the stream ended runs on the same connection.
           yield* pg.query("insert into st_tx values (0)")
           return rows.length
@@ -198,23 +202,29 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
     })
   )
 
-  it.effect("a statement of the consuming fiber on the stream's own connection is refused, not deadlocked", () =>
-    Effect.gen(function* () {
-      const { pg } = yield* poolClient({ max: 2 })
-      const error = yield* errorOf(
-        pg.withTransaction(
-          Stream.runForEach(pg.stream("select g from generate_series(1, 10) g"), () => pg.query("select 1"))
+  it.effect(
+    "a statement of the consuming fiber on the stream's own connection is refused, not deadlocked",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 2 })
+        const error = yield* errorOf(
+          pg.withTransaction(
+            Stream.runForEach(pg.stream("select g from generate_series(1, 10) g"), () => pg.query("select 1"))
+          )
         )
-      )
-      expect(error._tag === "StatementRejected" && error.reason).toBe("StreamOpen")
-      // Outside a transaction the consumer's statements go to another connection of the pool.
-      const sums = yield* Stream.runCollect(
-        pg.stream<{ g: number }>("select g from generate_series(1, 10) g").pipe(
-          Stream.mapEffect((row) => Effect.map(pg.query<{ d: number }>("select $1::int * 2 as d", [row.g]), (r) => r.rows[0]!.d))
+        expect(error._tag === "StatementRejected" && error.reason).toBe("StreamOpen")
+        // Outside a transaction the consumer's statements go to another connection of the pool.
+        const sums = yield* Stream.runCollect(
+          pg
+            .stream<{ g: number }>("select g from generate_series(1, 10) g")
+            .pipe(
+              Stream.mapEffect((row) =>
+                Effect.map(pg.query<{ d: number }>("select $1::int * 2 as d", [row.g]), (r) => r.rows[0]!.d)
+              )
+            )
         )
-      )
-      expect(sums.reduce((a, b) => a + b, 0)).toBe(110)
-    })
+        expect(sums.reduce((a, b) => a + b, 0)).toBe(110)
+      })
   )
 
   it.effect("on a reserved connection (session state) and in a fiber with a pipeline open", () =>
@@ -224,7 +234,9 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
         Effect.gen(function* () {
           const conn = yield* pg.reserve
           yield* conn.query("create temp table st_temp as select generate_series(1, 3000) as v")
-          const rows = yield* Stream.runCollect(conn.stream<{ v: number }>("select v from st_temp order by v"))
+          const rows = yield* Stream.runCollect(
+            conn.stream<{ v: number }>("select v from st_temp order by v")
+          )
           expect(rows.length).toBe(3000)
           expect(rows[2999]).toEqual({ v: 3000 })
         })
@@ -241,15 +253,17 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
     })
   )
 
-  it.effect("prepare: false streams through the unnamed statement; binary and text columns decode alike", () =>
-    Effect.gen(function* () {
-      const { pg } = yield* poolClient({ max: 1, prepare: false })
-      const text = "select g, g::text as t, g::int8 as b, (g % 2 = 0) as e from generate_series(1, 2345) g"
-      for (let round = 0; round < 2; round++) {
-        const rows = yield* Stream.runCollect(pg.stream(text, { chunkSize: 1000 }))
-        expect(rows).toEqual((yield* pg.query(text)).rows)
-      }
-    })
+  it.effect(
+    "prepare: false streams through the unnamed statement; binary and text columns decode alike",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1, prepare: false })
+        const text = "select g, g::text as t, g::int8 as b, (g % 2 = 0) as e from generate_series(1, 2345) g"
+        for (let round = 0; round < 2; round++) {
+          const rows = yield* Stream.runCollect(pg.stream(text, { chunkSize: 1000 }))
+          expect(rows).toEqual((yield* pg.query(text)).rows)
+        }
+      })
   )
 
   it.effect("a named statement streamed twice: the second run decodes with the cached binary formats", () =>

@@ -461,7 +461,11 @@ class CopyOut {
         this.paused = true
         this.conn.session.wire.pauseReading()
       }
-      this.wake()
+      // After the socket chunk being parsed: its rows (one CopyData each) fill one block together.
+      if (this.waiter !== undefined && !this.wakeQueued) {
+        this.wakeQueued = true
+        queueMicrotask(this.wakeLater)
+      }
     },
     failed: () => {},
     ended: (end: CopyEnd) => {
@@ -469,6 +473,12 @@ class CopyOut {
       this.onEnd?.()
       this.wake()
     }
+  }
+
+  private wakeQueued = false
+  private readonly wakeLater = () => {
+    this.wakeQueued = false
+    this.wake()
   }
 
   private seal(): void {
