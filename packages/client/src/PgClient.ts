@@ -20,12 +20,14 @@
 import { type ErrorFields, TypeRegistry } from "@pgline/codec"
 import { PgConfig, type PgConnectError, type PgServerError, Session } from "@pgline/transport"
 import {
+  type Cause,
   type Config,
   Context,
   Duration,
   Effect,
   Exit,
   Layer,
+  Queue,
   References,
   Schedule,
   Scope,
@@ -196,6 +198,14 @@ export interface PgClientApi extends PgStatements {
    * reconnects and LISTENs again, logging that notifications may have been missed meanwhile.
    */
   readonly listen: (channel: string) => Stream.Stream<Notification, PgServerError | PgClientError>
+  /**
+   * The same, listening as soon as this effect completes (LISTEN has been answered) and until the
+   * scope ends: notifications sent after it returns are never missed, even before the stream is
+   * read. Use it when the code that follows sends or awaits notifications.
+   */
+  readonly listenScoped: (
+    channel: string
+  ) => Effect.Effect<Stream.Stream<Notification>, PgServerError | PgClientError, Scope.Scope>
 }
 
 /** Pool settings of `PgClient.layer`. Durations are milliseconds or Effect Duration inputs. */
@@ -889,5 +899,21 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       )
     })
 
-  return Object.assign(makeStatements(undefined), { reserve, stats: () => pool.stats(), listen })
+  const listenScoped = (channel: string) =>
+    Effect.gen(function* () {
+      const invalid = invalidChannel(channel)
+      if (invalid !== undefined) return yield* Effect.fail(badChannel(invalid))
+      const queue = yield* Queue.unbounded<Notification, PgServerError | PgClientError | Cause.Done>()
+      yield* Effect.acquireRelease(listener.subscribe(channel, queue), () =>
+        Effect.andThen(listener.unsubscribe(channel, queue), Queue.end(queue))
+      )
+      return Stream.fromQueue(queue) as Stream.Stream<Notification>
+    })
+
+  return Object.assign(makeStatements(undefined), {
+    reserve,
+    stats: () => pool.stats(),
+    listen,
+    listenScoped
+  })
 }

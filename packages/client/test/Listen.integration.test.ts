@@ -254,6 +254,24 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("listen",
     })
   )
 
+  it.effect("listenScoped: listening once it returns, so nothing sent right after is missed", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      for (let round = 0; round < 5; round++) {
+        const got = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const notifications = yield* pg.listenScoped("ln_scoped")
+            yield* pg.notify("ln_scoped", `round ${round}`)
+            return yield* notifications.pipe(Stream.take(1), Stream.runCollect)
+          })
+        )
+        expect(got.map((n) => n.payload)).toEqual([`round ${round}`])
+      }
+      const invalid = yield* errorOf(Effect.scoped(pg.listenScoped("")))
+      expect(invalid._tag === "StatementRejected" && invalid.reason).toBe("InvalidText")
+    })
+  )
+
   it.effect("invalid channel names are refused typed", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })
