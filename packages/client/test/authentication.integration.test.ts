@@ -58,14 +58,15 @@ layer(PgServer.layer, { timeout: 120_000 })("authentication through PgClient.lay
           })
         ).toBe(true)
       }
-      expect(
-        yield* sslInUse({
-          ...tcp(info, roles.scram),
-          sslmode: "require",
-          sslnegotiation: "direct",
-          channelBinding: "require"
-        })
-      ).toBe(true)
+      const direct = sslInUse({
+        ...tcp(info, roles.scram),
+        sslmode: "require",
+        sslnegotiation: "direct",
+        channelBinding: "require"
+      })
+      // Direct TLS exists from PostgreSQL 17; older servers hang up, which fails typed.
+      if ((info.version ?? 18) >= 17) expect(yield* direct).toBe(true)
+      else expect(yield* Effect.flip(direct)).toMatchObject({ _tag: "PgConnectError", reason: "Tls" })
     })
   )
 

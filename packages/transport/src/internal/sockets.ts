@@ -246,7 +246,12 @@ export const startTls = (
     const onError = (error: Error) => {
       done()
       secure.destroy()
-      reject(new ConnectFailure("Tls", `${describe(endpoint)}: TLS failed: ${error.message}`))
+      // A server before PostgreSQL 17 reads a direct ClientHello as a bad startup packet and hangs up.
+      const hint =
+        direct && /disconnected|ECONNRESET|socket hang up/.test(error.message)
+          ? " (sslnegotiation=direct needs PostgreSQL 17 or later; older servers close the connection)"
+          : ""
+      reject(new ConnectFailure("Tls", `${describe(endpoint)}: TLS failed: ${error.message}${hint}`))
     }
     // A socket destroyed mid-handshake (interruption) emits only "close": without this the
     // handshake promise never settled.
