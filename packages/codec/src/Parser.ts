@@ -182,6 +182,24 @@ class ChunkQueue {
     return this.avail
   }
 
+  /**
+   * Takes every unread byte out (copied into one buffer), leaving the queue empty: for a reader
+   * that handles what follows itself (the transport's COPY TO fast path) and gives back what it
+   * does not want with `push`.
+   */
+  takeBuffered(): Uint8Array {
+    return this.avail === 0 ? new Uint8Array(0) : this.gather(this.avail)
+  }
+
+  /**
+   * The type byte and length word of the message the unread bytes start with, as far as they are
+   * there (undefined when nothing is buffered; length undefined before all five header bytes).
+   */
+  pendingHeader(): { readonly type: number; readonly length: number | undefined } | undefined {
+    if (this.avail === 0) return undefined
+    return { type: this.peek(0), length: this.avail >= 5 ? this.peekI32(1) : undefined }
+  }
+
   push(chunk: Uint8Array): void {
     const n = chunk.length
     if (n === 0) return

@@ -778,14 +778,27 @@ export class Connection {
     this.session.wire.schedule()
   }
 
-  /** One CopyData message with `chunk` (bytes, or a string sent as UTF-8). */
+  /**
+   * One CopyData message with `chunk` (bytes, or a string sent as UTF-8). Small chunks are
+   * coalesced in the writer; from RAW_COPY_DATA bytes on, the chunk goes to the socket as it is,
+   * behind a 5-byte header (no copy into the writer and out again).
+   */
   writeCopyData(chunk: Uint8Array | string): void {
-    const w = this.session.wire.writer
-    const at = w.beginMessage(0x64) // 'd' CopyData
+    const wire = this.session.wire
+    if (chunk.length >= RAW_COPY_DATA) {
+      const body = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk
+      const header = new Uint8Array(5)
+      header[0] = 0x64 // 'd' CopyData
+      new DataView(header.buffer).setInt32(1, body.length + 4)
+      wire.writeRaw(header, body)
+      return
+    }
+    const w = wire.writer
+    const at = w.beginMessage(0x64)
     if (typeof chunk === "string") w.utf8(chunk)
     else w.bytes(chunk)
     w.endMessage(at)
-    this.session.wire.schedule()
+    wire.schedule()
   }
 
   /** CopyDone: the data of a COPY FROM STDIN is complete. */
@@ -1077,6 +1090,9 @@ export const isStaleStatement = (fields: ErrorFields): boolean =>
   (fields.code === "0A000" && fields.message.startsWith("cached plan must not change result type")) ||
   fields.code === "42804" ||
   fields.code === "26000"
+
+/** CopyData chunks from this size on are written to the socket without passing through the writer. */
+const RAW_COPY_DATA = 8 * 1024
 
 /** Distinct ParameterStatus names a connection keeps (PostgreSQL 18 reports 17). */
 const MAX_PARAMETER_NAMES = 256

@@ -441,8 +441,33 @@ class CopyOut {
     this.owner = owner
   }
 
+  /** CopyData handed over by the wire without a message object (see Wire.copyDataSink). */
+  private readonly raw = (chunk: Buffer, start: number, end: number): void => {
+    if (this.closing) return
+    const length = end - start
+    if (length >= BLOCK) {
+      this.seal()
+      this.blocks.push(chunk.subarray(start, end))
+    } else {
+      if (this.block === undefined || this.filled + length > this.block.length) {
+        this.seal()
+        this.block = new Uint8Array(BLOCK)
+      }
+      chunk.copy(this.block, this.filled, start, end)
+      this.filled += length
+    }
+    this.received(length)
+  }
+
+  private unhook(): void {
+    const wire = this.conn.session.wire
+    if (wire.copyDataSink === this.raw) wire.copyDataSink = undefined
+  }
+
   readonly events = {
-    started: () => {},
+    started: () => {
+      this.conn.session.wire.copyDataSink = this.raw
+    },
     data: (bytes: Uint8Array) => {
       if (this.closing) return
       if (bytes.length >= BLOCK) {
@@ -456,22 +481,30 @@ class CopyOut {
         this.block.set(bytes, this.filled)
         this.filled += bytes.length
       }
-      this.buffered += bytes.length
-      if (this.buffered >= HIGH_WATER && !this.paused) {
-        this.paused = true
-        this.conn.session.wire.pauseReading()
-      }
-      // After the socket chunk being parsed: its rows (one CopyData each) fill one block together.
-      if (this.waiter !== undefined && !this.wakeQueued) {
-        this.wakeQueued = true
-        queueMicrotask(this.wakeLater)
-      }
+      this.received(bytes.length)
     },
-    failed: () => {},
+    failed: () => {
+      this.unhook()
+    },
     ended: (end: CopyEnd) => {
+      this.unhook()
       this.end = end
       this.onEnd?.()
       this.wake()
+    }
+  }
+
+  /** Counts bytes waiting for the consumer: pauses the socket above HIGH_WATER, wakes the consumer. */
+  private received(length: number): void {
+    this.buffered += length
+    if (this.buffered >= HIGH_WATER && !this.paused) {
+      this.paused = true
+      this.conn.session.wire.pauseReading()
+    }
+    // After the socket chunk being parsed: its rows (one CopyData each) fill one block together.
+    if (this.waiter !== undefined && !this.wakeQueued) {
+      this.wakeQueued = true
+      queueMicrotask(this.wakeLater)
     }
   }
 
@@ -526,6 +559,7 @@ class CopyOut {
   /** Stopped before the end: cancel the COPY, read and drop what is on the way, wait for its end. */
   readonly close: Effect.Effect<void> = Effect.callback<void>((resume) => {
     this.closing = true
+    this.unhook()
     this.blocks = []
     this.block = undefined
     if (this.paused) {

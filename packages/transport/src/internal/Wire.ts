@@ -32,6 +32,12 @@ export interface WireClosed {
  */
 const EAGER_FLUSH = 32 * 1024
 
+/**
+ * CopyData messages longer than this are left to the parser (which gathers a long message once,
+ * into a buffer of its size) rather than carried across socket chunks by the COPY TO fast path.
+ */
+const MAX_CARRIED = 256 * 1024
+
 export class Wire {
   readonly writer = new Writer(16 * 1024)
   readonly parser: BackendParser
@@ -48,8 +54,12 @@ export class Wire {
   private readonly onEnd = () => this.close({ kind: "ended", message: "the server closed the connection" })
   private readonly onDrain = () => this.releaseDrainWaiters()
 
+  /** The longest CopyData the fast path takes itself: within the parser's own limit. */
+  private readonly maxCarried: number
+
   constructor(socket: Socket | TLSSocket, maxMessageSize?: number) {
     this.socket = socket
+    this.maxCarried = Math.min(MAX_CARRIED, maxMessageSize ?? MAX_CARRIED)
     // Rows are decoded inside the handler, so one reused DataRow object serves them all.
     this.parser = new BackendParser(
       maxMessageSize === undefined ? { reuseDataRow: true } : { maxMessageSize, reuseDataRow: true }
@@ -103,6 +113,49 @@ export class Wire {
       joined.set(chunk.subarray(0, joined.length - this.firstBytes.length), this.firstBytes.length)
       this.firstBytes = joined
     }
+    const sink = this.copyDataSink
+    if (sink === undefined) {
+      if (this.carry !== undefined) {
+        // The sink went away with a message half carried: the parser takes it from here.
+        this.parser.push(this.carry.subarray(0, this.carried))
+        this.carry = undefined
+      }
+    } else {
+      if (this.carry === undefined && this.parser.bufferedBytes > 0 && this.mayTakeBack()) {
+        // The parser holds the start of a CopyData cut by the last chunk: carry it here instead.
+        this.startCarry(this.parser.takeBuffered())
+      }
+      if (this.carry !== undefined) {
+        const rest = this.continueCarry(chunk, sink)
+        if (rest === undefined || this.closed !== undefined) return
+        chunk = rest
+      }
+      if (this.parser.bufferedBytes === 0 && this.copyDataSink === sink) {
+        // COPY TO's bulk: whole CopyData messages go straight to the sink, without a message
+        // object each (rows arrive one CopyData apiece); one cut by the chunk's end is carried to
+        // the next chunk in a buffer of its size. Anything else, and long messages, go through
+        // the parser as usual, in order.
+        const n = chunk.length
+        let p = 0
+        while (p < n && chunk[p] === 0x64) {
+          if (n - p < 5) {
+            this.startCarry(chunk.subarray(p))
+            return
+          }
+          const len = chunk.readInt32BE(p + 1)
+          if (len < 4 || len > this.maxCarried) break
+          if (p + 1 + len > n) {
+            this.startCarry(chunk.subarray(p))
+            return
+          }
+          sink(chunk, p + 5, p + 1 + len)
+          p += 1 + len
+          if (this.closed !== undefined || this.copyDataSink !== sink) break
+        }
+        if (this.closed !== undefined || p === n) return
+        if (p > 0) chunk = chunk.subarray(p)
+      }
+    }
     // Buffer is a Uint8Array; the parser reads it in place and never writes to it.
     this.parser.push(chunk)
     for (;;) {
@@ -115,6 +168,88 @@ export class Wire {
       }
       this.handler?.(message)
     }
+  }
+
+  /**
+   * While set, CopyData messages that start a socket chunk are handed here as (chunk, start, end)
+   * instead of being parsed into messages: the COPY TO consumer installs it once copy-out began and
+   * removes it at the end. The bytes stay valid (the chunk is never reused).
+   */
+  copyDataSink: ((chunk: Buffer, start: number, end: number) => void) | undefined = undefined
+
+  /**
+   * A CopyData message cut by a socket chunk's end, while `copyDataSink` is set: a buffer the size
+   * of the whole message once its header is known (5 bytes before), filled up to `carried`.
+   */
+  private carry: Uint8Array | undefined = undefined
+  private carried = 0
+
+  /** Whether the parser's partial message is a CopyData the fast path may carry. */
+  private mayTakeBack(): boolean {
+    const header = this.parser.pendingHeader()
+    if (header === undefined || header.type !== 0x64) return false
+    return header.length === undefined || (header.length >= 4 && header.length <= this.maxCarried)
+  }
+
+  private startCarry(bytes: Uint8Array): void {
+    const size =
+      bytes.length >= 5 ? 1 + new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getInt32(1) : 5
+    const carry = new Uint8Array(size)
+    carry.set(bytes)
+    this.carry = carry
+    this.carried = bytes.length
+  }
+
+  /**
+   * Feeds the carried message from `chunk`; hands it to the sink once whole. Returns the rest of
+   * the chunk, or undefined when the chunk was used up.
+   */
+  private continueCarry(
+    chunk: Buffer,
+    sink: (chunk: Buffer, start: number, end: number) => void
+  ): Buffer | undefined {
+    let carry = this.carry!
+    let at = 0
+    if (carry.length === 5 && this.carried < 5) {
+      // The header is still incomplete.
+      const take = Math.min(5 - this.carried, chunk.length)
+      carry.set(chunk.subarray(0, take), this.carried)
+      this.carried += take
+      at = take
+      if (this.carried < 5) return undefined
+      const len = new DataView(carry.buffer).getInt32(1)
+      if (len < 4 || len > this.maxCarried) {
+        // Not one for the fast path after all: the parser gets it whole, in order.
+        this.carry = undefined
+        this.parser.push(carry)
+        return at === chunk.length ? undefined : chunk.subarray(at)
+      }
+      const full = new Uint8Array(1 + len)
+      full.set(carry)
+      carry = this.carry = full
+    }
+    const take = Math.min(carry.length - this.carried, chunk.length - at)
+    carry.set(chunk.subarray(at, at + take), this.carried)
+    this.carried += take
+    at += take
+    if (this.carried < carry.length) return undefined
+    this.carry = undefined
+    sink(Buffer.from(carry.buffer, carry.byteOffset, carry.length), 5, carry.length)
+    return at === chunk.length ? undefined : chunk.subarray(at)
+  }
+
+  /**
+   * Writes one message from a header and a body given apart (COPY FROM data): what the writer
+   * holds goes first, then both pieces straight to the socket, without copying the body.
+   */
+  writeRaw(header: Uint8Array, body: Uint8Array): void {
+    if (this.closed !== undefined) return
+    this.flush()
+    this.socket.cork()
+    this.socket.write(header)
+    this.socket.write(body)
+    this.socket.uncork()
+    this.bytesWritten += header.length + body.length
   }
 
   /** Bytes accepted but not yet handed to the kernel. */
