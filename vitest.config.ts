@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config"
  * Every suite runs against PostgreSQL 18 (the default server). The client and transport
  * integration suites also run against 14, 15, 16 and 17 (each file starts its own embedded server
  * of that version, PGLINE_PG_VERSION); version-specific behaviour is asserted per version inside
- * the tests. The cancel stress test keeps 10,000 rounds on 18 and does 2,000 on the others.
+ * the tests. The cancel stress test keeps 10,000 rounds on 18 and does 1,000 on the others.
  */
 const everything = ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"]
 const integration = [
@@ -28,7 +28,7 @@ export default defineConfig({
         test: {
           name: `pg${major}`,
           include: integration,
-          env: { PGLINE_PG_VERSION: String(major), PGLINE_CANCEL_ROUNDS: "2000" }
+          env: { PGLINE_PG_VERSION: String(major), PGLINE_CANCEL_ROUNDS: "1000" }
         }
       }))
     ]
