@@ -8,6 +8,7 @@
  */
 import { expect, layer } from "@effect/vitest"
 import type { PgClientApi } from "@pgline/client"
+import { DecodeError, makeCodec } from "@pgline/codec"
 import { PgServer } from "@pgline/testing"
 import { Effect, Fiber, Stream } from "effect"
 import { errorOf, within } from "./support/pipeline.ts"
@@ -126,6 +127,49 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
       expect(seen[0]).toBe(Math.trunc(10000 / 4999))
       expect((yield* pg.query("select 2 as two")).rows).toEqual([{ two: 2 }])
     })
+  )
+
+  it.effect(
+    "a value that cannot be decoded fails the stream typed, naming its column, after the rows before it",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        yield* pg.query("create type st_mood as enum ('calm', 'cross')")
+        const oid = (yield* pg.query<{ oid: number }>("select 'st_mood'::regtype::oid::int as oid")).rows[0]!
+          .oid
+        // A codec that refuses one label: decoding fails on the rows that hold it.
+        pg.types.register(
+          makeCodec({
+            name: "st_mood",
+            oid,
+            arrayOid: 0,
+            parse: (text) => {
+              if (text === "cross") throw new DecodeError(oid, "cross is not accepted here")
+              return text
+            },
+            textEncode: String
+          })
+        )
+        const seen: Array<number> = []
+        const error = yield* errorOf(
+          Stream.runForEach(
+            pg.stream<{ g: number }>(
+              "select g, (case when g = 1500 then 'cross' else 'calm' end)::st_mood as mood from generate_series(1, 3000) g",
+              { chunkSize: 400 }
+            ),
+            (row) => Effect.sync(() => seen.push(row.g))
+          )
+        )
+        expect(error._tag).toBe("ResultDecodeError")
+        if (error._tag === "ResultDecodeError") {
+          expect(error.column).toBe("mood")
+          expect(error.typeOid).toBe(oid)
+        }
+        // Every row before the bad one arrived, in order; none after it.
+        expect(seen.length).toBe(1499)
+        expect(seen[1498]).toBe(1499)
+        expect((yield* pg.query("select 8 as eight")).rows).toEqual([{ eight: 8 }])
+      })
   )
 
   it.effect("bad SQL fails typed with no rows; several statements and COPY are refused", () =>

@@ -106,8 +106,11 @@ export interface LostInfo {
 /** Receives a statement's outcome (a pipeline handle, or the query in flight). */
 export interface OutcomeSink {
   settle(outcome: Outcome): void
-  /** Set for a row stream: rows go here as they are decoded instead of into the result. */
-  readonly row?: (row: Record<string, unknown>) => void
+  /**
+   * Set for a row stream, which decodes later: each DataRow as the parser gave it instead of a
+   * decoded row in the result (its arrays are valid only during the call; its bytes stay valid).
+   */
+  readonly rawRow?: (m: DataRow) => void
   /** Set for a row stream: the portal stopped after its row limit (PortalSuspended); more may follow. */
   readonly suspended?: () => void
 }
@@ -222,6 +225,16 @@ export class StatementStep implements Step {
   private stage: number
 
   /**
+   * How this step's rows decode (for a stream that decodes them later): the row decoder, and per
+   * column its name, type and format (to say which column failed). Undefined before the
+   * statement's description is known.
+   */
+  rowDecoding(): { readonly decodeRow: RowDecoder; readonly fields: ReadonlyArray<FieldInfo> } | undefined {
+    if (this.decodeRow === undefined) this.adopt()
+    return this.decodeRow === undefined ? undefined : { decodeRow: this.decodeRow, fields: this.fieldInfo }
+  }
+
+  /**
    * The step reading the next rows of the same portal (a row stream's next Execute): it decodes
    * with this step's decoders and expects rows straight away.
    */
@@ -248,6 +261,11 @@ export class StatementStep implements Step {
             `DataRow with ${m.columnCount} columns for a result of ${this.decoders?.length ?? 0}`
           )
         }
+        const raw = this.sink.rawRow
+        if (raw !== undefined) {
+          raw(m)
+          return false
+        }
         let row: Record<string, unknown>
         try {
           row = decodeRow(m.bytes, m.offsets, m.lengths)
@@ -255,9 +273,7 @@ export class StatementStep implements Step {
           this.decodeFailure = this.diagnose(m)
           return false
         }
-        const stream = this.sink.row
-        if (stream !== undefined) stream(row)
-        else if (this.rows === undefined) this.rows = [row]
+        if (this.rows === undefined) this.rows = [row]
         else this.rows.push(row)
         return false
       }
