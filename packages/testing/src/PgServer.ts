@@ -17,9 +17,9 @@ import { dockerAvailable, startDocker } from "./internal/docker.ts"
 import {
   type EmbeddedHandle,
   type EmbeddedOptions,
-  type EmbeddedVersion,
   type ServerInfo,
-  startEmbedded
+  startEmbedded,
+  versionFromEnv
 } from "./internal/embedded.ts"
 
 export type { EmbeddedOptions, EmbeddedVersion, Role, Roles, ServerInfo } from "./internal/embedded.ts"
@@ -28,13 +28,6 @@ export type { EmbeddedOptions, EmbeddedVersion, Role, Roles, ServerInfo } from "
 export class PgServerError extends Schema.TaggedError<PgServerError>()("PgServerError", {
   message: Schema.String
 }) {}
-
-const versionFromEnv = (): EmbeddedVersion => {
-  const raw = process.env["PGLINE_PG_VERSION"]
-  if (raw === undefined || raw === "") return 18
-  if (["14", "15", "16", "17", "18"].includes(raw)) return Number(raw) as EmbeddedVersion
-  throw new Error(`PGLINE_PG_VERSION must be one of 14 to 18, not ${JSON.stringify(raw)}`)
-}
 
 const fromUrl = (raw: string): ServerInfo => {
   const url = new URL(raw)

@@ -77,6 +77,8 @@ export interface EmbeddedHandle {
   readonly stop: () => Promise<void>
   /** The server's log so far (stderr). */
   readonly log: () => string
+  /** The `-c` settings the embedded server runs with (a standby of it starts with the same). */
+  readonly settings?: Readonly<Record<string, string>>
 }
 
 export class EmbeddedStartError extends Error {
@@ -238,6 +240,8 @@ export const roleSetup = () => {
       `host all ${roles.cleartext.user} all password`,
       `host all ${roles.cert.user} all reject`,
       "host all all all trust",
+      // Streaming replication for a standby started from this server (startStandby).
+      `host replication ${roles.superuser.user} 127.0.0.1/32 trust`,
       ""
     ].join("\n")
   // md5 authentication needs the md5 hash stored: md5(password || user), prefixed "md5".
@@ -294,21 +298,132 @@ const installExitHook = () => {
   }
 }
 
-export const startEmbedded = async (options: EmbeddedOptions = {}): Promise<EmbeddedHandle> => {
-  const version = options.version ?? 18
-  const tls = options.tls ?? true
+/** PGLINE_PG_VERSION (14 to 18), 18 when unset. */
+export const versionFromEnv = (): EmbeddedVersion => {
+  const raw = process.env["PGLINE_PG_VERSION"]
+  if (raw === undefined || raw === "") return 18
+  if (["14", "15", "16", "17", "18"].includes(raw)) return Number(raw) as EmbeddedVersion
+  throw new Error(`PGLINE_PG_VERSION must be one of 14 to 18, not ${JSON.stringify(raw)}`)
+}
+
+/** The binaries of one version, the environment they run in, and the user they run as. */
+export interface Toolchain {
+  readonly bin: (name: string) => string
+  readonly env: NodeJS.ProcessEnv
+  readonly user: { uid: number; gid: number } | undefined
+}
+
+export const toolchain = (version: EmbeddedVersion): Toolchain => {
   const native0 = nativeDir(version)
   hydrateSymlinks(native0)
   const user = unprivileged()
   const native = user ? runnableNative(native0, version) : native0
-  const bin = (name: string) => join(native, "bin", name)
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-    LANG: "C",
-    LC_ALL: "C",
-    TZ: "UTC",
-    LD_LIBRARY_PATH: join(native, "lib")
+  return {
+    bin: (name) => join(native, "bin", name),
+    env: {
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      LANG: "C",
+      LC_ALL: "C",
+      TZ: "UTC",
+      LD_LIBRARY_PATH: join(native, "lib")
+    },
+    user
   }
+}
+
+/** A postgres process started by `launch`. */
+export interface Launched {
+  readonly port: number
+  readonly pid: number
+  /** Fast shutdown, then removal of `root`. Idempotent. */
+  readonly stop: () => Promise<void>
+  readonly log: () => string
+}
+
+/**
+ * Starts `postgres -D dataDir` on a free loopback port with `settings` as `-c` options and waits
+ * for the log line `ready` (a standby says "ready to accept read-only connections"). `root` is
+ * removed when the server stops, or when the process exits without stopping it. Another process
+ * may take the probed port before the server binds it: then it tries another, five times in all.
+ */
+export const launch = async (options: {
+  readonly tools: Toolchain
+  readonly dataDir: string
+  readonly root: string
+  readonly settings: Readonly<Record<string, string>>
+  readonly ready: RegExp
+  readonly startTimeout: number
+}): Promise<Launched> => {
+  const { bin, env, user } = options.tools
+  const { dataDir, root, settings } = options
+  let lastError = ""
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort()
+    const args = ["-D", dataDir, "-p", String(port)]
+    for (const [k, v] of Object.entries(settings)) args.push("-c", `${k}=${v}`)
+    const child = spawn(bin("postgres"), args, {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      ...(user ? { uid: user.uid, gid: user.gid } : {})
+    })
+    let log = ""
+    const onData = (d: Buffer) => {
+      log += d.toString()
+      if (log.length > 1_000_000) log = log.slice(-500_000)
+    }
+    child.stdout.on("data", onData)
+    child.stderr.on("data", onData)
+    const ready = await new Promise<"ready" | "exited" | "timeout">((resolve) => {
+      const timer = setTimeout(() => resolve("timeout"), options.startTimeout)
+      const check = () => {
+        if (options.ready.test(log)) {
+          clearTimeout(timer)
+          resolve("ready")
+        }
+      }
+      child.stderr.on("data", check)
+      child.stdout.on("data", check)
+      child.once("exit", () => {
+        clearTimeout(timer)
+        resolve("exited")
+      })
+    })
+    if (ready !== "ready") {
+      child.kill("SIGKILL")
+      lastError = log
+      // Another process may have taken the port between our probe and the server's bind.
+      if (ready === "exited" && /could not (bind|create listen socket)/i.test(log)) continue
+      throw new EmbeddedStartError(`postgres did not start (${ready}):\n${log}`)
+    }
+    live.set(child, root)
+    installExitHook()
+    const exited = new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve()
+      else child.once("exit", () => resolve())
+    })
+    let stopping: Promise<void> | undefined
+    const stop = () => {
+      stopping ??= (async () => {
+        // SIGINT is PostgreSQL's fast shutdown: roll back, disconnect clients, exit.
+        child.kill("SIGINT")
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+        await exited
+        clearTimeout(timer)
+        live.delete(child)
+        rmSync(root, { recursive: true, force: true })
+      })()
+      return stopping
+    }
+    return { port, pid: child.pid ?? -1, stop, log: () => log }
+  }
+  throw new EmbeddedStartError(`postgres could not bind a port after 5 attempts:\n${lastError}`)
+}
+
+export const startEmbedded = async (options: EmbeddedOptions = {}): Promise<EmbeddedHandle> => {
+  const version = options.version ?? 18
+  const tls = options.tls ?? true
+  const tools = toolchain(version)
+  const { bin, env, user } = tools
 
   const root = mkdtempSync(join(tmpdir(), "pgline-pg-"))
   const dataDir = join(root, "data")
@@ -386,83 +501,32 @@ export const startEmbedded = async (options: EmbeddedOptions = {}): Promise<Embe
       ...options.settings
     }
 
-    let lastError = ""
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort()
-      const args = ["-D", dataDir, "-p", String(port)]
-      for (const [k, v] of Object.entries(settings)) args.push("-c", `${k}=${v}`)
-      const child = spawn(bin("postgres"), args, {
-        env,
-        stdio: ["ignore", "pipe", "pipe"],
-        ...(user ? { uid: user.uid, gid: user.gid } : {})
-      })
-      let log = ""
-      const onData = (d: Buffer) => {
-        log += d.toString()
-        if (log.length > 1_000_000) log = log.slice(-500_000)
-      }
-      child.stdout.on("data", onData)
-      child.stderr.on("data", onData)
-      const ready = await new Promise<"ready" | "exited" | "timeout">((resolve) => {
-        const timer = setTimeout(() => resolve("timeout"), options.startTimeout ?? 20_000)
-        const check = () => {
-          if (log.includes("ready to accept connections")) {
-            clearTimeout(timer)
-            resolve("ready")
-          }
-        }
-        child.stderr.on("data", check)
-        child.stdout.on("data", check)
-        child.once("exit", () => {
-          clearTimeout(timer)
-          resolve("exited")
-        })
-      })
-      if (ready !== "ready") {
-        child.kill("SIGKILL")
-        lastError = log
-        // Another process may have taken the port between our probe and the server's bind.
-        if (ready === "exited" && /could not (bind|create listen socket)/i.test(log)) continue
-        throw new EmbeddedStartError(`postgres did not start (${ready}):\n${log}`)
-      }
-      live.set(child, root)
-      installExitHook()
-      const exited = new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) resolve()
-        else child.once("exit", () => resolve())
-      })
-      let stopping: Promise<void> | undefined
-      const stop = () => {
-        stopping ??= (async () => {
-          // SIGINT is PostgreSQL's fast shutdown: roll back, disconnect clients, exit.
-          child.kill("SIGINT")
-          const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-          await exited
-          clearTimeout(timer)
-          live.delete(child)
-          cleanup()
-        })()
-        return stopping
-      }
-      const superuser = roles.superuser
-      const info: ServerInfo = {
-        kind: "embedded",
-        url: `postgres://${superuser.user}:${encodeURIComponent(superuser.password)}@127.0.0.1:${port}/postgres`,
-        host: "127.0.0.1",
-        port,
-        database: "postgres",
-        user: superuser.user,
-        password: superuser.password,
-        socketDir,
-        ca: certs?.ca,
-        clientCert: certs?.clientCert,
-        clientKey: certs?.clientKey,
-        roles,
-        version
-      }
-      return { info, dataDir, pid: child.pid ?? -1, stop, log: () => log }
+    const server = await launch({
+      tools,
+      dataDir,
+      root,
+      settings,
+      ready: /ready to accept connections/,
+      startTimeout: options.startTimeout ?? 20_000
+    })
+    const port = server.port
+    const superuser = roles.superuser
+    const info: ServerInfo = {
+      kind: "embedded",
+      url: `postgres://${superuser.user}:${encodeURIComponent(superuser.password)}@127.0.0.1:${port}/postgres`,
+      host: "127.0.0.1",
+      port,
+      database: "postgres",
+      user: superuser.user,
+      password: superuser.password,
+      socketDir,
+      ca: certs?.ca,
+      clientCert: certs?.clientCert,
+      clientKey: certs?.clientKey,
+      roles,
+      version
     }
-    throw new EmbeddedStartError(`postgres could not bind a port after 5 attempts:\n${lastError}`)
+    return { info, dataDir, pid: server.pid, stop: server.stop, log: server.log, settings }
   } catch (error) {
     cleanup()
     throw error
