@@ -16,24 +16,28 @@ export const packages = ["codec", "transport", "testing", "client"] as const
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const tsc = join(root, "node_modules", "typescript", "bin", "tsc")
 
-const wanted = process.argv.slice(2)
-for (const name of wanted) {
-  if (!(packages as ReadonlyArray<string>).includes(name)) {
-    console.error(`unknown package ${name}; one of ${packages.join(", ")}`)
-    process.exit(2)
+/** Builds the named packages (all by default) in dependency order. */
+export const build = (wanted: ReadonlyArray<string> = packages): void => {
+  for (const name of wanted) {
+    if (!(packages as ReadonlyArray<string>).includes(name)) {
+      throw new Error(`unknown package ${name}; one of ${packages.join(", ")}`)
+    }
+  }
+  for (const name of packages) {
+    if (!wanted.includes(name)) continue
+    const dir = join(root, "packages", name)
+    rmSync(join(dir, "dist"), { recursive: true, force: true })
+    execFileSync(process.execPath, [tsc, "-p", join(dir, "tsconfig.build.json")], {
+      stdio: "inherit",
+      // The build resolves sibling packages through their published conditions (dist), never source.
+      env: { ...process.env, NODE_OPTIONS: "" }
+    })
   }
 }
-const started = performance.now()
-for (const name of packages) {
-  if (wanted.length > 0 && !wanted.includes(name)) continue
-  const dir = join(root, "packages", name)
-  rmSync(join(dir, "dist"), { recursive: true, force: true })
-  execFileSync(process.execPath, [tsc, "-p", join(dir, "tsconfig.build.json")], {
-    stdio: "inherit",
-    // The build resolves sibling packages through their published conditions (dist), never source.
-    env: { ...process.env, NODE_OPTIONS: "" }
-  })
+
+if (import.meta.main) {
+  const wanted = process.argv.length > 2 ? process.argv.slice(2) : packages
+  const started = performance.now()
+  build(wanted)
+  console.log(`built ${wanted.join(", ")} in ${Math.round(performance.now() - started)} ms`)
 }
-console.log(
-  `built ${wanted.length > 0 ? wanted.join(", ") : packages.join(", ")} in ${Math.round(performance.now() - started)} ms`
-)
