@@ -23,7 +23,6 @@ export type { Handle, HandleError, Pipeline, PipelineOptions, Results } from "./
 export type { FieldInfo, QueryResult } from "./QueryResult.ts"
 export { Fragment, Statement, type SqlTag } from "./Statement.ts"
 export {
-  AuthenticationError,
   isClass,
   isPgServerError,
   PgConfig,

@@ -19,4 +19,3 @@ export {
 } from "./PgServerError.ts"
 export * as Session from "./Session.ts"
 export * as PgConfig from "./PgConfig.ts"
-export { AuthenticationError, AuthenticationFailureReason } from "./internal/auth/AuthenticationError.ts"
