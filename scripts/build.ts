@@ -6,7 +6,7 @@
  * codec client` builds some of them (still in order).
  */
 import { execFileSync } from "node:child_process"
-import { rmSync } from "node:fs"
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -32,7 +32,42 @@ export const build = (wanted: ReadonlyArray<string> = packages): void => {
       // The build resolves sibling packages through their published conditions (dist), never source.
       env: { ...process.env, NODE_OPTIONS: "" }
     })
+    writeFileSync(join(dir, "dist", stamp), `${new Date().toISOString()}\n`)
   }
+}
+
+/** Written into dist/ when a package's build has finished. */
+const stamp = ".build-stamp"
+
+const newestMtime = (path: string): number => {
+  const stat = statSync(path)
+  if (!stat.isDirectory()) return stat.mtimeMs
+  return readdirSync(path).reduce((newest, entry) => Math.max(newest, newestMtime(join(path, entry))), 0)
+}
+
+/**
+ * Builds the packages whose dist/ is missing or older than their sources, package.json, build
+ * configuration or the shared tsconfig.base.json (and everything after the first such package, as
+ * later packages compile against its declarations). Returns the names it built.
+ */
+export const buildIfStale = (): ReadonlyArray<string> => {
+  const base = statSync(join(root, "tsconfig.base.json")).mtimeMs
+  const first = packages.findIndex((name) => {
+    const dir = join(root, "packages", name)
+    const built = join(dir, "dist", stamp)
+    if (!existsSync(built)) return true
+    const inputs = Math.max(
+      base,
+      newestMtime(join(dir, "src")),
+      statSync(join(dir, "package.json")).mtimeMs,
+      statSync(join(dir, "tsconfig.build.json")).mtimeMs
+    )
+    return statSync(built).mtimeMs < inputs
+  })
+  if (first === -1) return []
+  const stale = packages.slice(first)
+  build(stale)
+  return stale
 }
 
 if (import.meta.main) {

@@ -4,7 +4,7 @@
  * consumer test and by the release script; `node scripts/pack.ts <directory>` packs into a directory.
  */
 import { execFileSync } from "node:child_process"
-import { mkdirSync, readdirSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { packages } from "./build.ts"
@@ -17,18 +17,24 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 /** Packs every publishable package into `destination`; returns package name → tarball path. */
 export const packAll = (destination: string): Record<string, string> => {
   mkdirSync(destination, { recursive: true })
+  const filters = packages.flatMap((name) => ["--filter", `@pgline/${name}`])
+  execFileSync(
+    "npx",
+    ["--yes", `pnpm@${pnpmVersion}`, "-r", ...filters, "pack", "--pack-destination", destination],
+    {
+      cwd: root,
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, npm_config_update_notifier: "false" }
+    }
+  )
   const tarballs: Record<string, string> = {}
   for (const name of packages) {
-    const before = new Set(readdirSync(destination))
-    execFileSync("npx", ["--yes", `pnpm@${pnpmVersion}`, "pack", "--pack-destination", destination], {
-      cwd: join(root, "packages", name),
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, npm_config_update_notifier: "false" }
-    })
-    const created = readdirSync(destination).filter((f) => f.endsWith(".tgz") && !before.has(f))
-    const tarball = created.find((f) => f.startsWith(`pgline-${name}-`)) ?? created[0]
-    if (tarball === undefined) throw new Error(`pnpm pack wrote no tarball for @pgline/${name}`)
-    tarballs[`@pgline/${name}`] = join(destination, tarball)
+    const { version } = JSON.parse(readFileSync(join(root, "packages", name, "package.json"), "utf8")) as {
+      version: string
+    }
+    const tarball = join(destination, `pgline-${name}-${version}.tgz`)
+    if (!existsSync(tarball)) throw new Error(`pnpm pack wrote no ${tarball}`)
+    tarballs[`@pgline/${name}`] = tarball
   }
   return tarballs
 }
