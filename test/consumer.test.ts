@@ -105,7 +105,7 @@ beforeAll(async () => {
   const started = performance.now()
   const install = await run(
     "npm",
-    ["install", "--no-audit", "--no-fund", "--loglevel=error"],
+    ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
     project,
     600_000
   )
