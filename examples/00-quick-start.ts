@@ -1,5 +1,4 @@
-// The README's quick start, verbatim (test/readme.test.ts checks they stay the same).
-// npm install @pgline/client @pgline/testing effect, then: node quick-start.ts (Node 22.18+ or 24)
+// quick-start.ts: npm install @pgline/client @pgline/testing effect, then node quick-start.ts
 import { fileURLToPath } from "node:url"
 import { PgClient } from "@pgline/client"
 import { PgServer, type ServerInfo } from "@pgline/testing"
