@@ -1,5 +1,10 @@
 import { defineConfig } from "vitest/config"
 
+// Inside the monorepo every @pgline package resolves to its TypeScript source (the "@pgline/source"
+// export condition); published consumers get dist/. The same condition is set for tsc
+// (tsconfig.base.json) and for node (NODE_OPTIONS in the package scripts).
+const conditions = ["@pgline/source", "module", "node", "development|production"]
+
 /**
  * Every suite runs against PostgreSQL 18 (the default server). The client and transport
  * integration suites also run against 14, 15, 16 and 17 (each file starts its own embedded server
@@ -14,6 +19,8 @@ const integration = [
 const olderMajors = [14, 15, 16, 17]
 
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ["@pgline/source"] } },
   test: {
     reporters: ["default", "./scripts/SummaryReporter.ts"],
     testTimeout: 60_000,

@@ -1,5 +1,6 @@
 /**
- * Rebuilds every generated file of the repository (`pnpm generate`), or with `--check` fails when
+ * Rebuilds every generated file of the repository (`pnpm generate`, which builds the packages
+ * first: the API reports read dist/), or with `--check` fails when
  * a committed generated file differs from what its generator produces now (part of `pnpm test`).
  * Each generator is a module under scripts/generators/ exporting
  * `generate(): Promise<ReadonlyArray<{ path: string; content: string }>>` (paths from the repo root).

@@ -83,6 +83,17 @@ export class ScriptFailed extends Data.TaggedError("ScriptFailed")<{
   readonly results: ReadonlyArray<QueryResult>
 }> {}
 
+/**
+ * Every failure that does not come from the server, as one union: match it with
+ * `Effect.catchTag("ConnectionLost", …)` and the like. Server errors are `PgServerError`.
+ *
+ * @example
+ * ```ts
+ * const retried = pg.query("select 1").pipe(
+ *   Effect.catchTag("ConnectionLost", (e) => (e.mayHaveRun ? Effect.fail(e) : pg.query("select 1")))
+ * )
+ * ```
+ */
 export type PgClientError =
   | PgConnectError
   | ConnectionLost

@@ -3,6 +3,7 @@
  * descriptions. Rows are plain objects keyed by column name (a later column of the same name
  * wins, as in SQL's own `select *` over a join; use aliases to keep both).
  */
+/** One column of a result, as the server described it (RowDescription). */
 export interface FieldInfo {
   readonly name: string
   /** OID of the table the column comes from, 0 for computed columns. */
@@ -16,6 +17,18 @@ export interface FieldInfo {
   readonly format: 0 | 1
 }
 
+/**
+ * The result of one statement. `Row` is what the caller asserted (`pg.query<Row>`, `pg.sql<Row>`);
+ * nothing checks it at run time unless you pipe the statement through `decodeRows`.
+ *
+ * @example
+ * ```ts
+ * const result = yield* pg.query<{ id: number }>("update users set seen = now() where id = $1 returning id", [7])
+ * result.command // "UPDATE"
+ * result.rowCount // 1
+ * result.rows[0]?.id // 7
+ * ```
+ */
 export interface QueryResult<Row = Record<string, unknown>> {
   readonly rows: ReadonlyArray<Row>
   /** The command tag's verb: "SELECT", "INSERT", "UPDATE", "BEGIN", "COMMIT", "ROLLBACK", … ("" for an empty query). */

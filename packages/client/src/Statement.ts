@@ -14,7 +14,18 @@ import type { QueryResult } from "./QueryResult.ts"
 
 const FragmentTypeId: unique symbol = Symbol.for("@pgline/client/Fragment") as never
 
-/** A piece of SQL text with its own bound values; interpolating it into another template inlines it. */
+/**
+ * A piece of SQL text with its own bound values; interpolating it into a `sql` template inlines it
+ * (its placeholders are renumbered). Made by `sql.id`, `sql.in`, `sql.fragment` and `sql.unsafe`;
+ * an invalid one (an empty identifier, an empty `in` list) makes the statement that uses it fail
+ * with `StatementRejected` when it runs, before anything is sent.
+ *
+ * @example
+ * ```ts
+ * const active = pg.sql.fragment`active = ${true}`
+ * yield* pg.sql`select id from users where ${active} and id > ${100}` // … where active = $1 and id > $2
+ * ```
+ */
 export class Fragment {
   readonly [FragmentTypeId] = FragmentTypeId
   /** Text pieces; value i sits between strings[i] and strings[i + 1]. */
@@ -29,6 +40,7 @@ export class Fragment {
   }
 }
 
+/** True for a `Fragment` (from this or another copy of the package). */
 export const isFragment = (u: unknown): u is Fragment =>
   typeof u === "object" && u !== null && FragmentTypeId in u
 
@@ -72,9 +84,23 @@ const invalidIdentifier = (name: string): string | undefined =>
         ? "sql.id: the identifier holds a lone UTF-16 surrogate"
         : undefined
 
+/** What running a statement can fail with: the server's SQLSTATE classes and the client's errors. */
 export type StatementError = PgServerError | PgClientError
 
-/** A bound statement: text with placeholders plus values. Yield it to run it. */
+/**
+ * A bound statement: text with `$n` placeholders plus its values, made by the `sql` template. It is
+ * an Effect: yielding it runs it on the client (or reserved connection) whose `sql` made it, inside
+ * the caller's transaction or pipeline if there is one. A pipeline's `execute` and `pg.all` accept
+ * it too. It fails like `query`: a server error as its SQLSTATE class, or a client error
+ * (`StatementRejected` when built from an invalid fragment, `ParameterError`, `ConnectionLost`, …).
+ *
+ * @example
+ * ```ts
+ * const byName = pg.sql<{ id: number }>`select id from users where name = ${"Ada"}`
+ * byName.text // "select id from users where name = $1"
+ * const { rows } = yield* byName
+ * ```
+ */
 export class Statement<Row = Record<string, unknown>> extends Effectable.Class<
   QueryResult<Row>,
   StatementError
@@ -103,12 +129,23 @@ export class Statement<Row = Record<string, unknown>> extends Effectable.Class<
     const rejected = rejectInvalid(this)
     return rejected !== undefined ? Effect.fail(rejected) : this.run(this.text, this.values)
   }
-  /** The same statement with a row type asserted (no runtime check; see `PgClient.decodeRows` for one). */
+  /** The same statement with a row type asserted (no runtime check; `decodeRows` is one). */
   as<R>(): Statement<R> {
     return this as unknown as Statement<R>
   }
 }
 
+/**
+ * The `sql` template of a client (`pg.sql`): every interpolated value becomes a bound parameter,
+ * every interpolated `Fragment` is inlined. Building a statement never fails and sends nothing;
+ * running it does (see `Statement`).
+ *
+ * @example
+ * ```ts
+ * const { sql } = yield* PgClient
+ * yield* sql`update ${sql.id("users")} set seen = now() where id in (${sql.in([1, 2, 3])})`
+ * ```
+ */
 export interface SqlTag {
   <Row = Record<string, unknown>>(
     strings: TemplateStringsArray,
@@ -130,6 +167,7 @@ export const rejectInvalid = (statement: Statement<any>): StatementRejected | un
     ? undefined
     : new StatementRejected({ reason: "InvalidText", message: statement.invalid })
 
+/** Builds the `sql` template of a client around its `query` (used by PgClient; not for applications). */
 export const makeSqlTag = (
   run: (text: string, values: ReadonlyArray<unknown>) => Effect.Effect<QueryResult<any>, StatementError>
 ): SqlTag => {

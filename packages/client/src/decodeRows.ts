@@ -13,6 +13,18 @@ export class RowSchemaError extends Schema.TaggedError<RowSchemaError>()("RowSch
   row: Schema.Number
 }) {}
 
+/**
+ * Decodes every row of a statement's result with an Effect Schema, returning the decoded rows.
+ * Fails with `RowSchemaError` (its `row` is the index of the first row that does not fit; the
+ * statement did run); the statement's own errors pass through unchanged.
+ *
+ * @example
+ * ```ts
+ * const User = Schema.Struct({ id: Schema.Number, name: Schema.String })
+ * const users = yield* pg.sql`select id, name from users`.pipe(decodeRows(User))
+ * // ReadonlyArray<{ readonly id: number; readonly name: string }>
+ * ```
+ */
 export const decodeRows =
   <S extends Schema.Constraint>(schema: S) =>
   <E, R>(

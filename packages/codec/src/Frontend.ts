@@ -27,11 +27,17 @@ const frame5 = (type: string): Uint8Array => Uint8Array.of(type.charCodeAt(0), 0
 const frame8 = (code: number): Uint8Array =>
   Uint8Array.of(0, 0, 0, 8, code >>> 24, (code >>> 16) & 0xff, (code >>> 8) & 0xff, code & 0xff)
 
+/** The Sync frame, encoded once (do not modify the array). */
 export const SYNC_FRAME: Uint8Array = frame5("S")
+/** The Flush frame, encoded once (do not modify the array). */
 export const FLUSH_FRAME: Uint8Array = frame5("H")
+/** The Terminate frame, encoded once (do not modify the array). */
 export const TERMINATE_FRAME: Uint8Array = frame5("X")
+/** The CopyDone frame, encoded once (do not modify the array). */
 export const COPY_DONE_FRAME: Uint8Array = frame5("c")
+/** The SSLRequest packet, encoded once (do not modify the array). */
 export const SSL_REQUEST_FRAME: Uint8Array = frame8(SSL_REQUEST_CODE)
+/** The GSSENCRequest packet, encoded once (do not modify the array). */
 export const GSSENC_REQUEST_FRAME: Uint8Array = frame8(GSSENC_REQUEST_CODE)
 
 const P = 0x50 // 'P' Parse
@@ -188,6 +194,7 @@ export const beginBind = (
   return at
 }
 
+/** Finishes a Bind begun with `beginBind`: writes the result format codes and the frame length. Throws `EncodeError` for more than 65,535 format codes. */
 export const endBind = (w: Writer, at: number, resultFormats: ReadonlyArray<FormatCode>): void => {
   formats(w, resultFormats)
   w.endMessage(at)
@@ -209,11 +216,16 @@ export const encodeExecute = (w: Writer, portal: string, maxRows: number): void 
   w.endMessage(at)
 }
 
+/** Appends a Sync: ends an extended-protocol sequence; the server answers ReadyForQuery. */
 export const encodeSync = (w: Writer): void => fixed5(w, 0x53)
+/** Appends a Flush: the server sends what it has produced so far without ending the sequence. */
 export const encodeFlush = (w: Writer): void => fixed5(w, 0x48)
+/** Appends a Terminate: the session ends. */
 export const encodeTerminate = (w: Writer): void => fixed5(w, 0x58)
+/** Appends a CopyDone: the end of COPY FROM STDIN data. */
 export const encodeCopyDone = (w: Writer): void => fixed5(w, 0x63)
 
+/** Appends a Close of a prepared statement ("S") or portal ("P"). Throws `EncodeError` for a name holding NUL. */
 export const encodeClose = (w: Writer, target: Target, name: string): void => {
   const at = w.beginMessage(C)
   w.u8(target === "S" ? 0x53 : 0x50)
@@ -223,24 +235,37 @@ export const encodeClose = (w: Writer, target: Target, name: string): void => {
 
 // --- simple query, COPY, function call -------------------------------------------------------------
 
+/**
+ * Appends a simple-protocol Query. Throws `EncodeError` for a text holding NUL.
+ *
+ * @example
+ * ```ts
+ * const w = new Writer()
+ * encodeQuery(w, "select 1")
+ * socket.write(w.take())
+ * ```
+ */
 export const encodeQuery = (w: Writer, query: string): void => {
   const at = w.beginMessage(Q)
   w.cstring(query)
   w.endMessage(at)
 }
 
+/** Appends a CopyData frame carrying `data`. */
 export const encodeCopyData = (w: Writer, data: Uint8Array): void => {
   const at = w.beginMessage(d)
   w.bytes(data)
   w.endMessage(at)
 }
 
+/** Appends a CopyFail: aborts COPY FROM STDIN with `message`. Throws `EncodeError` for a message holding NUL. */
 export const encodeCopyFail = (w: Writer, message: string): void => {
   const at = w.beginMessage(f)
   w.cstring(message)
   w.endMessage(at)
 }
 
+/** Appends a FunctionCall (the legacy fast-path interface). Throws `EncodeError` for more than 65,535 arguments. */
 export const encodeFunctionCall = (
   w: Writer,
   functionOid: number,
@@ -295,6 +320,7 @@ export const encodeCancelRequest = (w: Writer, processId: number, secretKey: Uin
   w.endMessage(at)
 }
 
+/** Appends a PasswordMessage (clear text or an already MD5-hashed password). Throws `EncodeError` for a password holding NUL. */
 export const encodePassword = (w: Writer, password: string): void => {
   const at = w.beginMessage(p)
   w.cstring(password)

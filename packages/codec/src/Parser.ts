@@ -39,6 +39,7 @@ import {
 
 // --- errors ------------------------------------------------------------------------------------------
 
+/** Why a byte stream is not valid protocol (the `reason` of a `ProtocolError`). */
 export type ProtocolErrorReason =
   /** The declared length exceeds `maxMessageSize` (refused before anything is buffered for it). */
   | "MessageTooLarge"
@@ -82,6 +83,7 @@ interface MutableDataRow {
   readonly lengths: Array<number>
 }
 
+/** Options of `BackendParser` and `FrontendParser`. */
 export interface ParserOptions {
   /**
    * Return the same DataRow object for every row (its arrays overwritten), valid only until the
@@ -298,6 +300,22 @@ const BACKEND_TYPES = new Uint8Array(256)
 for (const c of "R K 2 3 C d c G H W D I E V v n N A t S 1 s Z T".split(" "))
   BACKEND_TYPES[c.charCodeAt(0)] = 1
 
+/**
+ * Incremental parser of what a server sends: `push(chunk)` the bytes as they arrive, then call
+ * `next()` until it returns undefined (more bytes needed). A message split across chunks is
+ * reassembled; several in one chunk come out one by one. It never throws: malformed input makes
+ * `next()` return a `ProtocolError` (also kept in `error`), after which the parser stays failed.
+ *
+ * @example
+ * ```ts
+ * const parser = new BackendParser()
+ * parser.push(chunk)
+ * for (let m = parser.next(); m !== undefined; m = parser.next()) {
+ *   if (m instanceof ProtocolError) throw new Error(m.message)
+ *   if (m.type === "ReadyForQuery") console.log(m.status)
+ * }
+ * ```
+ */
 export class BackendParser extends ChunkQueue {
   readonly maxMessageSize: number
   private failure: ProtocolError | undefined = undefined
@@ -780,6 +798,12 @@ for (const c of "B C d c f D E H F p P Q S X".split(" ")) FRONTEND_TYPES[c.charC
  */
 export type AuthResponseKind = "password" | "sasl-initial" | "sasl" | "gss"
 
+/**
+ * Incremental parser of what a client sends (for test servers and proxies), used like
+ * `BackendParser`: untyped start-up packets first (StartupMessage, SSLRequest, CancelRequest…),
+ * then typed messages. Password-type messages (`p`) are read as the kind set with
+ * `expectAuthResponse`. Malformed input yields a `ProtocolError`; it never throws.
+ */
 export class FrontendParser extends ChunkQueue {
   readonly maxMessageSize: number
   private failure: ProtocolError | undefined = undefined

@@ -15,14 +15,18 @@ export const PROTOCOL_3_0 = 196608
 export const PROTOCOL_3_2 = 196610
 /** Magic "version" codes of the untyped startup packets. */
 export const SSL_REQUEST_CODE = 80877103
+/** The code of a GSSENCRequest (asks for GSSAPI encryption before start-up). */
 export const GSSENC_REQUEST_CODE = 80877104
+/** The code of a CancelRequest (sent on a new connection to cancel a running statement). */
 export const CANCEL_REQUEST_CODE = 80877102
 /** The protocol caps a cancel key at 256 bytes (the server sends 32 in 3.2, 4 in 3.0). */
 export const MAX_CANCEL_KEY_LENGTH = 256
 
 /** Format codes used by Bind, RowDescription, Copy*Response, FunctionCall. */
 export type FormatCode = 0 | 1
+/** Format code 0: a value in the type's text representation. */
 export const TEXT_FORMAT = 0
+/** Format code 1: a value in the type's binary representation. */
 export const BINARY_FORMAT = 1
 
 /** Transaction status carried by ReadyForQuery: idle, in a transaction block, in a failed block. */
@@ -88,55 +92,69 @@ export const ERROR_FIELD_CODES = {
 
 // --- backend messages ------------------------------------------------------------------------------
 
+/** Backend `R` (0): authentication succeeded. */
 export interface AuthenticationOk {
   readonly type: "AuthenticationOk"
 }
+/** Backend `R` (2): Kerberos V5 requested (not supported by servers since 9.4). */
 export interface AuthenticationKerberosV5 {
   readonly type: "AuthenticationKerberosV5"
 }
+/** Backend `R` (3): the server asks for the password in clear text. */
 export interface AuthenticationCleartextPassword {
   readonly type: "AuthenticationCleartextPassword"
 }
+/** Backend `R` (5): the server asks for an MD5-hashed password with this 4-byte salt. */
 export interface AuthenticationMD5Password {
   readonly type: "AuthenticationMD5Password"
   /** Exactly 4 bytes. */
   readonly salt: Uint8Array
 }
+/** Backend `R` (7): GSSAPI authentication requested. */
 export interface AuthenticationGSS {
   readonly type: "AuthenticationGSS"
 }
+/** Backend `R` (8): GSSAPI or SSPI data to continue the exchange. */
 export interface AuthenticationGSSContinue {
   readonly type: "AuthenticationGSSContinue"
   readonly data: Uint8Array
 }
+/** Backend `R` (9): SSPI authentication requested. */
 export interface AuthenticationSSPI {
   readonly type: "AuthenticationSSPI"
 }
+/** Backend `R` (10): SASL authentication, with the mechanisms the server offers (e.g. SCRAM-SHA-256). */
 export interface AuthenticationSASL {
   readonly type: "AuthenticationSASL"
   /** Mechanisms in the server's order of preference, e.g. ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]. */
   readonly mechanisms: ReadonlyArray<string>
 }
+/** Backend `R` (11): a SASL challenge (SCRAM's server-first-message). */
 export interface AuthenticationSASLContinue {
   readonly type: "AuthenticationSASLContinue"
   readonly data: Uint8Array
 }
+/** Backend `R` (12): the SASL outcome data (SCRAM's server-final-message, with its signature). */
 export interface AuthenticationSASLFinal {
   readonly type: "AuthenticationSASLFinal"
   readonly data: Uint8Array
 }
+/** Backend `K`: the process id and secret key that a CancelRequest for this session must carry. */
 export interface BackendKeyData {
   readonly type: "BackendKeyData"
   readonly processId: number
   /** 4 bytes in protocol 3.0; 4..256 bytes in 3.2 (PostgreSQL 18 sends 32). */
   readonly secretKey: Uint8Array
 }
+/** Backend `2`: a Bind succeeded. */
 export interface BindComplete {
   readonly type: "BindComplete"
 }
+/** Backend `3`: a Close succeeded. */
 export interface CloseComplete {
   readonly type: "CloseComplete"
 }
+/** Backend `C`: a statement finished; `tag` is the command tag (`INSERT 0 1`, `SELECT 3`, …). */
 export interface CommandComplete {
   readonly type: "CommandComplete"
   /** e.g. "SELECT 3", "INSERT 0 1", "ROLLBACK". */
@@ -147,20 +165,24 @@ export interface CopyData {
   readonly type: "CopyData"
   readonly data: Uint8Array
 }
+/** Backend `c` (also frontend): the end of COPY data. */
 export interface CopyDone {
   readonly type: "CopyDone"
 }
+/** Backend `G`: the server is ready to receive COPY FROM STDIN data. */
 export interface CopyInResponse {
   readonly type: "CopyInResponse"
   /** Overall format: 0 text, 1 binary. */
   readonly format: FormatCode
   readonly columnFormats: ReadonlyArray<FormatCode>
 }
+/** Backend `H`: COPY TO STDOUT data follows. */
 export interface CopyOutResponse {
   readonly type: "CopyOutResponse"
   readonly format: FormatCode
   readonly columnFormats: ReadonlyArray<FormatCode>
 }
+/** Backend `W`: COPY data flows both ways (streaming replication). */
 export interface CopyBothResponse {
   readonly type: "CopyBothResponse"
   readonly format: FormatCode
@@ -187,18 +209,22 @@ export interface DataRow {
   readonly offsets: ReadonlyArray<number>
   readonly lengths: ReadonlyArray<number>
 }
+/** Backend `I`: the statement text was empty. */
 export interface EmptyQueryResponse {
   readonly type: "EmptyQueryResponse"
 }
+/** Backend `E`: an error, with its fields; the server skips to the next Sync. */
 export interface ErrorResponse {
   readonly type: "ErrorResponse"
   readonly fields: ErrorFields
 }
+/** Backend `V`: the result of a FunctionCall. */
 export interface FunctionCallResponse {
   readonly type: "FunctionCallResponse"
   /** null when the function returned NULL. */
   readonly result: Uint8Array | null
 }
+/** Backend `v`: the server supports an older minor protocol version, or not some `_pq_.` options. */
 export interface NegotiateProtocolVersion {
   readonly type: "NegotiateProtocolVersion"
   /**
@@ -210,38 +236,47 @@ export interface NegotiateProtocolVersion {
   /** `_pq_.` options the server did not recognise. */
   readonly unrecognizedOptions: ReadonlyArray<string>
 }
+/** Backend `n`: the described statement or portal returns no rows. */
 export interface NoData {
   readonly type: "NoData"
 }
+/** Backend `N`: a notice or warning, with the same fields as an error. */
 export interface NoticeResponse {
   readonly type: "NoticeResponse"
   readonly fields: ErrorFields
 }
+/** Backend `A`: a NOTIFY on a channel this session LISTENs to. */
 export interface NotificationResponse {
   readonly type: "NotificationResponse"
   readonly processId: number
   readonly channel: string
   readonly payload: string
 }
+/** Backend `t`: the parameter type OIDs of a described statement. */
 export interface ParameterDescription {
   readonly type: "ParameterDescription"
   readonly parameterTypes: ReadonlyArray<number>
 }
+/** Backend `S`: the current value of a reported server setting (server_version, TimeZone, …). */
 export interface ParameterStatus {
   readonly type: "ParameterStatus"
   readonly name: string
   readonly value: string
 }
+/** Backend `1`: a Parse succeeded. */
 export interface ParseComplete {
   readonly type: "ParseComplete"
 }
+/** Backend `s`: an Execute reached its row limit before the portal was done. */
 export interface PortalSuspended {
   readonly type: "PortalSuspended"
 }
+/** Backend `Z`: the server is ready for the next command; carries the transaction status. */
 export interface ReadyForQuery {
   readonly type: "ReadyForQuery"
   readonly status: TransactionStatus
 }
+/** One column of a RowDescription. */
 export interface FieldDescription {
   readonly name: string
   /** OID of the source table, 0 when the column is not a plain table column. */
@@ -254,11 +289,13 @@ export interface FieldDescription {
   readonly typeModifier: number
   readonly format: FormatCode
 }
+/** Backend `T`: the columns of the rows that follow (or of a described statement). */
 export interface RowDescription {
   readonly type: "RowDescription"
   readonly fields: ReadonlyArray<FieldDescription>
 }
 
+/** Every backend authentication request (`R`), by its `type`. */
 export type AuthenticationMessage =
   | AuthenticationOk
   | AuthenticationKerberosV5
@@ -271,6 +308,7 @@ export type AuthenticationMessage =
   | AuthenticationSASLContinue
   | AuthenticationSASLFinal
 
+/** Every message the server sends, discriminated by `type`. */
 export type BackendMessage =
   | AuthenticationMessage
   | BackendKeyData
@@ -297,6 +335,7 @@ export type BackendMessage =
   | ReadyForQuery
   | RowDescription
 
+/** The `type` names of backend messages. */
 export type BackendMessageType = BackendMessage["type"]
 
 // --- frontend messages -----------------------------------------------------------------------------
@@ -308,36 +347,44 @@ export interface StartupMessage {
   readonly protocolVersion: number
   readonly parameters: Readonly<Record<string, string>>
 }
+/** The untyped packet asking the server for TLS before start-up. */
 export interface SSLRequest {
   readonly type: "SSLRequest"
 }
+/** The untyped packet asking the server for GSSAPI encryption before start-up. */
 export interface GSSENCRequest {
   readonly type: "GSSENCRequest"
 }
+/** The untyped packet, on a new connection, cancelling the statement running in the session with this key. */
 export interface CancelRequest {
   readonly type: "CancelRequest"
   readonly processId: number
   /** The key from BackendKeyData: 4 bytes (3.0) or up to 256 (3.2). */
   readonly secretKey: Uint8Array
 }
+/** Frontend `p`: a password (clear text or MD5-hashed). */
 export interface PasswordMessage {
   readonly type: "PasswordMessage"
   readonly password: string
 }
+/** Frontend `p`: the chosen SASL mechanism and its first message (SCRAM's client-first-message). */
 export interface SASLInitialResponse {
   readonly type: "SASLInitialResponse"
   readonly mechanism: string
   /** null sends length -1 ("no initial response"). */
   readonly data: Uint8Array | null
 }
+/** Frontend `p`: a further SASL message (SCRAM's client-final-message). */
 export interface SASLResponse {
   readonly type: "SASLResponse"
   readonly data: Uint8Array
 }
+/** Frontend `p`: GSSAPI or SSPI data. */
 export interface GSSResponse {
   readonly type: "GSSResponse"
   readonly data: Uint8Array
 }
+/** Frontend `P`: prepare a statement text under a name ("" is the unnamed statement). */
 export interface Parse {
   readonly type: "Parse"
   /** "" is the unnamed statement. */
@@ -346,6 +393,7 @@ export interface Parse {
   /** Parameter type OIDs; 0 (or omitted trailing entries) lets the server infer. */
   readonly parameterTypes: ReadonlyArray<number>
 }
+/** Frontend `B`: bind parameter values to a prepared statement, making a portal. */
 export interface Bind {
   readonly type: "Bind"
   readonly portal: string
@@ -357,39 +405,48 @@ export interface Bind {
   /** [] = all text, [f] = all f, else one per result column. */
   readonly resultFormats: ReadonlyArray<FormatCode>
 }
+/** Frontend `D`: ask for the parameter and row description of a statement or portal. */
 export interface Describe {
   readonly type: "Describe"
   readonly target: Target
   readonly name: string
 }
+/** Frontend `E`: run a portal (0 rows: no limit). */
 export interface Execute {
   readonly type: "Execute"
   readonly portal: string
   /** 0 = no limit; otherwise the portal suspends after this many rows. */
   readonly maxRows: number
 }
+/** Frontend `C`: close a prepared statement or portal. */
 export interface Close {
   readonly type: "Close"
   readonly target: Target
   readonly name: string
 }
+/** Frontend `S`: end of an extended-protocol sequence; the server answers ReadyForQuery. */
 export interface Sync {
   readonly type: "Sync"
 }
+/** Frontend `H`: ask the server to send what it has produced so far. */
 export interface Flush {
   readonly type: "Flush"
 }
+/** Frontend `Q`: a simple-protocol query (one or more statements, text results). */
 export interface Query {
   readonly type: "Query"
   readonly query: string
 }
+/** Frontend `X`: close the session. */
 export interface Terminate {
   readonly type: "Terminate"
 }
+/** Frontend `f`: abort a COPY FROM STDIN with this message. */
 export interface CopyFail {
   readonly type: "CopyFail"
   readonly message: string
 }
+/** Frontend `F`: call a function by OID (the legacy fast-path interface). */
 export interface FunctionCall {
   readonly type: "FunctionCall"
   readonly functionOid: number
@@ -404,6 +461,7 @@ export type StartupPacket = StartupMessage | SSLRequest | GSSENCRequest | Cancel
 /** The 'p' messages: the type byte is shared, the meaning depends on the authentication exchange. */
 export type AuthenticationResponse = PasswordMessage | SASLInitialResponse | SASLResponse | GSSResponse
 
+/** Every message the client sends, discriminated by `type`. */
 export type FrontendMessage =
   | StartupPacket
   | AuthenticationResponse
@@ -421,4 +479,5 @@ export type FrontendMessage =
   | CopyFail
   | FunctionCall
 
+/** The `type` names of frontend messages. */
 export type FrontendMessageType = FrontendMessage["type"]

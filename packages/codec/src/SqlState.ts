@@ -20,6 +20,16 @@ const byCondition = new Map<string, SqlStateInfo>()
 for (const s of SqlStates) if (!byCondition.has(s.condition)) byCondition.set(s.condition, s)
 const classes = new Map<string, SqlStateClassInfo>(SqlStateClasses.map((c) => [c.code, c]))
 
+/**
+ * Lookups over the SQLSTATE table by code, class name or condition, and class tests that also
+ * work for codes the table does not know. Pure functions; nothing fails.
+ *
+ * @example
+ * ```ts
+ * SqlState.lookup("23505")?.name // "UniqueViolation"
+ * SqlState.isClass("23505", "23") // true
+ * ```
+ */
 export const SqlState = {
   /** The entry of a code, or undefined for a code this table does not know. */
   lookup: (code: string): SqlStateInfo | undefined => byCode.get(code),

@@ -43,6 +43,7 @@ import { multirangeCodec, PgRange, rangeCodec } from "./types/PgRange.ts"
 import { PgTimestamp } from "./types/PgTimestamp.ts"
 import { copyBytes, ScalarCodecs } from "./types/ScalarCodecs.ts"
 
+/** How a `TypeRegistry` maps int8 and timestamps to JavaScript. */
 export interface TypeRegistryOptions {
   /** int8 as bigint (default), as number (DecodeError beyond ±(2^53 - 1)), or as string. */
   readonly int8?: "bigint" | "number" | "string"
@@ -50,6 +51,7 @@ export interface TypeRegistryOptions {
   readonly timestamps?: "date" | "exact"
 }
 
+/** A parameter value ready for Bind: its declared type, format and bytes. */
 export interface EncodedParameter {
   /** The parameter type to declare in Parse (0: let the server infer it). */
   readonly oid: number
@@ -58,6 +60,7 @@ export interface EncodedParameter {
   readonly bytes: Uint8Array | null
 }
 
+/** An enum type to register: its OIDs (from pg_type) and labels. */
 export interface EnumDefinition {
   readonly name: string
   readonly oid: number
@@ -97,6 +100,20 @@ const safeDecoder =
 
 const isInt4 = (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647
 
+/**
+ * One connection's (or layer's) map from type OID to codec, prefilled with the built-in types.
+ * Decoding never fails for an unknown OID (text decodes to its string); a malformed value throws
+ * `DecodeError`, a value a type cannot carry `TypeEncodeError` (the client turns both into typed
+ * errors). Pass one as `PgClient.layer({ types })` to change int8 or timestamp decoding or to
+ * add types.
+ *
+ * @example
+ * ```ts
+ * const types = new TypeRegistry({ int8: "number", timestamps: "exact" })
+ * types.registerEnum({ name: "mood", oid: 16_500, arrayOid: 16_499, labels: ["sad", "ok", "happy"] })
+ * PgClient.layer({ url, types })
+ * ```
+ */
 export class TypeRegistry {
   readonly options: TypeRegistryOptions
   private readonly codecs = new Map<number, Codec>()

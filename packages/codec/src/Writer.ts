@@ -50,6 +50,19 @@ export const SHRINK_ABOVE = 1024 * 1024
 /** Initial capacity: a typical pipeline tick (a few Bind/Execute frames) fits without growing. */
 const DEFAULT_INITIAL_SIZE = 16 * 1024
 
+/**
+ * A growable buffer that frontend encoders append frames to (`encodeQuery(w, …)`, `beginBind`…);
+ * `take()` returns the bytes written so far and empties it. Encoders throw `EncodeError` for what
+ * the protocol cannot carry.
+ *
+ * @example
+ * ```ts
+ * const w = new Writer()
+ * encodeParse(w, "", "select $1::int", [])
+ * encodeSync(w)
+ * socket.write(w.take())
+ * ```
+ */
 export class Writer {
   /** Backing store; replaced (never shrunk) when it grows. Bytes [0, pos) are written. */
   buf: Uint8Array

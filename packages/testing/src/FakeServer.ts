@@ -25,6 +25,7 @@ import {
 import { Effect, type Scope } from "effect"
 import { localServer } from "./LocalServer.ts"
 
+/** One client connection to a `FakeServer`, as its script sees it: send messages or raw bytes, close. */
 export interface FakeConnection {
   /** Sends backend messages, or raw bytes (a DataRow built with `dataRow`, garbage). */
   readonly send: (...messages: ReadonlyArray<BackendMessage | Uint8Array>) => void
@@ -40,6 +41,7 @@ export interface FakeConnection {
 /** Answers one decoded frontend message; no script means the server never says anything. */
 export type FakeScript = (message: FrontendMessage, connection: FakeConnection) => void
 
+/** A scripted server listening on a loopback port (`port`), recording what clients send. */
 export interface FakeServer {
   readonly port: number
   /** Every message received, over every connection, in order. */
@@ -48,6 +50,20 @@ export interface FakeServer {
   readonly connections: () => number
 }
 
+/**
+ * Starts a `FakeServer` on a free loopback port for the scope: every decoded frontend message of
+ * every connection goes to `script`, which answers through the connection (no script: the server
+ * never answers). For tests of what a real server will not do (malformed messages, answers out of
+ * order, dropped connections). It does not fail; the scope's end closes it.
+ *
+ * @example
+ * ```ts
+ * const server = yield* fakeServer((m, conn) => {
+ *   if (acceptStartup(m, conn)) return
+ *   if (m.type === "Query") conn.close() // drop the connection under the first query
+ * })
+ * ```
+ */
 export const fakeServer = (script?: FakeScript): Effect.Effect<FakeServer, never, Scope.Scope> => {
   const received: Array<FrontendMessage> = []
   return Effect.map(
@@ -76,6 +92,7 @@ export const fakeServer = (script?: FakeScript): Effect.Effect<FakeServer, never
   )
 }
 
+/** What `acceptStartup` sends in answer to a client's start-up. */
 export interface StartupOptions {
   /** ParameterStatus values sent at start-up (server_version 18.0 by default). */
   readonly parameters?: Readonly<Record<string, string>>
@@ -143,6 +160,7 @@ export interface ScriptStep {
   readonly close?: boolean
 }
 
+/** A `FakeServer` running a list of expected messages and answers (see `scriptedServer`). */
 export interface ScriptedServer extends FakeServer {
   /** Messages that arrived when another was expected (or after the script ended), with why. */
   readonly mismatches: ReadonlyArray<string>

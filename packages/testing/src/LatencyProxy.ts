@@ -35,6 +35,7 @@ import { Context, Effect, Layer, Schema, type Scope } from "effect"
 import { Ticker } from "./internal/ticker.ts"
 import { PgServer } from "./PgServer.ts"
 
+/** Options of `startLatencyProxy`: the target, the delay added in each direction, the port to listen on. */
 export interface LatencyProxyOptions {
   /** Loopback only: `127.0.0.0/8`, `::1` or `localhost`. */
   readonly targetHost: string
@@ -50,6 +51,7 @@ export interface LatencyProxyOptions {
   readonly highWaterMark?: number
 }
 
+/** What a latency proxy counted: connections, bytes each way, buffering, and how late chunks were released. */
 export interface LatencyProxyStats {
   /** The current one-way delay (ms). */
   readonly delayMs: number
@@ -78,6 +80,7 @@ export interface LatencyProxyStats {
   readonly clientFlights: number
 }
 
+/** A running latency proxy: where it listens, `url()` to rewrite a PostgreSQL URL through it, `setDelay`, `stats`, `close`. */
 export interface LatencyProxyHandle {
   readonly host: string
   readonly port: number
@@ -516,6 +519,7 @@ export interface RttStats {
 // SSLRequest: Int32 length 8, Int32 code 80877103 (1234 << 16 | 5679). Encoded once.
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
 
+/** Options of `measureRtt`: how long to settle first, and a timeout. */
 export interface MeasureRttOptions {
   /**
    * Pause between connecting and sending the SSLRequest, so the server has forked its backend and

@@ -7,6 +7,7 @@
 import { createServer, type Socket } from "node:net"
 import { Effect, type Scope } from "effect"
 
+/** A loopback TCP listener started by `startLocalServer`: its port, connection counts and `close()`. */
 export interface LocalServer {
   readonly port: number
   /** Sockets accepted and not yet closed. */
@@ -17,11 +18,16 @@ export interface LocalServer {
   readonly close: () => Promise<void>
 }
 
+/** Options of `startLocalServer`. */
 export interface LocalServerOptions {
   /** Keep a socket writable after the peer's FIN (default false). */
   readonly allowHalfOpen?: boolean
 }
 
+/**
+ * Starts a bare TCP listener on a free loopback port that hands every connection to `onConnection`
+ * (for tests: a server that never answers, one that closes at once…). Rejects if it cannot listen.
+ */
 export const startLocalServer = (
   onConnection: (socket: Socket) => void,
   options: LocalServerOptions = {}

@@ -74,6 +74,20 @@ const acquire = (options: EmbeddedOptions) =>
     (handle) => Effect.promise(() => handle.stop())
   )
 
+/**
+ * A real PostgreSQL for tests and examples, as an Effect service: `PgServer.layer` starts one for
+ * the layer's scope (from PGLINE_TEST_URL, Docker, or the embedded binaries) and stops it, removing
+ * its directory, when the scope closes; `layerWith` picks the version, TLS and settings. Fails
+ * with `PgServerError` when no server can be started.
+ *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function* () {
+ *   const { url } = yield* PgServer
+ *   return url
+ * }).pipe(Effect.provide(PgServer.layer))
+ * ```
+ */
 export class PgServer extends Context.Service<PgServer, ServerInfo>()("@pgline/testing/PgServer") {
   /** The server chosen by the environment (see the module header), stopped when the scope closes. */
   static readonly layer: Layer.Layer<PgServer, PgServerError> = Layer.effect(

@@ -7,6 +7,7 @@
  */
 import { Schema } from "effect"
 
+/** Why a connection could not be opened: the `reason` of `PgConnectError`. */
 export const ConnectFailureReason = Schema.Literals([
   /** Nothing listens there (ECONNREFUSED, a missing Unix socket). */
   "Refused",

@@ -47,14 +47,23 @@ export type { FileInfo, PgConfigSystem } from "./internal/config/system.ts"
 
 // --- resolved options ----------------------------------------------------------------------------
 
+/** libpq's `sslmode`: whether TLS is used and how the server's certificate is checked. */
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
+/** libpq's `sslnegotiation`: `postgres` asks with SSLRequest first, `direct` starts TLS at once (PostgreSQL 17+). */
 export type SslNegotiation = "postgres" | "direct"
+/** A TLS protocol version, for `sslMinProtocolVersion` / `sslMaxProtocolVersion`. */
 export type TlsVersion = "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3"
+/** libpq's `channel_binding` for SCRAM: whether tls-server-end-point binding is used or required. */
 export type ChannelBinding = "disable" | "prefer" | "require"
+/** libpq's `sslcertmode`: whether a client certificate is sent. */
 export type SslCertMode = "disable" | "allow" | "require"
+/** libpq's `target_session_attrs`: which of several hosts is acceptable. */
 export type TargetSessionAttrs = "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby"
+/** libpq's `load_balance_hosts`: try hosts in order, or shuffled. */
 export type LoadBalanceHosts = "disable" | "random"
+/** A wire-protocol version: 3.0, or 3.2 (PostgreSQL 18). */
 export type ProtocolVersion = "3.0" | "3.2"
+/** An authentication method named in `require_auth`. */
 export type AuthMethod = "password" | "md5" | "gss" | "sspi" | "scram-sha-256" | "none"
 
 /** A parsed `require_auth`: `allowed` is what the server may ask for (`none`: no authentication). */
@@ -79,6 +88,10 @@ export interface PgHost {
   readonly port: number
 }
 
+/**
+ * Connection settings resolved from every source (`PgConfig.make`, `PgConfig.config`): what a
+ * session is opened with. Secrets are `Redacted`.
+ */
 export interface PgConnectOptions {
   readonly hosts: ReadonlyArray<PgHost>
   readonly database: string

@@ -27,14 +27,17 @@ export type { Endpoint } from "./internal/sockets.ts"
 export type { StartupOptions } from "./internal/startup.ts"
 export type { Wire } from "./internal/Wire.ts"
 
+/** Which kind of server a session accepts (libpq's `target_session_attrs`). */
 export type TargetSessionAttrs = "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby"
 
+/** What `Session.open` needs: start-up options plus the hosts to try and how to choose among them. */
 export interface SessionOptions extends StartupOptions {
   readonly hosts: ReadonlyArray<Endpoint>
   readonly targetSessionAttrs: TargetSessionAttrs
   readonly loadBalanceHosts: "disable" | "random"
 }
 
+/** An open PostgreSQL session (start-up done): its wire, server parameters, backend key and `cancel()`. */
 export interface Session {
   readonly wire: Wire
   readonly endpoint: Endpoint

@@ -8,6 +8,10 @@
 
 const encoder = new TextEncoder()
 
+/**
+ * A growable big-endian byte buffer that binary type encoders append to (`i32`, `f64`, `bytes`,
+ * `utf8`…), reused between values with `reset()`. Never throws for space: it grows.
+ */
 export class ByteWriter {
   bytes: Uint8Array
   view: DataView

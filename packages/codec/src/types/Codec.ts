@@ -13,8 +13,13 @@ import { DecodeError, TypeEncodeError } from "./DecodeError.ts"
 /** Wire format codes of the extended protocol: 0 text, 1 binary. */
 export type Format = 0 | 1
 
+/** Decodes the slice `bytes[start, end)` of a buffer it does not own; throws `DecodeError` for malformed input. */
 export type Decoder<A = unknown> = (bytes: Uint8Array, start: number, end: number) => A
 
+/**
+ * A type's codec: text and (optionally) binary decoding and encoding, with its OIDs. Make one with
+ * `makeCodec` and add it with `TypeRegistry.register`.
+ */
 export interface Codec<A = unknown> {
   /** The type's name in pg_type (`int4`, `_int4` for arrays, or the user's name). */
   readonly name: string
@@ -60,14 +65,17 @@ export const utf8 = (bytes: Uint8Array, start: number, end: number): string => {
   return utf8Decoder.decode(bytes.subarray(start, end))
 }
 
+/** Throws the `DecodeError` of a codec for type `oid` (for codec implementations). */
 export const decodeFail = (oid: number, reason: string): never => {
   throw new DecodeError(oid, reason)
 }
 
+/** Throws the `TypeEncodeError` of a codec for type `oid` (for codec implementations). */
 export const encodeFail = (oid: number, reason: string): never => {
   throw new TypeEncodeError(oid, reason)
 }
 
+/** A short description of a value for error messages (its type, and the value when it is short). */
 export const describeValue = (value: unknown): string => {
   if (value === null) return "null"
   if (typeof value === "string") return JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)
@@ -76,6 +84,7 @@ export const describeValue = (value: unknown): string => {
   return String(value)
 }
 
+/** Throws `DecodeError` unless the slice `[start, end)` is exactly `n` bytes long. */
 export const expectLength = (oid: number, start: number, end: number, n: number): void => {
   if (end - start !== n) decodeFail(oid, `expected ${n} bytes, got ${end - start}`)
 }
@@ -121,13 +130,17 @@ export const encodeBinary = (codec: Codec, value: unknown, out: ByteWriter): Uin
 // --- big-endian reads straight from the slice: no DataView per value (a DataView costs an
 // allocation; the parser's buffers are shared, so one cannot be cached per buffer either).
 
+/** Reads a big-endian signed 16-bit integer at `i`. */
 export const readI16 = (b: Uint8Array, i: number): number => (((b[i] << 8) | b[i + 1]) << 16) >> 16
 
+/** Reads a big-endian signed 32-bit integer at `i`. */
 export const readI32 = (b: Uint8Array, i: number): number =>
   (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]
 
+/** Reads a big-endian unsigned 32-bit integer at `i`. */
 export const readU32 = (b: Uint8Array, i: number): number => readI32(b, i) >>> 0
 
+/** Reads a big-endian signed 64-bit integer at `i`, as a bigint. */
 export const readI64 = (b: Uint8Array, i: number): bigint => {
   const hi = readI32(b, i)
   const lo = readU32(b, i + 4)
@@ -140,11 +153,13 @@ export const readI64 = (b: Uint8Array, i: number): bigint => {
 // so sharing it is safe (it carries no state between calls).
 const scratch = new DataView(new ArrayBuffer(8))
 
+/** Reads a big-endian IEEE 754 single-precision float at `i`. */
 export const readF32 = (b: Uint8Array, i: number): number => {
   for (let k = 0; k < 4; k++) scratch.setUint8(k, b[i + k])
   return scratch.getFloat32(0)
 }
 
+/** Reads a big-endian IEEE 754 double-precision float at `i`. */
 export const readF64 = (b: Uint8Array, i: number): number => {
   for (let k = 0; k < 8; k++) scratch.setUint8(k, b[i + k])
   return scratch.getFloat64(0)

@@ -158,6 +158,7 @@ const textToMicros = (oid: number, t: string, fail: typeof decodeFail): bigint =
   return BigInt(p.days - PG_EPOCH_DAYS) * BigInt(MICROS_PER_DAY) + BigInt(p.micros - p.offset * 1e6)
 }
 
+/** What a timestamp encoder accepts besides a PgTimestamp: a Date, or milliseconds since 1970. */
 export type Timestamp = Date | number
 
 const textToDate = (oid: number, t: string): Timestamp => {
@@ -493,6 +494,10 @@ const interval: Codec<PgInterval> = makeCodec({
   }
 })
 
+/**
+ * The codecs of date, time, timetz, timestamp, timestamptz and interval (see the module comment for
+ * the mappings); malformed values throw `DecodeError`, out-of-range ones `TypeEncodeError`.
+ */
 export const DateTimeCodecs = {
   date,
   time,

@@ -19,6 +19,10 @@ export class DecodeError extends Error {
   }
 }
 
+/**
+ * A value a type cannot carry (a string for int4, a number out of range, an unknown enum label);
+ * thrown by encoders before anything is sent. The client reports it as `ParameterError`.
+ */
 export class TypeEncodeError extends Error {
   readonly _tag = "TypeEncodeError" as const
   readonly oid: number

@@ -176,6 +176,10 @@ const inetCodec = (name: string, oid: number, arrayOid: number): Codec<string> =
   })
 }
 
+/**
+ * The codecs of inet and cidr (values as their text form); malformed values throw `DecodeError`,
+ * invalid addresses `TypeEncodeError`.
+ */
 export const InetCodecs = {
   inet: inetCodec("inet", Oid.inet, ArrayOid.inet),
   cidr: inetCodec("cidr", Oid.cidr, ArrayOid.cidr)

@@ -129,6 +129,7 @@ const binaryEncode = (value: unknown, out: import("./ByteWriter.ts").ByteWriter)
   for (let k = 0; k < ndigits; k++) out.i16(Number(digits.slice(4 * k, 4 * k + 4)))
 }
 
+/** The numeric codec: an exact decimal string (`"12.50"`, `"NaN"`, `"Infinity"`), never a float. */
 export const numeric: Codec<string> = makeCodec({
   name: "numeric",
   oid: Oid.numeric,
@@ -142,4 +143,5 @@ export const numeric: Codec<string> = makeCodec({
   binaryEncode
 })
 
+/** The numeric codec, for registries. */
 export const Numeric = { codec: numeric } as const

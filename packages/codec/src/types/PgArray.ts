@@ -21,6 +21,15 @@ import { Oid } from "./Oid.ts"
 // MAXDIM in src/include/utils/array.h.
 const MAX_DIMS = 6
 
+/**
+ * An array whose lower bounds are not all 1 (`'[0:1]={a,b}'`), kept with its bounds so a round
+ * trip is lossless; arrays with default bounds decode to plain nested JS arrays instead.
+ *
+ * @example
+ * ```ts
+ * new PgArray(["a", "b"], [2], [0]) // '[0:1]={a,b}'
+ * ```
+ */
 export class PgArray<A = unknown> {
   /** Elements in row-major order. */
   readonly elements: ReadonlyArray<A | null>

@@ -9,6 +9,16 @@
 const INT32_MAX = 2147483647
 const INT32_MIN = -2147483648
 
+/**
+ * An `interval` as PostgreSQL stores it: months, days and microseconds, not normalised into each
+ * other.
+ *
+ * @example
+ * ```ts
+ * const week = new PgInterval(0, 7, 0n)
+ * yield* pg.sql`select now() + ${week}`
+ * ```
+ */
 export class PgInterval {
   readonly months: number
   readonly days: number

@@ -29,6 +29,15 @@ const UB_INF = 0x10
 const LB_NULL = 0x20
 const UB_NULL = 0x40
 
+/**
+ * A range value (int4range, tstzrange, a user range…): bounds (`null` for unbounded), their
+ * inclusivity and emptiness.
+ *
+ * @example
+ * ```ts
+ * new PgRange(1, 10) // '[1,10)'
+ * ```
+ */
 export class PgRange<A = unknown> {
   readonly lower: A | null
   readonly upper: A | null
@@ -204,12 +213,14 @@ const rangeBinaryEncode = (element: Codec, oid: number, value: unknown, out: Byt
   }
 }
 
+/** The name and OIDs of a range type, for `rangeCodec`. */
 export interface RangeOptions {
   readonly name: string
   readonly oid: number
   readonly arrayOid: number
 }
 
+/** The codec of a range type over an element codec (register it for a user range type). */
 export const rangeCodec = (element: Codec, options: RangeOptions): Codec<PgRange> => {
   const { oid } = options
   const parse = (t: string) => parseRange(element, oid, t)
@@ -260,6 +271,7 @@ const parseMultirange = (element: Codec, oid: number, t: string): Array<PgRange>
   return out
 }
 
+/** The codec of a multirange type over its range's element codec; values are arrays of PgRange. */
 export const multirangeCodec = (
   element: Codec,
   range: Codec<PgRange>,

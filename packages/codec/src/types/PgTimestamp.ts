@@ -11,6 +11,15 @@ import { civilFromDays, formatFraction, PG_EPOCH_MICROS, pad2 } from "../interna
 const INT64_MAX = 2n ** 63n - 1n
 const INT64_MIN = -(2n ** 63n)
 
+/**
+ * An exact timestamp: microseconds since 2000-01-01 as a bigint, with ±infinity; what timestamps
+ * decode to with `new TypeRegistry({ timestamps: "exact" })`.
+ *
+ * @example
+ * ```ts
+ * const t = PgTimestamp.fromDate(new Date("2024-01-01T00:00:00Z"))
+ * ```
+ */
 export class PgTimestamp {
   /** Microseconds since 2000-01-01 00:00:00; int64 max is `infinity`, int64 min `-infinity`. */
   readonly micros: bigint

@@ -394,6 +394,7 @@ const toBytes = (value: unknown): Uint8Array => {
   return encodeFail(Oid.bytea, `expected a Uint8Array, got ${describeValue(value)}`)
 }
 
+/** bytea's text form: `\x` followed by two hex digits per byte. */
 export const byteaHex = (bytes: Uint8Array): string => {
   let s = "\\x"
   for (let i = 0; i < bytes.length; i++) s += hexByte[bytes[i]]
@@ -530,6 +531,10 @@ const jsonb: Codec<unknown> = makeCodec({
   }
 })
 
+/**
+ * The codecs of the scalar built-ins (bool, integers, floats, text types, bytea, uuid, json/jsonb,
+ * oid…); malformed values throw `DecodeError`, values a type cannot carry `TypeEncodeError`.
+ */
 export const ScalarCodecs = {
   bool,
   int2,

@@ -26,6 +26,7 @@ import { tmpdir } from "node:os"
 import { dirname, join, relative } from "node:path"
 import { generateCertificates } from "./certificates.ts"
 
+/** The PostgreSQL major versions whose embedded binaries @pgline/testing ships. */
 export type EmbeddedVersion = 14 | 15 | 16 | 17 | 18
 
 /** The roles every embedded server has, one per authentication method. */
@@ -34,6 +35,7 @@ export interface Role {
   readonly password: string
 }
 
+/** The roles of a server `PgServer` started: the superuser and one login role per authentication method. */
 export interface Roles {
   /** Superuser; trust over TCP and the socket. */
   readonly superuser: Role
@@ -48,6 +50,15 @@ export interface Roles {
   readonly cert: Role
 }
 
+/**
+ * Where a `PgServer` is and how to log in to it: what `yield* PgServer` gives.
+ *
+ * @example
+ * ```ts
+ * const { url, ca, roles } = yield* PgServer
+ * PgClient.layer({ url, sslmode: "verify-full", sslrootcert: caFile })
+ * ```
+ */
 export interface ServerInfo {
   readonly kind: "url" | "docker" | "embedded"
   /** Superuser URL over TCP, TLS not required. */
@@ -69,6 +80,7 @@ export interface ServerInfo {
   readonly version: number | undefined
 }
 
+/** A started server outside Effect (`startServer`): its `info`, data directory, process and `stop()`. */
 export interface EmbeddedHandle {
   readonly info: ServerInfo
   readonly dataDir: string
@@ -261,6 +273,7 @@ export const roleSetup = () => {
   return { roles, hba, sql }
 }
 
+/** Options of `PgServer.layerWith` and `startServer`: the version, TLS, extra server settings, start timeout. */
 export interface EmbeddedOptions {
   readonly version?: EmbeddedVersion
   /** Extra `-c name=value` server settings. */

@@ -38,6 +38,7 @@ const EAGER_FLUSH = 32 * 1024
  */
 const MAX_CARRIED = 256 * 1024
 
+/** One socket with the protocol parser on its read side and a coalescing writer on its write side (see the module comment). */
 export class Wire {
   readonly writer = new Writer(16 * 1024)
   readonly parser: BackendParser

@@ -50,6 +50,7 @@ export interface TlsOptions {
   readonly sslMaxProtocolVersion: string | undefined
 }
 
+/** One host to connect to: a TCP host (or numeric address) and port, or a Unix-socket directory. */
 export interface Endpoint {
   /** Host name, IP address, or a Unix-socket directory (starts with "/" or "@"). */
   readonly host: string

@@ -41,6 +41,7 @@ import {
 } from "./sockets.ts"
 import { Wire } from "./Wire.ts"
 
+/** What start-up sends and accepts: user, database, startup parameters, password source, authentication and protocol limits. */
 export interface StartupOptions {
   readonly user: string
   readonly database: string

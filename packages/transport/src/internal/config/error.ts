@@ -25,6 +25,15 @@ export const PgConfigErrorReason = Schema.Literals([
 ])
 export type PgConfigErrorReason = typeof PgConfigErrorReason.Type
 
+/**
+ * An invalid setting, a combination libpq refuses, an unknown keyword or an unreadable service file;
+ * `key` names the libpq keyword. The message never shows a password.
+ *
+ * @example
+ * ```ts
+ * PgClient.layer("sslmode=sometimes") // fails with PgConfigError { key: "sslmode", reason: "invalid-value" }
+ * ```
+ */
 export class PgConfigError extends Schema.TaggedError<PgConfigError>()("PgConfigError", {
   /** The offending libpq keyword (`sslmode`, `port`, …), or "connection string" for syntax errors. */
   key: Schema.String,

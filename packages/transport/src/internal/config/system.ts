@@ -7,12 +7,14 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 
+/** What `PgConfigSystem.stat` reports about a file (the password file's permissions are checked like libpq's). */
 export interface FileInfo {
   readonly isFile: boolean
   /** Permission bits (st_mode & 0o7777). */
   readonly mode: number
 }
 
+/** The operating system as configuration sees it (user name, home directory, files); replace it to test configuration without touching the real one. */
 export interface PgConfigSystem {
   /** The effective OS user's name (libpq's default `user`), if known. */
   readonly userName: () => string | undefined
