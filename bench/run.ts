@@ -1006,7 +1006,7 @@ const report = (meta: {
   if (selected.includes("P6")) sections.push(reportP6(verdicts))
   if (selected.includes("P7")) sections.push(reportP7(verdicts))
 
-  out.push("## Targets (DESIGN.md §7)", "")
+  out.push("## Targets (bench/README.md)", "")
   out.push(
     table(
       ["target", "holds", "measured"],
@@ -1234,8 +1234,7 @@ const reportP4 = (verdicts: Array<Verdict>): string => {
     "",
     "`SELECT * FROM bench_decode`: int4, int8, text, float8, timestamptz, bool, numeric, jsonb; every value touched once after the query " +
       "(so a lazy row representation pays too). Each driver's default type mapping (e.g. int8 and numeric as string in pg, " +
-      "jsonb parsed by all). The statement is prepared by every driver. libpq is not measured here (pgbench does not decode); " +
-      "DESIGN.md §7 quotes libpq text at 222 ms on this machine class as a reference.",
+      "jsonb parsed by all). The statement is prepared by every driver. libpq is not measured here (pgbench does not decode).",
     ""
   )
   const base = find("P4", "pgline", "direct", "sequential")

@@ -169,6 +169,7 @@ export interface PgConnection extends PgStatements {
   readonly processId: number
 }
 
+/** The pool's counts at one moment (`pg.stats()`). */
 export interface PoolStats {
   /** Open connections. */
   readonly open: number
@@ -182,6 +183,17 @@ export interface PoolStats {
   readonly opening: number
 }
 
+/**
+ * What `yield* PgClient` gives: the statement API over the pool, plus `reserve`, `stats`, `listen`
+ * and `listenScoped`. Every method fails with `PgServerError` (the server's typed SQLSTATE class)
+ * or `PgClientError` (connection, encoding, refusals), never with an untyped error.
+ *
+ * @example
+ * ```ts
+ * const pg = yield* PgClient
+ * const { rows } = yield* pg.sql<{ n: number }>`select ${1}::int + 1 as n`
+ * ```
+ */
 export interface PgClientApi extends PgStatements {
   /**
    * A connection of the pool for the scope, with the same statement API. Nothing else runs on it
@@ -233,6 +245,7 @@ export interface PoolSettings {
   readonly poolName?: string
 }
 
+/** Settings of `PgClient.layer` beyond the libpq connection settings: the pool's and the client's own. */
 export interface ClientSettings extends PoolSettings {
   /** Prepared statements kept per connection (default 256). */
   readonly statementCacheSize?: number
@@ -262,8 +275,27 @@ export interface ClientSettings extends PoolSettings {
 /** Everything `PgClient.layer` accepts: libpq settings (a URL/conninfo string or explicit keys) plus client settings. */
 export type PgClientOptions = (PgConfig.PgConfigOptions & ClientSettings) | string
 
+/**
+ * How building the layer fails: the configuration is invalid (PgConfigError), the first connection
+ * cannot be opened (PgConnectError: network, TLS, authentication, target_session_attrs), or the
+ * server refused the session (its typed error, e.g. InvalidCatalogName).
+ */
 export type PgClientLayerError = PgConnectError | PgServerError | PgConfig.PgConfigError
 
+/**
+ * The client as an Effect service: `PgClient.layer(options)` (or `layerConfig`) builds a pool, and
+ * `yield* PgClient` gives its API (PgClientApi). The layer fails with PgClientLayerError when its
+ * first connection cannot be opened; closing it closes every connection.
+ *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function* () {
+ *   const pg = yield* PgClient
+ *   return (yield* pg.query("select now() as now")).rows[0]
+ * })
+ * Effect.runPromise(program.pipe(Effect.provide(PgClient.layer("postgres://app@localhost/app"))))
+ * ```
+ */
 export class PgClient extends Context.Service<PgClient, PgClientApi>()("@pgline/client/PgClient") {
   /**
    * A pool of connections, the first opened when the layer is built (so a wrong address or

@@ -26,11 +26,16 @@ import {
 import type { QueryResult } from "./QueryResult.ts"
 import { rejectInvalid, type Statement } from "./Statement.ts"
 
+/**
+ * How a pipelined statement can fail: its own server error, PipelineAborted (skipped because an
+ * earlier statement of its segment failed), or a client error (connection lost, encoding).
+ */
 export type HandleError = PgServerError | PipelineAborted | PgClientError
 
 /** The result of one pipelined statement, readable any time (also after the pipeline's scope closed). */
 export type Handle<Row = Record<string, unknown>> = Effect.Effect<QueryResult<Row>, HandleError>
 
+/** Options of `pg.pipelineWith`. */
 export interface PipelineOptions {
   /**
    * Bytes of written-but-unsent frames above which `execute` waits for the socket to drain.
@@ -39,6 +44,22 @@ export interface PipelineOptions {
   readonly maxPendingBytes?: number
 }
 
+/**
+ * An open pipeline (`yield* pg.pipeline` in a scope): `execute` queues a statement and returns its
+ * Handle at once; `sync` ends a segment (one implicit transaction) and fails with its first
+ * unread error; `flush` asks the server for what it has. The scope's end syncs and drains.
+ *
+ * @example
+ * ```ts
+ * yield* Effect.scoped(Effect.gen(function* () {
+ *   const p = yield* pg.pipeline
+ *   const a = yield* p.execute(pg.sql`insert into t values (${1})`)
+ *   const b = yield* p.execute(pg.sql`select count(*) from t`)
+ *   yield* p.sync
+ *   return [yield* a, yield* b]
+ * }))
+ * ```
+ */
 export interface Pipeline {
   /** Queues a statement; returns its handle without waiting. */
   readonly execute: <Row = Record<string, unknown>>(

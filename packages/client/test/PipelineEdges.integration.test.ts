@@ -1,6 +1,6 @@
 /**
  * Pipeline edge cases against a real server: regressions for spec violations found by probing
- * (DESIGN.md §3–§4, README "Pipelines"). One PgServer for the file; every test opens its own
+ * (README "Pipelines"). One PgServer for the file; every test opens its own
  * clients. The expectations are the server's documented behaviour (protocol "Pipelining"):
  *
  * - after an ErrorResponse the server skips everything up to the next Sync and sends nothing for

@@ -19,6 +19,7 @@ import { type PgClientError, StatementRejected } from "../PgClientError.ts"
 import type { Connection } from "./Connection.ts"
 import { runStatement } from "./run.ts"
 
+/** Options of `withTransaction`: the BEGIN's isolation level and access mode (the server's defaults otherwise). */
 export interface TransactionOptions {
   readonly isolation?: "serializable" | "repeatable read" | "read committed" | "read uncommitted"
   readonly readOnly?: boolean
