@@ -542,6 +542,8 @@ class CopyOut {
   private blocks: Array<Uint8Array> = []
   private block: Uint8Array | undefined
   private filled = 0
+  /** Where the part of `block` not yet handed over starts (what precedes it belongs to the consumer). */
+  private blockStart = 0
   private buffered = 0
   private paused = false
   private closing = false
@@ -562,11 +564,9 @@ class CopyOut {
       this.seal()
       this.blocks.push(chunk.subarray(start, end))
     } else {
-      if (this.block === undefined || this.filled + length > this.block.length) {
-        this.seal()
-        this.block = new Uint8Array(BLOCK)
-      }
-      chunk.copy(this.block, this.filled, start, end)
+      let block = this.block
+      if (block === undefined || this.filled + length > block.length) block = this.fresh()
+      chunk.copy(block, this.filled, start, end)
       this.filled += length
     }
     this.received(length)
@@ -587,11 +587,9 @@ class CopyOut {
         this.seal()
         this.blocks.push(bytes.slice())
       } else {
-        if (this.block === undefined || this.filled + bytes.length > this.block.length) {
-          this.seal()
-          this.block = new Uint8Array(BLOCK)
-        }
-        this.block.set(bytes, this.filled)
+        let block = this.block
+        if (block === undefined || this.filled + bytes.length > block.length) block = this.fresh()
+        block.set(bytes, this.filled)
         this.filled += bytes.length
       }
       this.received(bytes.length)
@@ -627,10 +625,25 @@ class CopyOut {
     this.wake()
   }
 
+  /**
+   * Hands over what the block holds beyond what was handed over before; the rest of the block
+   * keeps filling (a block is allocated per 64 KiB of data, not per hand-over).
+   */
   private seal(): void {
-    if (this.block !== undefined && this.filled > 0) this.blocks.push(this.block.subarray(0, this.filled))
-    this.block = undefined
+    if (this.block !== undefined && this.filled > this.blockStart) {
+      this.blocks.push(this.block.subarray(this.blockStart, this.filled))
+      this.blockStart = this.filled
+    }
+  }
+
+  /** A new block, after handing over what the current one holds. */
+  private fresh(): Uint8Array {
+    this.seal()
+    const block = new Uint8Array(BLOCK)
+    this.block = block
     this.filled = 0
+    this.blockStart = 0
+    return block
   }
 
   private wake(): void {
