@@ -1,5 +1,6 @@
 /**
- * The benchmark suite in one command: pgline against libpq (pgbench), node-postgres, postgres.js
+ * The benchmark suite in one command: pgline against libpq (a C program, and pgbench as a second
+ * opinion), node-postgres, postgres.js
  * and @effect/sql-pg, on one embedded PostgreSQL 18, directly and through latency proxies of about
  * 1 ms and 4 ms round trip, writing bench/RESULTS.md.
  *
@@ -48,6 +49,7 @@ import {
   type WorkerParams,
   type Workload
 } from "./workers/common.ts"
+import { ensureLibpqBench } from "./workers/libpq-build.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const workDir = join(benchDir, ".work")
@@ -130,7 +132,7 @@ const config = quick
 
 // --- drivers --------------------------------------------------------------------------------------
 
-type DriverId = "pgline" | "pgbench" | "pg" | "postgresjs" | "effect-sql"
+type DriverId = "pgline" | "libpq" | "pgbench" | "pg" | "postgresjs" | "effect-sql"
 
 const pkgVersion = (name: string): string => {
   try {
@@ -145,6 +147,7 @@ const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 
 const driverName: Record<DriverId, string> = {
   pgline: "pgline",
+  libpq: "libpq (C)",
   pgbench: "libpq (pgbench 15)",
   pg: `pg ${pkgVersion("pg")}`,
   postgresjs: `postgres.js ${pkgVersion("postgres")}`,
@@ -156,6 +159,10 @@ const how: Record<DriverId, Record<Mode, string>> = {
   pgline: {
     pipelined: "pipeline (pipelineTransaction)",
     sequential: "one query at a time, awaited"
+  },
+  libpq: {
+    pipelined: "pipeline mode: PQsendQueryPrepared per statement, non-blocking PQflush, one PQpipelineSync",
+    sequential: "PQexecPrepared, one statement at a time"
   },
   pgbench: {
     pipelined: "\\startpipeline … \\endpipeline, -M prepared",
@@ -627,6 +634,7 @@ const main = async () => {
   const needsPgbench = selected.some((id) => id === "P1" || id === "P2" || id === "P5")
   const pgbench = needsPgbench ? ensurePgbench() : undefined
   const pgbenchVersion = pgbench ? execFileSync(pgbench, ["--version"], { encoding: "utf8" }).trim() : "–"
+  const libpqBench = needsPgbench ? ensureLibpqBench() : undefined
   sampleLoad("start")
   gitAtStart = git()
 
@@ -671,7 +679,7 @@ const main = async () => {
       )
     }
 
-    const groups = planGroups(planJobs(pgbench))
+    const groups = planGroups(planJobs(pgbench, libpqBench))
     const jobCount = groups.reduce((n, g) => n + g.jobs.length, 0)
     console.log(
       `${jobCount} jobs in ${groups.length} groups: ${selected.join(", ")}${quick ? " (--quick)" : ""}`
@@ -729,7 +737,7 @@ const main = async () => {
   if (results.some((r) => r.error)) process.exitCode = 1
 }
 
-const planJobs = (pgbench: string | undefined): Array<Job> => {
+const planJobs = (pgbench: string | undefined, libpqBench: string | undefined): Array<Job> => {
   const jobs: Array<Job> = []
   const runs = config.runs
   const add = (
@@ -756,6 +764,7 @@ const planJobs = (pgbench: string | undefined): Array<Job> => {
         mode,
         workDir,
         ...(driver === "pgbench" && pgbench !== undefined ? { pgbench } : {}),
+        ...(driver === "libpq" && libpqBench !== undefined ? { libpqBench } : {}),
         ...params
       }
     })
@@ -763,12 +772,12 @@ const planJobs = (pgbench: string | undefined): Array<Job> => {
   const ids: Array<ClassId> = ["direct", "1ms", "4ms"]
   // P1: 10,000 upserts in one transaction.
   for (const latency of ids) {
-    for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+    for (const driver of ["pgline", "libpq", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
       const batched = pipelines(driver, "pipelined")
       const rows = batched ? config.upsertRows : config.perRowRows[latency]
       add("P1", driver, "upsert", latency, "pipelined", rows, { rows, warmup: batched ? 2 : 1 })
     }
-    for (const driver of ["pgline", "pg", "postgresjs", "effect-sql"] as const) {
+    for (const driver of ["pgline", "libpq", "pg", "postgresjs", "effect-sql"] as const) {
       const rows = config.perRowRows[latency]
       add("P1", driver, "upsert", latency, "sequential", rows, { rows })
     }
@@ -776,10 +785,10 @@ const planJobs = (pgbench: string | undefined): Array<Job> => {
   // P2: the money transfer.
   for (const latency of ids) {
     const transfers = config.transfers[latency]
-    for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+    for (const driver of ["pgline", "libpq", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
       add("P2", driver, "transfer", latency, "pipelined", transfers, { transfers, warmup: 3 })
     }
-    for (const driver of ["pgline", "pg", "postgresjs", "effect-sql"] as const) {
+    for (const driver of ["pgline", "libpq", "pg", "postgresjs", "effect-sql"] as const) {
       add("P2", driver, "transfer", latency, "sequential", transfers, { transfers, warmup: 3 })
     }
   }
@@ -796,7 +805,7 @@ const planJobs = (pgbench: string | undefined): Array<Job> => {
   }
   // P5: 1,000 sequential single-row queries.
   for (const latency of ["direct", "1ms"] as const) {
-    for (const driver of ["pgline", "pg", "postgresjs", "effect-sql", "pgbench"] as const) {
+    for (const driver of ["pgline", "libpq", "pg", "postgresjs", "effect-sql", "pgbench"] as const) {
       add("P5", driver, "point", latency, "sequential", config.pointQueries, {
         queries: config.pointQueries,
         warmup: 2
@@ -942,6 +951,7 @@ const report = (meta: {
         ],
         ["PostgreSQL", `${meta.serverVersion} (embedded, same machine, same cores; TLS off)`],
         ["pgbench", meta.pgbenchVersion],
+        ["libpq (C)", "bench/libpq/pgline_libpq_bench.c, built with gcc -O2 against the system's libpq"],
         [
           "drivers",
           `${driverName.pg}, ${driverName.postgresjs}, ${driverName["effect-sql"]} (effect ${pkgVersion("effect")}), pgline (this tree)`
@@ -1030,6 +1040,23 @@ const report = (meta: {
 const perUnitRatio = (pgline: JobResult | undefined, other: JobResult | undefined) =>
   pgline && other ? pgline.median / pgline.units / (other.median / other.units) : Number.NaN
 
+/**
+ * The median over rounds of pgline's time per unit of work ÷ another job's, each ratio taken within
+ * one round of interleaved timed runs (run r of every worker of a group runs in round r, one after
+ * the other), so load that drifts between rounds cancels out of each ratio. NaN when either job
+ * failed or the two were not interleaved with each other.
+ */
+const perRoundRatio = (pgline: JobResult | undefined, other: JobResult | undefined): number => {
+  if (pgline?.out === undefined || other?.out === undefined || pgline.group !== other.group) return Number.NaN
+  const a = pgline.out.times
+  const b = other.out.times
+  const ratios: Array<number> = []
+  for (let r = 0; r < Math.min(a.length, b.length); r++) {
+    ratios.push(a[r]! / pgline.units / (b[r]! / other.units))
+  }
+  return median(ratios)
+}
+
 const reportP1 = (verdicts: Array<Verdict>): string => {
   const out: Array<string> = []
   out.push(
@@ -1045,7 +1072,10 @@ const reportP1 = (verdicts: Array<Verdict>): string => {
           ", "
         )}); their **ms per ${int(config.upsertRows)} rows** is scaled linearly from the rows measured and marked "~". ` +
       "Ratios compare ms per " +
-      `${int(config.upsertRows)} rows, pgline pipelined against the pipelined rows and pgline sequential against the sequential rows.`,
+      `${int(config.upsertRows)} rows, pgline pipelined against the pipelined rows and pgline sequential against the sequential rows: ` +
+      "the ratio of the medians, and the median of the per-round ratios (each round runs every driver once, back to back). " +
+      "libpq (C) is the reference: one prepared statement for every row, as the JS drivers; pgbench prepares each script line " +
+      "as its own statement and is kept as a second opinion.",
     ""
   )
   for (const latency of ["direct", "1ms", "4ms"] as const) {
@@ -1054,7 +1084,7 @@ const reportP1 = (verdicts: Array<Verdict>): string => {
     for (const mode of ["pipelined", "sequential"] as const) {
       const base = find("P1", "pgline", latency, mode)
       const basePer = base ? (base.median * config.upsertRows) / base.units : Number.NaN
-      for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+      for (const driver of ["pgline", "libpq", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
         const r = results.find(
           (x) => x.id === "P1" && x.driver === driver && x.latency === latency && x.mode === mode
         )
@@ -1069,7 +1099,8 @@ const reportP1 = (verdicts: Array<Verdict>): string => {
           ms(r.min),
           ms(r.max),
           `${scaled ? "~" : ""}${ms(per)}`,
-          driver === "pgline" ? "1.00×" : ratio(basePer / per)
+          driver === "pgline" ? "1.00×" : ratio(basePer / per),
+          driver === "pgline" ? "1.00×" : ratio(perRoundRatio(base, r.error ? undefined : r))
         ])
       }
     }
@@ -1084,21 +1115,25 @@ const reportP1 = (verdicts: Array<Verdict>): string => {
           "min",
           "max",
           `ms per ${int(config.upsertRows)} rows`,
-          "pgline ÷ this"
+          "pgline ÷ this (medians)",
+          "pgline ÷ this (median of per-round ratios)"
         ],
         rows
       ),
       ""
     )
     const p = find("P1", "pgline", latency, "pipelined")
-    const libpq = find("P1", "pgbench", latency, "pipelined")
+    const libpq = find("P1", "libpq", latency, "pipelined")
     const pgPipe = find("P1", "pg", latency, "pipelined")
     const vsLibpq = perUnitRatio(p, libpq)
+    const vsLibpqRounds = perRoundRatio(p, libpq)
     const vsPg = perUnitRatio(p, pgPipe)
     verdicts.push({
-      target: `P1 ${latency}: pgline pipelined ≤ 1.10 × libpq pipeline`,
+      target: `P1 ${latency}: pgline pipelined ≤ 1.10 × libpq pipeline (C)`,
       holds: Number.isFinite(vsLibpq) ? vsLibpq <= 1.1 : undefined,
-      detail: `${ms(p?.median ?? Number.NaN)} vs ${ms(libpq?.median ?? Number.NaN)} ms = ${ratio(vsLibpq)}`
+      detail:
+        `${ms(p?.median ?? Number.NaN)} vs ${ms(libpq?.median ?? Number.NaN)} ms = ${ratio(vsLibpq)}; ` +
+        `median of per-round ratios ${ratio(vsLibpqRounds)}`
     })
     verdicts.push({
       target: `P1 ${latency}: pgline pipelined ≤ 0.85 × pg \`pipeline: true\``,
@@ -1128,7 +1163,7 @@ const reportP2 = (verdicts: Array<Verdict>): string => {
     const basePer = base ? base.median / base.units : Number.NaN
     const rows: Array<Array<string>> = []
     for (const mode of ["pipelined", "sequential"] as const) {
-      for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+      for (const driver of ["pgline", "libpq", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
         const r = results.find(
           (x) => x.id === "P2" && x.driver === driver && x.latency === latency && x.mode === mode
         )
@@ -1143,7 +1178,10 @@ const reportP2 = (verdicts: Array<Verdict>): string => {
           ms(r.max / r.units),
           latency === "direct" ? "–" : (per / rtt).toFixed(2),
           r.flightsPerUnit === undefined ? "–" : r.flightsPerUnit.toFixed(2),
-          driver === "pgline" && mode === "pipelined" ? "1.00×" : ratio(basePer / per)
+          driver === "pgline" && mode === "pipelined" ? "1.00×" : ratio(basePer / per),
+          driver === "pgline" && mode === "pipelined"
+            ? "1.00×"
+            : ratio(perRoundRatio(base, r.error ? undefined : r))
         ])
       }
     }
@@ -1159,7 +1197,8 @@ const reportP2 = (verdicts: Array<Verdict>): string => {
           "max",
           "round trips (time)",
           "round trips (counted)",
-          "pgline pipelined ÷ this"
+          "pgline pipelined ÷ this (medians)",
+          "pgline pipelined ÷ this (median of per-round ratios)"
         ],
         rows
       ),
@@ -1234,7 +1273,7 @@ const reportP4 = (verdicts: Array<Verdict>): string => {
     "",
     "`SELECT * FROM bench_decode`: int4, int8, text, float8, timestamptz, bool, numeric, jsonb; every value touched once after the query " +
       "(so a lazy row representation pays too). Each driver's default type mapping (e.g. int8 and numeric as string in pg, " +
-      "jsonb parsed by all). The statement is prepared by every driver. libpq is not measured here (pgbench does not decode).",
+      "jsonb parsed by all). The statement is prepared by every driver. libpq is not measured here.",
     ""
   )
   const base = find("P4", "pgline", "direct", "sequential")
@@ -1270,6 +1309,7 @@ const reportP5 = (verdicts: Array<Verdict>): string => {
     `## P5: ${int(config.pointQueries)} sequential single-row queries`,
     "",
     "`SELECT $1::int AS x`, prepared, each awaited before the next (no transaction). " +
+      "libpq (C) runs it with PQexecPrepared, one at a time. " +
       "pgbench runs the same statement as one pgbench transaction per query; its run time is the sum of its per-transaction latencies " +
       "(one invocation per job; between its runs it waits for its turn in an untimed transaction).",
     ""
@@ -1277,7 +1317,7 @@ const reportP5 = (verdicts: Array<Verdict>): string => {
   for (const latency of ["direct", "1ms"] as const) {
     const base = find("P5", "pgline", latency, "sequential")
     const rows: Array<Array<string>> = []
-    for (const driver of ["pgline", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
+    for (const driver of ["pgline", "libpq", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
       const r = results.find((x) => x.id === "P5" && x.driver === driver && x.latency === latency)
       if (r === undefined) continue
       rows.push([
@@ -1286,11 +1326,26 @@ const reportP5 = (verdicts: Array<Verdict>): string => {
         ms(r.min),
         ms(r.max),
         ms((r.median / r.units) * 1000),
-        driver === "pgline" ? "1.00×" : ratio((base?.median ?? Number.NaN) / r.median)
+        driver === "pgline" ? "1.00×" : ratio((base?.median ?? Number.NaN) / r.median),
+        driver === "pgline" ? "1.00×" : ratio(perRoundRatio(base, r.error ? undefined : r))
       ])
     }
     out.push(`### ${classById(latency).label}: measured RTT ${ms(rttOf(latency))} ms`, "")
-    out.push(table(["driver", "median ms", "min", "max", "µs per query", "pgline ÷ this"], rows), "")
+    out.push(
+      table(
+        [
+          "driver",
+          "median ms",
+          "min",
+          "max",
+          "µs per query",
+          "pgline ÷ this (medians)",
+          "pgline ÷ this (median of per-round ratios)"
+        ],
+        rows
+      ),
+      ""
+    )
     const pgr = find("P5", "pg", latency, "sequential")
     if (base && pgr) {
       verdicts.push({

@@ -109,6 +109,8 @@ export interface WorkerParams {
   readonly workDir?: string
   /** The pgbench binary (the orchestrator installs it when missing). */
   readonly pgbench?: string
+  /** The compiled libpq reference (the orchestrator builds it; see workers/libpq-build.ts). */
+  readonly libpqBench?: string
   /** Wait for the orchestrator's `go` before each timed run (see `turn`). */
   readonly interleave?: boolean
 }

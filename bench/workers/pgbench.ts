@@ -25,6 +25,12 @@
  * plans, the sixth decides on the generic plan (measured: runs 1–6 of 10,000 rows ~2× slower
  * than runs 7+). Warm-up is therefore at least 6 transactions here (the JS drivers reuse one
  * statement and cross that threshold within their first run).
+ *
+ * So pgbench is a second opinion; the libpq reference is workers/libpq.ts (a C program that
+ * prepares one statement and reuses it for every row). pgbench 15 cannot do the same inside one
+ * pipelined transaction: a script has no loops, `-M prepared` names one statement per script line,
+ * and a pipeline cannot stay open from one script run to the next (pgbench aborts the client with
+ * "end of script reached with pipeline open").
  */
 import { spawn } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
