@@ -28,7 +28,10 @@ const bouncerClient = (
 const count = (pg: PgClientApi, table: string) =>
   Effect.map(pg.query<{ n: number }>(`select count(*)::int as n from ${table}`), (r) => r.rows[0]!.n)
 
-layer(PgServer.layer, { timeout: 600_000, excludeTestServices: true })("PgBouncer", (it) => {
+// Installing pgbouncer (apt-get, when missing) happens while the layer is built, under its timeout.
+const ServerAndBouncer = Layer.merge(PgServer.layer, Layer.effectDiscard(PgBouncer.ensureInstalled()))
+
+layer(ServerAndBouncer, { timeout: 600_000, excludeTestServices: true })("PgBouncer", (it) => {
   it.effect(
     "transaction mode, prepare: false: queries, pipelines, pg.all, transactions, streams, COPY, scripts",
     () =>

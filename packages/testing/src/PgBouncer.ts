@@ -43,8 +43,12 @@ const candidates = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
 
 const findBinary = (): string | undefined => candidates.find((path) => existsSync(path))
 
-/** The pgbouncer binary, installed from Debian's packages when missing (root only). */
-const ensureBinary = (): Effect.Effect<string, PgBouncerError> =>
+/**
+ * The pgbouncer binary's path, installed from Debian's packages (apt-get) when missing; fails with
+ * PgBouncerError when it is missing and the process is not root. `start` calls it; a test file can
+ * run it first where a longer timeout applies (installing takes up to a minute).
+ */
+export const ensurePgBouncer = (): Effect.Effect<string, PgBouncerError> =>
   Effect.gen(function* () {
     const found = findBinary()
     if (found !== undefined) return found
@@ -103,7 +107,7 @@ export const startPgBouncer = (
   options: PgBouncerOptions
 ): Effect.Effect<PgBouncerInfo, PgBouncerError, Scope.Scope> =>
   Effect.gen(function* () {
-    const binary = yield* ensureBinary()
+    const binary = yield* ensurePgBouncer()
     const version =
       spawnSync(binary, ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] ?? "pgbouncer"
     const port = yield* Effect.promise(() => freePort())
@@ -186,4 +190,4 @@ export const startPgBouncer = (
   })
 
 /** PgBouncer for tests: `PgBouncer.start(server, { poolMode })`. */
-export const PgBouncer = { start: startPgBouncer }
+export const PgBouncer = { start: startPgBouncer, ensureInstalled: ensurePgBouncer }
