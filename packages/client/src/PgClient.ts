@@ -39,7 +39,7 @@ import { Listener, type ListenerHooks, type Notification } from "./internal/List
 import { type LeaseKind, Pool, Pooled } from "./internal/Pool.ts"
 import { type Bound, runScript, runSegment, runStatement } from "./internal/run.ts"
 import { copyDirection, isCopyStdio, isTransactionControl, statementsOf } from "./internal/sqlText.ts"
-import { copyIn, copyOut, hold, rowStream } from "./internal/streams.ts"
+import { copyIn, copyOut, hold, notCopy, rowStream } from "./internal/streams.ts"
 import {
   CurrentTransaction,
   inTurn,
@@ -508,15 +508,6 @@ const scriptLeftBlockOpen = () =>
     reason: "TransactionControl",
     message:
       "the script left a transaction block open on a shared connection (it was rolled back): end it in the script, or run the script inside withTransaction or on pg.reserve"
-  })
-
-const notCopy = (direction: "in" | "out") =>
-  new StatementRejected({
-    reason: "NotCopy",
-    message:
-      direction === "in"
-        ? "copyFrom needs exactly one COPY … FROM STDIN statement"
-        : "copyTo needs exactly one COPY … TO STDOUT statement"
   })
 
 const streamInPipeline = () =>

@@ -35,7 +35,7 @@ import { Effect } from "effect"
 import type { StatementRejected } from "../PgClientError.ts"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
-import { compileRowDecoder, type RowDecoder } from "./rowDecoder.ts"
+import { compileRowDecoder, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
 import { firstKeyword, highestPlaceholder } from "./sqlText.ts"
 
 /** A statement text prepared on this connection under `name`. */
@@ -348,27 +348,12 @@ export class StatementStep implements Step {
 
   /** Which column failed and why: re-decodes the row with the checked decoders (error path only). */
   private diagnose(m: DataRow): { error: DecodeError; column: string } {
-    const fields = this.prepared?.fields ?? []
-    const names = this.names ?? []
-    const formats = this.fieldInfo
-    for (let i = 0; i < m.columnCount; i++) {
-      const len = m.lengths[i]!
-      if (len < 0) continue
-      const oid = fields[i]?.typeOid ?? 0
-      try {
-        this.conn.registry.decoderFor(oid, formats[i]?.format ?? 0)(
-          m.bytes,
-          m.offsets[i]!,
-          m.offsets[i]! + len
-        )
-      } catch (error) {
-        return {
-          error: error instanceof DecodeError ? error : new DecodeError(oid, String(error)),
-          column: names[i] ?? String(i)
-        }
+    return (
+      diagnoseRow(this.conn.registry, this.fieldInfo, m.bytes, m.offsets, m.lengths) ?? {
+        error: new DecodeError(0, "a row decoder failed"),
+        column: ""
       }
-    }
-    return { error: new DecodeError(0, "a row decoder failed"), column: "" }
+    )
   }
 
   private finish(tag: string): void {

@@ -7,7 +7,39 @@
  * Falls back to the loop when code generation is disallowed (--disallow-code-generation-from-strings)
  * or for very wide rows. Decoders may throw; callers catch per row.
  */
-import type { Decoder } from "@pgline/codec"
+import { type Decoder, DecodeError, type TypeRegistry } from "@pgline/codec"
+
+/** A result column as far as diagnosing a failed row needs it. */
+export interface DiagnosedColumn {
+  readonly name: string
+  readonly typeOid: number
+  readonly format: 0 | 1
+}
+
+/**
+ * Which column of a row the compiled decoder failed on, and why: re-decodes the row column by
+ * column with the registry's checked decoders (the error path only). Undefined when no single
+ * column fails on its own (the caller reports what the compiled decoder threw).
+ */
+export const diagnoseRow = (
+  registry: TypeRegistry,
+  columns: ReadonlyArray<DiagnosedColumn>,
+  bytes: Uint8Array,
+  offsets: ArrayLike<number>,
+  lengths: ArrayLike<number>
+): { readonly error: DecodeError; readonly column: string } | undefined => {
+  for (let i = 0; i < columns.length; i++) {
+    const len = lengths[i]!
+    if (len < 0) continue
+    const c = columns[i]!
+    try {
+      registry.decoderFor(c.typeOid, c.format)(bytes, offsets[i]!, offsets[i]! + len)
+    } catch (e) {
+      return { error: e instanceof DecodeError ? e : new DecodeError(c.typeOid, String(e)), column: c.name }
+    }
+  }
+  return undefined
+}
 
 export type RowDecoder = (
   bytes: Uint8Array,

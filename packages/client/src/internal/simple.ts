@@ -23,7 +23,7 @@ import {
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import type { Connection } from "./Connection.ts"
 import { commandOf, rowCountOf, type Step } from "./Engine.ts"
-import { compileRowDecoder, type RowDecoder } from "./rowDecoder.ts"
+import { compileRowDecoder, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
 
 /** How a simple-query step ended. */
 export interface SimpleEnd {
@@ -154,7 +154,12 @@ export class ScriptStep extends SimpleStep {
         try {
           this.rows.push(decodeRow(m.bytes, m.offsets, m.lengths))
         } catch (error) {
-          this.decodeFailure = this.diagnose(m.bytes, m.offsets, m.lengths, error)
+          const found = diagnoseRow(this.conn.registry, this.fieldInfo, m.bytes, m.offsets, m.lengths)
+          this.decodeFailure = {
+            error: found?.error ?? new DecodeError(0, String(error)),
+            column: found?.column ?? "",
+            index: this.results.length
+          }
         }
         return
       }
@@ -195,30 +200,6 @@ export class ScriptStep extends SimpleStep {
 
   protected override failed(): void {
     if (this.errorIndex < 0) this.errorIndex = this.results.length
-  }
-
-  private diagnose(
-    bytes: Uint8Array,
-    offsets: ArrayLike<number>,
-    lengths: ArrayLike<number>,
-    error: unknown
-  ): ScriptDecodeFailure {
-    const registry = this.conn.registry
-    for (let i = 0; i < this.fields.length; i++) {
-      const len = lengths[i]!
-      if (len < 0) continue
-      const f = this.fields[i]!
-      try {
-        registry.decoderFor(f.typeOid, f.format)(bytes, offsets[i]!, offsets[i]! + len)
-      } catch (e) {
-        return {
-          error: e instanceof DecodeError ? e : new DecodeError(f.typeOid, String(e)),
-          column: f.name,
-          index: this.results.length
-        }
-      }
-    }
-    return { error: new DecodeError(0, String(error)), column: "", index: this.results.length }
   }
 
   protected end(end: SimpleEnd): void {

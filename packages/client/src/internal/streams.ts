@@ -15,7 +15,7 @@
  *   for the socket. The source's failure or the fiber's interruption sends CopyFail, so nothing is
  *   inserted and the connection stays usable.
  */
-import { type DataRow, DecodeError, type ErrorFields } from "@pgline/codec"
+import type { DataRow, ErrorFields } from "@pgline/codec"
 import { fromErrorFields } from "@pgline/transport"
 import { Cause, Effect, Exit, type Scope, Stream } from "effect"
 import { ResultDecodeError, StatementRejected } from "../PgClientError.ts"
@@ -23,7 +23,7 @@ import type { FieldInfo } from "../QueryResult.ts"
 import type { Connection, Outcome, OutcomeSink, StatementStep } from "./Connection.ts"
 import { encodeFailure, lost, outcomeToExit } from "./outcome.ts"
 import type { RunError } from "./run.ts"
-import type { RowDecoder } from "./rowDecoder.ts"
+import { diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
 import { CopyStep, type SimpleEnd } from "./simple.ts"
 
 /** Bytes waiting (for the consumer of COPY TO, for the socket in COPY FROM) before pushing back. */
@@ -97,10 +97,45 @@ class RawBatch {
   }
 }
 
+/**
+ * The pull side both streams share: `pull` answers at once when `next` has something (or the end),
+ * else waits until `wake`.
+ */
+abstract class Pullable<A> {
+  private waiter: (() => void) | undefined
+
+  /** What the consumer gets now: a chunk, the end (Cause.Done), a failure; undefined: nothing yet. */
+  protected abstract next(): Effect.Effect<ReadonlyArray<A>, RunError | Cause.Done> | undefined
+
+  protected wake(): void {
+    const w = this.waiter
+    if (w !== undefined) {
+      this.waiter = undefined
+      w()
+    }
+  }
+
+  protected get waiting(): boolean {
+    return this.waiter !== undefined
+  }
+
+  readonly pull = Effect.callback<any, RunError | Cause.Done>((resume) => {
+    const now = this.next()
+    if (now !== undefined) return resume(now)
+    this.waiter = () => {
+      const later = this.next()
+      if (later !== undefined) resume(later)
+    }
+    return Effect.sync(() => {
+      this.waiter = undefined
+    })
+  })
+}
+
 /** Rows handed to the consumer per pull: few enough to die young while it works on them. */
 const SLICE = 64
 
-class Cursor {
+class Cursor extends Pullable<Record<string, unknown>> {
   private readonly conn: Connection
   private readonly chunkSize: number
   private readonly owner: object
@@ -120,10 +155,10 @@ class Cursor {
   private syncQueued = false
   private synced = false
   private closing = false
-  private waiter: (() => void) | undefined
   private onSynced: (() => void) | undefined
 
   constructor(conn: Connection, chunkSize: number, owner: object) {
+    super()
     this.conn = conn
     this.chunkSize = chunkSize
     this.owner = owner
@@ -214,14 +249,6 @@ class Cursor {
     }, this.owner)
   }
 
-  private wake(): void {
-    const w = this.waiter
-    if (w !== undefined) {
-      this.waiter = undefined
-      w()
-    }
-  }
-
   /** Decodes the next rows of the head batch (up to SLICE). */
   private decode(batch: RawBatch): Effect.Effect<ReadonlyArray<Record<string, unknown>>, RunError> {
     this.decoding ??= this.step?.rowDecoding()
@@ -248,7 +275,15 @@ class Cursor {
         // closes the portal).
         this.complete = true
         this.batches = []
-        this.failure = this.diagnose(decoding.fields, bytes, offsets, lengths, error)
+        const found = diagnoseRow(this.conn.registry, decoding.fields, bytes, offsets, lengths)
+        this.failure =
+          found === undefined
+            ? new ResultDecodeError({ message: String(error), column: "", typeOid: 0 })
+            : new ResultDecodeError({
+                message: found.error.message,
+                column: found.column,
+                typeOid: found.error.oid
+              })
         return k > 0 ? Effect.succeed(rows.slice(0, k)) : Effect.fail(this.failure)
       }
       // Dropped as soon as decoded: the socket chunk is released once its last row is read.
@@ -262,46 +297,12 @@ class Cursor {
     return Effect.succeed(rows)
   }
 
-  private diagnose(
-    fields: ReadonlyArray<FieldInfo>,
-    bytes: Uint8Array,
-    offsets: ReadonlyArray<number>,
-    lengths: ReadonlyArray<number>,
-    error: unknown
-  ): ResultDecodeError {
-    const registry = this.conn.registry
-    for (let i = 0; i < fields.length; i++) {
-      const len = lengths[i]!
-      if (len < 0) continue
-      const f = fields[i]!
-      try {
-        registry.decoderFor(f.typeOid, f.format)(bytes, offsets[i]!, offsets[i]! + len)
-      } catch (e) {
-        const failure = e instanceof DecodeError ? e : new DecodeError(f.typeOid, String(e))
-        return new ResultDecodeError({ message: failure.message, column: f.name, typeOid: failure.oid })
-      }
-    }
-    return new ResultDecodeError({ message: String(error), column: "", typeOid: 0 })
-  }
-
-  private next(): Effect.Effect<ReadonlyArray<Record<string, unknown>>, RunError | Cause.Done> | undefined {
+  protected next(): Effect.Effect<ReadonlyArray<Record<string, unknown>>, RunError | Cause.Done> | undefined {
     const batch = this.batches[0]
     if (batch !== undefined) return this.decode(batch)
     if (this.complete) return this.failure !== undefined ? Effect.fail(this.failure) : Cause.done()
     return undefined
   }
-
-  readonly pull = Effect.callback<any, RunError | Cause.Done>((resume) => {
-    const now = this.next()
-    if (now !== undefined) return resume(now)
-    this.waiter = () => {
-      const later = this.next()
-      if (later !== undefined) resume(later)
-    }
-    return Effect.sync(() => {
-      this.waiter = undefined
-    })
-  })
 
   /**
    * Ends the portal (stopped early, failed, or interrupted): Sync, then wait for its answer. A chunk
@@ -356,13 +357,14 @@ interface CopyEnd extends SimpleEnd {
   readonly wrongKind: boolean
 }
 
-const notCopy = (direction: "in" | "out") =>
+/** The refusal of a text that is not one COPY in the direction asked for. */
+export const notCopy = (direction: "in" | "out") =>
   new StatementRejected({
     reason: "NotCopy",
     message:
       direction === "in"
-        ? "copyFrom needs one COPY … FROM STDIN statement"
-        : "copyTo needs one COPY … TO STDOUT statement"
+        ? "copyFrom needs exactly one COPY … FROM STDIN statement"
+        : "copyTo needs exactly one COPY … TO STDOUT statement"
   })
 
 /** The outcome of a COPY command once its ReadyForQuery (or the connection's loss) arrived. */
@@ -536,7 +538,7 @@ export const copyIn = <E, R>(
   )
 
 /** Accumulates COPY TO output into blocks, pausing the socket while the consumer is behind. */
-class CopyOut {
+class CopyOut extends Pullable<Uint8Array> {
   private readonly conn: Connection
   private readonly owner: object
   private blocks: Array<Uint8Array> = []
@@ -548,10 +550,10 @@ class CopyOut {
   private paused = false
   private closing = false
   end: CopyEnd | undefined
-  private waiter: (() => void) | undefined
   private onEnd: (() => void) | undefined
 
   constructor(conn: Connection, owner: object) {
+    super()
     this.conn = conn
     this.owner = owner
   }
@@ -613,7 +615,7 @@ class CopyOut {
       this.conn.session.wire.pauseReading()
     }
     // After the socket chunk being parsed: its rows (one CopyData each) fill one block together.
-    if (this.waiter !== undefined && !this.wakeQueued) {
+    if (this.waiting && !this.wakeQueued) {
       this.wakeQueued = true
       queueMicrotask(this.wakeLater)
     }
@@ -646,15 +648,7 @@ class CopyOut {
     return block
   }
 
-  private wake(): void {
-    const w = this.waiter
-    if (w !== undefined) {
-      this.waiter = undefined
-      w()
-    }
-  }
-
-  private next(): Effect.Effect<ReadonlyArray<Uint8Array>, RunError | Cause.Done> | undefined {
+  protected next(): Effect.Effect<ReadonlyArray<Uint8Array>, RunError | Cause.Done> | undefined {
     if (this.blocks.length === 0) this.seal()
     if (this.blocks.length > 0) {
       const out = this.blocks
@@ -669,18 +663,6 @@ class CopyOut {
     if (this.end !== undefined) return Effect.flatMap(endExit(this.conn, "out", this.end), () => Cause.done())
     return undefined
   }
-
-  readonly pull = Effect.callback<any, RunError | Cause.Done>((resume) => {
-    const now = this.next()
-    if (now !== undefined) return resume(now)
-    this.waiter = () => {
-      const later = this.next()
-      if (later !== undefined) resume(later)
-    }
-    return Effect.sync(() => {
-      this.waiter = undefined
-    })
-  })
 
   /** Stopped before the end: cancel the COPY, read and drop what is on the way, wait for its end. */
   readonly close: Effect.Effect<void> = Effect.callback<void>((resume) => {
