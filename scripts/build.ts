@@ -10,8 +10,8 @@ import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:f
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
-/** Dependency order: each package only depends on packages before it. @pgline/sql has no source yet. */
-export const packages = ["codec", "transport", "testing", "client"] as const
+/** Dependency order: each package only depends on packages before it. */
+export const packages = ["codec", "transport", "testing", "client", "sql"] as const
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const tsc = join(root, "node_modules", "typescript", "bin", "tsc")

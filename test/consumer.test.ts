@@ -134,6 +134,7 @@ const expectServerResults = (out: Record<string, unknown>) => {
   expect(out.missing).toBe("UndefinedTable 42P01")
   expect(out.duplicate).toBe("UniqueViolation 23505")
   expect(out.rowsAfterRollback).toBe("3")
+  expect(out.effectSql).toBe("42 SqlSyntaxError 42P01")
 }
 
 describe("installed from the packed tarballs with npm", () => {
@@ -141,7 +142,7 @@ describe("installed from the packed tarballs with npm", () => {
     const lock = JSON.parse(readFileSync(join(project, "package-lock.json"), "utf8")) as {
       packages: Record<string, { version?: string; resolved?: string }>
     }
-    for (const name of ["codec", "transport", "client", "testing"]) {
+    for (const name of ["codec", "transport", "client", "sql", "testing"]) {
       const entry = lock.packages[`node_modules/@pgline/${name}`]
       expect(entry?.resolved, `@pgline/${name}`).toMatch(/^file:.*\.tgz$/)
     }

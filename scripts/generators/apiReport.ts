@@ -13,8 +13,8 @@ import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
 
-/** The publishable packages; @pgline/sql has no source yet. */
-const packages = ["codec", "transport", "client", "testing"] as const
+/** The publishable packages. */
+const packages = ["codec", "transport", "client", "sql", "testing"] as const
 
 interface Statement {
   readonly text: string

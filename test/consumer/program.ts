@@ -1,7 +1,8 @@
 /**
- * What a new user writes after `npm install @pgline/client @pgline/testing effect`: start a real
- * PostgreSQL with PgServer, connect a PgClient to it, run a query, a `sql` template, a pipeline and
- * a transaction, catch typed errors, and print what the server computed as one JSON line. Any
+ * What a new user writes after `npm install @pgline/client @pgline/sql @pgline/testing effect`:
+ * start a real PostgreSQL with PgServer, connect a PgClient to it, run a query, a `sql` template, a
+ * pipeline and a transaction, catch typed errors, run a statement through effect/sql's SqlClient
+ * (PgSql), and print what the server computed as one JSON line. Any
  * mismatch with the expected values is printed and makes the exit code 1.
  *
  * test/consumer.test.ts runs this file, with its types stripped, from the packed tarballs installed
@@ -9,8 +10,10 @@
  * the monorepo it is type-checked against the sources.
  */
 import { isClass, PgClient } from "@pgline/client"
+import { PgSql } from "@pgline/sql"
 import { PgServer } from "@pgline/testing"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
 
 const program = Effect.gen(function* () {
   const pg = yield* PgClient
@@ -69,6 +72,14 @@ const program = Effect.gen(function* () {
   }
 })
 
+/** effect/sql's SqlClient on pgline: a template statement, and a failure's reason and pgline cause. */
+const viaEffectSql = Effect.gen(function* () {
+  const sql = yield* SqlClient
+  const [row] = yield* sql<{ n: number }>`select ${20}::int + ${22}::int as n`
+  const failure = yield* Effect.flip(sql`select * from no_such_table`)
+  return `${row!.n} ${failure.reason._tag} ${(failure.reason.cause as { code: string }).code}`
+})
+
 const expected = {
   sum: "500500",
   picked: "apple,plum",
@@ -76,12 +87,17 @@ const expected = {
   count: "3",
   missing: "UndefinedTable 42P01",
   duplicate: "UniqueViolation 23505",
-  rowsAfterRollback: "3"
+  rowsAfterRollback: "3",
+  effectSql: "42 SqlSyntaxError 42P01"
 }
 
 const main = Effect.gen(function* () {
   const server = yield* PgServer
-  return yield* program.pipe(Effect.provide(PgClient.layer({ url: server.url, sslmode: "disable" })))
+  const results = yield* program.pipe(Effect.provide(PgClient.layer({ url: server.url, sslmode: "disable" })))
+  const effectSql = yield* viaEffectSql.pipe(
+    Effect.provide(PgSql.layer({ url: server.url, sslmode: "disable" }))
+  )
+  return { ...results, effectSql }
 }).pipe(Effect.provide(PgServer.layer))
 
 const result = await Effect.runPromise(main)

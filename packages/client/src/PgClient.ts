@@ -68,6 +68,14 @@ export interface PgStatements {
     text: string,
     params?: ReadonlyArray<unknown>
   ) => Effect.Effect<QueryResult<Row>, PgServerError | PgClientError>
+  /**
+   * `query` with each row as an array of values in column order (`rows[0][1]` is the second
+   * column): every column stays when two share a name, and no object is built per row.
+   */
+  readonly queryValues: (
+    text: string,
+    params?: ReadonlyArray<unknown>
+  ) => Effect.Effect<QueryResult<ReadonlyArray<unknown>>, PgServerError | PgClientError>
   /** The tagged template: values are bound, never interpolated. */
   readonly sql: SqlTag
   /** The current value of a server parameter reported by ParameterStatus (server_version, TimeZone, …). */
@@ -609,7 +617,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       return now !== undefined ? run(now) : Effect.flatMap(pool.wait(undefined), run)
     }
 
-    const query = <Row>(text: string, params: ReadonlyArray<unknown> = []) =>
+    const run = (text: string, params: ReadonlyArray<unknown>, arrays: boolean) =>
       Effect.withFiber((fiber) => {
         const verdict = verdictOf(text)
         if ((verdict & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
@@ -617,17 +625,24 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         switch (w.kind) {
           case "shared":
             if ((verdict & TRANSACTION_CONTROL) !== 0) return Effect.fail(transactionControl())
-            return onShared((pooled, after) => runStatement(pooled.conn, text, params, after))
+            return onShared((pooled, after) => runStatement(pooled.conn, text, params, after, false, arrays))
           case "conn":
-            return runStatement(w.conn, text, params)
+            return runStatement(w.conn, text, params, undefined, false, arrays)
           case "own":
-            return runStatement(w.own.conn, text, params)
+            return runStatement(w.own.conn, text, params, undefined, false, arrays)
           case "tx":
-            return inTurn(w.level, runStatement(w.level.tx.conn, text, params))
+            return inTurn(w.level, runStatement(w.level.tx.conn, text, params, undefined, false, arrays))
           case "released":
             return Effect.fail(released())
         }
-      }) as Effect.Effect<QueryResult<Row>, PgServerError | PgClientError>
+      })
+    const query = <Row>(text: string, params: ReadonlyArray<unknown> = []) =>
+      run(text, params, false) as Effect.Effect<QueryResult<Row>, PgServerError | PgClientError>
+    const queryValues = (text: string, params: ReadonlyArray<unknown> = []) =>
+      run(text, params, true) as Effect.Effect<
+        QueryResult<ReadonlyArray<unknown>>,
+        PgServerError | PgClientError
+      >
 
     const all = <const T extends Record<string, Statement<any>> | ReadonlyArray<Statement<any>>>(
       statements: T
@@ -887,6 +902,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       script,
       notify,
       query,
+      queryValues,
       sql: makeSqlTag(query),
       parameter: (name) => (parameters ?? pool.parameters).get(name),
       get parameters() {

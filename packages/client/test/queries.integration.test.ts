@@ -30,6 +30,33 @@ const noError = Effect.map(() => "no error" as const)
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
   "statements and typed errors",
   (it) => {
+    it.effect("queryValues: rows as arrays in column order, every column kept when names repeat", () =>
+      superuser((pg) =>
+        Effect.gen(function* () {
+          const result = yield* pg.queryValues("select 1 as a, $1::text as a, null::int as b, 3::int8 as c", [
+            "two"
+          ])
+          expect(result.rows).toEqual([[1, "two", null, 3n]])
+          expect(result.fields.map((f) => f.name)).toEqual(["a", "a", "b", "c"])
+          expect(result).toMatchObject({ command: "SELECT", rowCount: 1 })
+          // The same statement as objects: the later "a" wins, which is why arrays exist.
+          const objects = yield* pg.query("select 1 as a, $1::text as a, null::int as b, 3::int8 as c", [
+            "two"
+          ])
+          expect(objects.rows).toEqual([{ a: "two", b: null, c: 3n }])
+          // Inside a transaction and on a reserved connection as well; a decode failure is typed.
+          const inTx = yield* pg.withTransaction(pg.queryValues("select generate_series(1, 3) as g"))
+          expect(inTx.rows).toEqual([[1], [2], [3]])
+          const onReserve = yield* Effect.scoped(
+            Effect.flatMap(pg.reserve, (conn) => conn.queryValues("select 'x' as v, 2 as w"))
+          )
+          expect(onReserve.rows).toEqual([["x", 2]])
+          const failed = yield* Effect.flip(pg.queryValues("select 1 / $1::int", [0]))
+          expect(failed._tag).toBe("DivisionByZero")
+        })
+      )
+    )
+
     it.effect("QueryResult: rows, command, rowCount and fields for each verb", () =>
       superuser((pg) =>
         Effect.gen(function* () {

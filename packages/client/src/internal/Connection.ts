@@ -35,7 +35,7 @@ import { Effect } from "effect"
 import type { StatementRejected } from "../PgClientError.ts"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
-import { compileRowDecoder, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
+import { compileRowDecoder, decodeValues, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
 import { firstKeyword, highestPlaceholder } from "./sqlText.ts"
 
 /** A statement text prepared on this connection under `name`. */
@@ -113,6 +113,8 @@ export interface OutcomeSink {
   readonly rawRow?: (m: DataRow) => void
   /** Set for a row stream: the portal stopped after its row limit (PortalSuspended); more may follow. */
   readonly suspended?: () => void
+  /** Rows as arrays of values in column order instead of objects (`queryValues`). */
+  readonly arrays?: boolean
 }
 
 /** Refusals detected while encoding, before anything was written. */
@@ -268,7 +270,13 @@ export class StatementStep implements Step {
         }
         let row: Record<string, unknown>
         try {
-          row = decodeRow(m.bytes, m.offsets, m.lengths)
+          row =
+            this.sink.arrays === true
+              ? (decodeValues(this.decoders!, m.bytes, m.offsets, m.lengths) as unknown as Record<
+                  string,
+                  unknown
+                >)
+              : decodeRow(m.bytes, m.offsets, m.lengths)
         } catch {
           this.decodeFailure = this.diagnose(m)
           return false

@@ -47,6 +47,26 @@ export type RowDecoder = (
   lengths: ArrayLike<number>
 ) => Record<string, unknown>
 
+/**
+ * A row as an array of values in column order (`queryValues`): unlike an object it keeps every
+ * column when two share a name (`select 1 as a, 2 as a`).
+ */
+export const decodeValues = (
+  decoders: ReadonlyArray<Decoder>,
+  bytes: Uint8Array,
+  offsets: ArrayLike<number>,
+  lengths: ArrayLike<number>
+): Array<unknown> => {
+  const n = decoders.length
+  const row: Array<unknown> = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const len = lengths[i]!
+    const start = offsets[i]!
+    row[i] = len < 0 ? null : decoders[i]!(bytes, start, start + len)
+  }
+  return row
+}
+
 /** Wider rows are built by the loop: a huge literal costs more to compile than it saves. */
 const MAX_COMPILED_COLUMNS = 128
 

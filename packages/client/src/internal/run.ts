@@ -45,6 +45,8 @@ const pipelineOpen = () =>
 export interface Bound {
   readonly text: string
   readonly values: ReadonlyArray<unknown>
+  /** Rows as arrays of values instead of objects. */
+  readonly arrays?: boolean
 }
 
 type SyncInfo = {
@@ -150,7 +152,8 @@ const submitStatements = (
           {
             settle: (o) => {
               outcomes[i] = o
-            }
+            },
+            arrays: statements[i]!.arrays === true
           },
           owner
         )
@@ -173,7 +176,8 @@ export const runStatement = (
   text: string,
   values: ReadonlyArray<unknown>,
   after?: () => void,
-  retried = false
+  retried = false,
+  arrays = false
 ): Effect.Effect<QueryResult<any>, RunError> =>
   Effect.withFiber((fiber) =>
     Effect.callback<QueryResult<any>, RunError>((resume) => {
@@ -181,14 +185,14 @@ export const runStatement = (
       return submitStatements(
         conn,
         fiber,
-        [{ text, values }],
+        [{ text, values, arrays }],
         (error) => resume(Effect.fail(error)),
         ([outcome], sync) => {
           // A cached statement gone stale (DDL, DEALLOCATE) works again only when prepared afresh;
           // safe to redo outside a transaction block, where nothing else was affected.
           if (!retried && wasIdle && isStalePlan(outcome)) {
             conn.forgetText(text)
-            resume(runStatement(conn, text, values, after, true))
+            resume(runStatement(conn, text, values, after, true, arrays))
             return
           }
           // A lone statement is never skipped (it is the whole segment), so Aborted cannot occur.

@@ -1,0 +1,54 @@
+/**
+ * effect/sql's driver-facing `Connection` over pgline's statement API (`PgStatements`: the pool's
+ * `pg`, or a reserved `PgConnection`). Every call is one pgline statement, so pgline decides the
+ * connection: inside pgline's (or PgSql's) withTransaction the transaction's, inside a pipeline
+ * scope the pipeline's, otherwise a pooled one, with concurrent calls pipelined. Streams are
+ * pgline's row streams (portal reads with back-pressure), not buffered arrays.
+ *
+ * What it deliberately does not do: choose connections, run transaction control (PgSql's
+ * withTransaction is pgline's), or convert values (pgline's type registry decodes rows).
+ */
+import { type PgStatements, Statement } from "@pgline/client"
+import { Effect, Stream } from "effect"
+import type { Connection } from "effect/sql/SqlConnection"
+import { toSqlError } from "./errors.ts"
+
+type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+
+/** The effect/sql connection for `pg`; `chunkSize` is the row streams' portal fetch size. */
+export const makeConnection = (pg: PgStatements, chunkSize: number): Connection => {
+  const run = (sql: string, params: ReadonlyArray<unknown>, operation: string) =>
+    Effect.mapError(pg.query(sql, params), (e) => toSqlError(e, operation))
+  const values = (sql: string, params: ReadonlyArray<unknown>, operation: string) =>
+    Effect.mapBoth(pg.queryValues(sql, params), {
+      onFailure: (e) => toSqlError(e, operation),
+      onSuccess: (r) => r.rows
+    })
+  const rows = (
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    transformRows: TransformRows,
+    operation: string
+  ) =>
+    Effect.map(run(sql, params, operation), (r) =>
+      transformRows === undefined ? r.rows : transformRows(r.rows as ReadonlyArray<object>)
+    )
+  return {
+    execute: (sql, params, transformRows) => rows(sql, params, transformRows, "execute"),
+    executeRaw: (sql, params) => run(sql, params, "executeRaw"),
+    executeValues: (sql, params) => values(sql, params, "executeValues"),
+    // pgline keeps one statement cache per connection and prepares every text it runs; an
+    // "unprepared" call is the same statement (the cache evicts texts that stop being used).
+    executeUnprepared: (sql, params, transformRows) => rows(sql, params, transformRows, "executeUnprepared"),
+    executeValuesUnprepared: (sql, params) => values(sql, params, "executeValuesUnprepared"),
+    executeStream: (sql, params, transformRows) => {
+      const statement = new Statement<Record<string, unknown>>(sql, params, (t, v) => pg.query(t, v))
+      const stream = Stream.mapError(pg.stream(statement, { chunkSize }), (e) =>
+        toSqlError(e, "executeStream")
+      )
+      return transformRows === undefined
+        ? stream
+        : Stream.mapArray(stream, (chunk) => transformRows(chunk) as typeof chunk)
+    }
+  }
+}
