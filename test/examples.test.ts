@@ -42,6 +42,8 @@ describe("examples", () => {
     expect(stdout).toContain("20 concurrent POST /transfer: all 200") // 04
     expect(stdout).toContain("overdraft: 409") // 04: CheckViolation mapped to 409
     expect(stdout).toContain("balances: wallet 1 = 0, wallet 2 = 100") // 04
+    expect(stdout).toContain("order 1: Green tea, Teapot, Cup; total 91") // 06: effect/sql on pgline
+    expect(stdout).toContain('second "tea": UniqueViolation on products_pkey (pgline: UniqueViolation)') // 06
     expect(stdout).toContain("Done; the server is stopped")
   }, 300_000)
 

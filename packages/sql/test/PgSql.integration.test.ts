@@ -140,6 +140,27 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSql", 
       })
   )
 
+  it.effect(
+    "plain objects go to json/jsonb columns as JSON; JS arrays are PostgreSQL arrays, PgSql.json makes them JSON",
+    () =>
+      Effect.gen(function* () {
+        const { sql } = yield* open()
+        yield* sql`create table sql_json (doc jsonb, raw json, tags text[])`
+        const doc = { a: 1, list: [1, "two", null], nested: { ok: true } }
+        yield* sql`insert into sql_json ${sql.insert({ doc, raw: PgSql.json([1, 2]), tags: ["x", "y"] })}`
+        expect(yield* sql`select doc, raw, tags from sql_json`).toEqual([
+          { doc, raw: [1, 2], tags: ["x", "y"] }
+        ])
+        // A bare JS array is bound as a PostgreSQL array (int4[] here), which a json column refuses.
+        const refused = yield* Effect.flip(sql`insert into sql_json (raw) values (${[1, 2]})`)
+        expect(refused.reason.cause).toMatchObject({ _tag: "DatatypeMismatch" })
+        // PgSql.json types the value itself, where the context would not (a bare select).
+        expect(yield* sql`select ${PgSql.json("text")} as s, ${PgSql.json(doc)} as d`).toEqual([
+          { s: "text", d: doc }
+        ])
+      })
+  )
+
   it.effect("a COMMIT answered ROLLBACK fails with a SqlError and commits nothing", () =>
     Effect.gen(function* () {
       const { sql, pg } = yield* open()
