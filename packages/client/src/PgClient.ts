@@ -37,7 +37,8 @@ import {
 import { Connection } from "./internal/Connection.ts"
 import { Listener, type ListenerHooks, type Notification } from "./internal/Listener.ts"
 import { type LeaseKind, Pool, Pooled } from "./internal/Pool.ts"
-import { type Bound, runScript, runSegment, runStatement } from "./internal/run.ts"
+import { preparedStatement, type RunOn, statementName } from "./internal/prepared.ts"
+import { type Bound, runPrepare, runScript, runSegment, runStatement } from "./internal/run.ts"
 import { copyDirection, isCopyStdio, isTransactionControl, statementsOf } from "./internal/sqlText.ts"
 import { copyIn, copyOut, hold, notCopy, rowStream } from "./internal/streams.ts"
 import {
@@ -56,6 +57,7 @@ import {
   StatementRejected
 } from "./PgClientError.ts"
 import * as Pipeline from "./Pipeline.ts"
+import type { PreparedStatement, PrepareOptions } from "./PreparedStatement.ts"
 import type { QueryResult } from "./QueryResult.ts"
 import { makeSqlTag, rejectInvalid, type SqlTag, type Statement } from "./Statement.ts"
 
@@ -76,6 +78,18 @@ export interface PgStatements {
     text: string,
     params?: ReadonlyArray<unknown>
   ) => Effect.Effect<QueryResult<ReadonlyArray<unknown>>, PgServerError | PgClientError>
+  /**
+   * Prepares `text` under a name on the connection this call runs on and describes it: the
+   * statement's parameter types and result fields, then `execute(params)` by name until `close`.
+   * It needs a connection of its own: on `reserve`, inside withTransaction, or in a fiber with a
+   * pipeline open; on the shared pool (which prepares and caches every text per connection by
+   * itself) it fails with StatementRejected `SharedConnection`. The pool closes a connection's
+   * named statements when its lease ends.
+   */
+  readonly prepare: (
+    text: string,
+    options?: PrepareOptions
+  ) => Effect.Effect<PreparedStatement, PgServerError | PgClientError>
   /** The tagged template: values are bound, never interpolated. */
   readonly sql: SqlTag
   /** The current value of a server parameter reported by ParameterStatus (server_version, TimeZone, …). */
@@ -563,6 +577,13 @@ const tracingOn = Effect.map(
   ([tracer, enabled]) => tracer !== Tracer.nativeTracer && enabled
 )
 
+const sharedPrepare = () =>
+  new StatementRejected({
+    reason: "SharedConnection",
+    message:
+      "a named prepared statement lives on one connection: prepare it on pg.reserve, inside withTransaction or in a pipeline's fiber (on the pool every statement text is prepared and cached per connection already)"
+  })
+
 const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgClientApi => {
   const owners = new Map<object, OwnPipeline>()
 
@@ -891,6 +912,38 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         }
       })
 
+    const prepare = (text: string, options: PrepareOptions = {}) =>
+      Effect.withFiber((fiber) => {
+        const name = statementName(options.name)
+        if (typeof name !== "string") return Effect.fail(name)
+        if ((verdictOf(text) & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
+        const w = where(fiber)
+        let on: RunOn
+        switch (w.kind) {
+          case "shared":
+            return Effect.fail(sharedPrepare())
+          case "released":
+            return Effect.fail(released())
+          case "conn": {
+            const conn = w.conn
+            on = (f) =>
+              Effect.suspend(() => (fixed !== undefined && !fixed.active ? Effect.fail(released()) : f(conn)))
+            break
+          }
+          case "own": {
+            const conn = w.own.conn
+            on = (f) => f(conn)
+            break
+          }
+          case "tx": {
+            const level = w.level
+            on = (f) => inTurn(level, f(level.tx.conn))
+            break
+          }
+        }
+        return on((conn) => Effect.map(runPrepare(conn, name, text), (p) => preparedStatement(p, conn, on)))
+      })
+
     const notify = (channel: string, payload: string) =>
       Effect.asVoid(query("select pg_notify($1, $2)", [channel, payload]))
 
@@ -903,6 +956,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       notify,
       query,
       queryValues,
+      prepare,
       sql: makeSqlTag(query),
       parameter: (name) => (parameters ?? pool.parameters).get(name),
       get parameters() {

@@ -43,7 +43,11 @@ export class StatementRejected extends Schema.TaggedError<StatementRejected>()("
     "ParametersInScript",
     "NotCopy",
     "InvalidCopyData",
-    "StreamOpen"
+    "StreamOpen",
+    /** A named prepared statement asked of the shared pool (it lives on one connection). */
+    "SharedConnection",
+    /** A named prepared statement used after its close. */
+    "Closed"
   ])
 }) {}
 

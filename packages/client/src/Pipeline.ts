@@ -13,7 +13,21 @@
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
 import { fromErrorFields, type PgServerError } from "@pgline/transport"
 import { Cause, Context, Effect, Effectable, Exit, Option, References, type Scope, Tracer } from "effect"
-import type { Connection, LostInfo, Outcome, OutcomeSink } from "./internal/Connection.ts"
+import type {
+  Connection,
+  EncodeFailure,
+  LostInfo,
+  Outcome,
+  OutcomeSink,
+  Prepared
+} from "./internal/Connection.ts"
+import {
+  closedStatement,
+  internalsOf,
+  preparedStatement,
+  type RunOn,
+  statementName
+} from "./internal/prepared.ts"
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { savepointName } from "./internal/Transaction.ts"
 import { encodeFailure, lost as lostError, outcomeToExit } from "./internal/outcome.ts"
@@ -24,6 +38,7 @@ import {
   StatementRejected
 } from "./PgClientError.ts"
 import type { QueryResult } from "./QueryResult.ts"
+import type { PreparedStatement, PrepareOptions } from "./PreparedStatement.ts"
 import { rejectInvalid, type Statement } from "./Statement.ts"
 
 /**
@@ -61,11 +76,32 @@ export interface PipelineOptions {
  * ```
  */
 export interface Pipeline {
-  /** Queues a statement; returns its handle without waiting. */
+  /**
+   * Queues a statement; returns its handle without waiting. A PreparedStatement (prepared on this
+   * pipeline's connection) is bound by its name.
+   */
   readonly execute: <Row = Record<string, unknown>>(
-    statement: Statement<Row> | string,
+    statement: Statement<Row> | PreparedStatement | string,
     params?: ReadonlyArray<unknown>
   ) => Effect.Effect<Handle<Row>, PgClientError>
+  /**
+   * Queues Parse under a name + Describe (libpq's PQsendPrepare, psql's \parse); the handle gives
+   * the PreparedStatement once the server has described it. Statements after it in the segment may
+   * execute it already (their values are encoded as their JavaScript types suggest until the
+   * description is in).
+   */
+  readonly prepare: (
+    text: string,
+    options?: PrepareOptions
+  ) => Effect.Effect<Effect.Effect<PreparedStatement, HandleError>, PgClientError>
+  /** Queues a Describe of a named statement (PQsendDescribePrepared): its handle gives the fresh description. */
+  readonly describe: (
+    statement: PreparedStatement
+  ) => Effect.Effect<Effect.Effect<PreparedStatement, HandleError>, PgClientError>
+  /** Queues a Close of a named statement (PQsendClosePrepared, psql's \close_prepared). */
+  readonly close: (
+    statement: PreparedStatement | string
+  ) => Effect.Effect<Effect.Effect<void, HandleError>, PgClientError>
   /** Queues the same statement once per parameter row; the handle gives the summed row count. */
   readonly executeMany: (
     text: string,
@@ -381,6 +417,13 @@ export const make = (
     }
 
     const queue = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<HandleState, PgClientError> =>
+      queueWith(text, (state) => conn.queueStatement(text, params, state, token))
+
+    /** Queues one step that `write` writes (with `state` as its sink): a statement, or a named statement's Parse, Describe or Close. */
+    const queueWith = (
+      text: string,
+      write: (state: HandleState) => EncodeFailure | StatementRejected | undefined
+    ): Effect.Effect<HandleState, PgClientError> =>
       Effect.suspend(() => {
         if (!open) return Effect.fail(closed())
         // Nothing more is buffered for a connection that is gone.
@@ -393,7 +436,13 @@ export const make = (
         const state = new HandleState(shared, segment)
         segment.size++
         segment.unsettled++
-        const failure = conn.queueStatement(text, params, state, token)
+        const written = write(state)
+        const failure = written instanceof StatementRejected ? undefined : written
+        if (written instanceof StatementRejected) {
+          segment.size--
+          segment.unsettled--
+          return Effect.fail(written)
+        }
         if (failure !== undefined) {
           segment.size--
           segment.unsettled--
@@ -411,13 +460,87 @@ export const make = (
           : Effect.succeed(state)
       })
 
-    const execute = <Row>(statement: Statement<Row> | string, params?: ReadonlyArray<unknown>) => {
-      const rejected = typeof statement === "string" ? undefined : rejectInvalid(statement)
+    /** The pipeline's connection, for what a named statement prepared here does outside it. */
+    const onConn: RunOn = (f) => f(conn)
+
+    /** Binds a statement prepared under a name (on this connection) inside the segment. */
+    const executeNamed = (statement: PreparedStatement, params: ReadonlyArray<unknown>) =>
+      queueWith(statement.text, (state) => {
+        const named = internalsOf(statement)
+        if (named === undefined || named.conn !== conn)
+          return new StatementRejected({
+            reason: "InvalidText",
+            message: "this prepared statement belongs to another connection"
+          })
+        if (conn.namedStatement(named.prepared.name) !== named.prepared)
+          return closedStatement(statement.name)
+        return conn.queueStatement(statement.text, params, state, token, 0, named.prepared)
+      })
+
+    const prepare = (text: string, options: PrepareOptions = {}) => {
+      const name = statementName(options.name)
+      if (typeof name !== "string") return Effect.fail(name)
+      let prepared: Prepared | undefined
+      return Effect.map(
+        queueWith(text, (state) => {
+          const queued = conn.queueParse(name, text, state, token)
+          if ("failure" in queued) return queued.failure
+          prepared = queued.prepared
+          return undefined
+        }),
+        (state) =>
+          Effect.map(state as unknown as Handle, () =>
+            preparedStatement(prepared!, conn, onConn)
+          ) as Effect.Effect<PreparedStatement, HandleError>
+      )
+    }
+
+    const describe = (statement: PreparedStatement) => {
+      const named = internalsOf(statement)
+      return Effect.map(
+        queueWith(statement.text, (state) => {
+          if (named === undefined || named.conn !== conn)
+            return new StatementRejected({
+              reason: "InvalidText",
+              message: "this prepared statement belongs to another connection"
+            })
+          if (conn.namedStatement(named.prepared.name) !== named.prepared)
+            return closedStatement(statement.name)
+          conn.queueDescribeNamed(named.prepared, state, token)
+          return undefined
+        }),
+        (state) =>
+          Effect.map(state as unknown as Handle, () =>
+            preparedStatement(named!.prepared, conn, onConn)
+          ) as Effect.Effect<PreparedStatement, HandleError>
+      )
+    }
+
+    const close = (statement: PreparedStatement | string) => {
+      const name = typeof statement === "string" ? statement : statement.name
+      return Effect.map(
+        queueWith("", (state) => {
+          conn.queueCloseNamed(name, state, token)
+          return undefined
+        }),
+        (state) => Effect.asVoid(state as unknown as Handle) as Effect.Effect<void, HandleError>
+      )
+    }
+
+    const execute = <Row>(
+      statement: Statement<Row> | PreparedStatement | string,
+      params?: ReadonlyArray<unknown>
+    ) => {
+      if (typeof statement !== "string" && internalsOf(statement) !== undefined)
+        return Effect.map(
+          executeNamed(statement as PreparedStatement, params ?? []),
+          (state) => state as unknown as Handle<Row>
+        )
+      const plain = statement as Statement<Row> | string
+      const rejected = typeof plain === "string" ? undefined : rejectInvalid(plain)
       if (rejected !== undefined) return Effect.fail(rejected)
       return Effect.map(
-        typeof statement === "string"
-          ? queue(statement, params ?? [])
-          : queue(statement.text, statement.values),
+        typeof plain === "string" ? queue(plain, params ?? []) : queue(plain.text, plain.values),
         (state) => state as unknown as Handle<Row>
       )
     }
@@ -585,6 +708,9 @@ export const make = (
     const pipeline: Pipeline = {
       execute,
       executeMany,
+      prepare,
+      describe,
+      close,
       sync,
       flush,
       queued: () => count

@@ -20,6 +20,7 @@ export * from "./PgClient.ts"
 export * from "./PgClientError.ts"
 // Pipelines are opened through PgClient (pg.pipeline, withPipeline, …); only their types are public.
 export type { Handle, HandleError, Pipeline, PipelineOptions, Results } from "./Pipeline.ts"
+export type { PreparedStatement, PrepareOptions } from "./PreparedStatement.ts"
 export type { FieldInfo, QueryResult } from "./QueryResult.ts"
 export { Fragment, Statement, type SqlTag } from "./Statement.ts"
 export {

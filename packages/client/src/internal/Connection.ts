@@ -39,7 +39,7 @@ import { compileRowDecoder, decodeValues, diagnoseRow, type RowDecoder } from ".
 import { firstKeyword, highestPlaceholder } from "./sqlText.ts"
 
 /** A statement text prepared on this connection under `name`. */
-interface Prepared {
+export interface Prepared {
   readonly name: string
   readonly text: string
   /** The highest $n of the text: a statement given more values than that is refused. */
@@ -227,6 +227,29 @@ export class StatementStep implements Step {
   private stage: number
 
   /**
+   * A Parse + Describe or a Describe of a named statement (pg.prepare, describe): complete once the
+   * description (ParameterDescription, then RowDescription or NoData) is in; no Bind follows.
+   */
+  private describeOnly = false
+
+  /** Makes this step read a statement's description only; `fresh`: a Parse precedes the Describe. */
+  describing(fresh: boolean): this {
+    this.describeOnly = true
+    this.stage = fresh ? 0 : 1
+    return this
+  }
+
+  /** The description read by a describe-only step, settled as a result without rows. */
+  private described(): true {
+    const p = this.prepared
+    this.sink.settle({
+      _tag: "Done",
+      result: { rows: [], command: "", rowCount: 0, fields: p?.fieldInfo ?? emptyFields, tag: "" }
+    })
+    return true
+  }
+
+  /**
    * How this step's rows decode (for a stream that decodes them later): the row decoder, and per
    * column its name, type and format (to say which column failed). Undefined before the
    * statement's description is known.
@@ -299,7 +322,7 @@ export class StatementStep implements Step {
         if (this.stage !== 2) return this.violation(m.type)
         this.stage = 3
         this.describe(m.fields)
-        return false
+        return this.describeOnly ? this.described() : false
       case "NoData":
         if (this.stage !== 2) return this.violation(m.type)
         this.stage = 3
@@ -313,7 +336,7 @@ export class StatementStep implements Step {
         }
         this.decoders = []
         this.names = []
-        return false
+        return this.describeOnly ? this.described() : false
       case "BindComplete":
         if (this.stage !== 3) return this.violation(m.type)
         this.stage = 4
@@ -469,6 +492,35 @@ class CloseStep implements Step {
   readonly onError = (): void => {}
   readonly onAborted = (): void => {}
   readonly onLost = (): void => {}
+}
+
+/** Close of a statement the user named: settles with an empty result on CloseComplete. */
+class CloseNamedStep implements Step {
+  readonly isSync = false
+  segmentIndex = 0
+  startOffset = 0
+  owner: object | undefined = undefined
+  private readonly conn: Connection
+  private readonly sink: OutcomeSink
+  constructor(conn: Connection, sink: OutcomeSink) {
+    this.conn = conn
+    this.sink = sink
+  }
+  readonly onMessage = (m: BackendMessage): boolean => {
+    if (m.type === "CloseComplete") {
+      this.sink.settle({
+        _tag: "Done",
+        result: { rows: [], command: "", rowCount: 0, fields: emptyFields, tag: "" }
+      })
+      return true
+    }
+    this.conn.protocolViolation(`unexpected ${m.type} where CloseComplete was due`)
+    return false
+  }
+  readonly onError = (fields: ErrorFields): void => this.sink.settle({ _tag: "ServerError", fields })
+  readonly onAborted = (culprit: Culprit): void => this.sink.settle({ _tag: "Aborted", culprit })
+  readonly onLost = (message: string, mayHaveRun: boolean): void =>
+    this.sink.settle({ _tag: "Lost", message, mayHaveRun })
 }
 
 export class Connection {
@@ -865,7 +917,8 @@ export class Connection {
     values: ReadonlyArray<unknown>,
     sink: OutcomeSink,
     owner?: object,
-    maxRows = 0
+    maxRows = 0,
+    named?: Prepared
   ): EncodeFailure | undefined {
     const registry = this.registry
     const n = values.length
@@ -882,7 +935,8 @@ export class Connection {
     } catch (error) {
       return { _tag: "Parameter", index: at, message: messageOf(error) }
     }
-    let prepared = this.lookup(text, oids)
+    // A statement the user prepared under a name is bound by that name (its text is not parsed again).
+    let prepared = named ?? this.lookup(text, oids)
     const isNew = prepared === undefined
     const placeholders = prepared?.placeholders ?? highestPlaceholder(text)
     if (n > placeholders) return extraParameters(n, placeholders)
@@ -1061,6 +1115,97 @@ export class Connection {
     const close = new CloseStep(this)
     close.owner = owner
     this.engine.enqueue(close)
+  }
+
+  /** Statements prepared under a name the user chose (pg.prepare): kept until closed, never evicted. */
+  private readonly named = new Map<string, Prepared>()
+
+  /** The names of the statements prepared here by `queueParse` and not closed. */
+  namedStatements(): ReadonlyArray<string> {
+    return [...this.named.keys()]
+  }
+
+  /** The statement prepared here under `name` by `queueParse`, if it exists (as far as we know). */
+  namedStatement(name: string): Prepared | undefined {
+    return this.named.get(name)
+  }
+
+  /**
+   * Parse under `name` and Describe it (pg.prepare). The step settles with the result fields, and
+   * the statement's parameter types are on the returned record once it has. A name already in use
+   * is the server's to refuse (42P05): the statement known under it stays.
+   */
+  queueParse(
+    name: string,
+    text: string,
+    sink: OutcomeSink,
+    owner?: object
+  ): { readonly failure: EncodeFailure } | { readonly prepared: Prepared } {
+    if (text.includes("\u0000"))
+      return { failure: { _tag: "Text", message: "a statement text cannot contain a NUL character" } }
+    if (!text.isWellFormed()) return { failure: loneSurrogateInText }
+    const prepared: Prepared = {
+      name,
+      text,
+      placeholders: highestPlaceholder(text),
+      oids: [],
+      fields: undefined,
+      parameterTypes: undefined,
+      resultFormats: undefined,
+      decoders: undefined,
+      names: undefined,
+      decodeRow: undefined,
+      fieldInfo: undefined,
+      lastUsed: ++this.clock,
+      confirmed: false,
+      parseSegment: this.segments
+    }
+    const wire = this.session.wire
+    const startOffset = wire.bytesWritten + wire.writer.length
+    encodeParse(wire.writer, name, text, [])
+    encodeDescribe(wire.writer, "S", name)
+    const previous = this.named.get(name)
+    this.named.set(name, prepared)
+    const step = new StatementStep(this, prepared, true, noFormats, {
+      settle: (o) => {
+        // Not created (or skipped): the name keeps what it named before.
+        if (o._tag !== "Done" && this.named.get(name) === prepared) {
+          if (previous === undefined) this.named.delete(name)
+          else this.named.set(name, previous)
+        }
+        sink.settle(o)
+      }
+    }).describing(true)
+    step.startOffset = startOffset
+    step.owner = owner
+    this.engine.enqueue(step)
+    wire.schedule()
+    return { prepared }
+  }
+
+  /** Describe of a statement prepared under a name: its parameter types and result fields afresh. */
+  queueDescribeNamed(prepared: Prepared, sink: OutcomeSink, owner?: object): void {
+    const wire = this.session.wire
+    const startOffset = wire.bytesWritten + wire.writer.length
+    encodeDescribe(wire.writer, "S", prepared.name)
+    const step = new StatementStep(this, prepared, false, noFormats, sink).describing(false)
+    step.startOffset = startOffset
+    step.owner = owner
+    this.engine.enqueue(step)
+    wire.schedule()
+  }
+
+  /** Close of a statement prepared under a name; the name is free again at once. */
+  queueCloseNamed(name: string, sink: OutcomeSink, owner?: object): void {
+    const wire = this.session.wire
+    const startOffset = wire.bytesWritten + wire.writer.length
+    encodeClose(wire.writer, "S", name)
+    this.named.delete(name)
+    const step = new CloseNamedStep(this, sink)
+    step.startOffset = startOffset
+    step.owner = owner
+    this.engine.enqueue(step)
+    wire.schedule()
   }
 
   queueSync(

@@ -27,7 +27,7 @@ import type { PgServerError } from "@pgline/transport"
 import { type Context, Effect, Exit, Fiber, Metric, Scope } from "effect"
 import { AcquireTimeout, ConnectionLost, type PgClientError, type PgConnectError } from "../PgClientError.ts"
 import type { Connection } from "./Connection.ts"
-import { runStatement, settle } from "./run.ts"
+import { runCloseNamed, runStatement, settle } from "./run.ts"
 
 export interface PoolOptions {
   readonly max: number
@@ -419,7 +419,10 @@ export class Pool {
     // The usual case, answered from what the connection knows: nothing in flight, no block open.
     const returnNow = Effect.sync(() => back(true))
     return Effect.suspend(() =>
-      !conn.isClosed && conn.engine.pending === 0 && conn.transactionStatus === "I"
+      !conn.isClosed &&
+      conn.engine.pending === 0 &&
+      conn.transactionStatus === "I" &&
+      conn.namedStatements().length === 0
         ? returnNow
         : this.cleanThenRelease(pooled, back)
     )
@@ -433,9 +436,16 @@ export class Pool {
       let status = conn.transactionStatus
       if (conn.engine.pending > 0) status = (yield* settle(conn)) ?? "E"
       if (conn.isClosed) return false
-      if (status === "I") return true
-      const rolledBack = yield* Effect.exit(runStatement(conn, "rollback", []))
-      return Exit.isSuccess(rolledBack) && conn.transactionStatus === "I"
+      if (status !== "I") {
+        const rolledBack = yield* Effect.exit(runStatement(conn, "rollback", []))
+        if (!Exit.isSuccess(rolledBack) || conn.transactionStatus !== "I") return false
+      }
+      // Statements the lease prepared under a name (pg.prepare) go with it: the next lease could
+      // not reuse their names, and nothing of one lease is left to another.
+      for (const name of conn.namedStatements()) {
+        if (Exit.isFailure(yield* Effect.exit(runCloseNamed(conn, name)))) return false
+      }
+      return true
     })
     // Bounded without interrupting the clean-up: an interrupted statement waits for the server
     // (cancel, then its Sync), which a stalled server never gives. Past the bound the connection

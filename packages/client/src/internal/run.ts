@@ -21,7 +21,13 @@ import {
   StatementRejected
 } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
-import { type Connection, isStaleStatement, type LostInfo, type Outcome } from "./Connection.ts"
+import {
+  type Connection,
+  isStaleStatement,
+  type LostInfo,
+  type Outcome,
+  type Prepared
+} from "./Connection.ts"
 import { encodeFailure, lost, outcomeToExit } from "./outcome.ts"
 import { type ScriptOutcome, ScriptStep } from "./simple.ts"
 
@@ -308,3 +314,80 @@ const scriptExit = (
     )
   return Effect.succeed(outcome.results as Array<QueryResult<any>>)
 }
+
+/**
+ * One step written by `write` (given its sink and owner) and a Sync, as one call: the named
+ * statement operations of pg.prepare (Parse + Describe, Describe, Close, Bind + Execute by name).
+ */
+const runOne = (
+  conn: Connection,
+  write: (sink: { settle: (o: Outcome) => void }, owner: object) => RunError | undefined
+): Effect.Effect<QueryResult<any>, RunError> =>
+  Effect.withFiber((fiber) =>
+    Effect.callback<QueryResult<any>, RunError>((resume) =>
+      submit(
+        conn,
+        fiber,
+        (owner, complete) => {
+          let outcome: Outcome | undefined
+          const refused = write({ settle: (o) => (outcome = o) }, owner)
+          if (refused !== undefined) return refused
+          conn.queueSync((_status, error, lostInfo) => {
+            complete()
+            resume(outcomeToExit(outcome, error, lostInfo) as Effect.Effect<QueryResult<any>, RunError>)
+          }, owner)
+          return undefined
+        },
+        (error) => resume(Effect.fail(error)),
+        undefined
+      )
+    )
+  )
+
+/** Parse under `name` + Describe + Sync: the prepared statement's record once the server has it. */
+export const runPrepare = (
+  conn: Connection,
+  name: string,
+  text: string
+): Effect.Effect<Prepared, RunError> => {
+  let prepared: Prepared | undefined
+  return Effect.map(
+    runOne(conn, (sink, owner) => {
+      const queued = conn.queueParse(name, text, sink, owner)
+      if ("failure" in queued) return encodeFailure(queued.failure)
+      prepared = queued.prepared
+      return undefined
+    }),
+    () => prepared!
+  )
+}
+
+/** Describe of a named statement + Sync (its record updated with what the server says now). */
+export const runDescribeNamed = (conn: Connection, prepared: Prepared): Effect.Effect<Prepared, RunError> =>
+  Effect.as(
+    runOne(conn, (sink, owner) => {
+      conn.queueDescribeNamed(prepared, sink, owner)
+      return undefined
+    }),
+    prepared
+  )
+
+/** Close of a named statement + Sync. */
+export const runCloseNamed = (conn: Connection, name: string): Effect.Effect<void, RunError> =>
+  Effect.asVoid(
+    runOne(conn, (sink, owner) => {
+      conn.queueCloseNamed(name, sink, owner)
+      return undefined
+    })
+  )
+
+/** Bind + Execute of a named statement with `values` + Sync. */
+export const runNamed = (
+  conn: Connection,
+  prepared: Prepared,
+  values: ReadonlyArray<unknown>
+): Effect.Effect<QueryResult<any>, RunError> =>
+  runOne(conn, (sink, owner) => {
+    const failure = conn.queueStatement(prepared.text, values, sink, owner, 0, prepared)
+    return failure === undefined ? undefined : encodeFailure(failure)
+  })

@@ -1,0 +1,195 @@
+/**
+ * Named prepared statements (pg.prepare) against a real server: the description (parameter types,
+ * result fields), execution by name, SQL-level visibility (pg_prepared_statements, EXECUTE),
+ * describe again, close, a duplicate name, where a named statement may live (reserve,
+ * withTransaction; refused on the shared pool), and the pool closing a lease's named statements
+ * before the connection is reused. (The driver's own cached statements, named pgline_N, are
+ * left out of the pg_prepared_statements checks.)
+ */
+import { expect, layer } from "@effect/vitest"
+import { PgServer } from "@pgline/testing"
+import { Effect } from "effect"
+import { poolClient } from "./support/pool.ts"
+
+const INT4 = 23
+const TEXT = 25
+
+layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named prepared statements", (it) => {
+  it.effect("prepare describes, execute binds by name, SQL sees it, close frees the name", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      yield* pg.query("create table prep_items (id int primary key, name text not null)")
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const ins = yield* conn.prepare("insert into prep_items values ($1, $2) returning id, name", {
+            name: "ins_item"
+          })
+          expect(ins.name).toBe("ins_item")
+          expect(ins.parameterTypes).toEqual([INT4, TEXT])
+          expect(ins.fields.map((f) => [f.name, f.typeOid])).toEqual([
+            ["id", INT4],
+            ["name", TEXT]
+          ])
+          expect((yield* ins.execute([1, "one"])).rows).toEqual([{ id: 1, name: "one" }])
+          expect((yield* ins.execute(["2", "two"])).rows).toEqual([{ id: 2, name: "two" }])
+          // The protocol-level statement is the session's: pg_prepared_statements and EXECUTE see it.
+          const listed = yield* conn.query<{ name: string; from_sql: boolean }>(
+            "select name, from_sql from pg_prepared_statements where name not like 'pgline%'"
+          )
+          expect(listed.rows).toEqual([{ name: "ins_item", from_sql: false }])
+          expect((yield* conn.query("execute ins_item(3, 'three')")).rows).toEqual([{ id: 3, name: "three" }])
+          // Describe again: the same description, from the server.
+          const again = yield* ins.describe
+          expect(again.parameterTypes).toEqual([INT4, TEXT])
+          expect(again.fields.map((f) => f.name)).toEqual(["id", "name"])
+          // A statement without results has no fields.
+          const del = yield* conn.prepare("delete from prep_items where id = $1")
+          expect(del.name).toMatch(/^pgline_named_\d+$/)
+          expect(del.fields).toEqual([])
+          expect((yield* del.execute([3])).rowCount).toBe(1)
+          // Closed: gone from the server, refused here, and the name can be used again.
+          yield* ins.close
+          const closed = yield* Effect.flip(ins.execute([4, "four"]))
+          expect(closed).toMatchObject({ _tag: "StatementRejected", reason: "Closed" })
+          const after = yield* conn.query("select name from pg_prepared_statements where name = 'ins_item'")
+          expect(after.rows).toEqual([])
+          const reused = yield* conn.prepare("select $1::int * 2 as double", { name: "ins_item" })
+          expect((yield* reused.execute([21])).rows).toEqual([{ double: 42 }])
+        })
+      )
+      expect((yield* pg.query("select count(*)::int as n from prep_items")).rows).toEqual([{ n: 2 }])
+    })
+  )
+
+  it.effect("a duplicate name is the server's DuplicatePreparedStatement; the first stays usable", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const first = yield* conn.prepare("select 1 as one", { name: "dup" })
+          const second = yield* Effect.flip(conn.prepare("select 2 as two", { name: "dup" }))
+          expect(second._tag).toBe("DuplicatePreparedStatement")
+          expect((yield* first.execute()).rows).toEqual([{ one: 1 }])
+          // A text the server cannot parse: its error, nothing named.
+          const bad = yield* Effect.flip(conn.prepare("selec 1", { name: "bad" }))
+          expect(bad._tag).toBe("SyntaxError")
+          const listed = yield* conn.query(
+            "select name from pg_prepared_statements where name not like 'pgline%' order by name"
+          )
+          expect(listed.rows).toEqual([{ name: "dup" }])
+          // Too many values: refused before anything is sent.
+          const extra = yield* Effect.flip(first.execute([1]))
+          expect(extra._tag).toBe("ParameterError")
+        })
+      )
+    })
+  )
+
+  it.effect("refused on the shared pool and for the driver's own names; works inside withTransaction", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const shared = yield* Effect.flip(pg.prepare("select 1"))
+      expect(shared).toMatchObject({ _tag: "StatementRejected", reason: "SharedConnection" })
+      const own = yield* Effect.scoped(
+        Effect.flatMap(pg.reserve, (c) => Effect.flip(c.prepare("select 1", { name: "pgline_1" })))
+      )
+      expect(own).toMatchObject({ _tag: "StatementRejected", reason: "InvalidText" })
+      const inTx = yield* pg.withTransaction(
+        Effect.gen(function* () {
+          const s = yield* pg.prepare("select $1::text || '!' as shout", { name: "shout" })
+          return (yield* s.execute(["hey"])).rows
+        })
+      )
+      expect(inTx).toEqual([{ shout: "hey!" }])
+    })
+  )
+
+  it.effect("the pool closes a lease's named statements before the connection is reused", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const pids = new Set<number>()
+      for (let round = 0; round < 2; round++) {
+        const seen = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            pids.add(conn.processId)
+            const before = yield* conn.query<{ name: string }>(
+              "select name from pg_prepared_statements where name not like 'pgline%'"
+            )
+            // Prepared each round under the same name: it would fail with 42P05 had it been left.
+            const s = yield* conn.prepare("select $1::int + 1 as next", { name: "kept_by_lease" })
+            expect((yield* s.execute([round])).rows).toEqual([{ next: round + 1 }])
+            return before.rows
+          })
+        )
+        expect(seen).toEqual([])
+      }
+      expect(pids.size).toBe(1)
+    })
+  )
+
+  it.effect("inside a pipeline: Parse, executions by name, Describe and Close in one segment", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const out = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const p = yield* conn.pipeline
+          const prepared = yield* p.prepare("select $1::int + $2::int as sum", { name: "adder" })
+          // Executed by name before the description has come back (values as text, like psql's \bind_named).
+          const after = yield* p.prepare("select $1::text as echoed", { name: "echo" })
+          yield* p.sync
+          const adder = yield* prepared
+          const a = yield* p.execute(adder, ["1", "2"])
+          const b = yield* p.execute(adder, [40, 2])
+          const described = yield* p.describe(adder)
+          const closed = yield* p.close(adder)
+          const status = yield* p.sync
+          const echo = yield* after
+          return {
+            types: adder.parameterTypes,
+            a: (yield* a).rows,
+            b: (yield* b).rows,
+            describedFields: (yield* described).fields.map((f) => f.name),
+            closed: yield* closed,
+            status,
+            echo: (yield* echo.execute(["x"])).rows,
+            gone: (yield* Effect.flip(adder.execute([1, 1])))._tag
+          }
+        })
+      )
+      expect(out).toEqual({
+        types: [23, 23],
+        a: [{ sum: 3 }],
+        b: [{ sum: 42 }],
+        describedFields: ["sum"],
+        closed: undefined,
+        status: "I",
+        echo: [{ echoed: "x" }],
+        gone: "StatementRejected"
+      })
+    })
+  )
+
+  it.effect("a Parse that fails in a pipeline aborts the rest of its segment, typed", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const out = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const p = yield* conn.pipeline
+          const bad = yield* p.prepare("select * from no_such_table_for_prepare", { name: "bad_one" })
+          const next = yield* p.execute("select 1 as one")
+          yield* Effect.exit(p.sync)
+          const badError = yield* Effect.flip(bad)
+          const nextError = yield* Effect.flip(next)
+          const listed = yield* conn.query("select name from pg_prepared_statements where name = 'bad_one'")
+          return { bad: badError._tag, next: nextError._tag, listed: listed.rows }
+        })
+      )
+      expect(out).toEqual({ bad: "UndefinedTable", next: "PipelineAborted", listed: [] })
+    })
+  )
+})
