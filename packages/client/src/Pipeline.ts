@@ -12,7 +12,18 @@
  */
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
 import { fromErrorFields, type PgServerError } from "@pgline/transport"
-import { Cause, Context, Effect, Effectable, Exit, Option, References, type Scope, Tracer } from "effect"
+import {
+  Cause,
+  Context,
+  Deferred,
+  Effect,
+  Effectable,
+  Exit,
+  Option,
+  References,
+  type Scope,
+  Tracer
+} from "effect"
 import type {
   Connection,
   EncodeFailure,
@@ -115,10 +126,25 @@ export interface Pipeline {
    * when that statement's handle has not been read, else succeeds with the transaction status.
    */
   readonly sync: Effect.Effect<TransactionStatus, PgServerError | PgClientError>
+  /**
+   * A sync point queued without waiting (libpq's PQsendPipelineSync, psql's \\syncpipeline): the
+   * segment ends now, the returned effect waits for its answer as `sync` would.
+   */
+  readonly sendSync: Effect.Effect<
+    Effect.Effect<TransactionStatus, PgServerError | PgClientError>,
+    PgClientError
+  >
   /** Asks the server to send the results it has so far, without ending the segment. */
   readonly flush: Effect.Effect<void>
   /** Statements queued since the pipeline opened. */
   readonly queued: () => number
+}
+
+/** What a Sync's ReadyForQuery tells a pipeline: the status, a lost connection, the segment it ended. */
+interface SyncAnswer {
+  readonly status: TransactionStatus | undefined
+  readonly lost: LostInfo | undefined
+  readonly ended: Segment
 }
 
 /** Wall-clock nanoseconds with microsecond resolution, for span start and end times. */
@@ -607,64 +633,79 @@ export const make = (
       })
 
     /** Queues a Sync; resolves with its outcome once ReadyForQuery arrives. */
-    const queueSync = () => {
+    /** Ends the segment with a Sync now; `done` gets the answer. */
+    const queueSyncNow = (done: (answer: SyncAnswer) => void): void => {
       const ended = segment
       segment = new Segment()
       shared.epoch++
       syncsInFlight++
-      return Effect.callback<{
-        status: TransactionStatus | undefined
-        lost: LostInfo | undefined
-        ended: Segment
-      }>((resume) => {
-        conn.queueSync((status, error, lost) => {
-          // The segment's implicit COMMIT failed at the Sync (a deferred constraint): every
-          // statement of it was rolled back, so none of their handles may report success.
-          if (error !== undefined && ended.firstFailure === undefined) ended.syncError = error
-          const span = ended.span
-          if (span !== undefined) {
-            span.attribute("pgline.statements", ended.size)
-            const code = ended.firstFailure?.failure?.code ?? ended.syncError?.code
-            span.end(
-              nowNanos(),
-              code !== undefined
-                ? Exit.fail(code)
-                : lost !== undefined
-                  ? Exit.fail("ConnectionLost")
-                  : Exit.void
-            )
-          }
-          syncsInFlight--
-          if (syncsInFlight === 0) {
-            const d = drained
-            drained = []
-            for (const f of d) f()
-          }
-          resume(Effect.succeed({ status, lost, ended }))
-          // Between segments and outside a transaction block, waiting statements of other
-          // fibers may run (each with its own Sync, so they cannot split a segment).
-          if (segment.size === 0 && syncsInFlight === 0) conn.pulse()
-        }, token)
-      })
+      conn.queueSync((status, error, lost) => {
+        // The segment's implicit COMMIT failed at the Sync (a deferred constraint): every
+        // statement of it was rolled back, so none of their handles may report success.
+        if (error !== undefined && ended.firstFailure === undefined) ended.syncError = error
+        const span = ended.span
+        if (span !== undefined) {
+          span.attribute("pgline.statements", ended.size)
+          const code = ended.firstFailure?.failure?.code ?? ended.syncError?.code
+          span.end(
+            nowNanos(),
+            code !== undefined
+              ? Exit.fail(code)
+              : lost !== undefined
+                ? Exit.fail("ConnectionLost")
+                : Exit.void
+          )
+        }
+        syncsInFlight--
+        if (syncsInFlight === 0) {
+          const d = drained
+          drained = []
+          for (const f of d) f()
+        }
+        done({ status, lost, ended })
+        // Between segments and outside a transaction block, waiting statements of other
+        // fibers may run (each with its own Sync, so they cannot split a segment).
+        if (segment.size === 0 && syncsInFlight === 0) conn.pulse()
+      }, token)
     }
+
+    const queueSync = () =>
+      Effect.callback<SyncAnswer>((resume) => queueSyncNow((a) => resume(Effect.succeed(a))))
+
+    /** What a sync point reports: the segment's first unread failure, a lost connection, or the status. */
+    const answerOf = ({
+      status,
+      lost,
+      ended
+    }: SyncAnswer): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
+      if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
+      // The segment's first failure, unless its handle was read (then its reader has it).
+      const first = ended.firstFailure
+      if (first !== undefined && !first.read && first.failure !== undefined)
+        return Effect.fail(fromErrorFields(first.failure))
+      if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
+      return Effect.succeed(status ?? "I")
+    }
+
+    const sendSync: Effect.Effect<
+      Effect.Effect<TransactionStatus, PgServerError | PgClientError>,
+      PgClientError
+    > = Effect.suspend(() => {
+      if (!open) return Effect.fail(closed())
+      if (conn.isClosed)
+        return Effect.fail<PgClientError>(
+          new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
+        )
+      const answer = Deferred.makeUnsafe<SyncAnswer>()
+      queueSyncNow((a) => Deferred.doneUnsafe(answer, Effect.succeed(a)))
+      return Effect.succeed(Effect.flatMap(Deferred.await(answer), answerOf))
+    })
 
     const sync: Effect.Effect<TransactionStatus, PgServerError | PgClientError> = Effect.suspend(() =>
       // Nothing queued since the last sync and nothing in flight: nothing to wait for, no round trip.
       segment.size === 0 && syncsInFlight === 0 && !conn.isClosed
         ? Effect.succeed(conn.transactionStatus)
-        : Effect.flatMap(
-            queueSync(),
-            ({ status, lost, ended }): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
-              if (lost !== undefined)
-                return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
-              // The segment's first failure, unless its handle was read (then its reader has it).
-              const first = ended.firstFailure
-              if (first !== undefined && !first.read && first.failure !== undefined)
-                return Effect.fail(fromErrorFields(first.failure))
-              if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
-              return Effect.succeed(status ?? "I")
-            }
-          )
+        : Effect.flatMap(queueSync(), answerOf)
     )
 
     const flush = Effect.sync(() => shared.flush())
@@ -706,6 +747,7 @@ export const make = (
     )
 
     const pipeline: Pipeline = {
+      sendSync,
       execute,
       executeMany,
       prepare,

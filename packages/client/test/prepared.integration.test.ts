@@ -192,4 +192,34 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
       expect(out).toEqual({ bad: "UndefinedTable", next: "PipelineAborted", listed: [] })
     })
   )
+
+  it.effect("sendSync ends a segment without waiting; its effect gives the sync's answer later", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const out = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const p = yield* conn.pipeline
+          const a = yield* p.execute("select 1 / $1::int as q", [0])
+          const first = yield* p.sendSync
+          // A new segment: the failure above does not abort it.
+          const b = yield* p.execute("select 2 as two")
+          const second = yield* p.sendSync
+          const firstAnswer = yield* Effect.flip(first)
+          return {
+            a: (yield* Effect.flip(a))._tag,
+            firstAnswer: firstAnswer._tag,
+            b: (yield* b).rows,
+            second: yield* second
+          }
+        })
+      )
+      expect(out).toEqual({
+        a: "DivisionByZero",
+        firstAnswer: "DivisionByZero",
+        b: [{ two: 2 }],
+        second: "I"
+      })
+    })
+  )
 })
