@@ -291,6 +291,13 @@ export interface ClientSettings extends PoolSettings {
   readonly cancelGrace?: Duration.Input
   /** Receives every NoticeResponse; by default notices go to Effect's logger at their severity. */
   readonly onNotice?: (notice: ErrorFields) => void
+  /**
+   * "arrays": every result's rows are arrays of values in column order (`rows[0][1]`), from
+   * queries, scripts, pipelines and streams alike, so columns of the same name all stay; the row
+   * types still say objects, so this is for code that reads results generically (a SQL shell,
+   * a generic exporter). `queryValues` does the same for one call. Default "objects".
+   */
+  readonly rows?: "objects" | "arrays"
   readonly types?: TypeRegistry
 }
 
@@ -428,7 +435,8 @@ const openPool = (
           cancelGrace,
           onNotice,
           onNotification: hooks.onNotification,
-          onClosed: hooks.onClosed
+          onClosed: hooks.onClosed,
+          arrays: settings.rows === "arrays"
         })
         for (const notice of session.startupNotices) onNotice(notice)
         return { conn, scope }

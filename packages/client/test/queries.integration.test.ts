@@ -8,7 +8,8 @@
 import { expect, layer } from "@effect/vitest"
 import { isClass, type PgClientApi, type PgConnection } from "@pgline/client"
 import { PgServer } from "@pgline/testing"
-import { Effect } from "effect"
+import { TypeRegistry } from "@pgline/codec"
+import { Effect, Stream } from "effect"
 import { rolesOf, tcp, withClient } from "./support/integration.ts"
 
 /** A client for the whole file: the superuser over TCP. */
@@ -55,6 +56,50 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
           expect(failed._tag).toBe("DivisionByZero")
         })
       )
+    )
+
+    it.effect(
+      'rows: "arrays": every result as arrays (query, script, pipeline, stream), text values with results: "text"',
+      () =>
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          const out = yield* withClient(
+            {
+              ...tcp(info),
+              sslmode: "disable",
+              rows: "arrays",
+              types: new TypeRegistry({ results: "text" })
+            },
+            (pg) =>
+              Effect.gen(function* () {
+                const query = (yield* pg.query(
+                  "select 1 as a, 2.50::numeric as a, null::int as b, true as c"
+                )).rows
+                const script = (yield* pg.script("select 1, 2; select 'x'::text as t")).map((r) => r.rows)
+                const piped = yield* pg.withPipeline((p) =>
+                  Effect.gen(function* () {
+                    const h = yield* p.execute("select $1::int8 as n, now()::date - now()::date as z", [7])
+                    yield* p.sync
+                    return (yield* h).rows
+                  })
+                )
+                const streamed = yield* Stream.runCollect(
+                  pg.stream("select g, g * 2 from generate_series(1, 3) g")
+                )
+                return { query, script, piped, streamed }
+              })
+          )
+          expect(out).toEqual({
+            query: [["1", "2.50", null, "t"]],
+            script: [[["1", "2"]], [["x"]]],
+            piped: [["7", "0"]],
+            streamed: [
+              ["1", "2"],
+              ["2", "4"],
+              ["3", "6"]
+            ]
+          })
+        })
     )
 
     it.effect("QueryResult: rows, command, rowCount and fields for each verb", () =>

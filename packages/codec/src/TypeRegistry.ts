@@ -49,6 +49,12 @@ export interface TypeRegistryOptions {
   readonly int8?: "bigint" | "number" | "string"
   /** timestamp/timestamptz as JS Date (default, milliseconds) or PgTimestamp (exact). */
   readonly timestamps?: "date" | "exact"
+  /**
+   * "text": every result value is the server's text output as a string (results are asked for in
+   * text format and not converted), as psql prints them. Parameters are still encoded by type.
+   * Default "decoded".
+   */
+  readonly results?: "decoded" | "text"
 }
 
 /** A parameter value ready for Bind: its declared type, format and bytes. */
@@ -123,8 +129,12 @@ export class TypeRegistry {
   private readonly rawText: Decoder = utf8
   private readonly rawBinary: Decoder = copyBytes
 
+  /** Results as the server's text (options.results === "text"). */
+  private readonly textResults: boolean
+
   constructor(options: TypeRegistryOptions = {}) {
     this.options = options
+    this.textResults = options.results === "text"
     const s = ScalarCodecs
     const int8 =
       options.int8 === "number" ? s.int8AsNumber : options.int8 === "string" ? s.int8AsString : s.int8
@@ -232,6 +242,7 @@ export class TypeRegistry {
    * prefers text results (see `Codec.textResults`).
    */
   resultFormat(oid: number): Format {
+    if (this.textResults) return 0
     const codec = this.codecs.get(oid)
     return codec?.binaryDecode !== undefined && codec.textResults !== true ? 1 : 0
   }
@@ -247,6 +258,7 @@ export class TypeRegistry {
    * string (text) or a copy of the bytes (binary).
    */
   decoderFor(oid: number, format: Format): Decoder {
+    if (this.textResults && format === 0) return this.rawText
     const cache = format === 1 ? this.binaryDecoders : this.textDecoders
     let d = cache.get(oid)
     if (d === undefined) {
@@ -265,6 +277,7 @@ export class TypeRegistry {
    * It may throw anything; use `decoderFor` to learn which column and why.
    */
   rawDecoderFor(oid: number, format: Format): Decoder {
+    if (this.textResults && format === 0) return this.rawText
     const codec = this.codecs.get(oid)
     if (codec === undefined) return format === 1 ? this.rawBinary : this.rawText
     const raw = format === 1 ? codec.binaryDecode : codec.textDecode

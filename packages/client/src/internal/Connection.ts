@@ -133,6 +133,8 @@ export interface ConnectionOptions {
   readonly cancelGrace: number
   /** The connection closed (socket gone or session ended by the server); called once. */
   readonly onClosed?: () => void
+  /** Every row as an array of values in column order instead of an object (ClientSettings.rows). */
+  readonly arrays?: boolean
 }
 
 const emptyFields: ReadonlyArray<FieldInfo> = []
@@ -193,7 +195,7 @@ export class StatementStep implements Step {
     )
     this.decoders = p.fields.map((f, i) => registry.rawDecoderFor(f.typeOid, formats[i]!))
     this.names = p.fields.map((f) => f.name)
-    this.decodeRow = compileRowDecoder(this.names, this.decoders)
+    this.decodeRow = this.conn.rowDecoder(this.names, this.decoders)
     this.fieldInfo = fieldInfos(p.fields, formats)
   }
 
@@ -203,7 +205,7 @@ export class StatementStep implements Step {
     const decoders = fields.map((f) => this.conn.registry.rawDecoderFor(f.typeOid, 0))
     this.decoders = decoders
     this.names = fields.map((f) => f.name)
-    this.decodeRow = compileRowDecoder(this.names, decoders)
+    this.decodeRow = this.conn.rowDecoder(this.names, decoders)
     this.fieldInfo = fieldInfos(fields, formats)
     const p = this.prepared
     if (p !== undefined) {
@@ -212,7 +214,7 @@ export class StatementStep implements Step {
       p.resultFormats = binary
       p.decoders = fields.map((f, i) => this.conn.registry.rawDecoderFor(f.typeOid, binary[i]!))
       p.names = this.names
-      p.decodeRow = compileRowDecoder(this.names, p.decoders)
+      p.decodeRow = this.conn.rowDecoder(this.names, p.decoders)
       p.fieldInfo = fieldInfos(fields, binary)
     }
   }
@@ -1115,6 +1117,13 @@ export class Connection {
     const close = new CloseStep(this)
     close.owner = owner
     this.engine.enqueue(close)
+  }
+
+  /** How rows of this connection's results are built: objects (compiled per shape) or arrays. */
+  rowDecoder(names: ReadonlyArray<string>, decoders: ReadonlyArray<Decoder>): RowDecoder {
+    if (this.options.arrays !== true) return compileRowDecoder(names, decoders)
+    return ((bytes: Uint8Array, offsets: ArrayLike<number>, lengths: ArrayLike<number>) =>
+      decodeValues(decoders, bytes, offsets, lengths)) as unknown as RowDecoder
   }
 
   /** Statements prepared under a name the user chose (pg.prepare): kept until closed, never evicted. */

@@ -23,7 +23,7 @@ import {
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import type { Connection } from "./Connection.ts"
 import { commandOf, rowCountOf, type Step } from "./Engine.ts"
-import { compileRowDecoder, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
+import { diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
 
 /** How a simple-query step ended. */
 export interface SimpleEnd {
@@ -126,7 +126,7 @@ export class ScriptStep extends SimpleStep {
         const registry = this.conn.registry
         this.fields = m.fields
         const decoders = m.fields.map((f) => registry.rawDecoderFor(f.typeOid, f.format))
-        this.decodeRow = compileRowDecoder(
+        this.decodeRow = this.conn.rowDecoder(
           m.fields.map((f) => f.name),
           decoders
         )
