@@ -11,7 +11,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 /** Dependency order: each package only depends on packages before it. */
-export const packages = ["codec", "transport", "testing", "client", "sql"] as const
+export const packages = ["codec", "transport", "testing", "client", "sql", "cli"] as const
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const tsc = join(root, "node_modules", "typescript", "bin", "tsc")

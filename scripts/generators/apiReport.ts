@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url"
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
 
 /** The publishable packages. */
-const packages = ["codec", "transport", "client", "sql", "testing"] as const
+const packages = ["codec", "transport", "client", "sql", "cli", "testing"] as const
 
 interface Statement {
   readonly text: string

@@ -96,6 +96,15 @@ export interface Pipeline {
     params?: ReadonlyArray<unknown>
   ) => Effect.Effect<Handle<Row>, PgClientError>
   /**
+   * Queues Bind + Execute of the statement prepared on this connection under `name` (libpq's
+   * PQsendQueryPrepared, psql's \\bind_named), also one whose Parse is earlier in this segment and
+   * not answered yet. A name pgline did not prepare fails with StatementRejected `Closed`.
+   */
+  readonly executePrepared: <Row = Record<string, unknown>>(
+    name: string,
+    params?: ReadonlyArray<unknown>
+  ) => Effect.Effect<Handle<Row>, PgClientError>
+  /**
    * Queues Parse under a name + Describe (libpq's PQsendPrepare, psql's \parse); the handle gives
    * the PreparedStatement once the server has described it. Statements after it in the segment may
    * execute it already (their values are encoded as their JavaScript types suggest until the
@@ -503,6 +512,20 @@ export const make = (
         return conn.queueStatement(statement.text, params, state, token, 0, named.prepared)
       })
 
+    const executePrepared = <Row>(name: string, params?: ReadonlyArray<unknown>) =>
+      Effect.map(
+        queueWith(name, (state) => {
+          const prepared = conn.namedStatement(name)
+          if (prepared === undefined)
+            return new StatementRejected({
+              reason: "Closed",
+              message: `no statement is prepared under ${JSON.stringify(name)} on this connection (by pg.prepare or p.prepare)`
+            })
+          return conn.queueStatement(prepared.text, params ?? [], state, token, 0, prepared)
+        }),
+        (state) => state as unknown as Handle<Row>
+      )
+
     const prepare = (text: string, options: PrepareOptions = {}) => {
       const name = statementName(options.name)
       if (typeof name !== "string") return Effect.fail(name)
@@ -749,6 +772,7 @@ export const make = (
     const pipeline: Pipeline = {
       sendSync,
       execute,
+      executePrepared,
       executeMany,
       prepare,
       describe,

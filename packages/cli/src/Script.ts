@@ -1,0 +1,118 @@
+/**
+ * `runScript`: runs psql-style SQL scripts (statements, psql 18's pipeline meta-commands, \set,
+ * \echo, \timing) against a PostgreSQL server from Effect code, with the output, error stream and
+ * exit status psql would give. The `pgline` command is this plus argument parsing.
+ *
+ * It opens its own connection for the run (one session, like psql: a script's SET, PREPARE and
+ * temporary tables last until it ends), with results as the server's text so that values print
+ * exactly as psql prints them. It does not read psqlrc files and has no interactive mode.
+ */
+import { TypeRegistry } from "@pgline/codec"
+import { PgClient, type PgClientOptions } from "@pgline/client"
+import { Effect, Exit } from "effect"
+import type { PrintSettings } from "./internal/format.ts"
+import { EXIT_BADCONN, EXIT_FAILURE, EXIT_SUCCESS, Session } from "./internal/session.ts"
+
+/** One thing to run, in order: SQL given inline (`-c`) or a script's text (`-f`, named for error messages). */
+export type ScriptAction =
+  | { readonly command: string }
+  | { readonly script: string; readonly fileName?: string }
+
+export interface ScriptOptions {
+  /** Where to connect (a URL or libpq settings; PG* variables fill in the rest as everywhere in pgline). */
+  readonly connection?: Exclude<PgClientOptions, string> | string
+  /** Variables set before the first action (`-v name=value`), e.g. `{ ON_ERROR_STOP: "1" }`. */
+  readonly variables?: Readonly<Record<string, string>>
+  /** `-q`: no command tags or informational messages. */
+  readonly quiet?: boolean
+  /** Output format: aligned (default) or unaligned (`-A`), tuples only (`-t`), the field separator (`-F`). */
+  readonly format?: "aligned" | "unaligned"
+  readonly tuplesOnly?: boolean
+  readonly fieldSeparator?: string
+  /** Receives standard output as it is produced (collected into the result otherwise). */
+  readonly stdout?: (text: string) => void
+  /** Receives the error stream as it is produced (collected into the result otherwise). */
+  readonly stderr?: (text: string) => void
+}
+
+export interface ScriptResult {
+  /** psql's exit status: 0 success, 1 a failed `-c` (or the tool's own failure), 2 connection failure, 3 ON_ERROR_STOP stopped a script. */
+  readonly exitCode: number
+  /** What was written to standard output, when no `stdout` writer was given. */
+  readonly stdout: string
+  /** What was written to the error stream, when no `stderr` writer was given. */
+  readonly stderr: string
+}
+
+/**
+ * Runs `actions` in order on one connection, as `psql -c … -f …` would, and never fails: every
+ * failure is in the output and the exit code (2 when the connection cannot be opened or is lost).
+ *
+ * @example
+ * ```ts
+ * const result = yield* runScript([{ script: "select 1 as one;\n" }], { connection: url })
+ * result.stdout // " one \n-----\n   1\n(1 row)\n\n"
+ * ```
+ */
+export const runScript = (
+  actions: ReadonlyArray<ScriptAction>,
+  options: ScriptOptions = {}
+): Effect.Effect<ScriptResult> =>
+  Effect.gen(function* () {
+    let stdout = ""
+    let stderr = ""
+    const out = options.stdout ?? ((t: string) => (stdout += t))
+    const err = options.stderr ?? ((t: string) => (stderr += t))
+    let session: Session | undefined
+    const connection =
+      typeof options.connection === "string" ? { url: options.connection } : options.connection
+    const layer = PgClient.layer({
+      ...connection,
+      max: 1,
+      min: 0,
+      rows: "arrays",
+      types: new TypeRegistry({ results: "text" }),
+      onNotice: (notice) => session?.notice(notice as unknown as Record<string, unknown>)
+    })
+    const print: Partial<PrintSettings> = {
+      ...(options.format !== undefined ? { format: options.format } : {}),
+      ...(options.tuplesOnly !== undefined ? { tuplesOnly: options.tuplesOnly } : {}),
+      ...(options.fieldSeparator !== undefined ? { fieldSep: options.fieldSeparator } : {})
+    }
+    const run = Effect.gen(function* () {
+      const pg = yield* PgClient
+      const conn = yield* pg.reserve
+      const s = new Session(conn, {
+        out,
+        err,
+        print,
+        ...(options.quiet !== undefined ? { quiet: options.quiet } : {}),
+        ...(options.variables !== undefined ? { variables: options.variables } : {})
+      })
+      session = s
+      let code = EXIT_SUCCESS
+      const stopOnError = () =>
+        /^(on|t|tr|tru|true|y|ye|yes|1)$/i.test(options.variables?.["ON_ERROR_STOP"] ?? "")
+      for (const action of actions) {
+        if ("command" in action) {
+          const outcome = yield* s.runCommand(action.command)
+          if (outcome === "lost") return EXIT_BADCONN
+          code = outcome === "ok" ? EXIT_SUCCESS : EXIT_FAILURE
+        } else {
+          code = yield* s.runScript(action.script, action.fileName)
+          if (code === EXIT_BADCONN) return code
+        }
+        if (code !== EXIT_SUCCESS && stopOnError()) break
+      }
+      yield* s.close()
+      return code
+    })
+    // The reserved connection goes back before the pool closes (the pool would wait for it otherwise).
+    const exit = yield* Effect.exit(Effect.provide(Effect.scoped(run), layer))
+    if (Exit.isSuccess(exit)) return { exitCode: exit.value, stdout, stderr }
+    // The connection could not be opened (or failed in a way no statement reported).
+    const e = exit.cause.reasons[0]
+    const error = e !== undefined && "error" in e ? (e.error as { message?: string }) : undefined
+    err(`pgline: error: ${error?.message ?? "the connection failed"}\n`)
+    return { exitCode: EXIT_BADCONN, stdout, stderr }
+  })
