@@ -38,7 +38,14 @@ import { Connection } from "./internal/Connection.ts"
 import { Listener, type ListenerHooks, type Notification } from "./internal/Listener.ts"
 import { type LeaseKind, Pool, Pooled } from "./internal/Pool.ts"
 import { preparedStatement, type RunOn, statementName } from "./internal/prepared.ts"
-import { type Bound, runPrepare, runScript, runSegment, runStatement } from "./internal/run.ts"
+import {
+  type Bound,
+  runDescribePortal,
+  runPrepare,
+  runScript,
+  runSegment,
+  runStatement
+} from "./internal/run.ts"
 import { copyDirection, isCopyStdio, isTransactionControl, statementsOf } from "./internal/sqlText.ts"
 import { copyIn, copyOut, hold, notCopy, rowStream } from "./internal/streams.ts"
 import {
@@ -58,7 +65,7 @@ import {
 } from "./PgClientError.ts"
 import * as Pipeline from "./Pipeline.ts"
 import type { PreparedStatement, PrepareOptions } from "./PreparedStatement.ts"
-import type { QueryResult } from "./QueryResult.ts"
+import type { FieldInfo, QueryResult } from "./QueryResult.ts"
 import { makeSqlTag, rejectInvalid, type SqlTag, type Statement } from "./Statement.ts"
 
 export type { TransactionOptions } from "./internal/Transaction.ts"
@@ -90,6 +97,15 @@ export interface PgStatements {
     text: string,
     options?: PrepareOptions
   ) => Effect.Effect<PreparedStatement, PgServerError | PgClientError>
+  /**
+   * Describes a portal the session holds, such as a cursor declared with SQL `DECLARE … CURSOR`:
+   * its result fields ([] when it returns no rows). Like `prepare` it needs a connection of its
+   * own (reserve, a transaction, a pipeline's fiber); an unknown name is the server's
+   * InvalidCursorName (34000).
+   */
+  readonly describePortal: (
+    name: string
+  ) => Effect.Effect<ReadonlyArray<FieldInfo>, PgServerError | PgClientError>
   /** The tagged template: values are bound, never interpolated. */
   readonly sql: SqlTag
   /** The current value of a server parameter reported by ParameterStatus (server_version, TimeZone, …). */
@@ -589,7 +605,7 @@ const sharedPrepare = () =>
   new StatementRejected({
     reason: "SharedConnection",
     message:
-      "a named prepared statement lives on one connection: prepare it on pg.reserve, inside withTransaction or in a pipeline's fiber (on the pool every statement text is prepared and cached per connection already)"
+      "a named prepared statement or a portal lives on one connection: use pg.reserve, withTransaction or a pipeline's fiber (on the pool every statement text is prepared and cached per connection already)"
   })
 
 const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgClientApi => {
@@ -952,6 +968,24 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         return on((conn) => Effect.map(runPrepare(conn, name, text), (p) => preparedStatement(p, conn, on)))
       })
 
+    const describePortal = (name: string) =>
+      Effect.withFiber((fiber) => {
+        const w = where(fiber)
+        const run = (conn: Connection) => Effect.map(runDescribePortal(conn, name), (r) => r.fields)
+        switch (w.kind) {
+          case "shared":
+            return Effect.fail(sharedPrepare())
+          case "released":
+            return Effect.fail(released())
+          case "conn":
+            return run(w.conn)
+          case "own":
+            return run(w.own.conn)
+          case "tx":
+            return inTurn(w.level, run(w.level.tx.conn))
+        }
+      })
+
     const notify = (channel: string, payload: string) =>
       Effect.asVoid(query("select pg_notify($1, $2)", [channel, payload]))
 
@@ -965,6 +999,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       query,
       queryValues,
       prepare,
+      describePortal,
       sql: makeSqlTag(query),
       parameter: (name) => (parameters ?? pool.parameters).get(name),
       get parameters() {

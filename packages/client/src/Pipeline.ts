@@ -48,7 +48,7 @@ import {
   type PipelineAborted,
   StatementRejected
 } from "./PgClientError.ts"
-import type { QueryResult } from "./QueryResult.ts"
+import type { FieldInfo, QueryResult } from "./QueryResult.ts"
 import type { PreparedStatement, PrepareOptions } from "./PreparedStatement.ts"
 import { rejectInvalid, type Statement } from "./Statement.ts"
 
@@ -118,6 +118,10 @@ export interface Pipeline {
   readonly describe: (
     statement: PreparedStatement
   ) => Effect.Effect<Effect.Effect<PreparedStatement, HandleError>, PgClientError>
+  /** Queues a Describe of a portal (a cursor the session declared): its handle gives the result fields. */
+  readonly describePortal: (
+    name: string
+  ) => Effect.Effect<Effect.Effect<ReadonlyArray<FieldInfo>, HandleError>, PgClientError>
   /** Queues a Close of a named statement (PQsendClosePrepared, psql's \close_prepared). */
   readonly close: (
     statement: PreparedStatement | string
@@ -565,6 +569,16 @@ export const make = (
       )
     }
 
+    const describePortal = (name: string) =>
+      Effect.map(
+        queueWith(name, (state) => conn.queueDescribePortal(name, state, token)),
+        (state) =>
+          Effect.map(state as unknown as Handle, (r) => r.fields) as Effect.Effect<
+            ReadonlyArray<FieldInfo>,
+            HandleError
+          >
+      )
+
     const close = (statement: PreparedStatement | string) => {
       const name = typeof statement === "string" ? statement : statement.name
       return Effect.map(
@@ -776,6 +790,7 @@ export const make = (
       executeMany,
       prepare,
       describe,
+      describePortal,
       close,
       sync,
       flush,

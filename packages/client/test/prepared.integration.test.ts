@@ -222,4 +222,39 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
       })
     })
   )
+
+  it.effect(
+    "describePortal: a declared cursor's fields, directly and inside a pipeline; an unknown one is 34000",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const shared = yield* Effect.flip(pg.describePortal("c"))
+        expect(shared).toMatchObject({ _tag: "StatementRejected", reason: "SharedConnection" })
+        const out = yield* pg.withTransaction(
+          Effect.gen(function* () {
+            yield* pg.query("declare c cursor for select 1::int as a, 'x'::text as b, now() as c")
+            const direct = yield* pg.describePortal("c")
+            const piped = yield* pg.withPipeline((p) =>
+              Effect.gen(function* () {
+                const handle = yield* p.describePortal("c")
+                const after = yield* p.execute("select 2 as two")
+                yield* p.sync
+                return { fields: yield* handle, after: (yield* after).rows }
+              })
+            )
+            return { direct, piped }
+          })
+        )
+        expect(out.direct.map((f) => [f.name, f.typeOid])).toEqual([
+          ["a", INT4],
+          ["b", TEXT],
+          ["c", 1184]
+        ])
+        expect(out.piped).toEqual({ fields: out.direct, after: [{ two: 2 }] })
+        const unknown = yield* Effect.scoped(
+          Effect.flatMap(pg.reserve, (conn) => Effect.flip(conn.describePortal("nope")))
+        )
+        expect(unknown._tag).toBe("InvalidCursorName")
+      })
+  )
 })

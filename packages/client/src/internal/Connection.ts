@@ -241,12 +241,19 @@ export class StatementStep implements Step {
     return this
   }
 
+  /** Makes this step read a portal's description (RowDescription or NoData; no parameters). */
+  describingPortal(): this {
+    this.describeOnly = true
+    this.stage = 2
+    return this
+  }
+
   /** The description read by a describe-only step, settled as a result without rows. */
   private described(): true {
     const p = this.prepared
     this.sink.settle({
       _tag: "Done",
-      result: { rows: [], command: "", rowCount: 0, fields: p?.fieldInfo ?? emptyFields, tag: "" }
+      result: { rows: [], command: "", rowCount: 0, fields: p?.fieldInfo ?? this.fieldInfo, tag: "" }
     })
     return true
   }
@@ -1202,6 +1209,21 @@ export class Connection {
     step.owner = owner
     this.engine.enqueue(step)
     wire.schedule()
+  }
+
+  /** Describe of a portal (a cursor the session declared): the step settles with its result fields. */
+  queueDescribePortal(name: string, sink: OutcomeSink, owner?: object): EncodeFailure | undefined {
+    if (name.includes("\u0000") || !name.isWellFormed())
+      return { _tag: "Text", message: "the portal name cannot be sent" }
+    const wire = this.session.wire
+    const startOffset = wire.bytesWritten + wire.writer.length
+    encodeDescribe(wire.writer, "P", name)
+    const step = new StatementStep(this, undefined, false, noFormats, sink).describingPortal()
+    step.startOffset = startOffset
+    step.owner = owner
+    this.engine.enqueue(step)
+    wire.schedule()
+    return undefined
   }
 
   /** Close of a statement prepared under a name; the name is free again at once. */

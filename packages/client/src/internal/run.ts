@@ -391,3 +391,13 @@ export const runNamed = (
     const failure = conn.queueStatement(prepared.text, values, sink, owner, 0, prepared)
     return failure === undefined ? undefined : encodeFailure(failure)
   })
+
+/** Describe of a portal + Sync: its result fields (a cursor declared in the session). */
+export const runDescribePortal = (
+  conn: Connection,
+  name: string
+): Effect.Effect<QueryResult<any>, RunError> =>
+  runOne(conn, (sink, owner) => {
+    const failure = conn.queueDescribePortal(name, sink, owner)
+    return failure === undefined ? undefined : encodeFailure(failure)
+  })
