@@ -101,6 +101,8 @@ export const runScript = (
         } else {
           code = yield* s.runScript(action.script, action.fileName)
           if (code === EXIT_BADCONN) return code
+          // A pipeline the script left open ends with it (rolled back: it was never synced).
+          yield* s.close()
         }
         if (code !== EXIT_SUCCESS && stopOnError()) break
       }

@@ -237,6 +237,13 @@ export class ScriptLexer {
   }
 
   /** A meta-command from `\` to the end of the line or the next `\`, its arguments split as psql does. */
+  /** The error for a quote left open; the rest of the line is dropped, as psql drops it. */
+  private unterminated(line: number): LexError {
+    const end = this.text.indexOf("\n", this.pos)
+    this.pos = end < 0 ? this.text.length : end
+    return new LexError("unterminated quoted string", line)
+  }
+
   /** The last line of the text (a final statement without `;` is reported there). */
   private lastLine(): number {
     const t = this.text
@@ -269,7 +276,7 @@ export class ScriptLexer {
           let j = i + 1
           let value = ""
           for (;;) {
-            if (j >= t.length || t[j] === "\n") throw new LexError("unterminated quoted string", line)
+            if (j >= t.length || t[j] === "\n") throw this.unterminated(line)
             if (t[j] === "'" && t[j + 1] === "'") {
               value += "'"
               j += 2
@@ -293,7 +300,7 @@ export class ScriptLexer {
           // Double quotes stay in the argument (psql keeps them), with what they enclose.
           const close = t.indexOf('"', i + 1)
           const end = close < 0 || t.slice(i, close).includes("\n") ? -1 : close
-          if (end < 0) throw new LexError("unterminated quoted string", line)
+          if (end < 0) throw this.unterminated(line)
           arg += t.slice(i, end + 1)
           i = end + 1
           continue

@@ -63,7 +63,9 @@ type Pending =
 interface PipelineState {
   readonly scope: Scope.Closeable
   readonly pipeline: Pipeline
+  /** Queued results in order; `head` is the next to read (a shift per read would be quadratic). */
   readonly pending: Array<Pending>
+  head: number
   commands: number
   syncs: number
   available: number
@@ -204,6 +206,7 @@ export class Session {
 
   /** A notice from the server while the script runs (ClientSettings.onNotice). */
   notice(fields: Record<string, unknown>): void {
+    if (this.closing) return
     this.info(serverErrorText(fields, undefined))
   }
 
@@ -320,12 +323,28 @@ export class Session {
     return this.simple(text)
   }
 
-  /** Closes an open pipeline without reading it (the script ended inside one: nothing was synced). */
+  /**
+   * Ends a pipeline the script left open. Nothing of it was synced, so (as when psql exits) none
+   * of it may take effect: a ROLLBACK is queued before the pipeline's closing sync, which aborts
+   * the segment's implicit transaction or an explicit block (its warning is not shown).
+   */
   close(): Effect.Effect<void> {
     const p = this.pipe
     this.pipe = undefined
-    return p === undefined ? Effect.void : Scope.close(p.scope, Exit.interrupt(0))
+    if (p === undefined) return Effect.void
+    this.closing = true
+    return Effect.ensuring(
+      Effect.andThen(Effect.ignore(p.pipeline.execute("rollback")), Scope.close(p.scope, Exit.void)),
+      Effect.sync(() => {
+        this.closing = false
+        this.named.clear()
+        this.parsed.clear()
+      })
+    )
   }
+
+  /** Set while an abandoned pipeline is rolled back: the server's warnings then are not the script's. */
+  private closing = false
 
   private simple(text: string): Effect.Effect<"ok" | "failed" | "lost"> {
     return this.timed(
@@ -522,7 +541,7 @@ export class Session {
           Effect.gen(function* () {
             const scope = yield* Scope.make()
             const pipeline = yield* Scope.provide(scope)(self.conn.pipeline)
-            self.pipe = { scope, pipeline, pending: [], commands: 0, syncs: 0, available: 0 }
+            self.pipe = { scope, pipeline, pending: [], head: 0, commands: 0, syncs: 0, available: 0 }
             self.setPipelineVariables()
             return "ok" as const
           }).pipe(
@@ -791,8 +810,14 @@ export class Session {
       let success = true
       let first = true
       let discarding = false
-      while (requested > 0 && p.pending.length > 0) {
-        const next = p.pending.shift()!
+      while (requested > 0 && p.head < p.pending.length) {
+        const next = p.pending[p.head]!
+        p.pending[p.head++] = undefined as never
+        // Read entries are dropped in blocks, so memory stays bounded by what is still pending.
+        if (p.head > 4096 && p.head * 2 > p.pending.length) {
+          p.pending.splice(0, p.head)
+          p.head = 0
+        }
         if (next._tag === "Empty" && next.silent === true) {
           yield* Effect.exit(next.handle)
           continue
