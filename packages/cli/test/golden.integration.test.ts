@@ -2,9 +2,12 @@
  * Golden scripts: each test/golden/<case>.sql runs through runScript on a fresh database, and its
  * standard output, error stream and exit status must equal <case>.stdout, <case>.stderr and
  * <case>.code byte for byte. Those files are what psql 18.6 printed for the same script, options
- * and server (PostgreSQL 18), with psql's `psql:` message prefix written `pgline:`, and two
+ * and server (PostgreSQL 18), with psql's `psql:` message prefix written `pgline:`, and three
  * corrections where psql 18.6 misbehaves: a libpq error text that psql prints again with every
- * later failure (its error buffer is not cleared) is printed once, and \flush succeeds.
+ * later failure (its error buffer is not cleared) is printed once; \flush succeeds; and with
+ * ON_ERROR_STOP a pipeline error read by \endpipeline stops the script with status 3, as psql's
+ * documentation says (psql 18.6 forgets the error when it reads the final sync and goes on, so
+ * import_stop's expected output is psql's cut at that point).
  *
  * Together the scripts run every meta-command pgline implements, in and out of pipelines, with
  * the error cases: a failing statement and the silently skipped rest of its segment, an aborted
@@ -27,6 +30,8 @@ interface Case {
   readonly name: string
   readonly script: string
   readonly options: Omit<ScriptOptions, "connection">
+  /** What the database holds afterwards. */
+  readonly after?: { readonly sql: string; readonly rows: ReadonlyArray<Record<string, unknown>> }
 }
 
 const cases: ReadonlyArray<Case> = [
@@ -43,7 +48,14 @@ const cases: ReadonlyArray<Case> = [
     options: { format: "unaligned", fieldSeparator: "," }
   },
   { name: "pipeline_errors", script: "pipeline_errors.sql", options: {} },
-  { name: "import", script: "import.sql", options: { variables: { ON_ERROR_STOP: "1" } } },
+  { name: "import", script: "import.sql", options: {} },
+  {
+    name: "import_stop",
+    script: "import.sql",
+    options: { variables: { ON_ERROR_STOP: "1" } },
+    // Stopped after \endpipeline read the duplicate key: COMMIT never ran, nothing was imported.
+    after: { sql: "select count(*)::int as n from strict", rows: [{ n: 0 }] }
+  },
   { name: "stop", script: "stop.sql", options: { variables: { ON_ERROR_STOP: "1" } } }
 ]
 
@@ -80,6 +92,10 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
           expect(result.stderr).toBe(readFileSync(join(here, `${c.name}.stderr`), "utf8"))
           expect(result.stdout).toBe(readFileSync(join(here, `${c.name}.stdout`), "utf8"))
           expect(result.exitCode).toBe(Number(readFileSync(join(here, `${c.name}.code`), "utf8").trim()))
+          if (c.after !== undefined) {
+            const pg = Context.get(yield* Layer.build(PgClient.layer({ url, max: 1 })), PgClient)
+            expect((yield* pg.query(c.after.sql)).rows).toEqual(c.after.rows)
+          }
         })
       )
     }

@@ -801,8 +801,10 @@ export class Session {
 
   /**
    * Reads `requested` pending results in order (a sync counts as one), printing each. After an
-   * error the rest of its segment is dropped silently up to the next sync, which clears the
-   * failure, as psql does; an aborted result read first says so.
+   * error the rest of its segment is dropped silently up to the next sync, as psql does; an
+   * aborted result read first says so. Any error makes the read a failure, so ON_ERROR_STOP stops
+   * the script after it as psql documents; psql 18.6 itself forgets the failure when it reads the
+   * sync that follows, so its \\endpipeline never stops a script.
    */
   private read(p: PipelineState, requested: number): Effect.Effect<"ok" | "failed" | "lost"> {
     const self = this
@@ -831,9 +833,9 @@ export class Session {
           if (Exit.isFailure(exit) && !discarding) {
             const e = Cause.squash(exit.cause)
             if (!self.report(e, undefined)) return "lost" as const
+            success = false
           }
           discarding = false
-          success = true
           first = false
           continue
         }
