@@ -732,7 +732,11 @@ const main = async () => {
     pgbenchVersion
   })
   mkdirSync(dirname(outFile), { recursive: true })
-  writeFileSync(outFile, md)
+  // The pgline command's table (bench/cli.ts --results) lives in the same file between its markers:
+  // carried over, so a run of this suite does not drop it.
+  const previous = existsSync(outFile) ? readFileSync(outFile, "utf8") : ""
+  const cli = /\n## pgline command[^\n]*\n\n<!-- cli:start -->[\s\S]*?<!-- cli:end -->\n?/.exec(previous)?.[0]
+  writeFileSync(outFile, cli === undefined ? md : `${md.trimEnd()}\n${cli}`)
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 60_000).toFixed(1)} min)`)
   if (results.some((r) => r.error)) process.exitCode = 1
 }
