@@ -119,6 +119,9 @@ export const make = (
     const transformJson = settings.transformJson ?? true
     const client = yield* SqlClient.make({
       acquirer: Effect.succeed(connection),
+      // Statements borrow the connection for their own effect: no Scope per statement (pgline
+      // routes each call itself, so there is nothing to lease or give back).
+      borrower: (f) => f(connection),
       transactionAcquirer: Effect.map(
         Effect.mapError(pg.reserve, (e) => toSqlError(e, "reserve")),
         (reserved) => makeConnection(reserved, chunkSize)
