@@ -1,6 +1,7 @@
 /**
  * PgSql against @effect/sql-pg 4.0.5 on the same server: each program below is ordinary effect/sql
- * code (the usage effect/sql's guide and @effect/sql-pg's documentation describe, written afresh),
+ * code (the usage effect/sql's guide and @effect/sql-pg's documentation describe, written afresh:
+ * the sql template and its helpers, SqlSchema, SqlResolver, SqlModel repositories, transactions),
  * run once through `PgSql.layer` and once through sql-pg's `PgClient.layer`, each on tables of its
  * own, and the two results compared value by value. Where the two differ on purpose the test
  * asserts both sides of the difference (the package README's table lists them, with why).
@@ -9,8 +10,10 @@ import { PgClient as SqlPg } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
 import { Context, Effect, Layer, Redacted, Schema, Stream, String as Str } from "effect"
+import * as Model from "effect/schema/Model"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import * as SqlModel from "effect/sql/SqlModel"
 import * as SqlResolver from "effect/sql/SqlResolver"
 import * as SqlSchema from "effect/sql/SqlSchema"
 import { PgSql } from "../src/index.ts"
@@ -52,6 +55,13 @@ const both = <A>(
     return { ours, theirs }
   })
 let tables = 0
+
+/** A model as effect/sql's guide writes one: an id the database generates (and updates name), the other fields everywhere. */
+class Account extends Model.Class<Account>("Account")({
+  id: Model.Field({ select: Schema.Number, update: Schema.Number, json: Schema.Number }),
+  owner: Schema.String,
+  balance: Schema.Number
+}) {}
 
 /** The reason tag and what effect/sql code reads of a failure. */
 const failureOf = <A>(effect: Effect.Effect<A, SqlError>) =>
@@ -195,6 +205,36 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
         expect(ours).toEqual(theirs)
         expect(ours.values).toEqual([[1, 2, "x"]])
         expect(ours.streamedCount).toBe(2500)
+      })
+    )
+
+    it.effect("SqlModel.makeRepository: insert, findById, update, delete on both", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const { ours, theirs } = yield* both(c, (sql, t) =>
+          Effect.gen(function* () {
+            yield* sql`create table ${sql(t)} (id serial primary key, owner text not null, balance int not null)`
+            const repo = yield* SqlModel.makeRepository(Account, {
+              tableName: t,
+              spanPrefix: "Account",
+              idColumn: "id"
+            })
+            const ann = yield* repo.insert(Account.insert.make({ owner: "Ann", balance: 10 }))
+            const bob = yield* repo.insert(Account.insert.make({ owner: "Bob", balance: 20 }))
+            const updated = yield* repo.update(Account.update.make({ id: bob.id, owner: "Bob", balance: 25 }))
+            yield* repo.delete(ann.id)
+            const gone = yield* Effect.flip(repo.findById(ann.id))
+            const found = yield* repo.findById(bob.id)
+            return { ann: { ...ann }, updated: { ...updated }, gone: gone._tag, found: { ...found } }
+          }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+        )
+        expect(ours).toEqual(theirs)
+        expect(ours).toEqual({
+          ann: { id: 1, owner: "Ann", balance: 10 },
+          updated: { id: 2, owner: "Bob", balance: 25 },
+          gone: "NoSuchElementError",
+          found: { id: 2, owner: "Bob", balance: 25 }
+        })
       })
     )
 
