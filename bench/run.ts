@@ -106,8 +106,9 @@ const config = quick
       seedSizes: [100, 1_000, 10_000],
       seedBudgetMs: 300,
       pointQueries: 300,
-      /** P5 direct: untimed rounds before the timed ones (see P5 below). */
+      /** P5 / P2 direct: untimed rounds before the timed ones (see P5 and P2 below). */
       pointWarmupDirect: 2,
+      transferWarmupDirect: 3,
       bigSizes: [50_000, 200_000],
       bigSyncEvery: 25_000,
       /** P7: concurrent callers; warm-up and timed runs per job, each this long (ms). */
@@ -125,6 +126,7 @@ const config = quick
       seedBudgetMs: 1_000,
       pointQueries: 1_000,
       pointWarmupDirect: 20,
+      transferWarmupDirect: 50,
       bigSizes: [100_000, 1_000_000],
       bigSyncEvery: 50_000,
       poolCallers: [64, 512],
@@ -789,14 +791,17 @@ const planJobs = (pgbench: string | undefined, libpqBench: string | undefined): 
       add("P1", driver, "upsert", latency, "sequential", rows, { rows })
     }
   }
-  // P2: the money transfer.
+  // P2: the money transfer. Direct, 50 warm-up rounds (5,000 transfers) for the same reason as
+  // P5's 20 (V8's steady state, not its warm-up: pgline's pipelined transfer takes ~110 µs from a
+  // few thousand transfers on, ~490 µs over the first few hundred); through the proxies 3.
   for (const latency of ids) {
     const transfers = config.transfers[latency]
+    const warmup = latency === "direct" ? config.transferWarmupDirect : 3
     for (const driver of ["pgline", "libpq", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
-      add("P2", driver, "transfer", latency, "pipelined", transfers, { transfers, warmup: 3 })
+      add("P2", driver, "transfer", latency, "pipelined", transfers, { transfers, warmup })
     }
     for (const driver of ["pgline", "libpq", "pg", "postgresjs", "effect-sql"] as const) {
-      add("P2", driver, "transfer", latency, "sequential", transfers, { transfers, warmup: 3 })
+      add("P2", driver, "transfer", latency, "sequential", transfers, { transfers, warmup })
     }
   }
   // P3: the seed import table, pgline only.
