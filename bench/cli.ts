@@ -56,15 +56,10 @@ import {
 import os from "node:os"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
-import {
-  type LatencyProxyHandle,
-  measureRtt,
-  type RttStats,
-  startLatencyProxy,
-  startServer,
-  withProxyUrl
-} from "@pgline/testing"
+import { measureRtt, startServer } from "@pgline/testing"
 import pg from "pg"
+import type * as harness from "./workers/harness.ts"
+import { median, reach } from "./workers/harness.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const root = join(benchDir, "..")
@@ -241,17 +236,7 @@ const writeScripts = (n: number) => {
 
 // --- latency classes ------------------------------------------------------------------------------
 
-interface LatencyClass {
-  readonly id: "direct" | "1ms" | "4ms"
-  readonly label: string
-  readonly delayMs: number | undefined
-  url: string
-  host: string
-  port: number
-  proxy: LatencyProxyHandle | undefined
-  rtt: RttStats | undefined
-  rttAfter: RttStats | undefined
-}
+type LatencyClass = harness.LatencyClass<"direct" | "1ms" | "4ms">
 
 const classes: Array<LatencyClass> = (
   [
@@ -430,11 +415,6 @@ const runGroup = async (admin: pg.Client, g: Group): Promise<void> => {
 
 // --- statistics and report ------------------------------------------------------------------------
 
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 const timed = (side: Side) => side.runs.filter((r) => !r.warmup).map((r) => r.ms)
 const int = (x: number) => Math.round(x).toLocaleString("en")
 const fmtMs = (x: number) => (Number.isNaN(x) ? "–" : x >= 100 ? int(x) : x.toFixed(1))
@@ -559,23 +539,8 @@ const main = async () => {
     await admin.query(SETUP)
 
     for (const c of classes) {
-      if (c.delayMs === undefined) {
-        c.host = server.info.host
-        c.port = server.info.port
-        c.url = server.info.url
-      } else {
-        c.proxy = await startLatencyProxy({
-          targetHost: server.info.host,
-          targetPort: server.info.port,
-          delayMs: c.delayMs
-        })
-        c.host = c.proxy.host
-        c.port = c.proxy.port
-        c.url = withProxyUrl(server.info.url, c.proxy)
-      }
-      await measureRtt(c.host, c.port, 5)
-      c.rtt = await measureRtt(c.host, c.port, 30)
-      console.log(`${c.label}: measured RTT median ${c.rtt.medianMs.toFixed(3)} ms`)
+      const rtt = await reach(c, server.info)
+      console.log(`${c.label}: measured RTT median ${rtt.medianMs.toFixed(3)} ms`)
     }
 
     for (const c of classes) {

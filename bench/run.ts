@@ -29,15 +29,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import {
-  type LatencyProxyHandle,
-  measureRtt,
-  type RttStats,
-  startLatencyProxy,
-  startServer,
-  withProxyUrl
-} from "@pgline/testing"
+import { measureRtt, startServer } from "@pgline/testing"
 import pg from "pg"
+import type * as harness from "./workers/harness.ts"
+import { median, reach } from "./workers/harness.ts"
 import {
   type Mode,
   POOL_ACCOUNT_FIRST,
@@ -266,17 +261,7 @@ const poolDriverName = (job: Job): string =>
 // --- latency classes ------------------------------------------------------------------------------
 
 type ClassId = "direct" | "1ms" | "4ms"
-interface LatencyClass {
-  readonly id: ClassId
-  readonly label: string
-  readonly delayMs: number | undefined
-  url: string
-  host: string
-  port: number
-  proxy: LatencyProxyHandle | undefined
-  rtt: RttStats | undefined
-  rttAfter: RttStats | undefined
-}
+type LatencyClass = harness.LatencyClass<ClassId>
 
 const classes: Array<LatencyClass> = (
   [
@@ -316,12 +301,6 @@ interface JobResult extends Job {
   readonly flightsPerUnit: number | undefined
   /** Client flights the proxy counted during each timed run (as `flightsPerUnit`). */
   readonly flights: ReadonlyArray<number>
-}
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 /** The running workers and the cleanup of the server and proxies, for Ctrl-C. */
@@ -663,24 +642,9 @@ const main = async () => {
     await admin.query("VACUUM ANALYZE bench_decode, account, bench_upsert")
 
     for (const c of classes) {
-      if (c.delayMs === undefined) {
-        c.host = server.info.host
-        c.port = server.info.port
-        c.url = server.info.url
-      } else {
-        c.proxy = await startLatencyProxy({
-          targetHost: server.info.host,
-          targetPort: server.info.port,
-          delayMs: c.delayMs
-        })
-        c.host = c.proxy.host
-        c.port = c.proxy.port
-        c.url = withProxyUrl(server.info.url, c.proxy)
-      }
-      await measureRtt(c.host, c.port, 5)
-      c.rtt = await measureRtt(c.host, c.port, 30)
+      const rtt = await reach(c, server.info)
       console.log(
-        `${c.label}: measured RTT median ${c.rtt.medianMs.toFixed(3)} ms (min ${c.rtt.minMs.toFixed(3)}, max ${c.rtt.maxMs.toFixed(3)})`
+        `${c.label}: measured RTT median ${rtt.medianMs.toFixed(3)} ms (min ${rtt.minMs.toFixed(3)}, max ${rtt.maxMs.toFixed(3)})`
       )
     }
 

@@ -29,20 +29,15 @@
  *
  * Writes the report to bench/.work/sql.md, and also to `--out FILE` when given.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { execFileSync } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import {
-  type LatencyProxyHandle,
-  measureRtt,
-  type RttStats,
-  startLatencyProxy,
-  startServer,
-  withProxyUrl
-} from "@pgline/testing"
+import { measureRtt, startServer } from "@pgline/testing"
 import pg from "pg"
+import * as harness from "./workers/harness.ts"
+import { median, reach } from "./workers/harness.ts"
 import type { WorkerOutput } from "./workers/common.ts"
 import {
   BENCH_ROWS,
@@ -110,17 +105,7 @@ const outFile = options.get("--out")
 
 type ClassId = "direct" | "1ms"
 
-interface LatencyClass {
-  readonly id: ClassId
-  readonly label: string
-  readonly delayMs: number | undefined
-  url: string
-  host: string
-  port: number
-  proxy: LatencyProxyHandle | undefined
-  rtt: RttStats | undefined
-  rttAfter: RttStats | undefined
-}
+type LatencyClass = harness.LatencyClass<ClassId>
 
 const classes: Array<LatencyClass> = (
   [
@@ -256,89 +241,24 @@ interface Result {
 
 // --- workers --------------------------------------------------------------------------------------
 
-const live = new Set<ChildProcess>()
-let cleanup: (() => Promise<void>) | undefined
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    for (const child of live) child.kill("SIGKILL")
-    void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130))
-  })
-}
-
 /** How long one phase of a worker may take (start-up and warm-up, or one timed run). */
 const PHASE_MS = 5 * 60_000
 
-interface Worker {
+interface Worker extends harness.TurnWorker {
   readonly driver: (typeof drivers)[number]
-  readonly child: ChildProcess
-  readonly lines: Array<string>
   readonly flights: Array<number>
-  turns: number
-  tail: string
-  stderr: string
-  exited: boolean
-  killed: string | undefined
-  wake: (() => void) | undefined
 }
 
 const spawnWorker = (driver: (typeof drivers)[number], k: Case, url: string, params: SqlParams): Worker => {
   const script = join(benchDir, "workers", driver.script)
-  const child = spawn(process.execPath, [script, k.worker, url, JSON.stringify(params)], {
-    stdio: ["pipe", "pipe", "pipe"]
-  })
-  live.add(child)
-  const w: Worker = {
+  return Object.assign(harness.spawnTurnWorker([script, k.worker, url, JSON.stringify(params)]), {
     driver,
-    child,
-    lines: [],
-    flights: [],
-    turns: 0,
-    tail: "",
-    stderr: "",
-    exited: false,
-    killed: undefined,
-    wake: undefined
-  }
-  child.stdin!.on("error", () => {})
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-    const parts = (w.tail + d).split("\n")
-    w.tail = parts.pop()!
-    for (const line of parts) {
-      if (line.trim() === "@turn") w.turns++
-      else if (line.trim() !== "") w.lines.push(line)
-    }
-    w.wake?.()
+    flights: [] as Array<number>
   })
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => {
-    w.stderr += d
-  })
-  child.on("close", () => {
-    live.delete(child)
-    if (w.tail.trim() !== "") w.lines.push(w.tail)
-    w.exited = true
-    w.wake?.()
-  })
-  return w
 }
 
 /** Waits until the worker asks for a turn or exits; kills it after `PHASE_MS`. */
-const nextEvent = (w: Worker): Promise<"turn" | "exit"> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      w.killed = `killed after ${PHASE_MS} ms`
-      w.child.kill("SIGKILL")
-    }, PHASE_MS)
-    const check = () => {
-      const event = w.turns > 0 ? "turn" : w.exited ? "exit" : undefined
-      if (event === undefined) return
-      if (event === "turn") w.turns--
-      clearTimeout(timer)
-      w.wake = undefined
-      resolve(event)
-    }
-    w.wake = check
-    check()
-  })
+const nextEvent = (w: Worker) => harness.nextEvent(w, PHASE_MS)
 
 const resultOf = (w: Worker): Result => {
   const line = w.lines.at(-1) ?? ""
@@ -351,7 +271,7 @@ const resultOf = (w: Worker): Result => {
       // falls through to the error below
     }
   }
-  const error = [w.killed, ...w.stderr.trim().split("\n").slice(0, 8)].filter((x) => x).join(" | ")
+  const error = harness.failureOf(w, 8)
   return {
     driver: w.driver,
     out: undefined,
@@ -401,11 +321,6 @@ const runGroup = async (k: Case, cls: LatencyClass, checkUrl: string, expected: 
 
 // --- statistics and report ------------------------------------------------------------------------
 
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 const fmtMs = (x: number) => (Number.isNaN(x) ? "–" : x >= 100 ? x.toFixed(0) : x.toFixed(1))
 /** A time per query or transaction: µs below 1 ms. */
 const fmtPerUnit = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`)
@@ -528,13 +443,14 @@ const main = async () => {
   mkdirSync(workDir, { recursive: true })
   const server = await startServer({ tls: false })
   let stopped: Promise<void> | undefined
-  cleanup = () => {
+  const cleanup = (): Promise<void> => {
     stopped ??= (async () => {
       for (const c of classes) await c.proxy?.close()
       await server.stop()
     })()
     return stopped
   }
+  harness.onInterrupt(cleanup)
   const groups: Array<GroupReport> = []
   let serverVersion = "?"
   const loads: Array<string> = []
@@ -571,23 +487,8 @@ const main = async () => {
     await admin.end()
 
     for (const c of classes) {
-      if (c.delayMs === undefined) {
-        c.host = server.info.host
-        c.port = server.info.port
-        c.url = server.info.url
-      } else {
-        c.proxy = await startLatencyProxy({
-          targetHost: server.info.host,
-          targetPort: server.info.port,
-          delayMs: c.delayMs
-        })
-        c.host = c.proxy.host
-        c.port = c.proxy.port
-        c.url = withProxyUrl(server.info.url, c.proxy)
-      }
-      await measureRtt(c.host, c.port, 5)
-      c.rtt = await measureRtt(c.host, c.port, 30)
-      console.log(`${c.label}: measured RTT median ${c.rtt.medianMs.toFixed(3)} ms`)
+      const rtt = await reach(c, server.info)
+      console.log(`${c.label}: measured RTT median ${rtt.medianMs.toFixed(3)} ms`)
     }
 
     loads.push(`start ${load()}`)

@@ -503,17 +503,24 @@ export const make = (
     const onConn: RunOn = (f) => f(conn)
 
     /** Binds a statement prepared under a name (on this connection) inside the segment. */
+    /** The record of a statement prepared on this pipeline's connection and still open, or why not. */
+    const recordOf = (statement: PreparedStatement): Prepared | StatementRejected => {
+      const named = internalsOf(statement)
+      if (named === undefined || named.conn !== conn)
+        return new StatementRejected({
+          reason: "InvalidText",
+          message: "this prepared statement belongs to another connection"
+        })
+      return conn.namedStatement(named.prepared.name) === named.prepared
+        ? named.prepared
+        : closedStatement(statement.name)
+    }
+
     const executeNamed = (statement: PreparedStatement, params: ReadonlyArray<unknown>) =>
       queueWith(statement.text, (state) => {
-        const named = internalsOf(statement)
-        if (named === undefined || named.conn !== conn)
-          return new StatementRejected({
-            reason: "InvalidText",
-            message: "this prepared statement belongs to another connection"
-          })
-        if (conn.namedStatement(named.prepared.name) !== named.prepared)
-          return closedStatement(statement.name)
-        return conn.queueStatement(statement.text, params, state, token, 0, named.prepared)
+        const prepared = recordOf(statement)
+        if (prepared instanceof StatementRejected) return prepared
+        return conn.queueStatement(statement.text, params, state, token, 0, prepared)
       })
 
     const executePrepared = <Row>(name: string, params?: ReadonlyArray<unknown>) =>
@@ -549,22 +556,18 @@ export const make = (
     }
 
     const describe = (statement: PreparedStatement) => {
-      const named = internalsOf(statement)
+      let prepared: Prepared | undefined
       return Effect.map(
         queueWith(statement.text, (state) => {
-          if (named === undefined || named.conn !== conn)
-            return new StatementRejected({
-              reason: "InvalidText",
-              message: "this prepared statement belongs to another connection"
-            })
-          if (conn.namedStatement(named.prepared.name) !== named.prepared)
-            return closedStatement(statement.name)
-          conn.queueDescribeNamed(named.prepared, state, token)
+          const record = recordOf(statement)
+          if (record instanceof StatementRejected) return record
+          prepared = record
+          conn.queueDescribeNamed(record, state, token)
           return undefined
         }),
         (state) =>
           Effect.map(state as unknown as Handle, () =>
-            preparedStatement(named!.prepared, conn, onConn)
+            preparedStatement(prepared!, conn, onConn)
           ) as Effect.Effect<PreparedStatement, HandleError>
       )
     }

@@ -217,6 +217,20 @@ export class Session {
     this.variables.set("PIPELINE_RESULT_COUNT", String(p?.available ?? 0))
   }
 
+  /** One of psql's commands queued in the pipeline: its result waits in `pending`. */
+  private enqueued(p: PipelineState, entry: Pending): "ok" {
+    p.pending.push(entry)
+    p.commands++
+    this.setPipelineVariables()
+    return "ok"
+  }
+
+  /** A sync or flush request: every command queued so far has a result the server will send. */
+  private makeAvailable(p: PipelineState): void {
+    p.available += p.commands
+    p.commands = 0
+  }
+
   /** Prints one result as psql does: a table (plus the tag of a DML … RETURNING), or the command tag. */
   private printResult(result: QueryResult): void {
     // Rows came (a RowDescription was sent) when there are fields, or rows of zero columns
@@ -227,12 +241,15 @@ export class Session {
       if (!this.quiet && /^(INSERT|UPDATE|DELETE|MERGE)\b/.test(result.tag))
         this.options.out(`${result.tag}\n`)
     } else if (!this.quiet && result.command !== "") this.options.out(`${result.tag}\n`)
-    else if (!this.quiet && result.tag === "" && result.command === "") {
-      // An empty query (a lone `;`) prints nothing; \parse and \close_prepared print an empty tag.
-    }
+    // An empty query (a lone `;`) prints nothing.
     this.variables.set("ERROR", "false")
     this.variables.set("SQLSTATE", "00000")
     this.variables.set("ROW_COUNT", String(result.rowCount))
+  }
+
+  /** Reports a failure as a command's outcome: "lost" when the connection is gone (exit 2). */
+  private failure(error: unknown, query: string | undefined): "failed" | "lost" {
+    return this.report(error, query) ? "failed" : "lost"
   }
 
   /** Reports a failure; false when the connection is gone (the caller stops with exit 2). */
@@ -358,9 +375,8 @@ export class Session {
           Effect.sync(() => {
             if (e instanceof ScriptFailed) {
               for (const r of e.results) this.printResult(r)
-              return this.report(e.error, statementAt(text, e.index))
-                ? ("failed" as const)
-                : ("lost" as const)
+              // Positions count from the start of the failing statement, known only for the first.
+              return this.failure(e.error, e.index === 0 ? text : undefined)
             }
             if (
               (e as { _tag?: string })._tag === "StatementRejected" &&
@@ -369,7 +385,7 @@ export class Session {
               this.error("COPY FROM STDIN / TO STDOUT is not supported by pgline scripts")
               return "failed" as const
             }
-            return this.report(e, text) ? ("failed" as const) : ("lost" as const)
+            return this.failure(e, text)
           })
       })
     )
@@ -392,10 +408,7 @@ export class Session {
           this.printResult(r)
           return "ok" as const
         },
-        onFailure: (e) =>
-          this.report(e, mode._tag === "Prepared" ? undefined : text)
-            ? ("failed" as const)
-            : ("lost" as const)
+        onFailure: (e) => this.failure(e, mode._tag === "Prepared" ? undefined : text)
       })
     )
   }
@@ -460,13 +473,9 @@ export class Session {
       : p.pipeline.execute(text, mode._tag === "Params" ? mode.params : [])
     return this.timed(
       Effect.match(queued, {
-        onSuccess: (handle) => {
-          p.pending.push({ _tag: "Result", handle, text: mode._tag === "Prepared" ? undefined : text })
-          p.commands++
-          this.setPipelineVariables()
-          return "ok" as const
-        },
-        onFailure: (e) => (this.report(e, text) ? ("failed" as const) : ("lost" as const))
+        onSuccess: (handle) =>
+          this.enqueued(p, { _tag: "Result", handle, text: mode._tag === "Prepared" ? undefined : text }),
+        onFailure: (e) => this.failure(e, text)
       })
     )
   }
@@ -490,14 +499,14 @@ export class Session {
       case "bind":
         this.mode = { _tag: "Params", params: args }
         // Armed: a `;` on a later line or \g / \sendpipeline sends it with these values.
-        return this.armed(buffer)
+        return ok
       case "bind_named": {
         if (args.length === 0) {
           this.error("\\bind_named: missing required argument")
           return failed
         }
         this.mode = { _tag: "Prepared", name: args[0]!, params: args.slice(1) }
-        return this.armed(buffer)
+        return ok
       }
       case "g":
       case "gx":
@@ -544,11 +553,7 @@ export class Session {
             self.pipe = { scope, pipeline, pending: [], head: 0, commands: 0, syncs: 0, available: 0 }
             self.setPipelineVariables()
             return "ok" as const
-          }).pipe(
-            Effect.catch((e) =>
-              Effect.succeed(this.report(e, undefined) ? ("failed" as const) : ("lost" as const))
-            )
-          )
+          }).pipe(Effect.catch((e) => Effect.succeed(this.failure(e, undefined))))
         )
       case "sendpipeline":
         extra(0)
@@ -578,12 +583,11 @@ export class Session {
             onSuccess: (handle) => {
               p.pending.push({ _tag: "Sync", handle })
               p.syncs++
-              p.available += p.commands
-              p.commands = 0
+              this.makeAvailable(p)
               this.setPipelineVariables()
               return "ok" as const
             },
-            onFailure: (e) => (this.report(e, undefined) ? ("failed" as const) : ("lost" as const))
+            onFailure: (e) => this.failure(e, undefined)
           })
         )
       case "flushrequest":
@@ -592,8 +596,7 @@ export class Session {
         if (p === undefined) return ok
         return this.timed(
           Effect.map(p.pipeline.flush, () => {
-            p.available += p.commands
-            p.commands = 0
+            this.makeAvailable(p)
             this.setPipelineVariables()
             return "ok" as const
           })
@@ -633,8 +636,7 @@ export class Session {
               p.pending.push({ _tag: "Sync", handle: sync.value })
               p.syncs++
             }
-            p.available += p.commands
-            p.commands = 0
+            self.makeAvailable(p)
             const outcome = yield* self.read(p, p.available + p.syncs)
             self.pipe = undefined
             yield* Scope.close(p.scope, Exit.void)
@@ -708,11 +710,6 @@ export class Session {
     this.mode = QUERY
   }
 
-  /** \bind / \bind_named with SQL already in the buffer: that SQL waits for its terminator. */
-  private armed(_buffer: string): Effect.Effect<"ok"> {
-    return Effect.succeed("ok")
-  }
-
   /** The name on the server for a psql statement name ('' is psql's unnamed statement). */
   private serverName(name: string): string {
     return name === "" ? "unnamed statement" : name
@@ -734,7 +731,7 @@ export class Session {
           }
           const handle = yield* p.pipeline.prepare(text, options)
           self.parsed.add(name)
-          p.pending.push({
+          return self.enqueued(p, {
             _tag: "Empty",
             handle: Effect.tap(handle, (s) =>
               Effect.sync(() => {
@@ -744,12 +741,7 @@ export class Session {
             ),
             text
           })
-          p.commands++
-          self.setPipelineVariables()
-          return "ok" as const
-        }).pipe(
-          Effect.catch((e) => Effect.succeed(this.report(e, text) ? ("failed" as const) : ("lost" as const)))
-        )
+        }).pipe(Effect.catch((e) => Effect.succeed(this.failure(e, text))))
       )
     }
     const existing = replaced ? this.named.get("") : undefined
@@ -764,7 +756,7 @@ export class Session {
           if (!this.quiet) this.options.out("\n")
           return "ok" as const
         },
-        onFailure: (e) => (this.report(e, text) ? ("failed" as const) : ("lost" as const))
+        onFailure: (e) => this.failure(e, text)
       })
     )
   }
@@ -777,13 +769,8 @@ export class Session {
     if (p !== undefined) {
       return this.timed(
         Effect.match(p.pipeline.close(existing ?? this.serverName(name)), {
-          onSuccess: (handle) => {
-            p.pending.push({ _tag: "Empty", handle, text: undefined })
-            p.commands++
-            this.setPipelineVariables()
-            return "ok" as const
-          },
-          onFailure: (e) => (this.report(e, undefined) ? ("failed" as const) : ("lost" as const))
+          onSuccess: (handle) => this.enqueued(p, { _tag: "Empty", handle, text: undefined }),
+          onFailure: (e) => this.failure(e, undefined)
         })
       )
     }
@@ -794,7 +781,7 @@ export class Session {
           if (!this.quiet) this.options.out("\n")
           return "ok" as const
         },
-        onFailure: (e) => (this.report(e, undefined) ? ("failed" as const) : ("lost" as const))
+        onFailure: (e) => this.failure(e, undefined)
       })
     )
   }
@@ -863,6 +850,3 @@ export class Session {
     })
   }
 }
-
-/** The `index`th statement of a simple-query text, for the LINE of its error (positions count from its start). */
-const statementAt = (text: string, index: number): string | undefined => (index === 0 ? text : undefined)

@@ -28,7 +28,8 @@ import {
   type FormatCode,
   type TransactionStatus,
   TypeEncodeError,
-  type TypeRegistry
+  type TypeRegistry,
+  type Writer
 } from "@pgline/codec"
 import type { Session } from "@pgline/transport"
 import { Effect } from "effect"
@@ -1016,22 +1017,7 @@ export class Connection {
     }
     if (prepared === undefined) {
       if (name !== "") this.nextName++
-      prepared = {
-        name,
-        text,
-        placeholders,
-        oids: oids.slice(),
-        fields: undefined,
-        parameterTypes: undefined,
-        resultFormats: undefined,
-        decoders: undefined,
-        names: undefined,
-        decodeRow: undefined,
-        fieldInfo: undefined,
-        lastUsed: ++this.clock,
-        confirmed: false,
-        parseSegment: this.segments
-      }
+      prepared = this.freshPrepared(name, text, placeholders, oids.slice())
       if (name !== "") this.remember(prepared)
     }
     prepared.lastUsed = ++this.clock
@@ -1146,6 +1132,45 @@ export class Connection {
     return this.named.get(name)
   }
 
+  /** The record of a statement about to be parsed under `name`; nothing is known of it yet. */
+  private freshPrepared(
+    name: string,
+    text: string,
+    placeholders: number,
+    oids: ReadonlyArray<number>
+  ): Prepared {
+    return {
+      name,
+      text,
+      placeholders,
+      oids,
+      fields: undefined,
+      parameterTypes: undefined,
+      resultFormats: undefined,
+      decoders: undefined,
+      names: undefined,
+      decodeRow: undefined,
+      fieldInfo: undefined,
+      lastUsed: ++this.clock,
+      confirmed: false,
+      parseSegment: this.segments
+    }
+  }
+
+  /** Writes frames with `encode` and enqueues `step`, which answers them. */
+  private writeStep(
+    step: Step & { startOffset: number; owner?: object | undefined },
+    owner: object | undefined,
+    encode: (w: Writer) => void
+  ): void {
+    const wire = this.session.wire
+    step.startOffset = wire.bytesWritten + wire.writer.length
+    step.owner = owner
+    encode(wire.writer)
+    this.engine.enqueue(step)
+    wire.schedule()
+  }
+
   /**
    * Parse under `name` and Describe it (pg.prepare). The step settles with the result fields, and
    * the statement's parameter types are on the returned record once it has. A name already in use
@@ -1160,26 +1185,7 @@ export class Connection {
     if (text.includes("\u0000"))
       return { failure: { _tag: "Text", message: "a statement text cannot contain a NUL character" } }
     if (!text.isWellFormed()) return { failure: loneSurrogateInText }
-    const prepared: Prepared = {
-      name,
-      text,
-      placeholders: highestPlaceholder(text),
-      oids: [],
-      fields: undefined,
-      parameterTypes: undefined,
-      resultFormats: undefined,
-      decoders: undefined,
-      names: undefined,
-      decodeRow: undefined,
-      fieldInfo: undefined,
-      lastUsed: ++this.clock,
-      confirmed: false,
-      parseSegment: this.segments
-    }
-    const wire = this.session.wire
-    const startOffset = wire.bytesWritten + wire.writer.length
-    encodeParse(wire.writer, name, text, [])
-    encodeDescribe(wire.writer, "S", name)
+    const prepared = this.freshPrepared(name, text, highestPlaceholder(text), [])
     const previous = this.named.get(name)
     this.named.set(name, prepared)
     const step = new StatementStep(this, prepared, true, noFormats, {
@@ -1192,51 +1198,32 @@ export class Connection {
         sink.settle(o)
       }
     }).describing(true)
-    step.startOffset = startOffset
-    step.owner = owner
-    this.engine.enqueue(step)
-    wire.schedule()
+    this.writeStep(step, owner, (w) => {
+      encodeParse(w, name, text, [])
+      encodeDescribe(w, "S", name)
+    })
     return { prepared }
   }
 
   /** Describe of a statement prepared under a name: its parameter types and result fields afresh. */
   queueDescribeNamed(prepared: Prepared, sink: OutcomeSink, owner?: object): void {
-    const wire = this.session.wire
-    const startOffset = wire.bytesWritten + wire.writer.length
-    encodeDescribe(wire.writer, "S", prepared.name)
     const step = new StatementStep(this, prepared, false, noFormats, sink).describing(false)
-    step.startOffset = startOffset
-    step.owner = owner
-    this.engine.enqueue(step)
-    wire.schedule()
+    this.writeStep(step, owner, (w) => encodeDescribe(w, "S", prepared.name))
   }
 
   /** Describe of a portal (a cursor the session declared): the step settles with its result fields. */
   queueDescribePortal(name: string, sink: OutcomeSink, owner?: object): EncodeFailure | undefined {
     if (name.includes("\u0000") || !name.isWellFormed())
       return { _tag: "Text", message: "the portal name cannot be sent" }
-    const wire = this.session.wire
-    const startOffset = wire.bytesWritten + wire.writer.length
-    encodeDescribe(wire.writer, "P", name)
     const step = new StatementStep(this, undefined, false, noFormats, sink).describingPortal()
-    step.startOffset = startOffset
-    step.owner = owner
-    this.engine.enqueue(step)
-    wire.schedule()
+    this.writeStep(step, owner, (w) => encodeDescribe(w, "P", name))
     return undefined
   }
 
   /** Close of a statement prepared under a name; the name is free again at once. */
   queueCloseNamed(name: string, sink: OutcomeSink, owner?: object): void {
-    const wire = this.session.wire
-    const startOffset = wire.bytesWritten + wire.writer.length
-    encodeClose(wire.writer, "S", name)
     this.named.delete(name)
-    const step = new CloseNamedStep(this, sink)
-    step.startOffset = startOffset
-    step.owner = owner
-    this.engine.enqueue(step)
-    wire.schedule()
+    this.writeStep(new CloseNamedStep(this, sink), owner, (w) => encodeClose(w, "S", name))
   }
 
   queueSync(

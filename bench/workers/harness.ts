@@ -1,0 +1,142 @@
+/**
+ * What the benchmark drivers (run.ts, streams.ts, sql.ts, cli.ts) share on the orchestrator's
+ * side: a latency class made reachable (the server directly, or through a latency proxy, its
+ * round trip measured), and the worker turn protocol of bench/workers/common.ts seen from the
+ * parent (spawn a worker, wait for its `@turn` line or its exit, kill it past a phase limit,
+ * kill every live worker on Ctrl-C). Reports, statistics and what a workload is stay in each
+ * driver.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import {
+  type LatencyProxyHandle,
+  measureRtt,
+  type RttStats,
+  type ServerInfo,
+  startLatencyProxy,
+  withProxyUrl
+} from "@pgline/testing"
+
+/** A round-trip class of a run: the server directly (`delayMs` undefined) or through a proxy. */
+export interface LatencyClass<Id extends string = string> {
+  readonly id: Id
+  readonly label: string
+  readonly delayMs: number | undefined
+  url: string
+  host: string
+  port: number
+  proxy: LatencyProxyHandle | undefined
+  rtt: RttStats | undefined
+  rttAfter: RttStats | undefined
+}
+
+/** Points `c` at the server (starting its proxy when it has a delay) and measures its round trip (30 samples after 5 unrecorded). */
+export const reach = async (c: LatencyClass, server: ServerInfo): Promise<RttStats> => {
+  if (c.delayMs === undefined) {
+    c.host = server.host
+    c.port = server.port
+    c.url = server.url
+  } else {
+    c.proxy = await startLatencyProxy({
+      targetHost: server.host,
+      targetPort: server.port,
+      delayMs: c.delayMs
+    })
+    c.host = c.proxy.host
+    c.port = c.proxy.port
+    c.url = withProxyUrl(server.url, c.proxy)
+  }
+  await measureRtt(c.host, c.port, 5)
+  c.rtt = await measureRtt(c.host, c.port, 30)
+  return c.rtt
+}
+
+/** A worker process speaking the turn protocol: its output lines, pending `@turn`s and exit. */
+export interface TurnWorker {
+  readonly child: ChildProcess
+  readonly lines: Array<string>
+  turns: number
+  tail: string
+  stderr: string
+  exited: boolean
+  killed: string | undefined
+  wake: (() => void) | undefined
+}
+
+const live = new Set<ChildProcess>()
+let cleanup: (() => Promise<void>) | undefined
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    for (const child of live) child.kill("SIGKILL")
+    void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130))
+  })
+}
+
+/** What to undo (servers, proxies) when the run is interrupted; live workers are killed first. */
+export const onInterrupt = (f: () => Promise<void>): void => {
+  cleanup = f
+}
+
+/** Starts `node args…` as a worker, reading its stdout line by line (`@turn` lines counted apart). */
+export const spawnTurnWorker = (args: ReadonlyArray<string>): TurnWorker => {
+  const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] })
+  live.add(child)
+  const w: TurnWorker = {
+    child,
+    lines: [],
+    turns: 0,
+    tail: "",
+    stderr: "",
+    exited: false,
+    killed: undefined,
+    wake: undefined
+  }
+  child.stdin!.on("error", () => {})
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+    const parts = (w.tail + d).split("\n")
+    w.tail = parts.pop()!
+    for (const line of parts) {
+      if (line.trim() === "@turn") w.turns++
+      else if (line.trim() !== "") w.lines.push(line)
+    }
+    w.wake?.()
+  })
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => {
+    w.stderr += d
+  })
+  child.on("close", () => {
+    live.delete(child)
+    if (w.tail.trim() !== "") w.lines.push(w.tail)
+    w.exited = true
+    w.wake?.()
+  })
+  return w
+}
+
+/** Waits until the worker asks for a turn or exits; kills it after `phaseMs`. */
+export const nextEvent = (w: TurnWorker, phaseMs: number): Promise<"turn" | "exit"> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      w.killed = `killed after ${phaseMs} ms`
+      w.child.kill("SIGKILL")
+    }, phaseMs)
+    const check = () => {
+      const event = w.turns > 0 ? "turn" : w.exited ? "exit" : undefined
+      if (event === undefined) return
+      if (event === "turn") w.turns--
+      clearTimeout(timer)
+      w.wake = undefined
+      resolve(event)
+    }
+    w.wake = check
+    check()
+  })
+
+/** Why a worker gave no result: its kill, then the first `lines` lines of its stderr. */
+export const failureOf = (w: TurnWorker, lines: number): string =>
+  [w.killed, ...w.stderr.trim().split("\n").slice(0, lines)].filter((x) => x).join(" | ")
+
+export const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
