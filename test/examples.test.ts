@@ -44,6 +44,8 @@ describe("examples", () => {
     expect(stdout).toContain("balances: wallet 1 = 0, wallet 2 = 100") // 04
     expect(stdout).toContain("order 1: Green tea, Teapot, Cup; total 91") // 06: effect/sql on pgline
     expect(stdout).toContain('second "tea": UniqueViolation on products_pkey (pgline: UniqueViolation)') // 06
+    expect(stdout).toContain("add_part takes OIDs 23, 25, 1700, returns id") // 07: described before running
+    expect(stdout).toContain('queryValues: [["bolt","nut"]]') // 07: both columns named "name"
     expect(stdout).toContain("Done; the server is stopped")
   }, 300_000)
 
