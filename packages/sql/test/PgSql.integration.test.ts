@@ -197,22 +197,24 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSql", 
           })
         )
       )
-      // Wait until the sleep runs, then interrupt.
-      for (let i = 0; i < 500; i++) {
+      // Wait until the sleep runs (both connections open, the block begun), then interrupt.
+      let running = false
+      for (let i = 0; i < 500 && !running; i++) {
         const active = yield* pg.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where application_name = $1 and query like '%pg_sleep(30)%' and state = 'active'",
+          "select count(*)::int as n from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid() and query = 'select pg_sleep(30)' and state = 'active'",
           [app]
         )
-        if (active.rows[0]!.n > 0) break
-        yield* Effect.sleep(20)
+        running = active.rows[0]!.n > 0
+        if (!running) yield* Effect.sleep(20)
       }
+      expect(running).toBe(true)
       yield* Fiber.interrupt(fiber)
       expect(yield* count(pg, "sql_interrupted")).toBe(0)
       const states = yield* pg.query<{ state: string }>(
         "select state from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid()",
         [app]
       )
-      expect(states.rows.every((r) => r.state === "idle")).toBe(true)
+      expect(states.rows.map((r) => r.state)).toEqual(["idle"])
     })
   )
 
