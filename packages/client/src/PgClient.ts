@@ -53,6 +53,7 @@ import {
   inTurn,
   nested,
   topLevel,
+  runInTurn,
   TxLevel,
   TxState,
   type TransactionOptions
@@ -143,10 +144,13 @@ export interface PgStatements {
     body: (pipeline: Pipeline.Pipeline) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R>
   /**
-   * Runs `effect` in a transaction: BEGIN on one connection, every pgline statement of the effect
-   * (its fiber and the fibers it forks) on that connection, COMMIT on success, ROLLBACK on failure,
-   * defect, interruption or timeout. Nested, it is a savepoint. A COMMIT answered with ROLLBACK
-   * fails with StatementRejected "TransactionRolledBack".
+   * Runs `effect` in a transaction: every pgline statement of the effect (its fiber and the fibers
+   * it forks) on one connection inside BEGIN … COMMIT, ROLLBACK on failure, defect, interruption
+   * or timeout. BEGIN goes out with the first statement (k statements: k + 1 round trips; none
+   * when the effect runs no statement); the other statements wait for its answer, so none can run
+   * outside the block, and a BEGIN the server refuses fails them and the transaction with its
+   * error. Nested, it is a savepoint. A COMMIT answered with ROLLBACK fails with StatementRejected
+   * "TransactionRolledBack".
    */
   readonly withTransaction: <A, E, R>(
     effect: Effect.Effect<A, E, R>,
@@ -676,7 +680,13 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "own":
             return runStatement(w.own.conn, text, params, undefined, false, arrays)
           case "tx":
-            return inTurn(w.level, runStatement(w.level.tx.conn, text, params, undefined, false, arrays))
+            return Effect.map(
+              runInTurn(w.level, [{ text, values: params, arrays }]) as Effect.Effect<
+                Array<QueryResult<any>>,
+                PgServerError | PgClientError
+              >,
+              (rs) => rs[0]!
+            )
           case "released":
             return Effect.fail(released())
         }
@@ -714,7 +724,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "own":
             return Pipeline.allIn(w.own.pipeline, statements)
           case "tx":
-            return inTurn(w.level, results(runSegment(w.level.tx.conn, list)))
+            return results(runInTurn(w.level, list))
           case "released":
             return Effect.fail(released())
         }

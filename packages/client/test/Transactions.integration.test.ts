@@ -100,6 +100,53 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
     })
   )
 
+  it.effect(
+    "BEGIN goes out with the first statement: k statements in a block cost k + 1 round trips, none without statements",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const proxy = yield* LatencyProxy.make({ targetHost: info.host, targetPort: info.port, delayMs: 5 })
+        const { pg } = yield* poolClient({ url: withProxyUrl(info.url, proxy), max: 1 })
+        yield* pg.query("create table tx_begin_first (v int)")
+        const flightsOf = <A, E>(effect: Effect.Effect<A, E>) =>
+          Effect.gen(function* () {
+            const before = proxy.stats().clientFlights
+            const value = yield* effect
+            return { value, flights: proxy.stats().clientFlights - before }
+          })
+        const insert = (v: number) =>
+          pg.query<{ xid: string }>(
+            "insert into tx_begin_first values ($1) returning txid_current()::text as xid",
+            [v]
+          )
+        for (const k of [1, 2, 3]) {
+          const { value, flights } = yield* flightsOf(
+            pg.withTransaction(
+              Effect.forEach(
+                Array.from({ length: k }, (_, i) => i),
+                (i) => insert(i)
+              )
+            )
+          )
+          expect({ k, flights }).toEqual({ k, flights: k + 1 })
+          // One transaction: every statement saw the same xid.
+          expect(new Set(value.map((r) => r.rows[0]!.xid)).size).toBe(1)
+        }
+        expect(yield* count(pg, "tx_begin_first")).toBe(6)
+        const empty = yield* flightsOf(pg.withTransaction(Effect.succeed("nothing ran")))
+        expect(empty).toEqual({ value: "nothing ran", flights: 0 })
+        // A failing body that ran no statement: nothing to roll back, no round trip either.
+        const failed = yield* flightsOf(Effect.flip(pg.withTransaction(Effect.fail(new AppError()))))
+        expect(failed.value).toBeInstanceOf(AppError)
+        expect(failed.flights).toBe(0)
+        // The first statement fails: BEGIN ran, the block is rolled back (one more round trip).
+        const bad = yield* flightsOf(Effect.flip(pg.withTransaction(pg.query("select 1/0"))))
+        expect(bad.value._tag).toBe("DivisionByZero")
+        expect(bad.flights).toBe(2)
+        expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+      })
+  )
+
   it.effect("ROLLBACK on failure, defect, interruption and timeout; the connection is clean after each", () =>
     Effect.gen(function* () {
       const { pg, app } = yield* poolClient({ max: 2 })

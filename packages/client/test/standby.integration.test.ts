@@ -204,6 +204,53 @@ layer(PgReplicaPair.layer, { timeout: 120_000, excludeTestServices: true })(
       })
     )
 
+    it.effect(
+      "a BEGIN the server refuses (serializable on a hot standby) fails the block: its first statement and the concurrent ones get its error, none runs outside a block",
+      () =>
+        Effect.gen(function* () {
+          const pair = yield* PgReplicaPair
+          yield* withClient(hosts([pair.standby]), (pg) =>
+            Effect.gen(function* () {
+              // set_config(…, false) outside a block would outlive the statement in the session.
+              const mark = (i: number) =>
+                pg.query("select set_config('pgline.mark', $1, false)", [`ran ${i}`])
+              const serializable = { isolation: "serializable" } as const
+              // The body catches each statement's error: the block still fails with the BEGIN's.
+              const tags: Array<string> = []
+              const caught = yield* Effect.flip(
+                pg.withTransaction(
+                  Effect.forEach(
+                    [0, 1, 2, 3, 4],
+                    (i) => Effect.catch(Effect.asVoid(mark(i)), (e) => Effect.sync(() => tags.push(e._tag))),
+                    {
+                      concurrency: "unbounded"
+                    }
+                  ),
+                  serializable
+                )
+              )
+              expect(caught._tag).toBe("FeatureNotSupported")
+              expect(tags).toEqual(Array(5).fill("FeatureNotSupported"))
+              // Not caught: the first statement's failure is the BEGIN's error.
+              const failed = yield* Effect.flip(
+                pg.withTransaction(
+                  Effect.all([0, 1, 2].map(mark), { concurrency: "unbounded" }),
+                  serializable
+                )
+              )
+              expect(failed._tag).toBe("FeatureNotSupported")
+              const setting = yield* pg.query<{ v: string | null }>(
+                "select current_setting('pgline.mark', true) as v"
+              )
+              expect(setting.rows[0]!.v ?? "").toBe("")
+              // The connection goes on, outside any block; REPEATABLE READ is allowed there.
+              const ok = yield* pg.withTransaction(mark(9), { isolation: "repeatable read" })
+              expect(ok.rows).toEqual([{ set_config: "ran 9" }])
+            })
+          )
+        })
+    )
+
     it.effect("load_balance_hosts: random reaches both servers, disable always the first", () =>
       Effect.gen(function* () {
         const pair = yield* PgReplicaPair

@@ -1,8 +1,14 @@
 /**
- * Transactions as a context: `withTransaction` runs BEGIN on one connection and provides a
- * transaction level (CurrentTransaction) to the effect, so every pgline statement of that
- * effect, in its fiber and in fibers it forks, goes to that connection. Statements issued
- * concurrently there are pipelined (each with its own Sync, all inside the block).
+ * Transactions as a context: `withTransaction` provides a transaction level (CurrentTransaction)
+ * on one connection to the effect, so every pgline statement of that effect, in its fiber and in
+ * fibers it forks, goes to that connection. Statements issued concurrently there are pipelined
+ * (each with its own Sync, all inside the block).
+ *
+ * BEGIN goes out with the block's first statement, in the same segment (one round trip less per
+ * transaction; a block that runs no statement costs none). The server skips the rest of a segment
+ * after an error, so a BEGIN that fails takes that statement with it; every other statement of the
+ * block waits until the BEGIN is answered, so none can run outside the block, and fails with the
+ * BEGIN's error when it failed.
  *
  * Nesting is SAVEPOINT / RELEASE, or ROLLBACK TO on failure. A nested block owns the connection
  * while it is open: statements of enclosing levels issued meanwhile (by sibling fibers) wait
@@ -16,8 +22,10 @@
 import type { PgServerError } from "@pgline/transport"
 import { Cause, Context, Effect, Exit } from "effect"
 import { type PgClientError, StatementRejected } from "../PgClientError.ts"
+import type { QueryResult } from "../QueryResult.ts"
+import type { PipelineAborted } from "../PgClientError.ts"
 import type { Connection } from "./Connection.ts"
-import { runStatement } from "./run.ts"
+import { type Bound, runSegment, runStatement } from "./run.ts"
 
 /** Options of `withTransaction`: the BEGIN's isolation level and access mode (the server's defaults otherwise). */
 export interface TransactionOptions {
@@ -26,6 +34,19 @@ export interface TransactionOptions {
   readonly deferrable?: boolean
 }
 
+/**
+ * Where the block's BEGIN is: not sent yet (its text), sent with a statement and not answered,
+ * answered (the block is open), or failed (its error, which every later statement gets).
+ */
+type Begin =
+  | { readonly kind: "pending"; readonly text: string }
+  | { readonly kind: "sent" }
+  | { readonly kind: "open" }
+  | { readonly kind: "failed"; readonly error: TxError }
+
+const OPEN: Begin = { kind: "open" }
+const SENT: Begin = { kind: "sent" }
+
 /** One transaction on one connection: its stack of open levels (the block, then savepoints). */
 export class TxState {
   readonly conn: Connection
@@ -33,10 +54,34 @@ export class TxState {
   readonly key: object
   readonly stack: Array<TxLevel> = []
   private waiters: Array<() => void> = []
-  constructor(conn: Connection, key: object) {
+  begin: Begin
+  private beginWaiters: Array<() => void> = []
+  /** `beginText`: the BEGIN to send with the first statement; undefined: the block is open already. */
+  constructor(conn: Connection, key: object, beginText?: string) {
     this.conn = conn
     this.key = key
+    this.begin = beginText === undefined ? OPEN : { kind: "pending", text: beginText }
   }
+  /** Whether a BEGIN went out (so a ROLLBACK may be due). */
+  get beginSent(): boolean {
+    return this.begin.kind !== "pending"
+  }
+  settleBegin(begin: Begin): void {
+    this.begin = begin
+    const waiters = this.beginWaiters
+    this.beginWaiters = []
+    for (const w of waiters) w()
+  }
+  /** Waits while a BEGIN is on its way (sent, not answered). */
+  readonly beginAnswered: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    if (this.begin.kind !== "sent") return resume(Effect.void)
+    const waiter = () => resume(Effect.void)
+    this.beginWaiters.push(waiter)
+    return Effect.sync(() => {
+      const i = this.beginWaiters.indexOf(waiter)
+      if (i >= 0) this.beginWaiters.splice(i, 1)
+    })
+  })
   top(): TxLevel | undefined {
     return this.stack[this.stack.length - 1]
   }
@@ -105,14 +150,96 @@ const ended = () =>
       "the transaction this statement belongs to has ended (a fiber forked inside withTransaction outlived it)"
   })
 
-/** Runs `effect` on the transaction's connection when `level` has its turn. */
+/**
+ * Runs `statements` in one segment on the transaction's connection, preceded by the block's BEGIN
+ * when it has not been sent yet (`statements` may be empty: then the BEGIN alone). Waits while
+ * another statement's BEGIN is unanswered; fails with the BEGIN's error when it failed.
+ */
+export const runBegun = (
+  tx: TxState,
+  statements: ReadonlyArray<Bound>
+): Effect.Effect<Array<QueryResult<any>>, TxError | PipelineAborted> =>
+  Effect.suspend(() => {
+    const begin = tx.begin
+    switch (begin.kind) {
+      case "open":
+        if (statements.length === 0) return Effect.succeed([])
+        return statements.length === 1
+          ? Effect.map(
+              runStatement(
+                tx.conn,
+                statements[0]!.text,
+                statements[0]!.values,
+                undefined,
+                false,
+                statements[0]!.arrays === true
+              ),
+              (r) => [r]
+            )
+          : runSegment(tx.conn, statements)
+      case "failed":
+        return Effect.fail(begin.error)
+      case "sent":
+        return Effect.andThen(tx.beginAnswered, runBegun(tx, statements))
+      case "pending": {
+        tx.begin = SENT
+        const conn = tx.conn
+        return Effect.onExit(
+          Effect.map(runSegment(conn, [{ text: begin.text, values: [] }, ...statements]), (rs) =>
+            rs.slice(1)
+          ),
+          (exit) =>
+            Effect.sync(() => {
+              // The block is open when the server says so after the segment (a statement after
+              // the BEGIN may have failed it). Otherwise the BEGIN did not run: interrupted before
+              // it ran, nothing happened and a later statement sends it; failed, the block never
+              // opened and nothing may run as if it had.
+              if (Exit.isSuccess(exit) || (!conn.isClosed && conn.transactionStatus !== "I"))
+                tx.settleBegin(OPEN)
+              else if (!conn.isClosed && Cause.hasInterruptsOnly(exit.cause))
+                tx.settleBegin({ kind: "pending", text: begin.text })
+              else tx.settleBegin({ kind: "failed", error: beginFailure(exit.cause) })
+            })
+        )
+      }
+    }
+  })
+
+/** The error a BEGIN that failed leaves to the block's later statements (and to its COMMIT). */
+const beginFailure = (cause: Cause.Cause<unknown>): TxError => {
+  const error = Cause.squash(cause) as TxError | { _tag?: string }
+  return (error as { _tag?: string })._tag === "PipelineAborted" || !(error instanceof Error)
+    ? new StatementRejected({ reason: "TransactionEnded", message: "the transaction's BEGIN did not run" })
+    : (error as TxError)
+}
+
+/** The BEGIN alone when it is still due (a lone statement is its whole segment: never aborted). */
+const beginAlone = (tx: TxState): Effect.Effect<void, TxError> =>
+  Effect.asVoid(runBegun(tx, [])) as Effect.Effect<void, TxError>
+
+/**
+ * Runs `effect` on the transaction's connection when `level` has its turn, once the block's BEGIN
+ * has been answered (sent alone when nothing sent it yet).
+ */
 export const inTurn = <A, E, R>(
   level: TxLevel,
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | StatementRejected, R> => {
+): Effect.Effect<A, E | TxError, R> => {
   if (!level.active) return Effect.fail(ended())
-  if (level.tx.top() === level) return effect
-  return Effect.andThen(level.tx.turn(level), effect)
+  const begun = level.tx.begin.kind === "open" ? effect : Effect.andThen(beginAlone(level.tx), effect)
+  if (level.tx.top() === level) return begun
+  return Effect.andThen(level.tx.turn(level), begun)
+}
+
+/** `statements` in one segment when `level` has its turn, with the block's BEGIN if it is still due. */
+export const runInTurn = (
+  level: TxLevel,
+  statements: ReadonlyArray<Bound>
+): Effect.Effect<Array<QueryResult<any>>, TxError | PipelineAborted> => {
+  if (!level.active) return Effect.fail(ended())
+  const run = runBegun(level.tx, statements)
+  if (level.tx.top() === level) return run
+  return Effect.andThen(level.tx.turn(level), run)
 }
 
 export const beginText = (options: TransactionOptions = {}): string => {
@@ -157,20 +284,25 @@ export const topLevel = <A, E, R>(
         try: () => beginText(options),
         catch: (error) => new StatementRejected({ reason: "InvalidText", message: String(error) })
       })
-      // Interrupted during BEGIN: the lease's release rolls back whatever BEGIN left.
-      yield* restore(runStatement(conn, text, []))
-      const tx = new TxState(conn, key)
+      // The BEGIN goes out with the first statement (see runBegun).
+      const tx = new TxState(conn, key, text)
       const level = new TxLevel(tx)
       tx.push(level)
       const exit = yield* Effect.exit(restore(Effect.provideService(effect, CurrentTransaction, level)))
       tx.pop(level)
+      // A statement of a forked fiber may still carry the BEGIN: wait for its answer.
+      yield* tx.beginAnswered
       if (Exit.isFailure(exit)) {
         // Whatever the rollback says, the effect's own failure is what the caller sees; a rollback
         // that cannot run leaves the block to the lease's release (which closes the connection
-        // when it cannot roll back either).
-        yield* Effect.ignore(conn.bounded(runStatement(conn, "rollback", [])))
+        // when it cannot roll back either). No BEGIN ran: nothing to roll back.
+        if (tx.begin.kind === "open") yield* Effect.ignore(conn.bounded(runStatement(conn, "rollback", [])))
         return yield* Effect.failCause(exit.cause)
       }
+      // The block ran no statement: no BEGIN went out, nothing to commit.
+      if (tx.begin.kind === "pending") return exit.value
+      // The BEGIN failed and the effect caught its error: nothing of the block ran.
+      if (tx.begin.kind === "failed") return yield* Effect.fail(tx.begin.error)
       const commit = yield* runStatement(conn, "commit", [])
       if (commit.command !== "COMMIT") return yield* rolledBack()
       return exit.value
@@ -196,7 +328,16 @@ export const nested = <A, E, R>(
         return yield* Effect.failCause(entered.cause)
       }
       const name = savepointName()
-      const opened = yield* Effect.exit(restore(runStatement(conn, `savepoint ${name}`, [])))
+      // With the block's BEGIN when nothing sent it yet; the first failure is the BEGIN's or the
+      // SAVEPOINT's own, never an aborted one.
+      const opened = yield* Effect.exit(
+        restore(
+          Effect.asVoid(runBegun(tx, [{ text: `savepoint ${name}`, values: [] }])) as Effect.Effect<
+            void,
+            TxError
+          >
+        )
+      )
       if (Exit.isFailure(opened)) {
         tx.pop(level)
         return yield* Effect.failCause(opened.cause)
