@@ -1,0 +1,98 @@
+/**
+ * per-op: where one operation's time goes on loopback, for the profiles bench/README.md cites.
+ * One process, one embedded PostgreSQL, a pool of one connection; each operation runs in a loop
+ * (warm-up, then 7 rounds of `count`), and the report gives the median and fastest round in µs per
+ * operation, the process's own CPU time per operation (user and system, from process.cpuUsage)
+ * and the time spent inside `socket.write` per call (every socket of the process, timed by
+ * wrapping `net.Socket.prototype.write`).
+ *
+ *   node bench/per-op.ts [operation=query] [count=10000]
+ *
+ * Operations:
+ * - query: `pg.query("select $1::int as x", [1])`, each awaited (P5's statement)
+ * - reserved: the same on a reserved connection (`pg.reserve`)
+ * - pipeline-empty: `pg.withPipeline(() => Effect.void)`: a lease, a pipeline and its scope with no
+ *   statement, so no round trip (the fixed cost of opening a pipeline)
+ * - transfer: `pg.pipelineTransaction` with P2's two UPDATEs (one round trip)
+ * - transfer-awaited: `pg.withTransaction` with the two UPDATEs awaited in turn (three round trips)
+ *
+ * Add `node --cpu-prof` to profile a loop (the profiles cited were taken that way, 10,000 runs).
+ * Numbers move with the machine's load: compare operations within one run.
+ */
+import { Socket } from "node:net"
+import { PgClient } from "@pgline/client"
+import { PgServer } from "@pgline/testing"
+import { Effect, Layer } from "effect"
+import { CREDIT, DEBIT, POINT } from "./workers/common.ts"
+
+const operation = process.argv[2] ?? "query"
+const count = Number(process.argv[3] ?? 10_000)
+const ROUNDS = 7
+
+let writeMs = 0
+let writes = 0
+const write = Socket.prototype.write
+Socket.prototype.write = function (this: Socket, ...args: Array<unknown>) {
+  const t0 = performance.now()
+  const ok = (write as (...a: Array<unknown>) => boolean).apply(this, args)
+  writeMs += performance.now() - t0
+  writes++
+  return ok
+} as typeof write
+
+const program = Effect.scoped(
+  Effect.gen(function* () {
+    const pg = yield* PgClient
+    yield* pg.query("create table if not exists account (id int primary key, balance int)")
+    yield* pg.query("insert into account values (1, 0), (2, 0) on conflict do nothing")
+    // The pool has one connection: only the reserved operation holds it for the whole run.
+    const operations: Record<string, Effect.Effect<unknown, unknown>> = {
+      reserved: operation === "reserved" ? (yield* pg.reserve).query(POINT, [1]) : Effect.void,
+      query: pg.query(POINT, [1]),
+      "pipeline-empty": pg.withPipeline(() => Effect.void),
+      transfer: pg.pipelineTransaction((p) =>
+        Effect.all([p.execute(DEBIT, [1, 1]), p.execute(CREDIT, [1, 2])])
+      ),
+      "transfer-awaited": pg.withTransaction(
+        Effect.gen(function* () {
+          yield* pg.query(DEBIT, [1, 1])
+          yield* pg.query(CREDIT, [1, 2])
+        })
+      )
+    }
+    const one = operations[operation]
+    if (one === undefined) {
+      return yield* Effect.die(`unknown operation ${operation}; have ${Object.keys(operations).join(", ")}`)
+    }
+    for (let i = 0; i < Math.max(2_000, count / 5); i++) yield* one
+    writeMs = 0
+    writes = 0
+    const perRound: Array<number> = []
+    const cpu0 = process.cpuUsage()
+    for (let r = 0; r < ROUNDS; r++) {
+      const t0 = performance.now()
+      for (let i = 0; i < count; i++) yield* one
+      perRound.push(((performance.now() - t0) * 1000) / count)
+    }
+    const cpu = process.cpuUsage(cpu0)
+    const ops = ROUNDS * count
+    perRound.sort((a, b) => a - b)
+    console.log(
+      `${operation}: ${perRound[ROUNDS >> 1]!.toFixed(1)} µs per operation (median of ${ROUNDS} rounds of ${count}; fastest ${perRound[0]!.toFixed(1)}); ` +
+        `process CPU ${(cpu.user / ops).toFixed(1)} µs user + ${(cpu.system / ops).toFixed(1)} µs system per operation; ` +
+        `socket.write ${writes} calls, ${((writeMs * 1000) / Math.max(1, writes)).toFixed(1)} µs per call`
+    )
+  })
+)
+
+const layer = Layer.unwrap(
+  Effect.map(PgServer, (info) => PgClient.layer({ url: info.url, sslmode: "disable", max: 1 }))
+).pipe(Layer.provide(PgServer.layer))
+
+Effect.runPromise(Effect.provide(program, layer)).then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)
