@@ -270,7 +270,17 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSql", 
       const [{ pid }] = (yield* sql<{ pid: number }>`select pg_backend_pid() as pid`) as [{ pid: number }]
       const killer = (yield* open({ max: 1 })).sql
       const fiber = yield* Effect.forkChild(sql`select pg_sleep(30)`)
-      yield* Effect.sleep(200)
+      // Terminate once the sleep runs: earlier, the statement might not have left the client,
+      // and a statement that cannot have run is retried on a new connection.
+      let running = false
+      for (let i = 0; i < 500 && !running; i++) {
+        const rows = yield* killer<{
+          n: number
+        }>`select count(*)::int as n from pg_stat_activity where pid = ${pid} and state = 'active' and query = 'select pg_sleep(30)'`
+        running = rows[0]!.n > 0
+        if (!running) yield* Effect.sleep(20)
+      }
+      expect(running).toBe(true)
       yield* killer`select pg_terminate_backend(${pid})`
       const error = yield* Effect.flip(Fiber.join(fiber))
       expect(error.reason._tag).toBe("ConnectionError")
