@@ -10,7 +10,7 @@
 import { expect, layer } from "@effect/vitest"
 import type { PgClientApi } from "@pgline/client"
 import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
-import { Effect, Exit, Fiber, Logger } from "effect"
+import { Cause, Effect, Exit, Fiber, Logger } from "effect"
 import { errorOf, within } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
 
@@ -144,6 +144,34 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
         expect(bad.value._tag).toBe("DivisionByZero")
         expect(bad.flights).toBe(2)
         expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+      })
+  )
+
+  it.effect(
+    "a forked fiber still waiting for BEGIN's answer when the block's effect ends gets TransactionEnded; its statement never runs",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        yield* pg.query("create table tx_outlived (v int)")
+        const insert = (v: number) => pg.query("insert into tx_outlived values ($1)", [v])
+        const [first, second] = yield* pg.withTransaction(
+          Effect.gen(function* () {
+            // Started at once: the first carries BEGIN, the second waits for its answer; the block's
+            // effect returns before either is answered.
+            const first = yield* Effect.forkDetach(insert(1), { startImmediately: true })
+            const second = yield* Effect.forkDetach(insert(2), { startImmediately: true })
+            return [first, second] as const
+          })
+        )
+        expect((yield* Fiber.await(first))._tag).toBe("Success")
+        const late = yield* Fiber.await(second)
+        expect(late._tag).toBe("Failure")
+        expect(Cause.squash((late as Exit.Failure<unknown, { _tag: string }>).cause)).toMatchObject({
+          _tag: "StatementRejected",
+          reason: "TransactionEnded"
+        })
+        // The first committed with the block; the second never ran, in it or after it.
+        expect((yield* pg.query("select v from tx_outlived order by v")).rows).toEqual([{ v: 1 }])
       })
   )
 

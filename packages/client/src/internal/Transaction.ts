@@ -55,6 +55,11 @@ export class TxState {
   readonly stack: Array<TxLevel> = []
   private waiters: Array<() => void> = []
   begin: Begin
+  /**
+   * The block's effect has ended (COMMIT or ROLLBACK comes next): a statement of a fiber that
+   * outlived it and gets here only now (it was waiting for BEGIN's answer) must not run.
+   */
+  bodyEnded = false
   private beginWaiters: Array<() => void> = []
   /** `beginText`: the BEGIN to send with the first statement; undefined: the block is open already. */
   constructor(conn: Connection, key: object, beginText?: string) {
@@ -160,6 +165,7 @@ export const runBegun = (
   statements: ReadonlyArray<Bound>
 ): Effect.Effect<Array<QueryResult<any>>, TxError | PipelineAborted> =>
   Effect.suspend(() => {
+    if (tx.bodyEnded) return Effect.fail(ended())
     const begin = tx.begin
     switch (begin.kind) {
       case "open":
@@ -290,6 +296,7 @@ export const topLevel = <A, E, R>(
       tx.push(level)
       const exit = yield* Effect.exit(restore(Effect.provideService(effect, CurrentTransaction, level)))
       tx.pop(level)
+      tx.bodyEnded = true
       // A statement of a forked fiber may still carry the BEGIN: wait for its answer.
       yield* tx.beginAnswered
       if (Exit.isFailure(exit)) {
