@@ -104,6 +104,8 @@ const config = quick
       /** P5 / P2 direct: untimed rounds before the timed ones (see P5 and P2 below). */
       pointWarmupDirect: 2,
       transferWarmupDirect: 3,
+      /** P1 pipelined (every driver but pgbench): untimed runs before the timed ones (see P1 below). */
+      upsertWarmupBatched: 2,
       bigSizes: [50_000, 200_000],
       bigSyncEvery: 25_000,
       /** P7: concurrent callers; warm-up and timed runs per job, each this long (ms). */
@@ -122,6 +124,7 @@ const config = quick
       pointQueries: 1_000,
       pointWarmupDirect: 20,
       transferWarmupDirect: 50,
+      upsertWarmupBatched: 8,
       bigSizes: [100_000, 1_000_000],
       bigSyncEvery: 50_000,
       poolCallers: [64, 512],
@@ -748,7 +751,13 @@ const planJobs = (pgbench: string | undefined, libpqBench: string | undefined): 
     for (const driver of ["pgline", "libpq", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
       const batched = pipelines(driver, "pipelined")
       const rows = batched ? config.upsertRows : config.perRowRows[latency]
-      add("P1", driver, "upsert", latency, "pipelined", rows, { rows, warmup: batched ? 2 : 1 })
+      // A JavaScript driver's batch keeps getting faster for several runs while V8 optimises it
+      // (pgline at ~4 ms, one process alone: 125, 122, 137, 113, 115, 104, 110, 106, 101 ms over
+      // its first timed runs after 2 warm-ups), so the batched variants warm up longer; the same
+      // for libpq (C). pgbench keeps 2: its runs are separate invocations of a C program, and each
+      // of them prepares 10,000 statements (a minute per class for nothing).
+      const warmup = !batched ? 1 : driver === "pgbench" ? 2 : config.upsertWarmupBatched
+      add("P1", driver, "upsert", latency, "pipelined", rows, { rows, warmup })
     }
     for (const driver of ["pgline", "libpq", "pg", "postgresjs", "effect-sql"] as const) {
       const rows = config.perRowRows[latency]
