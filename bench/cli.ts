@@ -40,7 +40,7 @@
  * bench/RESULTS.md between `<!-- cli:start -->` and `<!-- cli:end -->` (appended with a heading
  * when absent).
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import {
   cpSync,
   existsSync,
@@ -59,7 +59,7 @@ import { fileURLToPath } from "node:url"
 import { measureRtt, startServer } from "@pgline/testing"
 import pg from "pg"
 import type * as harness from "./workers/harness.ts"
-import { median, reach } from "./workers/harness.ts"
+import { median, numberOption, parseOptions, reach, stopper, track } from "./workers/harness.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const root = join(benchDir, "..")
@@ -70,38 +70,19 @@ const resultsFile = join(benchDir, "RESULTS.md")
 // --- command line ---------------------------------------------------------------------------------
 
 const argv = process.argv.slice(2)
-const valued = new Set(["--runs", "--warmup", "--sizes", "--max-plain-s", "--out"])
-const flags = new Set(["--quick", "--direct-only", "--source", "--results", "--help", "-h"])
-const options = new Map<string, string>()
-for (let i = 0; i < argv.length; i++) {
-  const a = argv[i]!
-  if (valued.has(a) && argv[i + 1] !== undefined) options.set(a, argv[++i]!)
-  else if (flags.has(a)) options.set(a, "")
-  else {
-    console.error(`unknown argument ${a} (try --help)`)
-    process.exit(2)
-  }
-}
-if (options.has("--help") || options.has("-h")) {
-  console.log(
-    "usage: node bench/cli.ts [--runs N] [--warmup N] [--sizes 100,1000,10000,100000] [--quick] [--direct-only]\n" +
-      "                         [--max-plain-s S] [--source] [--results] [--out FILE]\n" +
-      "  defaults: N = 100, 1,000, 10,000, 100,000; direct, ~1 ms and ~4 ms RTT; 1 warm-up and 3 timed runs\n" +
-      "  per variant; a run without the pipeline estimated above S seconds (default 120) is skipped, above S/4\n" +
-      "  it runs once. --quick: N up to 10,000, 1 timed run, no warm-up, S = 15 (a smoke run).\n" +
-      "  --source: run packages/cli/src/bin.ts even when dist/bin.js is built. --results: also update\n" +
-      "  bench/RESULTS.md between its cli markers. Writes bench/.work/cli.md (and --out FILE)."
-  )
-  process.exit(0)
-}
+const options = parseOptions(
+  ["--runs", "--warmup", "--sizes", "--max-plain-s", "--out"],
+  ["--quick", "--direct-only", "--source", "--results"],
+  "usage: node bench/cli.ts [--runs N] [--warmup N] [--sizes 100,1000,10000,100000] [--quick] [--direct-only]\n" +
+    "                         [--max-plain-s S] [--source] [--results] [--out FILE]\n" +
+    "  defaults: N = 100, 1,000, 10,000, 100,000; direct, ~1 ms and ~4 ms RTT; 1 warm-up and 3 timed runs\n" +
+    "  per variant; a run without the pipeline estimated above S seconds (default 120) is skipped, above S/4\n" +
+    "  it runs once. --quick: N up to 10,000, 1 timed run, no warm-up, S = 15 (a smoke run).\n" +
+    "  --source: run packages/cli/src/bin.ts even when dist/bin.js is built. --results: also update\n" +
+    "  bench/RESULTS.md between its cli markers. Writes bench/.work/cli.md (and --out FILE)."
+)
 const quick = options.has("--quick")
-const num = (name: string, fallback: number): number => {
-  const v = options.get(name)
-  if (v === undefined) return fallback
-  const n = Number(v.replaceAll("_", ""))
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} wants a number ≥ 0, got ${v}`)
-  return n
-}
+const num = (name: string, fallback: number): number => numberOption(options, name, fallback, true)
 const RUNS = Math.max(1, Math.round(num("--runs", quick ? 1 : 3)))
 const WARMUP = Math.round(num("--warmup", quick ? 0 : 1))
 const MAX_PLAIN_MS = num("--max-plain-s", quick ? 15 : 120) * 1000
@@ -274,15 +255,6 @@ interface Group {
   wallMs: number
 }
 
-const live = new Set<ChildProcess>()
-let cleanup: (() => Promise<void>) | undefined
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    for (const child of live) child.kill("SIGKILL")
-    void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130))
-  })
-}
-
 interface Outcome {
   readonly ms: number
   readonly code: number | null
@@ -304,7 +276,7 @@ const runCommand = (script: string, url: string, limitMs: number): Promise<Outco
       stdio: ["ignore", "pipe", "pipe"],
       env: childEnv
     })
-    live.add(child)
+    track(child)
     const timer = setTimeout(() => {
       timedOut = true
       child.kill("SIGKILL")
@@ -320,12 +292,10 @@ const runCommand = (script: string, url: string, limitMs: number): Promise<Outco
     })
     child.once("error", (e) => {
       clearTimeout(timer)
-      live.delete(child)
       reject(e)
     })
     child.once("close", (code, signal) => {
       clearTimeout(timer)
-      live.delete(child)
       resolve({ ms: (exitedAt || performance.now()) - t0, code, signal, stdout, stderr, timedOut })
     })
   })
@@ -518,14 +488,7 @@ const main = async () => {
     `pgline command: ${useDist ? `packages/cli/dist/bin.js, copied to ${relative(root, installDir)} (${dist.replaceAll("**", "")})` : "packages/cli/src/bin.ts (source)"}`
   )
   const server = await startServer({ tls: false })
-  let stopped: Promise<void> | undefined
-  cleanup = () => {
-    stopped ??= (async () => {
-      for (const c of classes) await c.proxy?.close()
-      await server.stop()
-    })()
-    return stopped
-  }
+  const cleanup = stopper(classes, server)
   const groups: Array<Group> = []
   let serverVersion = "?"
   try {

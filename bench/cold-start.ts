@@ -18,6 +18,7 @@ import { existsSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { startServer } from "@pgline/testing"
+import { median } from "./workers/harness.ts"
 
 const args = process.argv.slice(2)
 const outAt = args.indexOf("--out")
@@ -97,12 +98,6 @@ const sample = (probe: string): Sample => {
   })
   const processMs = performance.now() - t0
   return { ...(JSON.parse(out.trim().split("\n").at(-1)!) as Omit<Sample, "processMs">), processMs }
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 const server = await startServer()

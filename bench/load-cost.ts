@@ -15,6 +15,7 @@ import { execFileSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { median } from "./workers/harness.ts"
 
 const runs = Number(process.argv[2] ?? 15)
 const here = dirname(fileURLToPath(import.meta.url))
@@ -62,12 +63,6 @@ const sample = (flags: ReadonlyArray<string>, target: string | undefined): Sampl
     rssMiB: number
   }
   return { importMs, rssMiB, processMs }
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 // One warm-up run per variant (file-system cache), then the timed runs, interleaved.

@@ -32,7 +32,7 @@ import { fileURLToPath } from "node:url"
 import { measureRtt, startServer } from "@pgline/testing"
 import pg from "pg"
 import type * as harness from "./workers/harness.ts"
-import { median, reach } from "./workers/harness.ts"
+import { median, reach, stopper, track } from "./workers/harness.ts"
 import {
   type Mode,
   POOL_ACCOUNT_FIRST,
@@ -306,16 +306,6 @@ interface JobResult extends Job {
   readonly flights: ReadonlyArray<number>
 }
 
-/** The running workers and the cleanup of the server and proxies, for Ctrl-C. */
-const liveChildren = new Set<ChildProcess>()
-let cleanup: (() => Promise<void>) | undefined
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    for (const child of liveChildren) killTree(child)
-    void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130))
-  })
-}
-
 /**
  * Kills a worker and whatever it started (pgbench and its shell): workers run in their own
  * process group (`detached`).
@@ -363,7 +353,7 @@ const spawnWorker = (job: Job, url: string, interleave: boolean): Worker => {
     stdio: ["pipe", "pipe", "pipe"],
     detached: true
   })
-  liveChildren.add(child)
+  track(child, () => killTree(child))
   const w: Worker = {
     job,
     child,
@@ -392,7 +382,6 @@ const spawnWorker = (job: Job, url: string, interleave: boolean): Worker => {
     w.stderr += d
   })
   child.on("close", (code, signal) => {
-    liveChildren.delete(child)
     if (w.stdoutTail.trim() !== "") w.lines.push(w.stdoutTail)
     w.stdoutTail = ""
     w.exit = { code, signal }
@@ -626,14 +615,7 @@ const main = async () => {
   gitAtStart = git()
 
   const server = await startServer({ tls: false })
-  let stopped: Promise<void> | undefined
-  cleanup = () => {
-    stopped ??= (async () => {
-      for (const c of classes) await c.proxy?.close()
-      await server.stop()
-    })()
-    return stopped
-  }
+  const cleanup = stopper(classes, server)
   let serverVersion = "?"
   try {
     const admin = new pg.Client({ connectionString: server.info.url, ssl: false })

@@ -58,34 +58,15 @@ const workDir = join(benchDir, ".work")
 // --- command line ---------------------------------------------------------------------------------
 
 const argv = process.argv.slice(2)
-const valued = new Set(["--runs", "--warmup", "--only", "--out"])
-const flags = new Set(["--quick", "--direct-only", "--help", "-h"])
-const options = new Map<string, string>()
-for (let i = 0; i < argv.length; i++) {
-  const a = argv[i]!
-  if (valued.has(a) && argv[i + 1] !== undefined) options.set(a, argv[++i]!)
-  else if (flags.has(a)) options.set(a, "")
-  else {
-    console.error(`unknown argument ${a} (try --help)`)
-    process.exit(2)
-  }
-}
-if (options.has("--help") || options.has("-h")) {
-  console.log(
-    "usage: node bench/sql.ts [--runs N] [--warmup N] [--quick] [--only PQ,TX,SEL,CTX] [--direct-only] [--out FILE]\n" +
-      "  defaults: 1 warm-up and 5 timed runs per job, direct and ~1 ms RTT;\n" +
-      "  --quick: smaller sizes, 2 timed runs (a smoke run). Writes bench/.work/sql.md (and --out FILE)."
-  )
-  process.exit(0)
-}
+const options = harness.parseOptions(
+  ["--runs", "--warmup", "--only", "--out"],
+  ["--quick", "--direct-only"],
+  "usage: node bench/sql.ts [--runs N] [--warmup N] [--quick] [--only PQ,TX,SEL,CTX] [--direct-only] [--out FILE]\n" +
+    "  defaults: 1 warm-up and 5 timed runs per job, direct and ~1 ms RTT;\n" +
+    "  --quick: smaller sizes, 2 timed runs (a smoke run). Writes bench/.work/sql.md (and --out FILE)."
+)
 const quick = options.has("--quick")
-const num = (name: string, fallback: number): number => {
-  const v = options.get(name)
-  if (v === undefined) return fallback
-  const n = Number(v.replaceAll("_", ""))
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} wants a whole number, got ${v}`)
-  return n
-}
+const num = (name: string, fallback: number): number => harness.numberOption(options, name, fallback)
 const RUNS = Math.max(1, num("--runs", quick ? 2 : 5))
 const WARMUP = num("--warmup", 1)
 /** SEL's table size (the whole table is selected). */
@@ -442,15 +423,7 @@ const main = async () => {
   const commit = git()
   mkdirSync(workDir, { recursive: true })
   const server = await startServer({ tls: false })
-  let stopped: Promise<void> | undefined
-  const cleanup = (): Promise<void> => {
-    stopped ??= (async () => {
-      for (const c of classes) await c.proxy?.close()
-      await server.stop()
-    })()
-    return stopped
-  }
-  harness.onInterrupt(cleanup)
+  const cleanup = harness.stopper(classes, server)
   const groups: Array<GroupReport> = []
   let serverVersion = "?"
   const loads: Array<string> = []

@@ -62,11 +62,12 @@ export interface TurnWorker {
   wake: (() => void) | undefined
 }
 
-const live = new Set<ChildProcess>()
+/** Every child process still running, with how to kill it (on Ctrl-C). */
+const live = new Map<ChildProcess, () => void>()
 let cleanup: (() => Promise<void>) | undefined
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
-    for (const child of live) child.kill("SIGKILL")
+    for (const kill of live.values()) kill()
     void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130))
   })
 }
@@ -76,10 +77,78 @@ export const onInterrupt = (f: () => Promise<void>): void => {
   cleanup = f
 }
 
+/** Kills `child` on Ctrl-C (with `kill`, SIGKILL by default) until it closes. */
+export const track = (child: ChildProcess, kill: () => void = () => child.kill("SIGKILL")): void => {
+  live.set(child, kill)
+  child.once("close", () => live.delete(child))
+}
+
+/**
+ * Stops the proxies of `classes` and then `server`, once however often it is called; also what
+ * Ctrl-C does (after killing the live workers).
+ */
+export const stopper = (
+  classes: ReadonlyArray<LatencyClass>,
+  server: { readonly stop: () => Promise<void> }
+): (() => Promise<void>) => {
+  let stopped: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      for (const c of classes) await c.proxy?.close()
+      await server.stop()
+    })()
+    return stopped
+  }
+  onInterrupt(stop)
+  return stop
+}
+
+/**
+ * The command line of a bench program: `valued` options take the next argument, `flags` none;
+ * `--help` / `-h` print `usage` and exit, anything else unknown exits with status 2.
+ */
+export const parseOptions = (
+  valued: ReadonlyArray<string>,
+  flags: ReadonlyArray<string>,
+  usage: string
+): Map<string, string> => {
+  const argv = process.argv.slice(2)
+  const options = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (valued.includes(a) && argv[i + 1] !== undefined) options.set(a, argv[++i]!)
+    else if (flags.includes(a) || a === "--help" || a === "-h") options.set(a, "")
+    else {
+      console.error(`unknown argument ${a} (try --help)`)
+      process.exit(2)
+    }
+  }
+  if (options.has("--help") || options.has("-h")) {
+    console.log(usage)
+    process.exit(0)
+  }
+  return options
+}
+
+/** A numeric option (`_` allowed as a digit separator), ≥ 0, whole unless `fractional`. */
+export const numberOption = (
+  options: Map<string, string>,
+  name: string,
+  fallback: number,
+  fractional = false
+): number => {
+  const v = options.get(name)
+  if (v === undefined) return fallback
+  const n = Number(v.replaceAll("_", ""))
+  if (!Number.isFinite(n) || n < 0 || (!fractional && !Number.isInteger(n)))
+    throw new Error(`${name} wants a ${fractional ? "number ≥ 0" : "whole number"}, got ${v}`)
+  return n
+}
+
 /** Starts `node args…` as a worker, reading its stdout line by line (`@turn` lines counted apart). */
 export const spawnTurnWorker = (args: ReadonlyArray<string>): TurnWorker => {
   const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] })
-  live.add(child)
+  track(child)
   const w: TurnWorker = {
     child,
     lines: [],
@@ -104,7 +173,6 @@ export const spawnTurnWorker = (args: ReadonlyArray<string>): TurnWorker => {
     w.stderr += d
   })
   child.on("close", () => {
-    live.delete(child)
     if (w.tail.trim() !== "") w.lines.push(w.tail)
     w.exited = true
     w.wake?.()
