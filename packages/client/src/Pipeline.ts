@@ -502,7 +502,6 @@ export const make = (
     /** The pipeline's connection, for what a named statement prepared here does outside it. */
     const onConn: RunOn = (f) => f(conn)
 
-    /** Binds a statement prepared under a name (on this connection) inside the segment. */
     /** The record of a statement prepared on this pipeline's connection and still open, or why not. */
     const recordOf = (statement: PreparedStatement): Prepared | StatementRejected => {
       const named = internalsOf(statement)
@@ -516,6 +515,7 @@ export const make = (
         : closedStatement(statement.name)
     }
 
+    /** Binds a statement prepared under a name (on this connection) inside the segment. */
     const executeNamed = (statement: PreparedStatement, params: ReadonlyArray<unknown>) =>
       queueWith(statement.text, (state) => {
         const prepared = recordOf(statement)

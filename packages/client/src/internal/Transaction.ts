@@ -67,10 +67,6 @@ export class TxState {
     this.key = key
     this.begin = beginText === undefined ? OPEN : { kind: "pending", text: beginText }
   }
-  /** Whether a BEGIN went out (so a ROLLBACK may be due). */
-  get beginSent(): boolean {
-    return this.begin.kind !== "pending"
-  }
   settleBegin(begin: Begin): void {
     this.begin = begin
     const waiters = this.beginWaiters
@@ -169,20 +165,7 @@ export const runBegun = (
     const begin = tx.begin
     switch (begin.kind) {
       case "open":
-        if (statements.length === 0) return Effect.succeed([])
-        return statements.length === 1
-          ? Effect.map(
-              runStatement(
-                tx.conn,
-                statements[0]!.text,
-                statements[0]!.values,
-                undefined,
-                false,
-                statements[0]!.arrays === true
-              ),
-              (r) => [r]
-            )
-          : runSegment(tx.conn, statements)
+        return statements.length === 0 ? Effect.succeed([]) : runSegment(tx.conn, statements)
       case "failed":
         return Effect.fail(begin.error)
       case "sent":
@@ -230,22 +213,24 @@ const beginAlone = (tx: TxState): Effect.Effect<void, TxError> =>
 export const inTurn = <A, E, R>(
   level: TxLevel,
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | TxError, R> => {
-  if (!level.active) return Effect.fail(ended())
-  const begun = level.tx.begin.kind === "open" ? effect : Effect.andThen(beginAlone(level.tx), effect)
-  if (level.tx.top() === level) return begun
-  return Effect.andThen(level.tx.turn(level), begun)
-}
+): Effect.Effect<A, E | TxError, R> =>
+  withTurn(level, level.tx.begin.kind === "open" ? effect : Effect.andThen(beginAlone(level.tx), effect))
 
 /** `statements` in one segment when `level` has its turn, with the block's BEGIN if it is still due. */
 export const runInTurn = (
   level: TxLevel,
   statements: ReadonlyArray<Bound>
-): Effect.Effect<Array<QueryResult<any>>, TxError | PipelineAborted> => {
+): Effect.Effect<Array<QueryResult<any>>, TxError | PipelineAborted> =>
+  withTurn(level, runBegun(level.tx, statements))
+
+/** `effect` once `level` is the innermost open level (at once when it is); fails once it has ended. */
+const withTurn = <A, E, R>(
+  level: TxLevel,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | StatementRejected, R> => {
   if (!level.active) return Effect.fail(ended())
-  const run = runBegun(level.tx, statements)
-  if (level.tx.top() === level) return run
-  return Effect.andThen(level.tx.turn(level), run)
+  if (level.tx.top() === level) return effect
+  return Effect.andThen(level.tx.turn(level), effect)
 }
 
 export const beginText = (options: TransactionOptions = {}): string => {
