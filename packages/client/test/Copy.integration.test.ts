@@ -294,6 +294,35 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("copy", (
     })
   )
 
+  it.effect(
+    "copyTo: blocks the consumer keeps stay intact (rows of 0 bytes to 90 KiB, cut anywhere by the socket)",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        // Row i: i, a tab, then a letter repeated size(i) times (every 500th row 70-90 KiB, so it
+        // spans socket chunks; the others 0-299 bytes, many per chunk).
+        const rows = 20_000
+        const size = (i: number) => (i % 500 === 0 ? 70_000 + i : (i * 37) % 300)
+        const blocks = yield* Stream.runCollect(
+          pg.copyTo(
+            `copy (select i, repeat(chr(97 + i % 26), case when i % 500 = 0 then 70000 + i else (i * 37) % 300 end) from generate_series(1, ${rows}) i) to stdout`
+          )
+        )
+        // Every block was kept until the end: a later row packed over an earlier block would show.
+        const text = Buffer.concat(
+          Array.from(blocks, (b) => Buffer.from(b.buffer, b.byteOffset, b.length))
+        ).toString("latin1")
+        const lines = text.split("\n")
+        expect(lines.pop()).toBe("")
+        expect(lines.length).toBe(rows)
+        let wrong = 0
+        for (let i = 1; i <= rows; i++) {
+          if (lines[i - 1] !== `${i}\t${String.fromCharCode(97 + (i % 26)).repeat(size(i))}`) wrong++
+        }
+        expect(wrong).toBe(0)
+      })
+  )
+
   it.effect("copyTo: an error mid-copy fails the stream after the data before it", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })

@@ -29,8 +29,6 @@ import { CopyStep, type SimpleEnd } from "./simple.ts"
 /** Bytes waiting (for the consumer of COPY TO, for the socket in COPY FROM) before pushing back. */
 const HIGH_WATER = 1024 * 1024
 const LOW_WATER = 256 * 1024
-/** COPY TO output is handed over in blocks of about this size (rows arrive one CopyData each). */
-const BLOCK = 64 * 1024
 /** COPY FROM chunks above this are sent as several CopyData messages. */
 const PIECE = 256 * 1024
 
@@ -542,10 +540,16 @@ class CopyOut extends Pullable<Uint8Array> {
   private readonly conn: Connection
   private readonly owner: object
   private blocks: Array<Uint8Array> = []
-  private block: Uint8Array | undefined
-  private filled = 0
-  /** Where the part of `block` not yet handed over starts (what precedes it belongs to the consumer). */
-  private blockStart = 0
+  /**
+   * The socket chunk whose CopyData payloads are being packed together in place: each payload is
+   * moved down over the 5-byte headers before it, so the chunk itself becomes the block handed
+   * over (no copy into a buffer of our own, no allocation per chunk).
+   */
+  private chunk: Buffer | undefined
+  /** Where the next payload goes in `chunk`. */
+  private packed = 0
+  /** Where the part of `chunk` not yet handed over starts (what precedes it is the consumer's). */
+  private pieceStart = 0
   private buffered = 0
   private paused = false
   private closing = false
@@ -558,20 +562,23 @@ class CopyOut extends Pullable<Uint8Array> {
     this.owner = owner
   }
 
-  /** CopyData handed over by the wire without a message object (see Wire.copyDataSink). */
+  /**
+   * CopyData handed over by the wire without a message object (see Wire.copyDataSink), in order
+   * within a chunk. The wire never reads a chunk's bytes again once handed here and never reuses
+   * a chunk, and a payload only moves down over bytes already parsed, so packing in place is safe.
+   */
   private readonly raw = (chunk: Buffer, start: number, end: number): void => {
     if (this.closing) return
-    const length = end - start
-    if (length >= BLOCK) {
+    if (chunk !== this.chunk) {
       this.seal()
-      this.blocks.push(chunk.subarray(start, end))
-    } else {
-      let block = this.block
-      if (block === undefined || this.filled + length > block.length) block = this.fresh()
-      chunk.copy(block, this.filled, start, end)
-      this.filled += length
+      this.chunk = chunk
+      this.packed = start
+      this.pieceStart = start
+    } else if (this.packed !== start) {
+      chunk.copyWithin(this.packed, start, end)
     }
-    this.received(length)
+    this.packed += end - start
+    this.received(end - start)
   }
 
   private unhook(): void {
@@ -585,15 +592,10 @@ class CopyOut extends Pullable<Uint8Array> {
     },
     data: (bytes: Uint8Array) => {
       if (this.closing) return
-      if (bytes.length >= BLOCK) {
-        this.seal()
-        this.blocks.push(bytes.slice())
-      } else {
-        let block = this.block
-        if (block === undefined || this.filled + bytes.length > block.length) block = this.fresh()
-        block.set(bytes, this.filled)
-        this.filled += bytes.length
-      }
+      // A message the parser assembled (its bytes are the parser's): a copy of its own.
+      this.seal()
+      this.chunk = undefined
+      this.blocks.push(bytes.slice())
       this.received(bytes.length)
     },
     failed: () => {
@@ -614,7 +616,7 @@ class CopyOut extends Pullable<Uint8Array> {
       this.paused = true
       this.conn.session.wire.pauseReading()
     }
-    // After the socket chunk being parsed: its rows (one CopyData each) fill one block together.
+    // After the socket chunk being parsed: its rows (one CopyData each) are handed over together.
     if (this.waiting && !this.wakeQueued) {
       this.wakeQueued = true
       queueMicrotask(this.wakeLater)
@@ -628,24 +630,14 @@ class CopyOut extends Pullable<Uint8Array> {
   }
 
   /**
-   * Hands over what the block holds beyond what was handed over before; the rest of the block
-   * keeps filling (a block is allocated per 64 KiB of data, not per hand-over).
+   * Hands over what the chunk holds packed beyond what was handed over before; later payloads of
+   * the same chunk are packed after it, never over it.
    */
   private seal(): void {
-    if (this.block !== undefined && this.filled > this.blockStart) {
-      this.blocks.push(this.block.subarray(this.blockStart, this.filled))
-      this.blockStart = this.filled
+    if (this.chunk !== undefined && this.packed > this.pieceStart) {
+      this.blocks.push(this.chunk.subarray(this.pieceStart, this.packed))
+      this.pieceStart = this.packed
     }
-  }
-
-  /** A new block, after handing over what the current one holds. */
-  private fresh(): Uint8Array {
-    this.seal()
-    const block = new Uint8Array(BLOCK)
-    this.block = block
-    this.filled = 0
-    this.blockStart = 0
-    return block
   }
 
   protected next(): Effect.Effect<ReadonlyArray<Uint8Array>, RunError | Cause.Done> | undefined {
@@ -669,7 +661,7 @@ class CopyOut extends Pullable<Uint8Array> {
     this.closing = true
     this.unhook()
     this.blocks = []
-    this.block = undefined
+    this.chunk = undefined
     if (this.paused) {
       this.paused = false
       this.conn.session.wire.resumeReading()

@@ -174,7 +174,9 @@ export class Wire {
   /**
    * While set, CopyData messages that start a socket chunk are handed here as (chunk, start, end)
    * instead of being parsed into messages: the COPY TO consumer installs it once copy-out began and
-   * removes it at the end. The bytes stay valid (the chunk is never reused).
+   * removes it at the end. The bytes stay valid (the chunk is never reused), and once a message is
+   * handed over the wire never reads that chunk's bytes up to the message's end again: the sink may
+   * rewrite them (COPY TO packs the payloads together in place).
    */
   copyDataSink: ((chunk: Buffer, start: number, end: number) => void) | undefined = undefined
 
