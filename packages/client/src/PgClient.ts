@@ -600,10 +600,8 @@ const verdictOf = (text: string): number => {
 }
 
 /** Whether spans can be seen (a tracing backend is installed): otherwise none are made. */
-const tracingOn = Effect.map(
-  Effect.all([Effect.tracer, References.TracerEnabled]),
-  ([tracer, enabled]) => tracer !== Tracer.nativeTracer && enabled
-)
+const tracingOn = (fiber: Fiber): boolean =>
+  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer && fiber.getRef(References.TracerEnabled)
 
 const sharedPrepare = () =>
   new StatementRejected({
@@ -617,9 +615,9 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
 
   /** A connection leased for the scope (span `pgline.pool.acquire` when tracing is on). */
   const lease = (kind: LeaseKind): Effect.Effect<Pooled, PgClientError | PgServerError, Scope.Scope> =>
-    Effect.flatMap(tracingOn, (tracing) =>
+    Effect.withFiber((fiber) =>
       Effect.acquireRelease(
-        tracing
+        tracingOn(fiber)
           ? Effect.withSpan(pool.wait(kind), "pgline.pool.acquire", { kind: "client" })
           : pool.wait(kind),
         (pooled) => pool.release(pooled)
@@ -795,8 +793,13 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         const w = where(fiber)
         switch (w.kind) {
           case "shared":
+            // One scope for the lease and the pipeline (the pipeline's end runs first).
             return Effect.scoped(
-              Effect.flatMap(lease("transaction"), (pooled) => Pipeline.transaction(pooled.conn, body))
+              Effect.flatMap(lease("transaction"), (pooled) =>
+                Effect.flatMap(Pipeline.make(pooled.conn), (p) =>
+                  Pipeline.transactionIn(pooled.conn, p, body)
+                )
+              )
             )
           case "conn":
             return Pipeline.transaction(w.conn, body)

@@ -424,8 +424,8 @@ export const make = (
     // sync's answer) and one per statement (queued to settled), with the SQLSTATE on failure.
     // Without a tracing backend (Effect's in-memory native tracer) nobody can see a span, so none is
     // made: six spans per pipelined transaction were a fifth of its client CPU.
-    const tracer = yield* Effect.tracer
-    const tracing = tracer !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+    const tracer = owner.getRef(Tracer.Tracer)
+    const tracing = tracer !== Tracer.nativeTracer && owner.getRef(References.TracerEnabled)
     const pipelineSpan = tracing
       ? yield* Effect.makeSpanScoped("pgline.pipeline", { kind: "client" })
       : undefined
