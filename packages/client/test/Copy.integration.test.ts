@@ -294,11 +294,16 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("copy", (
     })
   )
 
-  it.effect(
-    "copyTo: blocks the consumer keeps stay intact (rows of 0 bytes to 90 KiB, cut anywhere by the socket)",
-    () =>
+  // The blocks are the socket's own reads, packed in place: plain TCP and TLS deliver them alike.
+  it.effect.each(["disable", "require"] as const)(
+    "copyTo: blocks the consumer keeps stay intact, sslmode %s (rows of 0 bytes to 90 KiB, cut anywhere by the socket)",
+    (sslmode) =>
       Effect.gen(function* () {
-        const { pg } = yield* poolClient({ max: 1 })
+        const { pg } = yield* poolClient({ max: 1, sslmode })
+        const ssl = yield* pg.query<{ ssl: boolean }>(
+          "select ssl from pg_stat_ssl where pid = pg_backend_pid()"
+        )
+        expect(ssl.rows[0]!.ssl).toBe(sslmode === "require")
         // Row i: i, a tab, then a letter repeated size(i) times (every 500th row 70-90 KiB, so it
         // spans socket chunks; the others 0-299 bytes, many per chunk).
         const rows = 20_000
