@@ -328,6 +328,21 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("copy", (
       })
   )
 
+  it.effect("copyTo: rows that arrive with the COPY's start are joined into blocks, not one per row", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      // ~3 KiB in all: the server sends it with CopyOutResponse in one write, which the parser
+      // reads before the fast path is installed.
+      const blocks = yield* Stream.runCollect(
+        pg.copyTo("copy (select i, 'row ' || i from generate_series(1, 300) i) to stdout")
+      )
+      const text = Buffer.concat(Array.from(blocks)).toString("utf8")
+      const expected = Array.from({ length: 300 }, (_, k) => `${k + 1}\trow ${k + 1}\n`).join("")
+      expect(text).toBe(expected)
+      expect(blocks.length).toBeLessThan(30)
+    })
+  )
+
   it.effect("copyTo: an error mid-copy fails the stream after the data before it", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })

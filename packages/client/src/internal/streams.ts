@@ -535,6 +535,17 @@ export const copyIn = <E, R>(
     })
   )
 
+/** `parts` (of `length` bytes in all) as one array. */
+const joined = (parts: ReadonlyArray<Uint8Array>, length: number): Uint8Array => {
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const part of parts) {
+    out.set(part, at)
+    at += part.length
+  }
+  return out
+}
+
 /** Accumulates COPY TO output into blocks, pausing the socket while the consumer is behind. */
 class CopyOut extends Pullable<Uint8Array> {
   private readonly conn: Connection
@@ -550,6 +561,9 @@ class CopyOut extends Pullable<Uint8Array> {
   private packed = 0
   /** Where the part of `chunk` not yet handed over starts (what precedes it is the consumer's). */
   private pieceStart = 0
+  /** Copies of messages the parser assembled since the last hand-over, joined into one block then. */
+  private loose: Array<Uint8Array> = []
+  private looseBytes = 0
   private buffered = 0
   private paused = false
   private closing = false
@@ -592,10 +606,13 @@ class CopyOut extends Pullable<Uint8Array> {
     },
     data: (bytes: Uint8Array) => {
       if (this.closing) return
-      // A message the parser assembled (its bytes are the parser's): a copy of its own.
-      this.seal()
+      // A message the parser assembled (the rows that came in the same read as CopyOutResponse,
+      // or one cut by a read's end before the fast path took over): its bytes are the parser's,
+      // so a copy; the copies made until the next hand-over become one block.
+      this.sealChunk()
       this.chunk = undefined
-      this.blocks.push(bytes.slice())
+      this.loose.push(bytes.slice())
+      this.looseBytes += bytes.length
       this.received(bytes.length)
     },
     failed: () => {
@@ -634,6 +651,16 @@ class CopyOut extends Pullable<Uint8Array> {
    * the same chunk are packed after it, never over it.
    */
   private seal(): void {
+    // Loose copies and a packed chunk are never both pending: each hands the other over first.
+    if (this.loose.length > 0) {
+      this.blocks.push(this.loose.length === 1 ? this.loose[0]! : joined(this.loose, this.looseBytes))
+      this.loose = []
+      this.looseBytes = 0
+    }
+    this.sealChunk()
+  }
+
+  private sealChunk(): void {
     if (this.chunk !== undefined && this.packed > this.pieceStart) {
       this.blocks.push(this.chunk.subarray(this.pieceStart, this.packed))
       this.pieceStart = this.packed
@@ -662,6 +689,7 @@ class CopyOut extends Pullable<Uint8Array> {
     this.unhook()
     this.blocks = []
     this.chunk = undefined
+    this.loose = []
     if (this.paused) {
       this.paused = false
       this.conn.session.wire.resumeReading()
