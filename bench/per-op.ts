@@ -15,6 +15,10 @@
  *   statement, so no round trip (the fixed cost of opening a pipeline)
  * - transfer: `pg.pipelineTransaction` with P2's two UPDATEs (one round trip)
  * - transfer-awaited: `pg.withTransaction` with the two UPDATEs awaited in turn (three round trips)
+ * - transfer-floor: the transfer's four statements (BEGIN, the UPDATEs, COMMIT) and a Sync queued
+ *   straight on the pool's connection object, one `Effect.callback` resumed by the Sync's answer:
+ *   no lease, scope, pipeline or handle, so the difference to `transfer` is what those cost (the
+ *   connection is reached by recording it on its first statement; diagnostic only, not an API)
  *
  * Add `node --cpu-prof` to profile a loop (the profiles cited were taken that way, 10,000 runs).
  * Numbers move with the machine's load: compare operations within one run.
@@ -23,6 +27,7 @@ import { Socket } from "node:net"
 import { PgClient } from "@pgline/client"
 import { PgServer } from "@pgline/testing"
 import { Effect, Layer } from "effect"
+import { Connection } from "../packages/client/src/internal/Connection.ts"
 import { CREDIT, DEBIT, POINT } from "./workers/common.ts"
 
 const operation = process.argv[2] ?? "query"
@@ -40,6 +45,30 @@ Socket.prototype.write = function (this: Socket, ...args: Array<unknown>) {
   return ok
 } as typeof write
 
+// The pool's connection, recorded on its first statement (for transfer-floor).
+let connection: Connection | undefined
+const queueStatement = Connection.prototype.queueStatement
+Connection.prototype.queueStatement = function (this: Connection, ...args) {
+  connection = this
+  return queueStatement.apply(this, args)
+}
+
+/** The transfer with nothing around the connection's own queue: one callback, resumed at the Sync. */
+const transferFloor = Effect.callback<void>((resume) => {
+  const conn = connection!
+  let failed: unknown
+  const sink = {
+    settle: (outcome: { readonly _tag: string }) => {
+      if (outcome._tag !== "Done" && failed === undefined) failed = outcome
+    }
+  }
+  conn.queueStatement("begin", [], sink)
+  conn.queueStatement(DEBIT, [1, 1], sink)
+  conn.queueStatement(CREDIT, [1, 2], sink)
+  conn.queueStatement("commit", [], sink)
+  conn.queueSync(() => resume(failed === undefined ? Effect.void : Effect.die(failed)))
+})
+
 const program = Effect.scoped(
   Effect.gen(function* () {
     const pg = yield* PgClient
@@ -53,6 +82,7 @@ const program = Effect.scoped(
       transfer: pg.pipelineTransaction((p) =>
         Effect.all([p.execute(DEBIT, [1, 1]), p.execute(CREDIT, [1, 2])])
       ),
+      "transfer-floor": transferFloor,
       "transfer-awaited": pg.withTransaction(
         Effect.gen(function* () {
           yield* pg.query(DEBIT, [1, 1])
