@@ -15,6 +15,8 @@
  *   statement, so no round trip (the fixed cost of opening a pipeline)
  * - transfer: `pg.pipelineTransaction` with P2's two UPDATEs (one round trip)
  * - transfer-awaited: `pg.withTransaction` with the two UPDATEs awaited in turn (three round trips)
+ * - execute-100 / many-100: one `pg.withPipeline` of 100 point selects, queued one `p.execute` at a
+ *   time or with one `p.executeMany` (one round trip each; divide by 100 for a statement)
  * - transfer-floor: the transfer's four statements (BEGIN, the UPDATEs, COMMIT) and a Sync queued
  *   straight on the pool's connection object, one `Effect.callback` resumed by the Sync's answer:
  *   no lease, scope, pipeline or handle, so the difference to `transfer` is what those cost (the
@@ -53,6 +55,8 @@ Connection.prototype.queueStatement = function (this: Connection, ...args) {
   return queueStatement.apply(this, args)
 }
 
+const hundred = Array.from({ length: 100 }, (_, i) => [i])
+
 /** The transfer with nothing around the connection's own queue: one callback, resumed at the Sync. */
 const transferFloor = Effect.callback<void>((resume) => {
   const conn = connection!
@@ -82,6 +86,12 @@ const program = Effect.scoped(
       transfer: pg.pipelineTransaction((p) =>
         Effect.all([p.execute(DEBIT, [1, 1]), p.execute(CREDIT, [1, 2])])
       ),
+      "execute-100": pg.withPipeline((p) =>
+        Effect.gen(function* () {
+          for (let i = 0; i < 100; i++) yield* p.execute(POINT, hundred[i]!)
+        })
+      ),
+      "many-100": pg.withPipeline((p) => p.executeMany(POINT, hundred)),
       "transfer-floor": transferFloor,
       "transfer-awaited": pg.withTransaction(
         Effect.gen(function* () {
