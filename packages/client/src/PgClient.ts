@@ -613,14 +613,19 @@ const sharedPrepare = () =>
 const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgClientApi => {
   const owners = new Map<object, OwnPipeline>()
 
-  /** A connection leased for the scope (span `pgline.pool.acquire` when tracing is on). */
+  /**
+   * A connection leased for the scope (span `pgline.pool.acquire` when tracing is on). The wait is
+   * interruptible (a timeout or an interrupted caller ends it at once and leaves the queue); once
+   * the connection is handed over, its release is registered before anything can interrupt.
+   */
   const lease = (kind: LeaseKind): Effect.Effect<Pooled, PgClientError | PgServerError, Scope.Scope> =>
     Effect.withFiber((fiber) =>
       Effect.acquireRelease(
         tracingOn(fiber)
           ? Effect.withSpan(pool.wait(kind), "pgline.pool.acquire", { kind: "client" })
           : pool.wait(kind),
-        (pooled) => pool.release(pooled)
+        (pooled) => pool.release(pooled),
+        { interruptible: true }
       )
     )
 

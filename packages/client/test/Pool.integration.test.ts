@@ -10,7 +10,19 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
-import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
+import {
+  Cause,
+  ConfigProvider,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Scope,
+  Stream
+} from "effect"
 import { PgClient } from "@pgline/client"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
 import { errorOf, within } from "./support/pipeline.ts"
@@ -103,6 +115,63 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
         })
       )
       expect(reserveError._tag).toBe("AcquireTimeout")
+    })
+  )
+
+  it.effect("a caller waiting for a connection can be interrupted: every API leaves the queue at once", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1, acquireTimeout: 60_000 })
+      yield* pg.query("create table wait_probe (v int)")
+      // The only connection, held until `done` (not for a fixed time).
+      const held = yield* Deferred.make<void>()
+      const done = yield* Deferred.make<void>()
+      const holder = yield* Effect.forkChild(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            yield* conn.query("select 1")
+            yield* Deferred.succeed(held, undefined)
+            yield* Deferred.await(done)
+          })
+        )
+      )
+      yield* Deferred.await(held)
+      const waiting: Record<string, Effect.Effect<unknown, unknown>> = {
+        query: pg.query("insert into wait_probe values (1)"),
+        all: pg.all([pg.sql`insert into wait_probe values (2)`]),
+        withTransaction: pg.withTransaction(pg.query("insert into wait_probe values (3)")),
+        pipelineTransaction: pg.pipelineTransaction((p) => p.execute("insert into wait_probe values (4)")),
+        withPipeline: pg.withPipeline((p) => p.execute("insert into wait_probe values (5)")),
+        reserve: Effect.scoped(
+          Effect.flatMap(pg.reserve, (r) => r.query("insert into wait_probe values (6)"))
+        ),
+        script: pg.script("insert into wait_probe values (7)"),
+        stream: Stream.runDrain(pg.stream("select 8")),
+        copyTo: Stream.runDrain(pg.copyTo("copy (select 9) to stdout")),
+        copyFrom: pg.copyFrom("copy wait_probe from stdin", Stream.make("10\n"))
+      }
+      for (const [name, op] of Object.entries(waiting)) {
+        // A timeout interrupts the wait; an uninterruptible wait would last until `done`, so the
+        // fiber would not finish while the connection is held.
+        const fiber = yield* Effect.forkChild(Effect.exit(Effect.timeout(op, 50)))
+        yield* eventually(
+          Effect.sync(() => fiber.pollUnsafe() !== undefined),
+          10_000,
+          `${name} ended while the only connection is held`
+        )
+        const exit = yield* Fiber.join(fiber)
+        expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({ _tag: "TimeoutError" })
+      }
+      yield* Deferred.succeed(done, undefined)
+      yield* Fiber.join(holder)
+      // Nothing was sent, and the pool serves the next caller: no lease was left behind.
+      expect((yield* within(10_000)(pg.query("select count(*)::int as n from wait_probe"))).rows).toEqual([
+        { n: 0 }
+      ])
+      const reserved = yield* within(10_000)(
+        Effect.scoped(Effect.flatMap(pg.reserve, (r) => r.query("select 11 as v")))
+      )
+      expect(reserved.rows).toEqual([{ v: 11 }])
     })
   )
 

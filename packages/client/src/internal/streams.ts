@@ -41,7 +41,7 @@ const streamOpen = () =>
 
 /**
  * Holds `conn` for the scope: statements of other fibers wait until it ends, and the holder's own
- * fiber is told (StreamOpen) instead of waiting on itself.
+ * fiber is told (StreamOpen) instead of waiting on itself. Waiting for it can be interrupted.
  */
 export const hold = (conn: Connection, owner: object): Effect.Effect<void, never, Scope.Scope> =>
   Effect.acquireRelease(
@@ -55,7 +55,8 @@ export const hold = (conn: Connection, owner: object): Effect.Effect<void, never
       )
       return cancel === undefined ? undefined : Effect.sync(cancel)
     }),
-    () => Effect.sync(() => conn.release(owner))
+    () => Effect.sync(() => conn.release(owner)),
+    { interruptible: true }
   )
 
 // ---------------------------------------------------------------------------------------------
