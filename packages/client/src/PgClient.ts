@@ -1048,8 +1048,10 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     Stream.callback<Notification, PgServerError | PgClientError>((queue) => {
       const invalid = invalidChannel(channel)
       if (invalid !== undefined) return Effect.fail(badChannel(invalid))
-      return Effect.acquireRelease(listener.subscribe(channel, queue), () =>
-        listener.unsubscribe(channel, queue)
+      return Effect.acquireRelease(
+        listener.subscribe(channel, queue),
+        () => listener.unsubscribe(channel, queue),
+        { interruptible: true }
       )
     })
 
@@ -1058,8 +1060,10 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       const invalid = invalidChannel(channel)
       if (invalid !== undefined) return yield* Effect.fail(badChannel(invalid))
       const queue = yield* Queue.unbounded<Notification, PgServerError | PgClientError | Cause.Done>()
-      yield* Effect.acquireRelease(listener.subscribe(channel, queue), () =>
-        Effect.andThen(listener.unsubscribe(channel, queue), Queue.end(queue))
+      yield* Effect.acquireRelease(
+        listener.subscribe(channel, queue),
+        () => Effect.andThen(listener.unsubscribe(channel, queue), Queue.end(queue)),
+        { interruptible: true }
       )
       return Stream.fromQueue(queue) as Stream.Stream<Notification>
     })

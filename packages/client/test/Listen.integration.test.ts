@@ -11,8 +11,8 @@
 import { expect, layer } from "@effect/vitest"
 import type { Notification, PgClientApi } from "@pgline/client"
 import { PgClient } from "@pgline/client"
-import { PgServer } from "@pgline/testing"
-import { ConfigProvider, Context, Effect, Fiber, Layer, Logger, Stream } from "effect"
+import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
+import { Cause, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Logger, Stream } from "effect"
 import { errorOf } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient } from "./support/pool.ts"
 
@@ -269,6 +269,42 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("listen",
       }
       const invalid = yield* errorOf(Effect.scoped(pg.listenScoped("")))
       expect(invalid._tag === "StatementRejected" && invalid.reason).toBe("InvalidText")
+    })
+  )
+
+  it.effect("a first listen still opening its connection can be interrupted; the listener works after", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const proxy = yield* LatencyProxy.make({ targetHost: info.host, targetPort: info.port, delayMs: 0 })
+      const { pg, app } = yield* poolClient({ url: withProxyUrl(info.url, proxy), max: 1 })
+      yield* pg.query("select 1")
+      // From now on a new connection's start-up takes several seconds (2 s each way per exchange).
+      proxy.setDelay(2_000)
+      const fiber = yield* Effect.forkChild(
+        Effect.exit(Effect.timeout(Effect.scoped(pg.listenScoped("ln_interrupted")), 100))
+      )
+      yield* eventually(
+        Effect.sync(() => fiber.pollUnsafe() !== undefined),
+        3_000,
+        "the interrupted listen ended while its connection was still starting"
+      )
+      const exit = yield* Fiber.join(fiber)
+      expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({ _tag: "TimeoutError" })
+      proxy.setDelay(0)
+      const got = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const notifications = yield* pg.listenScoped("ln_interrupted")
+          yield* pg.notify("ln_interrupted", "after")
+          return yield* notifications.pipe(Stream.take(1), Stream.runCollect)
+        })
+      )
+      expect(got.map((n) => n.payload)).toEqual(["after"])
+      // The listening connection closed with its last stream: only the pool's connection is left.
+      yield* eventually(
+        Effect.map(backendsOf(pg, app), (rows) => rows.length === 1),
+        10_000,
+        "one backend left"
+      )
     })
   )
 

@@ -95,10 +95,28 @@ export class Listener {
           return
         }
         const conn = yield* this.connection()
-        yield* runStatement(conn, `listen ${quoteIdentifier(channel)}`, [])
+        // Interrupted here, the LISTEN may have run with nobody to receive its notifications.
+        yield* Effect.onInterrupt(runStatement(conn, `listen ${quoteIdentifier(channel)}`, []), () =>
+          this.forget(channel)
+        )
         this.channels.set(channel, new Set([queue]))
       })
     )
+  }
+
+  /**
+   * After an interrupted first LISTEN on `channel` (the lock held): with no other channel the
+   * listening connection closes. Otherwise the LISTEN may stay on the server without waiting for an
+   * UNLISTEN's round trip: its notifications are logged as having no stream, a later listen on the
+   * channel LISTENs again, and the connection closes with its last channel.
+   */
+  private forget(channel: string): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const current = this.current
+      if (this.channels.size > 0 || current === undefined) return Effect.void
+      this.current = undefined
+      return Scope.close(current.scope, Exit.void)
+    })
   }
 
   /** Removes a stream's queue; the channel's last one UNLISTENs, and no channel left closes the connection. */
