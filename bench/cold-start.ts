@@ -1,34 +1,12 @@
-/**
- * cold-start: what a fresh Node process pays from its start to the answer of its first query, per
- * driver: import the driver (pgline from its built JavaScript, dist/, as npm users load it),
- * connect, run `select 1`, close. Each run is a new process against one embedded PostgreSQL 18
- * (TLS off); the drivers' runs are interleaved, `runs` each after one warm-up per driver (file
- * system cache), and the medians printed: the import, connect + first query, the first answer
- * counted from the process's own start (`performance.now()`, which includes Node's bootstrap), and
- * the whole process from spawn to exit as the parent saw it.
- *
- *   pnpm run build && node bench/cold-start.ts [runs=15] [--out FILE]
- *
- * pgline's probe builds `PgClient.layer({ url, max: 1 })` (the pool opens its first connection
- * while the layer is built) and runs one `pg.query`; pg's is `new Client`, `connect`, `query`,
- * `end`; postgres.js's is `postgres(url, { max: 1 })`, one tagged query, `end`.
- */
-import { execFileSync } from "node:child_process"
-import { existsSync, writeFileSync } from "node:fs"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { writeFileSync } from "node:fs"
 import { startServer } from "@pgline/testing"
-import { median } from "./workers/harness.ts"
+import { median, requireBuiltClient, runProbe } from "./workers/harness.ts"
 
 const args = process.argv.slice(2)
 const outAt = args.indexOf("--out")
 const outFile = outAt >= 0 ? args[outAt + 1] : undefined
 const runs = Number(args.find((a, i) => !a.startsWith("--") && (outAt < 0 || i !== outAt + 1)) ?? 15)
-const here = dirname(fileURLToPath(import.meta.url))
-if (!existsSync(join(here, "..", "packages", "client", "dist", "index.js"))) {
-  console.error("packages/client/dist is missing: run `pnpm run build` first")
-  process.exit(1)
-}
+requireBuiltClient()
 
 interface Sample {
   readonly importMs: number
@@ -90,14 +68,8 @@ ${report}`
 ]
 
 const sample = (probe: string): Sample => {
-  const t0 = performance.now()
-  const out = execFileSync(process.execPath, ["--input-type=module", "-e", probe], {
-    cwd: here,
-    encoding: "utf8",
-    env: { ...process.env, NODE_OPTIONS: "" }
-  })
-  const processMs = performance.now() - t0
-  return { ...(JSON.parse(out.trim().split("\n").at(-1)!) as Omit<Sample, "processMs">), processMs }
+  const { result, processMs } = runProbe<Omit<Sample, "processMs">>(probe)
+  return { ...result, processMs }
 }
 
 const server = await startServer()

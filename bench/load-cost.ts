@@ -1,28 +1,7 @@
-/**
- * load-cost: what `import "@pgline/client"` costs a fresh Node process when the package is loaded
- * from its built JavaScript (dist/, what npm users get) and from its TypeScript source (the
- * "@pgline/source" export condition the monorepo uses; Node strips the types of every file it
- * loads). Each run is a new process that imports the package once and reports the time the import
- * took and its resident set size afterwards; a process that imports nothing and one that imports
- * only `effect` (the same entry point the client's modules use) are the baselines. The
- * variants are run interleaved, `runs` times each, and the medians printed.
- *
- *   pnpm run build && node bench/load-cost.ts [runs=15]
- *
- * Run it without NODE_OPTIONS (each variant sets its own conditions).
- */
-import { execFileSync } from "node:child_process"
-import { existsSync } from "node:fs"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
-import { median } from "./workers/harness.ts"
+import { median, requireBuiltClient, runProbe } from "./workers/harness.ts"
 
 const runs = Number(process.argv[2] ?? 15)
-const here = dirname(fileURLToPath(import.meta.url))
-if (!existsSync(join(here, "..", "packages", "client", "dist", "index.js"))) {
-  console.error("packages/client/dist is missing: run `pnpm run build` first")
-  process.exit(1)
-}
+requireBuiltClient()
 
 interface Sample {
   readonly importMs: number
@@ -51,18 +30,8 @@ const variants: ReadonlyArray<{
 ]
 
 const sample = (flags: ReadonlyArray<string>, target: string | undefined): Sample => {
-  const t0 = performance.now()
-  const out = execFileSync(process.execPath, [...flags, "--input-type=module", "-e", probe(target)], {
-    cwd: here,
-    encoding: "utf8",
-    env: { ...process.env, NODE_OPTIONS: "" }
-  })
-  const processMs = performance.now() - t0
-  const { importMs, rssMiB } = JSON.parse(out.trim().split("\n").at(-1)!) as {
-    importMs: number
-    rssMiB: number
-  }
-  return { importMs, rssMiB, processMs }
+  const { result, processMs } = runProbe<{ importMs: number; rssMiB: number }>(probe(target), flags)
+  return { ...result, processMs }
 }
 
 // One warm-up run per variant (file-system cache), then the timed runs, interleaved.

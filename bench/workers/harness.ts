@@ -4,9 +4,12 @@
  * round trip measured), and the worker turn protocol of bench/workers/common.ts seen from the
  * parent (spawn a worker, wait for its `@turn` line or its exit, kill it past a phase limit,
  * kill every live worker on Ctrl-C). Reports, statistics and what a workload is stay in each
- * driver.
+ * driver. cold-start.ts and load-cost.ts use the fresh-process probe (runProbe).
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { existsSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import {
   type LatencyProxyHandle,
   measureRtt,
@@ -207,4 +210,33 @@ export const median = (xs: ReadonlyArray<number>): number => {
   const s = [...xs].sort((a, b) => a - b)
   const m = s.length >> 1
   return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/** The bench folder (cold-start.ts and load-cost.ts run their probes from it). */
+export const benchDir = join(dirname(fileURLToPath(import.meta.url)), "..")
+
+/** Exits with a message unless @pgline/client has been built (the probes load dist/). */
+export const requireBuiltClient = (): void => {
+  if (existsSync(join(benchDir, "..", "packages", "client", "dist", "index.js"))) return
+  console.error("packages/client/dist is missing: run `pnpm run build` first")
+  process.exit(1)
+}
+
+/**
+ * Runs `script` as an ES module in a fresh Node process (with `flags`, without the parent's
+ * NODE_OPTIONS) and returns the JSON of its last output line and the process's time from spawn to
+ * exit as seen from here.
+ */
+export const runProbe = <A>(
+  script: string,
+  flags: ReadonlyArray<string> = []
+): { readonly result: A; readonly processMs: number } => {
+  const t0 = performance.now()
+  const out = execFileSync(process.execPath, [...flags, "--input-type=module", "-e", script], {
+    cwd: benchDir,
+    encoding: "utf8",
+    env: { ...process.env, NODE_OPTIONS: "" }
+  })
+  const processMs = performance.now() - t0
+  return { result: JSON.parse(out.trim().split("\n").at(-1)!) as A, processMs }
 }
