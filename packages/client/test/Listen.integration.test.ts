@@ -33,6 +33,16 @@ const collect = (pg: PgClientApi, channel: string) =>
   })
 
 /** Notifies probes until every collector has seen one: from then on, they all listen. */
+/** listenScoped on `channel`, one NOTIFY with `payload` once listening, and the first notification. */
+const notifyListening = (pg: PgClientApi, channel: string, payload: string) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const notifications = yield* pg.listenScoped(channel)
+      yield* pg.notify(channel, payload)
+      return yield* notifications.pipe(Stream.take(1), Stream.runCollect)
+    })
+  )
+
 const untilListening = (
   pg: PgClientApi,
   channel: string,
@@ -258,13 +268,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("listen",
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })
       for (let round = 0; round < 5; round++) {
-        const got = yield* Effect.scoped(
-          Effect.gen(function* () {
-            const notifications = yield* pg.listenScoped("ln_scoped")
-            yield* pg.notify("ln_scoped", `round ${round}`)
-            return yield* notifications.pipe(Stream.take(1), Stream.runCollect)
-          })
-        )
+        const got = yield* notifyListening(pg, "ln_scoped", `round ${round}`)
         expect(got.map((n) => n.payload)).toEqual([`round ${round}`])
       }
       const invalid = yield* errorOf(Effect.scoped(pg.listenScoped("")))
@@ -291,13 +295,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("listen",
       const exit = yield* Fiber.join(fiber)
       expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({ _tag: "TimeoutError" })
       proxy.setDelay(0)
-      const got = yield* Effect.scoped(
-        Effect.gen(function* () {
-          const notifications = yield* pg.listenScoped("ln_interrupted")
-          yield* pg.notify("ln_interrupted", "after")
-          return yield* notifications.pipe(Stream.take(1), Stream.runCollect)
-        })
-      )
+      const got = yield* notifyListening(pg, "ln_interrupted", "after")
       expect(got.map((n) => n.payload)).toEqual(["after"])
       // The listening connection closed with its last stream: only the pool's connection is left.
       yield* eventually(

@@ -95,22 +95,20 @@ export class Listener {
           return
         }
         const conn = yield* this.connection()
-        // Interrupted here, the LISTEN may have run with nobody to receive its notifications.
+        // Interrupted here, the LISTEN may have run with nobody to receive its notifications: with
+        // no other channel the connection closes. Otherwise the LISTEN may stay on the server (no
+        // wait for an UNLISTEN's round trip): its notifications are logged as having no stream, a
+        // later listen on the channel LISTENs again, and the connection closes with its last channel.
         yield* Effect.onInterrupt(runStatement(conn, `listen ${quoteIdentifier(channel)}`, []), () =>
-          this.forget(channel)
+          this.closeIfUnused()
         )
         this.channels.set(channel, new Set([queue]))
       })
     )
   }
 
-  /**
-   * After an interrupted first LISTEN on `channel` (the lock held): with no other channel the
-   * listening connection closes. Otherwise the LISTEN may stay on the server without waiting for an
-   * UNLISTEN's round trip: its notifications are logged as having no stream, a later listen on the
-   * channel LISTENs again, and the connection closes with its last channel.
-   */
-  private forget(channel: string): Effect.Effect<void> {
+  /** Closes the listening connection when no channel is listened on any more (the lock held). */
+  private closeIfUnused(): Effect.Effect<void> {
     return Effect.suspend(() => {
       const current = this.current
       if (this.channels.size > 0 || current === undefined) return Effect.void
@@ -128,11 +126,7 @@ export class Listener {
         this.channels.delete(channel)
         const current = this.current
         if (current === undefined || current.conn.isClosed) return
-        if (this.channels.size === 0) {
-          this.current = undefined
-          yield* Scope.close(current.scope, Exit.void)
-          return
-        }
+        if (this.channels.size === 0) return yield* this.closeIfUnused()
         yield* Effect.ignore(runStatement(current.conn, `unlisten ${quoteIdentifier(channel)}`, []))
       })
     )

@@ -536,17 +536,6 @@ export const copyIn = <E, R>(
     })
   )
 
-/** `parts` (of `length` bytes in all) as one array. */
-const joined = (parts: ReadonlyArray<Uint8Array>, length: number): Uint8Array => {
-  const out = new Uint8Array(length)
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
-}
-
 /** Accumulates COPY TO output into blocks, pausing the socket while the consumer is behind. */
 class CopyOut extends Pullable<Uint8Array> {
   private readonly conn: Connection
@@ -564,7 +553,6 @@ class CopyOut extends Pullable<Uint8Array> {
   private pieceStart = 0
   /** Copies of messages the parser assembled since the last hand-over, joined into one block then. */
   private loose: Array<Uint8Array> = []
-  private looseBytes = 0
   private buffered = 0
   private paused = false
   private closing = false
@@ -613,7 +601,6 @@ class CopyOut extends Pullable<Uint8Array> {
       this.sealChunk()
       this.chunk = undefined
       this.loose.push(bytes.slice())
-      this.looseBytes += bytes.length
       this.received(bytes.length)
     },
     failed: () => {
@@ -654,9 +641,8 @@ class CopyOut extends Pullable<Uint8Array> {
   private seal(): void {
     // Loose copies and a packed chunk are never both pending: each hands the other over first.
     if (this.loose.length > 0) {
-      this.blocks.push(this.loose.length === 1 ? this.loose[0]! : joined(this.loose, this.looseBytes))
+      this.blocks.push(this.loose.length === 1 ? this.loose[0]! : Buffer.concat(this.loose))
       this.loose = []
-      this.looseBytes = 0
     }
     this.sealChunk()
   }
