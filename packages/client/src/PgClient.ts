@@ -798,13 +798,8 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         const w = where(fiber)
         switch (w.kind) {
           case "shared":
-            // One scope for the lease and the pipeline (the pipeline's end runs first).
             return Effect.scoped(
-              Effect.flatMap(lease("transaction"), (pooled) =>
-                Effect.flatMap(Pipeline.make(pooled.conn), (p) =>
-                  Pipeline.transactionIn(pooled.conn, p, body)
-                )
-              )
+              Effect.flatMap(lease("transaction"), (pooled) => Pipeline.transaction(pooled.conn, body))
             )
           case "conn":
             return Pipeline.transaction(w.conn, body)
