@@ -250,7 +250,7 @@ export class Wire {
     this.flush()
     this.socket.cork()
     this.socket.write(header)
-    this.socket.write(body)
+    this.socket.write(body, this.onDrain)
     this.socket.uncork()
     this.bytesWritten += header.length + body.length
   }
@@ -280,9 +280,10 @@ export class Wire {
     const bytes = this.writer.take()
     this.bytesWritten += bytes.length
     // The callback runs once these bytes reached the kernel: the moment to wake a waiter whose
-    // threshold is below the socket's own high-water mark (no 'drain' comes for those).
-    if (this.drainWaiters.length > 0) this.socket.write(bytes, this.onDrain)
-    else this.socket.write(bytes)
+    // threshold is below the socket's own high-water mark (no 'drain' comes for those). Every
+    // write carries it: a waiter may come after the write, while its bytes are still queued
+    // (over TLS they stay queued for a while), and no later write may come to wake it.
+    this.socket.write(bytes, this.onDrain)
   }
 
   /**
