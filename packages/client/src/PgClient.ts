@@ -28,11 +28,9 @@ import {
   Exit,
   Layer,
   Queue,
-  References,
   Schedule,
   Scope,
-  Stream,
-  Tracer
+  Stream
 } from "effect"
 import { Connection } from "./internal/Connection.ts"
 import { Listener, type ListenerHooks, type Notification } from "./internal/Listener.ts"
@@ -48,6 +46,7 @@ import {
 } from "./internal/run.ts"
 import { copyDirection, isCopyStdio, isTransactionControl, statementsOf } from "./internal/sqlText.ts"
 import { copyIn, copyOut, hold, notCopy, rowStream } from "./internal/streams.ts"
+import { tracingOn } from "./internal/tracing.ts"
 import {
   CurrentTransaction,
   inTurn,
@@ -599,10 +598,6 @@ const verdictOf = (text: string): number => {
   return verdict
 }
 
-/** Whether spans can be seen (a tracing backend is installed): otherwise none are made. */
-const tracingOn = (fiber: Fiber): boolean =>
-  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer && fiber.getRef(References.TracerEnabled)
-
 const sharedPrepare = () =>
   new StatementRejected({
     reason: "SharedConnection",
@@ -627,6 +622,24 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         (pooled) => pool.release(pooled),
         { interruptible: true }
       )
+    )
+
+  /**
+   * `use` on a connection leased for it (as `lease`, without a Scope unless spans are made): the
+   * wait is interruptible, and the release runs however `use` ends.
+   */
+  const leased = <A, E, R>(
+    kind: LeaseKind,
+    use: (pooled: Pooled) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | PgClientError | PgServerError, R> =>
+    Effect.withFiber((fiber) =>
+      tracingOn(fiber)
+        ? Effect.scoped(Effect.flatMap(lease(kind), use))
+        : Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(restore(pool.wait(kind)), (pooled) =>
+              Effect.onExit(restore(use(pooled)), () => pool.release(pooled))
+            )
+          )
     )
 
   const makeStatements = (fixed: Fixed | undefined): PgStatements => {
@@ -798,9 +811,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         const w = where(fiber)
         switch (w.kind) {
           case "shared":
-            return Effect.scoped(
-              Effect.flatMap(lease("transaction"), (pooled) => Pipeline.transaction(pooled.conn, body))
-            )
+            return leased("transaction", (pooled) => Pipeline.transaction(pooled.conn, body))
           case "conn":
             return Pipeline.transaction(w.conn, body)
           case "own":

@@ -19,8 +19,8 @@ import {
   Effect,
   Effectable,
   Exit,
+  type Fiber,
   Option,
-  References,
   type Scope,
   Tracer
 } from "effect"
@@ -41,6 +41,7 @@ import {
 } from "./internal/prepared.ts"
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { savepointName } from "./internal/Transaction.ts"
+import { tracingOn } from "./internal/tracing.ts"
 import { encodeFailure, lost as lostError, outcomeToExit } from "./internal/outcome.ts"
 import {
   ConnectionLost,
@@ -260,6 +261,10 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
   get failure(): ErrorFields | undefined {
     return this.outcome?._tag === "ServerError" ? this.outcome.fields : undefined
   }
+  /** Settled with a result that stands (its segment's implicit COMMIT did not fail). */
+  succeeded(): this is { readonly outcome: Extract<Outcome, { _tag: "Done" }> } {
+    return this.outcome?._tag === "Done" && this.segment.syncError === undefined
+  }
   settle(outcome: Outcome): void {
     this.outcome = outcome
     const segment = this.segment
@@ -385,8 +390,48 @@ const lexVerdict = (text: string): StatementRejected | undefined => {
   return undefined
 }
 
-/** Each pipeline's owner token on its connection (for interrupting only its own statements). */
-const tokens = new WeakMap<Pipeline, object>()
+/**
+ * What a pipeline is made of, apart from holding its connection: its state, its statement API, the
+ * token of its steps on the connection (for interrupting only its own statements), the steps
+ * `transactionIn` queues without an Effect, and what its end does.
+ */
+interface Core {
+  readonly pipeline: Pipeline
+  readonly token: object
+  /** No segment open and no Sync in flight (statements of other fibers may run in between). */
+  readonly idle: () => boolean
+  /** Queues one statement without parameters now: its handle, or why it was refused (no back-pressure wait). */
+  readonly queueNow: (text: string) => HandleState | PgClientError
+  /** The pipeline's span (set after the connection is held, when a tracing backend is installed). */
+  readonly setSpan: (span: Tracer.Span) => void
+  /**
+   * The end of the pipeline: sync what is unsynced, then wait for every outstanding Sync (drain);
+   * after a failure with statements in flight, cancel them first. Never fails.
+   */
+  readonly close: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
+}
+
+/** Each pipeline's core (its token and the steps transactionIn queues directly). */
+const cores = new WeakMap<Pipeline, Core>()
+
+const pipelineOpen = () =>
+  new StatementRejected({
+    reason: "PipelineOpen",
+    message: "this fiber already has a pipeline open on the connection"
+  })
+
+const connectionGone = (conn: Connection) =>
+  new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
+
+/**
+ * Holds `conn` for `owner`'s pipeline: statements of other fibers wait while it has a segment in
+ * flight, so they cannot land inside its segments. The wait can be interrupted.
+ */
+const acquireFor = (conn: Connection, owner: object, idle: () => boolean): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const cancelWait = conn.acquire(true, owner, () => resume(Effect.void), idle)
+    if (cancelWait !== undefined) return Effect.sync(cancelWait)
+  })
 
 /** Opens a pipeline on a connection; the scope's end syncs and drains it. */
 export const make = (
@@ -394,414 +439,399 @@ export const make = (
   options: PipelineOptions = {}
 ): Effect.Effect<Pipeline, PgClientError, Scope.Scope> =>
   Effect.gen(function* () {
-    if (conn.isClosed) return yield* new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
-    // The pipeline holds the connection for its scope: statements of other fibers wait while it
-    // has a segment in flight, so they cannot land inside its segments.
+    if (conn.isClosed) return yield* connectionGone(conn)
     const owner = yield* Effect.fiber
-    // The pipeline's steps on the connection, for cancelling only what is its own.
-    const token = {}
-    if (conn.exclusiveHolder === owner) {
-      return yield* new StatementRejected({
-        reason: "PipelineOpen",
-        message: "this fiber already has a pipeline open on the connection"
-      })
-    }
-    // Set below once the pipeline's state exists; until then it is idle.
-    let idle = () => true
-    yield* Effect.callback<void>((resume) => {
-      const cancelWait = conn.acquire(
-        true,
-        owner,
-        () => resume(Effect.void),
-        () => idle()
-      )
-      if (cancelWait !== undefined) return Effect.sync(cancelWait)
-    })
+    if (conn.exclusiveHolder === owner) return yield* pipelineOpen()
+    const core = open(conn, owner, options)
+    yield* acquireFor(conn, owner, core.idle)
     yield* Effect.addFinalizer(() => Effect.sync(() => conn.release(owner)))
-    if (conn.isClosed) return yield* new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
-    const maxPending = options.maxPendingBytes ?? 1024 * 1024
+    if (conn.isClosed) return yield* connectionGone(conn)
     // Tracing: a span for the pipeline (its scope), one per segment (first statement to its
     // sync's answer) and one per statement (queued to settled), with the SQLSTATE on failure.
     // Without a tracing backend (Effect's in-memory native tracer) nobody can see a span, so none is
     // made: six spans per pipelined transaction were a fifth of its client CPU.
-    const tracer = owner.getRef(Tracer.Tracer)
-    const tracing = tracer !== Tracer.nativeTracer && owner.getRef(References.TracerEnabled)
-    const pipelineSpan = tracing
-      ? yield* Effect.makeSpanScoped("pgline.pipeline", { kind: "client" })
-      : undefined
-    let open = true
-    let count = 0
-    let segment = new Segment()
-    let syncsInFlight = 0
-    let drained: Array<() => void> = []
-    const shared: Shared = {
-      epoch: 0,
-      flush: () => {
-        conn.queueFlush()
-        shared.epoch++
-      }
-    }
-    idle = () => segment.size === 0 && syncsInFlight === 0
-
-    const backpressure = Effect.callback<void>((resume) => {
-      conn.session.wire.whenBelow(maxPending, () => resume(Effect.void))
-    })
-
-    const closed = () =>
-      new StatementRejected({ reason: "PipelineClosed", message: "the pipeline's scope has closed" })
-
-    const segmentSpan = (parent: Tracer.Span): Tracer.Span => {
-      if (segment.span === undefined) segment.span = childSpan(tracer, parent, "pgline.pipeline.segment")
-      return segment.span
-    }
-
-    const queue = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<HandleState, PgClientError> =>
-      queueWith(text, (state) => conn.queueStatement(text, params, state, token))
-
-    /** Queues one step that `write` writes (with `state` as its sink): a statement, or a named statement's Parse, Describe or Close. */
-    const queueWith = (
-      text: string,
-      write: (state: HandleState) => EncodeFailure | StatementRejected | undefined
-    ): Effect.Effect<HandleState, PgClientError> =>
-      Effect.suspend(() => {
-        if (!open) return Effect.fail(closed())
-        // Nothing more is buffered for a connection that is gone.
-        if (conn.isClosed)
-          return Effect.fail<PgClientError>(
-            new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
-          )
-        const rejected = rejectText(text)
-        if (rejected !== undefined) return Effect.fail(rejected)
-        const state = new HandleState(shared, segment)
-        segment.size++
-        segment.unsettled++
-        const written = write(state)
-        const failure = written instanceof StatementRejected ? undefined : written
-        if (written instanceof StatementRejected) {
-          segment.size--
-          segment.unsettled--
-          return Effect.fail(written)
-        }
-        if (failure !== undefined) {
-          segment.size--
-          segment.unsettled--
-          return Effect.fail(encodeFailure(failure))
-        }
-        if (pipelineSpan !== undefined) {
-          state.span = childSpan(tracer, segmentSpan(pipelineSpan), "pgline.statement")
-          state.span.attribute("db.query.text", text)
-          // Already settled (skipped: the segment failed before it was queued).
-          if (state.outcome !== undefined) endStatementSpan(state.span, state.outcome)
-        }
-        count++
-        return conn.session.wire.pendingBytes > maxPending
-          ? Effect.as(backpressure, state)
-          : Effect.succeed(state)
-      })
-
-    /** The pipeline's connection, for what a named statement prepared here does outside it. */
-    const onConn: RunOn = (f) => f(conn)
-
-    /** The record of a statement prepared on this pipeline's connection and still open, or why not. */
-    const recordOf = (statement: PreparedStatement): Prepared | StatementRejected => {
-      const named = internalsOf(statement)
-      if (named === undefined || named.conn !== conn)
-        return new StatementRejected({
-          reason: "InvalidText",
-          message: "this prepared statement belongs to another connection"
-        })
-      return conn.namedStatement(named.prepared.name) === named.prepared
-        ? named.prepared
-        : closedStatement(statement.name)
-    }
-
-    /** Binds a statement prepared under a name (on this connection) inside the segment. */
-    const executeNamed = (statement: PreparedStatement, params: ReadonlyArray<unknown>) =>
-      queueWith(statement.text, (state) => {
-        const prepared = recordOf(statement)
-        if (prepared instanceof StatementRejected) return prepared
-        return conn.queueStatement(statement.text, params, state, token, 0, prepared)
-      })
-
-    const executePrepared = <Row>(name: string, params?: ReadonlyArray<unknown>) =>
-      Effect.map(
-        queueWith(name, (state) => {
-          const prepared = conn.namedStatement(name)
-          if (prepared === undefined)
-            return new StatementRejected({
-              reason: "Closed",
-              message: `no statement is prepared under ${JSON.stringify(name)} on this connection (by pg.prepare or p.prepare)`
-            })
-          return conn.queueStatement(prepared.text, params ?? [], state, token, 0, prepared)
-        }),
-        (state) => state as unknown as Handle<Row>
-      )
-
-    const prepare = (text: string, options: PrepareOptions = {}) => {
-      const name = statementName(options.name)
-      if (typeof name !== "string") return Effect.fail(name)
-      let prepared: Prepared | undefined
-      return Effect.map(
-        queueWith(text, (state) => {
-          const queued = conn.queueParse(name, text, state, token)
-          if ("failure" in queued) return queued.failure
-          prepared = queued.prepared
-          return undefined
-        }),
-        (state) =>
-          Effect.map(state as unknown as Handle, () =>
-            preparedStatement(prepared!, conn, onConn)
-          ) as Effect.Effect<PreparedStatement, HandleError>
-      )
-    }
-
-    const describe = (statement: PreparedStatement) => {
-      let prepared: Prepared | undefined
-      return Effect.map(
-        queueWith(statement.text, (state) => {
-          const record = recordOf(statement)
-          if (record instanceof StatementRejected) return record
-          prepared = record
-          conn.queueDescribeNamed(record, state, token)
-          return undefined
-        }),
-        (state) =>
-          Effect.map(state as unknown as Handle, () =>
-            preparedStatement(prepared!, conn, onConn)
-          ) as Effect.Effect<PreparedStatement, HandleError>
-      )
-    }
-
-    const describePortal = (name: string) =>
-      Effect.map(
-        queueWith(name, (state) => conn.queueDescribePortal(name, state, token)),
-        (state) =>
-          Effect.map(state as unknown as Handle, (r) => r.fields) as Effect.Effect<
-            ReadonlyArray<FieldInfo>,
-            HandleError
-          >
-      )
-
-    const close = (statement: PreparedStatement | string) => {
-      const name = typeof statement === "string" ? statement : statement.name
-      return Effect.map(
-        queueWith("", (state) => {
-          conn.queueCloseNamed(name, state, token)
-          return undefined
-        }),
-        (state) => Effect.asVoid(state as unknown as Handle) as Effect.Effect<void, HandleError>
-      )
-    }
-
-    const execute = <Row>(
-      statement: Statement<Row> | PreparedStatement | string,
-      params?: ReadonlyArray<unknown>
-    ) => {
-      if (typeof statement !== "string" && internalsOf(statement) !== undefined)
-        return Effect.map(
-          executeNamed(statement as PreparedStatement, params ?? []),
-          (state) => state as unknown as Handle<Row>
-        )
-      const plain = statement as Statement<Row> | string
-      const rejected = typeof plain === "string" ? undefined : rejectInvalid(plain)
-      if (rejected !== undefined) return Effect.fail(rejected)
-      return Effect.map(
-        typeof plain === "string" ? queue(plain, params ?? []) : queue(plain.text, plain.values),
-        (state) => state as unknown as Handle<Row>
-      )
-    }
-
-    const executeMany = (text: string, rows: Iterable<ReadonlyArray<unknown>>) =>
-      Effect.suspend(() => {
-        if (!open) return Effect.fail(closed())
-        if (conn.isClosed)
-          return Effect.fail<PgClientError>(
-            new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
-          )
-        const rejected = rejectText(text)
-        if (rejected !== undefined) return Effect.fail(rejected)
-        const many = new ManySink()
-        if (pipelineSpan !== undefined) {
-          many.span = childSpan(tracer, segmentSpan(pipelineSpan), "pgline.statements")
-          many.span.attribute("db.query.text", text)
-        }
-        const epoch = shared.epoch
-        const iterator = rows[Symbol.iterator]()
-        const wire = conn.session.wire
-        // A tight loop per row, leaving it only to wait for the socket: no Effect per statement.
-        const loop = (): Effect.Effect<void, PgClientError> => {
-          for (;;) {
-            const next = iterator.next()
-            if (next.done === true) return Effect.void
-            const sink = many.sinkFor(segment)
-            const failure = conn.queueStatement(text, next.value, sink, token)
-            if (failure !== undefined) {
-              // Nothing of this row was sent: undo its count; the rows before it stand.
-              many.remaining--
-              many.statements--
-              segment.unsettled--
-              segment.size--
-              if (many.remaining === 0) many.settle({ _tag: "Done", result: emptyResult })
-              return Effect.fail(encodeFailure(failure))
-            }
-            count++
-            if (wire.pendingBytes > maxPending) return Effect.flatMap(backpressure, loop)
-          }
-        }
-        const summary = Effect.suspend(() => {
-          many.read = true
-          return Effect.flatMap(
-            awaitSettled(
-              shared,
-              epoch,
-              () => many.remaining === 0,
-              (w) => {
-                if (many.waiters === undefined) many.waiters = []
-                many.waiters.push(w)
-              }
-            ),
-            (): Effect.Effect<{ readonly rowCount: number; readonly statements: number }, HandleError> =>
-              many.firstFailure !== undefined
-                ? (outcomeToExit(many.firstFailure, undefined, undefined) as Effect.Effect<
-                    never,
-                    HandleError
-                  >)
-                : Effect.succeed({ rowCount: many.rowCount, statements: many.statements })
-          )
-        })
-        return Effect.as(loop(), summary)
-      })
-
-    /** Queues a Sync; resolves with its outcome once ReadyForQuery arrives. */
-    /** Ends the segment with a Sync now; `done` gets the answer. */
-    const queueSyncNow = (done: (answer: SyncAnswer) => void): void => {
-      const ended = segment
-      segment = new Segment()
-      shared.epoch++
-      syncsInFlight++
-      conn.queueSync((status, error, lost) => {
-        // The segment's implicit COMMIT failed at the Sync (a deferred constraint): every
-        // statement of it was rolled back, so none of their handles may report success.
-        if (error !== undefined && ended.firstFailure === undefined) ended.syncError = error
-        const span = ended.span
-        if (span !== undefined) {
-          span.attribute("pgline.statements", ended.size)
-          const code = ended.firstFailure?.failure?.code ?? ended.syncError?.code
-          span.end(
-            nowNanos(),
-            code !== undefined
-              ? Exit.fail(code)
-              : lost !== undefined
-                ? Exit.fail("ConnectionLost")
-                : Exit.void
-          )
-        }
-        syncsInFlight--
-        if (syncsInFlight === 0) {
-          const d = drained
-          drained = []
-          for (const f of d) f()
-        }
-        done({ status, lost, ended })
-        // Between segments and outside a transaction block, waiting statements of other
-        // fibers may run (each with its own Sync, so they cannot split a segment).
-        if (segment.size === 0 && syncsInFlight === 0) conn.pulse()
-      }, token)
-    }
-
-    const queueSync = () =>
-      Effect.callback<SyncAnswer>((resume) => queueSyncNow((a) => resume(Effect.succeed(a))))
-
-    /** What a sync point reports: the segment's first unread failure, a lost connection, or the status. */
-    const answerOf = ({
-      status,
-      lost,
-      ended
-    }: SyncAnswer): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
-      if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
-      // The segment's first failure, unless its handle was read (then its reader has it).
-      const first = ended.firstFailure
-      if (first !== undefined && !first.read && first.failure !== undefined)
-        return Effect.fail(fromErrorFields(first.failure))
-      if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
-      return Effect.succeed(status ?? "I")
-    }
-
-    const sendSync: Effect.Effect<
-      Effect.Effect<TransactionStatus, PgServerError | PgClientError>,
-      PgClientError
-    > = Effect.suspend(() => {
-      if (!open) return Effect.fail(closed())
-      if (conn.isClosed)
-        return Effect.fail<PgClientError>(
-          new ConnectionLost({ message: conn.closeMessage, mayHaveRun: false })
-        )
-      const answer = Deferred.makeUnsafe<SyncAnswer>()
-      queueSyncNow((a) => Deferred.doneUnsafe(answer, Effect.succeed(a)))
-      return Effect.succeed(Effect.flatMap(Deferred.await(answer), answerOf))
-    })
-
-    const sync: Effect.Effect<TransactionStatus, PgServerError | PgClientError> = Effect.suspend(() =>
-      // Nothing queued since the last sync and nothing in flight: nothing to wait for, no round trip.
-      segment.size === 0 && syncsInFlight === 0 && !conn.isClosed
-        ? Effect.succeed(conn.transactionStatus)
-        : Effect.flatMap(queueSync(), answerOf)
-    )
-
-    const flush = Effect.sync(() => shared.flush())
-
-    // Closing: sync what is unsynced, then wait for every outstanding Sync (drain). Interrupted:
-    // cancel first so a long statement does not hold the scope open.
-    yield* Effect.addFinalizer((exit) =>
-      Effect.suspend(() => {
-        open = false
-        if (conn.isClosed) return Effect.void
-        // Interrupted (or failed) with statements in flight: they are cancelled, bounded by the
-        // connection's cancelGrace (then the connection is closed and the drain ends).
-        const interrupt =
-          exit._tag === "Failure" && (syncsInFlight > 0 || segment.unsettled > 0)
-            ? conn.interrupt(token)
-            : undefined
-        // A scope cannot fail on close: an error nobody read is logged, never dropped silently
-        // (`withPipeline` syncs before closing, so its caller gets it as a failure instead).
-        const finalSync =
-          segment.size > 0
-            ? Effect.flatMap(queueSync(), ({ ended, lost }) => {
-                const first = ended.firstFailure?.read === false ? ended.firstFailure.failure : undefined
-                const unread = first ?? ended.syncError
-                if (unread === undefined || lost !== undefined) return Effect.void
-                return Effect.logWarning(
-                  `pgline: a pipeline closed with an error nobody read: ${fromErrorFields(unread)._tag}: ${unread.message}`
-                ).pipe(Effect.annotateLogs({ sqlstate: unread.code }))
-              })
-            : Effect.void
-        const drain = Effect.callback<void>((resume) => {
-          if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
-          drained.push(() => resume(Effect.void))
-        })
-        return Effect.ensuring(
-          Effect.andThen(finalSync, drain),
-          Effect.sync(() => interrupt?.done())
-        )
-      })
-    )
-
-    const pipeline: Pipeline = {
-      sendSync,
-      execute,
-      executePrepared,
-      executeMany,
-      prepare,
-      describe,
-      describePortal,
-      close,
-      sync,
-      flush,
-      queued: () => count
-    }
-    tokens.set(pipeline, token)
-    return pipeline
+    if (tracingOn(owner)) core.setSpan(yield* Effect.makeSpanScoped("pgline.pipeline", { kind: "client" }))
+    yield* Effect.addFinalizer((exit) => core.close(exit))
+    return core.pipeline
   })
+
+/** A pipeline's state and statement API on `conn` (not yet held), owned by the fiber `owner`. */
+const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: PipelineOptions): Core => {
+  // The pipeline's steps on the connection, for cancelling only what is its own.
+  const token = {}
+  const maxPending = options.maxPendingBytes ?? 1024 * 1024
+  const tracer = owner.getRef(Tracer.Tracer)
+  let pipelineSpan: Tracer.Span | undefined
+  let open = true
+  let count = 0
+  let segment = new Segment()
+  let syncsInFlight = 0
+  let drained: Array<() => void> = []
+  const shared: Shared = {
+    epoch: 0,
+    flush: () => {
+      conn.queueFlush()
+      shared.epoch++
+    }
+  }
+  const idle = () => segment.size === 0 && syncsInFlight === 0
+
+  const backpressure = Effect.callback<void>((resume) => {
+    conn.session.wire.whenBelow(maxPending, () => resume(Effect.void))
+  })
+
+  const closed = () =>
+    new StatementRejected({ reason: "PipelineClosed", message: "the pipeline's scope has closed" })
+
+  const segmentSpan = (parent: Tracer.Span): Tracer.Span => {
+    if (segment.span === undefined) segment.span = childSpan(tracer, parent, "pgline.pipeline.segment")
+    return segment.span
+  }
+
+  const queue = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<HandleState, PgClientError> =>
+    queueWith(text, (state) => conn.queueStatement(text, params, state, token))
+
+  /** Queues one step that `write` writes (with `state` as its sink) now: its handle, or why not. */
+  const queueNowWith = (
+    text: string,
+    write: (state: HandleState) => EncodeFailure | StatementRejected | undefined
+  ): HandleState | PgClientError => {
+    if (!open) return closed()
+    // Nothing more is buffered for a connection that is gone.
+    if (conn.isClosed) return connectionGone(conn)
+    const rejected = rejectText(text)
+    if (rejected !== undefined) return rejected
+    const state = new HandleState(shared, segment)
+    segment.size++
+    segment.unsettled++
+    const written = write(state)
+    if (written !== undefined) {
+      segment.size--
+      segment.unsettled--
+      return written instanceof StatementRejected ? written : encodeFailure(written)
+    }
+    if (pipelineSpan !== undefined) {
+      state.span = childSpan(tracer, segmentSpan(pipelineSpan), "pgline.statement")
+      state.span.attribute("db.query.text", text)
+      // Already settled (skipped: the segment failed before it was queued).
+      if (state.outcome !== undefined) endStatementSpan(state.span, state.outcome)
+    }
+    count++
+    return state
+  }
+
+  /** Queues one step that `write` writes (with `state` as its sink): a statement, or a named statement's Parse, Describe or Close. */
+  const queueWith = (
+    text: string,
+    write: (state: HandleState) => EncodeFailure | StatementRejected | undefined
+  ): Effect.Effect<HandleState, PgClientError> =>
+    Effect.suspend(() => {
+      const state = queueNowWith(text, write)
+      if (!(state instanceof HandleState)) return Effect.fail(state)
+      return conn.session.wire.pendingBytes > maxPending
+        ? Effect.as(backpressure, state)
+        : Effect.succeed(state)
+    })
+
+  /** The pipeline's connection, for what a named statement prepared here does outside it. */
+  const onConn: RunOn = (f) => f(conn)
+
+  /** The record of a statement prepared on this pipeline's connection and still open, or why not. */
+  const recordOf = (statement: PreparedStatement): Prepared | StatementRejected => {
+    const named = internalsOf(statement)
+    if (named === undefined || named.conn !== conn)
+      return new StatementRejected({
+        reason: "InvalidText",
+        message: "this prepared statement belongs to another connection"
+      })
+    return conn.namedStatement(named.prepared.name) === named.prepared
+      ? named.prepared
+      : closedStatement(statement.name)
+  }
+
+  /** Binds a statement prepared under a name (on this connection) inside the segment. */
+  const executeNamed = (statement: PreparedStatement, params: ReadonlyArray<unknown>) =>
+    queueWith(statement.text, (state) => {
+      const prepared = recordOf(statement)
+      if (prepared instanceof StatementRejected) return prepared
+      return conn.queueStatement(statement.text, params, state, token, 0, prepared)
+    })
+
+  const executePrepared = <Row>(name: string, params?: ReadonlyArray<unknown>) =>
+    Effect.map(
+      queueWith(name, (state) => {
+        const prepared = conn.namedStatement(name)
+        if (prepared === undefined)
+          return new StatementRejected({
+            reason: "Closed",
+            message: `no statement is prepared under ${JSON.stringify(name)} on this connection (by pg.prepare or p.prepare)`
+          })
+        return conn.queueStatement(prepared.text, params ?? [], state, token, 0, prepared)
+      }),
+      (state) => state as unknown as Handle<Row>
+    )
+
+  const prepare = (text: string, options: PrepareOptions = {}) => {
+    const name = statementName(options.name)
+    if (typeof name !== "string") return Effect.fail(name)
+    let prepared: Prepared | undefined
+    return Effect.map(
+      queueWith(text, (state) => {
+        const queued = conn.queueParse(name, text, state, token)
+        if ("failure" in queued) return queued.failure
+        prepared = queued.prepared
+        return undefined
+      }),
+      (state) =>
+        Effect.map(state as unknown as Handle, () =>
+          preparedStatement(prepared!, conn, onConn)
+        ) as Effect.Effect<PreparedStatement, HandleError>
+    )
+  }
+
+  const describe = (statement: PreparedStatement) => {
+    let prepared: Prepared | undefined
+    return Effect.map(
+      queueWith(statement.text, (state) => {
+        const record = recordOf(statement)
+        if (record instanceof StatementRejected) return record
+        prepared = record
+        conn.queueDescribeNamed(record, state, token)
+        return undefined
+      }),
+      (state) =>
+        Effect.map(state as unknown as Handle, () =>
+          preparedStatement(prepared!, conn, onConn)
+        ) as Effect.Effect<PreparedStatement, HandleError>
+    )
+  }
+
+  const describePortal = (name: string) =>
+    Effect.map(
+      queueWith(name, (state) => conn.queueDescribePortal(name, state, token)),
+      (state) =>
+        Effect.map(state as unknown as Handle, (r) => r.fields) as Effect.Effect<
+          ReadonlyArray<FieldInfo>,
+          HandleError
+        >
+    )
+
+  const close = (statement: PreparedStatement | string) => {
+    const name = typeof statement === "string" ? statement : statement.name
+    return Effect.map(
+      queueWith("", (state) => {
+        conn.queueCloseNamed(name, state, token)
+        return undefined
+      }),
+      (state) => Effect.asVoid(state as unknown as Handle) as Effect.Effect<void, HandleError>
+    )
+  }
+
+  const execute = <Row>(
+    statement: Statement<Row> | PreparedStatement | string,
+    params?: ReadonlyArray<unknown>
+  ) => {
+    // A handle is its HandleState (an Effect of the result): no mapping step.
+    if (typeof statement !== "string" && internalsOf(statement) !== undefined)
+      return executeNamed(statement as PreparedStatement, params ?? []) as unknown as Effect.Effect<
+        Handle<Row>,
+        PgClientError
+      >
+    const plain = statement as Statement<Row> | string
+    const rejected = typeof plain === "string" ? undefined : rejectInvalid(plain)
+    if (rejected !== undefined) return Effect.fail(rejected)
+    return (typeof plain === "string"
+      ? queue(plain, params ?? [])
+      : queue(plain.text, plain.values)) as unknown as Effect.Effect<Handle<Row>, PgClientError>
+  }
+
+  const executeMany = (text: string, rows: Iterable<ReadonlyArray<unknown>>) =>
+    Effect.suspend(() => {
+      if (!open) return Effect.fail(closed())
+      if (conn.isClosed) return Effect.fail<PgClientError>(connectionGone(conn))
+      const rejected = rejectText(text)
+      if (rejected !== undefined) return Effect.fail(rejected)
+      const many = new ManySink()
+      if (pipelineSpan !== undefined) {
+        many.span = childSpan(tracer, segmentSpan(pipelineSpan), "pgline.statements")
+        many.span.attribute("db.query.text", text)
+      }
+      const epoch = shared.epoch
+      const iterator = rows[Symbol.iterator]()
+      const wire = conn.session.wire
+      // A tight loop per row, leaving it only to wait for the socket: no Effect per statement.
+      const loop = (): Effect.Effect<void, PgClientError> => {
+        for (;;) {
+          const next = iterator.next()
+          if (next.done === true) return Effect.void
+          const sink = many.sinkFor(segment)
+          const failure = conn.queueStatement(text, next.value, sink, token)
+          if (failure !== undefined) {
+            // Nothing of this row was sent: undo its count; the rows before it stand.
+            many.remaining--
+            many.statements--
+            segment.unsettled--
+            segment.size--
+            if (many.remaining === 0) many.settle({ _tag: "Done", result: emptyResult })
+            return Effect.fail(encodeFailure(failure))
+          }
+          count++
+          if (wire.pendingBytes > maxPending) return Effect.flatMap(backpressure, loop)
+        }
+      }
+      const summary = Effect.suspend(() => {
+        many.read = true
+        return Effect.flatMap(
+          awaitSettled(
+            shared,
+            epoch,
+            () => many.remaining === 0,
+            (w) => {
+              if (many.waiters === undefined) many.waiters = []
+              many.waiters.push(w)
+            }
+          ),
+          (): Effect.Effect<{ readonly rowCount: number; readonly statements: number }, HandleError> =>
+            many.firstFailure !== undefined
+              ? (outcomeToExit(many.firstFailure, undefined, undefined) as Effect.Effect<never, HandleError>)
+              : Effect.succeed({ rowCount: many.rowCount, statements: many.statements })
+        )
+      })
+      return Effect.as(loop(), summary)
+    })
+
+  /** Queues a Sync; resolves with its outcome once ReadyForQuery arrives. */
+  /** Ends the segment with a Sync now; `done` gets the answer. */
+  const queueSyncNow = (done: (answer: SyncAnswer) => void): void => {
+    const ended = segment
+    segment = new Segment()
+    shared.epoch++
+    syncsInFlight++
+    conn.queueSync((status, error, lost) => {
+      // The segment's implicit COMMIT failed at the Sync (a deferred constraint): every
+      // statement of it was rolled back, so none of their handles may report success.
+      if (error !== undefined && ended.firstFailure === undefined) ended.syncError = error
+      const span = ended.span
+      if (span !== undefined) {
+        span.attribute("pgline.statements", ended.size)
+        const code = ended.firstFailure?.failure?.code ?? ended.syncError?.code
+        span.end(
+          nowNanos(),
+          code !== undefined ? Exit.fail(code) : lost !== undefined ? Exit.fail("ConnectionLost") : Exit.void
+        )
+      }
+      syncsInFlight--
+      if (syncsInFlight === 0) {
+        const d = drained
+        drained = []
+        for (const f of d) f()
+      }
+      done({ status, lost, ended })
+      // Between segments and outside a transaction block, waiting statements of other
+      // fibers may run (each with its own Sync, so they cannot split a segment).
+      if (segment.size === 0 && syncsInFlight === 0) conn.pulse()
+    }, token)
+  }
+
+  const queueSync = () =>
+    Effect.callback<SyncAnswer>((resume) => queueSyncNow((a) => resume(Effect.succeed(a))))
+
+  /** What a sync point reports: the segment's first unread failure, a lost connection, or the status. */
+  const answerOf = ({
+    status,
+    lost,
+    ended
+  }: SyncAnswer): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
+    if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
+    // The segment's first failure, unless its handle was read (then its reader has it).
+    const first = ended.firstFailure
+    if (first !== undefined && !first.read && first.failure !== undefined)
+      return Effect.fail(fromErrorFields(first.failure))
+    if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
+    return Effect.succeed(status ?? "I")
+  }
+
+  const sendSync: Effect.Effect<
+    Effect.Effect<TransactionStatus, PgServerError | PgClientError>,
+    PgClientError
+  > = Effect.suspend(() => {
+    if (!open) return Effect.fail(closed())
+    if (conn.isClosed) return Effect.fail<PgClientError>(connectionGone(conn))
+    const answer = Deferred.makeUnsafe<SyncAnswer>()
+    queueSyncNow((a) => Deferred.doneUnsafe(answer, Effect.succeed(a)))
+    return Effect.succeed(Effect.flatMap(Deferred.await(answer), answerOf))
+  })
+
+  const sync: Effect.Effect<TransactionStatus, PgServerError | PgClientError> = Effect.suspend(() =>
+    // Nothing queued since the last sync and nothing in flight: nothing to wait for, no round trip.
+    segment.size === 0 && syncsInFlight === 0 && !conn.isClosed
+      ? Effect.succeed(conn.transactionStatus)
+      : Effect.flatMap(queueSync(), answerOf)
+  )
+
+  const flush = Effect.sync(() => shared.flush())
+
+  // Closing: sync what is unsynced, then wait for every outstanding Sync (drain). Interrupted:
+  // cancel first so a long statement does not hold the scope open.
+  const end = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      open = false
+      if (conn.isClosed) return Effect.void
+      // Interrupted (or failed) with statements in flight: they are cancelled, bounded by the
+      // connection's cancelGrace (then the connection is closed and the drain ends).
+      const interrupt =
+        exit._tag === "Failure" && (syncsInFlight > 0 || segment.unsettled > 0)
+          ? conn.interrupt(token)
+          : undefined
+      // A scope cannot fail on close: an error nobody read is logged, never dropped silently
+      // (`withPipeline` syncs before closing, so its caller gets it as a failure instead).
+      const finalSync =
+        segment.size > 0
+          ? Effect.flatMap(queueSync(), ({ ended, lost }) => {
+              const first = ended.firstFailure?.read === false ? ended.firstFailure.failure : undefined
+              const unread = first ?? ended.syncError
+              if (unread === undefined || lost !== undefined) return Effect.void
+              return Effect.logWarning(
+                `pgline: a pipeline closed with an error nobody read: ${fromErrorFields(unread)._tag}: ${unread.message}`
+              ).pipe(Effect.annotateLogs({ sqlstate: unread.code }))
+            })
+          : Effect.void
+      const drain = Effect.callback<void>((resume) => {
+        if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
+        drained.push(() => resume(Effect.void))
+      })
+      return Effect.ensuring(
+        Effect.andThen(finalSync, drain),
+        Effect.sync(() => interrupt?.done())
+      )
+    })
+
+  const pipeline: Pipeline = {
+    sendSync,
+    execute,
+    executePrepared,
+    executeMany,
+    prepare,
+    describe,
+    describePortal,
+    close,
+    sync,
+    flush,
+    queued: () => count
+  }
+  const core: Core = {
+    pipeline,
+    token,
+    idle,
+    queueNow: (text) => queueNowWith(text, (state) => conn.queueStatement(text, [], state, token)),
+    setSpan: (span) => {
+      pipelineSpan = span
+    },
+    close: end
+  }
+  cores.set(pipeline, core)
+  return core
+}
 
 const emptyResult: QueryResult = { rows: [], command: "", rowCount: 0, fields: [], tag: "" }
 
@@ -843,13 +873,32 @@ export const shape = <T>(
 /**
  * BEGIN, the statements `body` queues, COMMIT and one Sync: a transaction in one round trip
  * (plus whatever reads `body` makes mid-pipeline), on a pipeline of its own. See `transactionIn`.
+ * Without spans to make, the pipeline needs no Scope: it is held and ended around the block.
  */
 export const transaction = <A, E, R>(
   conn: Connection,
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
   options: PipelineOptions = {}
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
-  Effect.scoped(Effect.flatMap(make(conn, options), (p) => transactionIn(conn, p, body)))
+  Effect.withFiber((owner) => {
+    if (tracingOn(owner))
+      return Effect.scoped(Effect.flatMap(make(conn, options), (p) => transactionIn(conn, p, body)))
+    if (conn.isClosed) return Effect.fail(connectionGone(conn))
+    if (conn.exclusiveHolder === owner) return Effect.fail(pipelineOpen())
+    const core = open(conn, owner, options)
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(acquireFor(conn, owner, core.idle)), () =>
+        Effect.onExit(
+          conn.isClosed ? Effect.fail(connectionGone(conn)) : transactionOn(conn, core, body, restore),
+          (exit) =>
+            Effect.ensuring(
+              core.close(exit),
+              Effect.sync(() => conn.release(owner))
+            )
+        )
+      )
+    )
+  })
 
 /**
  * A transaction on an open pipeline whose segment is empty. On a connection outside a transaction
@@ -865,63 +914,94 @@ export const transactionIn = <A, E, R>(
   p: Pipeline,
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function* () {
-      const savepoint = conn.transactionStatus === "I" ? undefined : savepointName()
-      let interrupt: { readonly done: () => void } | undefined
-      const begin = yield* p.execute(savepoint === undefined ? "begin" : `savepoint ${savepoint}`)
-      const value = yield* Effect.exit(restore(body(p)))
-      const end = Exit.isSuccess(value)
-        ? yield* p.execute(savepoint === undefined ? "commit" : `release savepoint ${savepoint}`)
-        : undefined
-      if (end === undefined) {
-        // Interrupted: stop what runs now rather than wait for it (the undo is skipped after the
-        // cancelled statement's error and queued again below).
-        const token = tokens.get(p)
-        if (
-          token !== undefined &&
-          Exit.isFailure(value) &&
-          Cause.hasInterrupts(value.cause) &&
-          !conn.isClosed &&
-          conn.engine.pending > 0
-        )
-          interrupt = conn.interrupt(token)
-        yield* queueUndo(p, savepoint)
-      }
-      const synced = yield* Effect.exit(p.sync)
+  Effect.uninterruptibleMask((restore) => transactionOn(conn, cores.get(p)!, body, restore))
+
+/**
+ * transactionIn's steps, run uninterruptibly but for `body` (run under `restore`). BEGIN, COMMIT
+ * (or the undo) and the Sync are queued directly, and a block whose every step succeeded is read
+ * off the settled handles; anything else takes the general path (`finishTransaction`).
+ */
+const transactionOn = <A, E, R>(
+  conn: Connection,
+  core: Core,
+  body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
+  restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> => {
+  const p = core.pipeline
+  const savepoint = conn.transactionStatus === "I" ? undefined : savepointName()
+  const begin = core.queueNow(savepoint === undefined ? "begin" : `savepoint ${savepoint}`)
+  if (!(begin instanceof HandleState)) return Effect.fail(begin)
+  return Effect.flatMap(Effect.exit(restore(body(p))), (value) => {
+    let end: HandleState | undefined
+    let interrupt: { readonly done: () => void } | undefined
+    if (Exit.isSuccess(value)) {
+      const queued = core.queueNow(savepoint === undefined ? "commit" : `release savepoint ${savepoint}`)
+      if (!(queued instanceof HandleState)) return Effect.fail(queued)
+      end = queued
+    } else {
+      // Interrupted: stop what runs now rather than wait for it (the undo is skipped after the
+      // cancelled statement's error and queued again below).
+      if (Cause.hasInterrupts(value.cause) && !conn.isClosed && conn.engine.pending > 0)
+        interrupt = conn.interrupt(core.token)
+      const undone = queueUndoNow(core, savepoint)
+      if (undone !== undefined) return Effect.fail(undone)
+    }
+    return Effect.flatMap(Effect.exit(p.sync), (synced) => {
       interrupt?.done()
+      // Every step succeeded (the common case): the answer is on the settled handles.
+      if (synced._tag === "Success" && value._tag === "Success" && begin.succeeded() && end?.succeeded()) {
+        return savepoint === undefined && end.outcome.result.command !== "COMMIT"
+          ? Effect.fail(rolledBack())
+          : value
+      }
       // A statement failed: the server skipped the rest of the segment (COMMIT or the undo too)
       // and left the block failed. Roll it back so the connection (or the enclosing block) can go on.
       const failedBlock =
         savepoint === undefined ? conn.transactionStatus !== "I" : conn.transactionStatus === "E"
-      if (failedBlock && !conn.isClosed) {
-        yield* queueUndo(p, savepoint)
-        yield* Effect.ignore(p.sync)
-      }
-      const begun = yield* Effect.exit(begin)
-      if (begun._tag === "Failure") return yield* Effect.failCause(begun.cause)
-      if (value._tag === "Failure") return yield* Effect.failCause(value.cause)
-      // A statement the body queued but did not read: the sync reports it (COMMIT was only skipped).
-      if (synced._tag === "Failure") return yield* Effect.failCause(synced.cause)
-      const committed = yield* Effect.exit(end!)
-      if (committed._tag === "Failure") return yield* Effect.failCause(committed.cause)
-      if (savepoint === undefined && committed.value.command !== "COMMIT") {
-        return yield* Effect.fail(
-          new StatementRejected({
-            reason: "TransactionRolledBack",
-            message: "the transaction was rolled back"
-          })
-        )
-      }
-      return value.value
+      const finish = finishTransaction(begin, value, synced, end, savepoint)
+      if (!failedBlock || conn.isClosed) return finish
+      const undone = queueUndoNow(core, savepoint)
+      if (undone !== undefined) return Effect.fail(undone)
+      return Effect.andThen(Effect.ignore(p.sync), finish)
     })
-  )
+  })
+}
 
-/** Queues what undoes the transaction: ROLLBACK, or ROLLBACK TO and RELEASE of the savepoint. */
-const queueUndo = (p: Pipeline, savepoint: string | undefined): Effect.Effect<void, PgClientError> =>
-  savepoint === undefined
-    ? Effect.asVoid(p.execute("rollback"))
-    : Effect.andThen(
-        p.execute(`rollback to savepoint ${savepoint}`),
-        Effect.asVoid(p.execute(`release savepoint ${savepoint}`))
-      )
+const rolledBack = () =>
+  new StatementRejected({
+    reason: "TransactionRolledBack",
+    message: "the transaction was rolled back"
+  })
+
+/** The block's outcome when a step did not succeed: the first error in order (BEGIN, body, sync, COMMIT). */
+const finishTransaction = <A, E>(
+  begin: HandleState,
+  value: Exit.Exit<A, E>,
+  synced: Exit.Exit<TransactionStatus, PgServerError | PgClientError>,
+  end: HandleState | undefined,
+  savepoint: string | undefined
+): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError> =>
+  Effect.gen(function* () {
+    const begun = yield* Effect.exit(begin)
+    if (begun._tag === "Failure") return yield* Effect.failCause(begun.cause)
+    if (value._tag === "Failure") return yield* Effect.failCause(value.cause)
+    // A statement the body queued but did not read: the sync reports it (COMMIT was only skipped).
+    if (synced._tag === "Failure") return yield* Effect.failCause(synced.cause)
+    const committed = yield* Effect.exit(end!)
+    if (committed._tag === "Failure") return yield* Effect.failCause(committed.cause)
+    if (savepoint === undefined && committed.value.command !== "COMMIT")
+      return yield* Effect.fail(rolledBack())
+    return value.value
+  })
+
+/** Queues what undoes the transaction now: ROLLBACK, or ROLLBACK TO and RELEASE of the savepoint. */
+const queueUndoNow = (core: Core, savepoint: string | undefined): PgClientError | undefined => {
+  if (savepoint === undefined) {
+    const rollback = core.queueNow("rollback")
+    return rollback instanceof HandleState ? undefined : rollback
+  }
+  const back = core.queueNow(`rollback to savepoint ${savepoint}`)
+  if (!(back instanceof HandleState)) return back
+  const release = core.queueNow(`release savepoint ${savepoint}`)
+  return release instanceof HandleState ? undefined : release
+}
