@@ -22,6 +22,9 @@
  *   no lease, scope, pipeline or handle, so the difference to `transfer` is what those cost (the
  *   connection is reached by recording it on its first statement; diagnostic only, not an API)
  *
+ * - query-floor: `query`'s statement and a Sync queued straight on the connection object the same
+ *   way (the difference to `query` is what the statement API around the connection costs)
+ *
  * Add `node --cpu-prof` to profile a loop (the profiles cited were taken that way, 10,000 runs).
  * Numbers move with the machine's load: compare operations within one run.
  */
@@ -73,6 +76,18 @@ const transferFloor = Effect.callback<void>((resume) => {
   conn.queueSync(() => resume(failed === undefined ? Effect.void : Effect.die(failed)))
 })
 
+/** A point query with nothing around the connection's own queue: one callback, resumed at the Sync. */
+const queryFloor = Effect.callback<void>((resume) => {
+  const conn = connection!
+  let failed: unknown
+  conn.queueStatement(POINT, [1], {
+    settle: (outcome: { readonly _tag: string }) => {
+      if (outcome._tag !== "Done") failed = outcome
+    }
+  })
+  conn.queueSync(() => resume(failed === undefined ? Effect.void : Effect.die(failed)))
+})
+
 const program = Effect.scoped(
   Effect.gen(function* () {
     const pg = yield* PgClient
@@ -93,6 +108,7 @@ const program = Effect.scoped(
       ),
       "many-100": pg.withPipeline((p) => p.executeMany(POINT, hundred)),
       "transfer-floor": transferFloor,
+      "query-floor": queryFloor,
       "transfer-awaited": pg.withTransaction(
         Effect.gen(function* () {
           yield* pg.query(DEBIT, [1, 1])
