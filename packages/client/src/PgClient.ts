@@ -843,9 +843,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             return nested(outer, effect)
           }
           case "shared":
-            return Effect.scoped(
-              Effect.flatMap(lease("transaction"), (pooled) => topLevel(pooled.conn, pool, effect, options))
-            )
+            return leased("transaction", (pooled) => topLevel(pooled.conn, pool, effect, options))
           case "released":
             return Effect.fail(released())
         }
