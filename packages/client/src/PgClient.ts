@@ -797,14 +797,31 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     const pipeline = pipelineWith({})
 
     const withPipeline = <A, E, R>(body: (p: Pipeline.Pipeline) => Effect.Effect<A, E, R>) =>
-      Effect.scoped(
-        Effect.gen(function* () {
-          const p = yield* pipeline
-          const value = yield* body(p)
-          yield* p.sync
-          return value
-        })
-      )
+      Effect.withFiber((fiber) => {
+        // On the pool without spans to make: the lease and the pipeline end around the block
+        // (no Scope finalizers); the block still gets a scope of its own, closed before the
+        // pipeline ends, as in the general path below.
+        if (!tracingOn(fiber) && where(fiber) === SHARED)
+          return leased("pipeline", (pooled) =>
+            Pipeline.use(pooled.conn, (p) =>
+              Effect.suspend(() => {
+                owners.set(fiber, { conn: pooled.conn, pipeline: p })
+                return Effect.ensuring(
+                  Effect.scoped(Effect.flatMap(body(p), (value) => Effect.as(p.sync, value))),
+                  Effect.sync(() => owners.delete(fiber))
+                )
+              })
+            )
+          )
+        return Effect.scoped(
+          Effect.gen(function* () {
+            const p = yield* pipeline
+            const value = yield* body(p)
+            yield* p.sync
+            return value
+          })
+        )
+      })
 
     const pipelineTransaction = <A, E, R>(body: (p: Pipeline.Pipeline) => Effect.Effect<A, E, R>) =>
       Effect.withFiber((fiber) => {

@@ -880,16 +880,43 @@ export const transaction = <A, E, R>(
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
   options: PipelineOptions = {}
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
+  around(conn, options, (core, restore) => transactionOn(conn, core, body, restore))
+
+/**
+ * `body` on a pipeline of its own on `conn`, synced and drained when `body` ends (as `make` in a
+ * scope of its own, with `body`'s exit as the scope's). Without spans to make it needs no Scope:
+ * the pipeline is held and ended around `body`.
+ */
+export const use = <A, E, R>(
+  conn: Connection,
+  body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
+  options: PipelineOptions = {}
+): Effect.Effect<A, E | PgClientError, R> =>
+  around(conn, options, (core, restore) => restore(body(core.pipeline)))
+
+/** Holds `conn` for a pipeline around `f` (run uninterruptibly but for what it restores), then ends it. */
+const around = <A, E, R>(
+  conn: Connection,
+  options: PipelineOptions,
+  f: (
+    core: Core,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+  ) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | PgClientError, R> =>
   Effect.withFiber((owner) => {
     if (tracingOn(owner))
-      return Effect.scoped(Effect.flatMap(make(conn, options), (p) => transactionIn(conn, p, body)))
+      return Effect.scoped(
+        Effect.flatMap(make(conn, options), (p) =>
+          Effect.uninterruptibleMask((restore) => f(cores.get(p)!, restore))
+        )
+      )
     if (conn.isClosed) return Effect.fail(connectionGone(conn))
     if (conn.exclusiveHolder === owner) return Effect.fail(pipelineOpen())
     const core = open(conn, owner, options)
     return Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(restore(acquireFor(conn, owner, core.idle)), () =>
         Effect.onExit(
-          conn.isClosed ? Effect.fail(connectionGone(conn)) : transactionOn(conn, core, body, restore),
+          conn.isClosed ? Effect.fail<E | PgClientError>(connectionGone(conn)) : f(core, restore),
           (exit) =>
             Effect.ensuring(
               core.close(exit),

@@ -657,6 +657,33 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
     })
   )
 
+  it.effect(
+    "withPipeline: the block's own scope closes before the pipeline ends (its finalizer can still queue)",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* connect
+        yield* pg.query("create table block_scope (v text)")
+        const value = yield* pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            // Runs when the block's scope closes: after withPipeline's sync, before the pipeline's
+            // own end, whose final sync sends what the finalizer queued.
+            yield* Effect.addFinalizer(() =>
+              Effect.orDie(Effect.asVoid(p.execute("insert into block_scope values ($1)", ["at close"])))
+            )
+            yield* p.execute("insert into block_scope values ($1)", ["in block"])
+            return "done"
+          })
+        )
+        expect(value).toBe("done")
+        expect(yield* rowsOf(pg, "select v from block_scope order by v")).toEqual([
+          { v: "at close" },
+          { v: "in block" }
+        ])
+        // Both ends released the connection: a plain statement runs on it.
+        expect((yield* within(5_000)(pg.query("select 1 as one"))).rows).toEqual([{ one: 1 }])
+      })
+  )
+
   it.effect("an interrupted pipeline returns promptly and leaves the connection clean", () =>
     Effect.gen(function* () {
       const pg = yield* connect
