@@ -60,33 +60,33 @@ Connection.prototype.queueStatement = function (this: Connection, ...args) {
 
 const hundred = Array.from({ length: 100 }, (_, i) => [i])
 
-/** The transfer with nothing around the connection's own queue: one callback, resumed at the Sync. */
-const transferFloor = Effect.callback<void>((resume) => {
-  const conn = connection!
-  let failed: unknown
-  const sink = {
-    settle: (outcome: { readonly _tag: string }) => {
-      if (outcome._tag !== "Done" && failed === undefined) failed = outcome
+/**
+ * `statements` and a Sync queued straight on the pool's connection object, one callback resumed at
+ * the Sync's answer (dies with the first outcome that is not Done): no lease, scope or handle.
+ */
+const floor = (statements: ReadonlyArray<readonly [string, ReadonlyArray<unknown>]>) =>
+  Effect.callback<void>((resume) => {
+    const conn = connection!
+    let failed: unknown
+    const sink = {
+      settle: (outcome: { readonly _tag: string }) => {
+        if (outcome._tag !== "Done" && failed === undefined) failed = outcome
+      }
     }
-  }
-  conn.queueStatement("begin", [], sink)
-  conn.queueStatement(DEBIT, [1, 1], sink)
-  conn.queueStatement(CREDIT, [1, 2], sink)
-  conn.queueStatement("commit", [], sink)
-  conn.queueSync(() => resume(failed === undefined ? Effect.void : Effect.die(failed)))
-})
-
-/** A point query with nothing around the connection's own queue: one callback, resumed at the Sync. */
-const queryFloor = Effect.callback<void>((resume) => {
-  const conn = connection!
-  let failed: unknown
-  conn.queueStatement(POINT, [1], {
-    settle: (outcome: { readonly _tag: string }) => {
-      if (outcome._tag !== "Done") failed = outcome
-    }
+    for (const [text, params] of statements) conn.queueStatement(text, params, sink)
+    conn.queueSync(() => resume(failed === undefined ? Effect.void : Effect.die(failed)))
   })
-  conn.queueSync(() => resume(failed === undefined ? Effect.void : Effect.die(failed)))
-})
+
+/** The transfer with nothing around the connection's own queue. */
+const transferFloor = floor([
+  ["begin", []],
+  [DEBIT, [1, 1]],
+  [CREDIT, [1, 2]],
+  ["commit", []]
+])
+
+/** A point query with nothing around the connection's own queue. */
+const queryFloor = floor([[POINT, [1]]])
 
 const program = Effect.scoped(
   Effect.gen(function* () {

@@ -798,10 +798,10 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
 
     const withPipeline = <A, E, R>(body: (p: Pipeline.Pipeline) => Effect.Effect<A, E, R>) =>
       Effect.withFiber((fiber) => {
-        // On the pool without spans to make: the lease and the pipeline end around the block
-        // (no Scope finalizers); the block still gets a scope of its own, closed before the
-        // pipeline ends, as in the general path below.
-        if (!tracingOn(fiber) && where(fiber) === SHARED)
+        // On the pool: the lease and the pipeline end around the block (no Scope finalizers
+        // unless spans are made: leased and Pipeline.use decide); the block still gets a scope of
+        // its own, closed before the pipeline ends, as in the general path below.
+        if (where(fiber) === SHARED)
           return leased("pipeline", (pooled) =>
             Pipeline.use(pooled.conn, (p) =>
               Effect.suspend(() => {
