@@ -6,7 +6,7 @@
  * It also sends CancelRequest (over TLS when the session uses TLS). It does not run statements:
  * that is the client's engine, which installs its handler on `wire`.
  */
-import { connect as tlsConnect, type TLSSocket } from "node:tls"
+import type { TLSSocket } from "node:tls"
 import { encodeCancelRequest, type ErrorFields, TERMINATE_FRAME, Writer } from "@pgline/codec"
 import { Effect, type Scope } from "effect"
 import { PgConnectError } from "./PgClientError.ts"
@@ -21,6 +21,7 @@ import {
   sniServerName
 } from "./internal/sockets.ts"
 import { type Started, StartupServerError, type StartupOptions, startup } from "./internal/startup.ts"
+import { nodeTls } from "./internal/builtins.ts"
 import type { Wire } from "./internal/Wire.ts"
 
 export type { Endpoint } from "./internal/sockets.ts"
@@ -114,7 +115,7 @@ const cancelOver = (started: Started, tlsOptions: StartupOptions["tls"]): Promis
           // The cancel connection uses TLS when the session does, so the key never travels in clear.
           if ((await requestSsl(socket, endpoint, Date.now() + 10_000)) === "S") {
             const servername = sniServerName(endpoint, tlsOptions.sslsni)
-            const tls = tlsConnect({
+            const tls = nodeTls().connect({
               socket,
               rejectUnauthorized: false,
               ...(servername !== undefined ? { servername } : {})

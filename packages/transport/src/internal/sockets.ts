@@ -8,9 +8,10 @@ import { existsSync, readFileSync } from "node:fs"
 import { connect as netConnect, type Socket } from "node:net"
 import { homedir } from "node:os"
 import { join } from "node:path"
-import { checkServerIdentity, connect as tlsConnect, rootCertificates, type TLSSocket } from "node:tls"
+import type { checkServerIdentity, TLSSocket } from "node:tls"
 import { SSL_REQUEST_FRAME } from "@pgline/codec"
 import type { ConnectFailureReason } from "../PgClientError.ts"
+import { nodeTls } from "./builtins.ts"
 
 export class ConnectFailure {
   readonly _tag = "ConnectFailure" as const
@@ -170,7 +171,7 @@ const defaultPath = (file: string): string => join(homedir(), ".postgresql", fil
 const tlsSettings = (endpoint: Endpoint, tls: TlsOptions, alpn: boolean) => {
   const rootPath = tls.sslrootcert ?? defaultPath("root.crt")
   const system = tls.sslrootcert === "system"
-  const ca = system ? [...rootCertificates] : readIfExists(rootPath)
+  const ca = system ? [...nodeTls().rootCertificates] : readIfExists(rootPath)
   let verifyChain = tls.sslmode === "verify-ca" || tls.sslmode === "verify-full" || system
   if (tls.sslmode === "require" && ca !== undefined) verifyChain = true
   if (verifyChain && ca === undefined) {
@@ -206,7 +207,7 @@ const tlsSettings = (endpoint: Endpoint, tls: TlsOptions, alpn: boolean) => {
     ...(alpn ? { ALPNProtocols: ["postgresql"] } : {}),
     rejectUnauthorized: verifyChain,
     checkServerIdentity: (hostname: string, peer: Parameters<typeof checkServerIdentity>[1]) =>
-      verifyHost ? checkServerIdentity(hostname === "" ? endpoint.host : hostname, peer) : undefined
+      verifyHost ? nodeTls().checkServerIdentity(hostname === "" ? endpoint.host : hostname, peer) : undefined
   }
 }
 
@@ -227,7 +228,7 @@ export const startTls = (
       reject(error)
       return
     }
-    const secure = tlsConnect({ socket, ...settings, host: endpoint.host })
+    const secure = nodeTls().connect({ socket, ...settings, host: endpoint.host })
     let timer: ReturnType<typeof setTimeout> | undefined
     const done = () => {
       if (timer) clearTimeout(timer)

@@ -11,7 +11,8 @@
  * PostgreSQL fails to compute one for them too, so they are reported as unsupported rather than
  * guessed. Not here: tls-unique / tls-exporter (PostgreSQL implements neither).
  */
-import { createHash } from "node:crypto"
+
+import { nodeCrypto } from "../builtins.ts"
 
 export type CertificateHash =
   | "sha224"
@@ -166,5 +167,5 @@ export const tlsServerEndPoint = (
 ): { readonly ok: true; readonly data: Uint8Array } | { readonly ok: false; readonly message: string } => {
   const alg = certificateHashAlgorithm(der)
   if (!alg.ok) return alg
-  return { ok: true, data: new Uint8Array(createHash(alg.hash).update(der).digest()) }
+  return { ok: true, data: new Uint8Array(nodeCrypto().createHash(alg.hash).update(der).digest()) }
 }

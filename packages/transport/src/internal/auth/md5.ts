@@ -10,8 +10,8 @@
  * Not here: whether the method is allowed (`requireAuth.ts`) and framing (the codec's
  * PasswordMessage adds the terminating NUL).
  */
-import { createHash } from "node:crypto"
 import { Result } from "effect"
+import { nodeCrypto } from "../builtins.ts"
 import { type AuthenticationError, authError } from "./AuthenticationError.ts"
 
 const encoder = new TextEncoder()
@@ -25,7 +25,7 @@ const checkPassword = (password: string): AuthenticationError | undefined => {
 }
 
 const md5hex = (...parts: ReadonlyArray<Uint8Array>): string => {
-  const h = createHash("md5")
+  const h = nodeCrypto().createHash("md5")
   for (const p of parts) h.update(p)
   return h.digest("hex")
 }

@@ -13,8 +13,8 @@
  * Not here: sockets, message framing (the codec frames the payloads), require_auth
  * (`requireAuth.ts`), and server-side SCRAM.
  */
-import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto"
 import { Result } from "effect"
+import { nodeCrypto } from "../builtins.ts"
 import { AuthenticationError, authError } from "./AuthenticationError.ts"
 import { tlsServerEndPoint } from "./channelBinding.ts"
 import { saslprepPassword } from "./saslprep.ts"
@@ -52,7 +52,7 @@ export class ScramKeyCache {
     this.#capacity = capacity
   }
   static key(password: Uint8Array, salt: Uint8Array, iterations: number): string {
-    const digest = createHash("sha256").update(password).digest("base64")
+    const digest = nodeCrypto().createHash("sha256").update(password).digest("base64")
     return `${iterations}:${Buffer.from(salt).toString("base64")}:${digest}`
   }
   get(key: string): ScramKeys | undefined {
@@ -115,9 +115,10 @@ const decodeBase64 = (s: string): Uint8Array | undefined =>
   s.length > 0 && base64Pattern.test(s) ? new Uint8Array(Buffer.from(s, "base64")) : undefined
 
 const hmac = (key: Uint8Array, data: Uint8Array | string): Uint8Array =>
-  new Uint8Array(createHmac("sha256", key).update(data).digest())
+  new Uint8Array(nodeCrypto().createHmac("sha256", key).update(data).digest())
 
-const sha256 = (data: Uint8Array): Uint8Array => new Uint8Array(createHash("sha256").update(data).digest())
+const sha256 = (data: Uint8Array): Uint8Array =>
+  new Uint8Array(nodeCrypto().createHash("sha256").update(data).digest())
 
 const keysFromSalted = (salted: Uint8Array): ScramKeys => ({
   clientKey: hmac(salted, "Client Key"),
@@ -126,7 +127,7 @@ const keysFromSalted = (salted: Uint8Array): ScramKeys => ({
 
 /** SaltedPassword = Hi(Normalize(password), salt, i) (RFC 5802 section 3), synchronously. */
 export const saltedPassword = (password: Uint8Array, salt: Uint8Array, iterations: number): Uint8Array =>
-  new Uint8Array(pbkdf2Sync(password, salt, iterations, 32, "sha256"))
+  new Uint8Array(nodeCrypto().pbkdf2Sync(password, salt, iterations, 32, "sha256"))
 
 const saltedPasswordAsync = (
   password: Uint8Array,
@@ -134,7 +135,7 @@ const saltedPasswordAsync = (
   iterations: number
 ): Promise<Uint8Array> =>
   new Promise((resolve, reject) =>
-    pbkdf2(password, salt, iterations, 32, "sha256", (err, key) =>
+    nodeCrypto().pbkdf2(password, salt, iterations, 32, "sha256", (err, key) =>
       err ? reject(err) : resolve(new Uint8Array(key))
     )
   )
@@ -268,7 +269,7 @@ export class ScramClient {
         authError("NoPassword", "the server requested SCRAM authentication and no password was supplied")
       )
     }
-    const nonce = options.clientNonce ?? randomBytes(24).toString("base64")
+    const nonce = options.clientNonce ?? nodeCrypto().randomBytes(24).toString("base64")
     if (!printablePattern.test(nonce)) {
       return Result.fail(
         authError("MalformedServerMessage", "the client nonce must be printable ASCII without ','")
@@ -433,7 +434,7 @@ export class ScramClient {
         authError("MalformedServerMessage", "malformed SCRAM server-final-message: invalid server signature")
       )
     }
-    if (!timingSafeEqual(signature, this.#serverSignature)) {
+    if (!nodeCrypto().timingSafeEqual(signature, this.#serverSignature)) {
       return this.#fail(authError("InvalidServerSignature", "incorrect server signature"))
     }
     this.#state = "done"
