@@ -42,7 +42,8 @@ import {
   runPrepare,
   runScript,
   runSegment,
-  runStatement
+  runStatement,
+  runStatementOf
 } from "./internal/run.ts"
 import { copyDirection, isCopyStdio, isTransactionControl, statementsOf } from "./internal/sqlText.ts"
 import { copyIn, copyOut, hold, notCopy, rowStream } from "./internal/streams.ts"
@@ -682,6 +683,40 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       return now !== undefined ? run(now) : Effect.flatMap(pool.wait(undefined), run)
     }
 
+    /**
+     * One statement on a shared connection: `onShared` for the commonest call, without its
+     * catchIf and a second withFiber (the retry on another connection is asked by the statement
+     * itself, only when the connection was lost before the statement left the client).
+     */
+    const sharedStatement = (
+      fiber: object,
+      text: string,
+      params: ReadonlyArray<unknown>,
+      arrays: boolean,
+      attempt: number
+    ): Effect.Effect<QueryResult<any>, PgClientError | PgServerError> => {
+      const run = (pooled: Pooled) =>
+        runStatementOf(
+          fiber,
+          pooled.conn,
+          text,
+          params,
+          () => pool.afterUse(pooled),
+          false,
+          arrays,
+          (loss) =>
+            attempt < 2 && !pool.isClosed && pooled.conn.isClosed
+              ? Effect.suspend(() =>
+                  pool.isClosed
+                    ? Effect.fail(loss)
+                    : sharedStatement(fiber, text, params, arrays, attempt + 1)
+                )
+              : undefined
+        )
+      const now = pool.shared()
+      return now !== undefined ? run(now) : Effect.flatMap(pool.wait(undefined), run)
+    }
+
     const run = (text: string, params: ReadonlyArray<unknown>, arrays: boolean) =>
       Effect.withFiber((fiber) => {
         const verdict = verdictOf(text)
@@ -690,7 +725,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         switch (w.kind) {
           case "shared":
             if ((verdict & TRANSACTION_CONTROL) !== 0) return Effect.fail(transactionControl())
-            return onShared((pooled, after) => runStatement(pooled.conn, text, params, after, false, arrays))
+            return sharedStatement(fiber, text, params, arrays, 0)
           case "conn":
             return runStatement(w.conn, text, params, undefined, false, arrays)
           case "own":

@@ -205,6 +205,30 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
     })
   )
 
+  it.effect(
+    "a shared statement waiting on a connection that is lost before it is written runs on a new one",
+    () =>
+      Effect.gen(function* () {
+        // max 1: the only connection is held by a pipeline, so a shared statement queues on it
+        // (waiting for the pipeline's segment to end) and has not been written when it dies.
+        const { pg, app } = yield* poolClient({ max: 1 })
+        const observer = (yield* poolClient({ max: 1 })).pg
+        const holder = yield* Effect.forkChild(
+          Effect.flip(pg.withPipeline((p) => p.execute("select pg_sleep(5) as held_by_pipeline")))
+        )
+        yield* untilRunning(observer, app, "held_by_pipeline")
+        const [target] = yield* backendsOf(observer, app)
+        const waiting = yield* Effect.forkChild(pg.query<{ pid: number }>("select pg_backend_pid() as pid"))
+        yield* Effect.sleep(100)
+        yield* observer.query("select pg_terminate_backend($1::int)", [target!.pid])
+        expect(["AdminShutdown", "ConnectionLost"]).toContain((yield* within(5_000)(Fiber.join(holder)))._tag)
+        // It cannot have run on the dead backend, so it was sent on the pool's new connection.
+        const { rows } = yield* within(10_000)(Fiber.join(waiting))
+        expect(rows[0]!.pid).not.toBe(target!.pid)
+        expect((yield* backendsOf(observer, app)).map((r) => r.pid)).toEqual([rows[0]!.pid])
+      })
+  )
+
   it.effect("min connections are opened and kept; idle ones above min close after idleTimeout", () =>
     Effect.gen(function* () {
       const { pg, app } = yield* poolClient({ max: 5, min: 2, idleTimeout: 300 })

@@ -246,7 +246,7 @@ class ChunkQueue {
       head++
     }
     if (head === chunks.length) {
-      chunks.length = 0
+      if (chunks.length !== 0) chunks.length = 0
       head = 0
       off = 0
       this.sealBlock()

@@ -24,6 +24,26 @@ export const lost = (
     ? new ConnectionLost({ message, mayHaveRun })
     : new ProtocolFailure({ message, mayHaveRun, reason: protocol })
 
+/**
+ * The failure of `outcomeToExit` when it is a ConnectionLost whose statement cannot have run (the
+ * connection was lost before it left the client: such a statement may be sent again elsewhere);
+ * undefined for any other outcome.
+ */
+export const lostUnsent = (
+  outcome: Outcome | undefined,
+  syncError: ErrorFields | undefined,
+  lostInfo: LostInfo | undefined
+): ConnectionLost | undefined => {
+  if (outcome === undefined) {
+    return syncError === undefined && lostInfo?.mayHaveRun === false && lostInfo.protocol === undefined
+      ? new ConnectionLost({ message: lostInfo.message, mayHaveRun: false })
+      : undefined
+  }
+  return outcome._tag === "Lost" && !outcome.mayHaveRun && outcome.protocol === undefined
+    ? new ConnectionLost({ message: outcome.message, mayHaveRun: false })
+    : undefined
+}
+
 /** Converts a statement's outcome (and what its Sync reported) into the Effect a caller sees. */
 export const outcomeToExit = (
   outcome: Outcome | undefined,

@@ -10,7 +10,7 @@
  * statement that may have run.
  */
 import type { ErrorFields, TransactionStatus } from "@pgline/codec"
-import type { PgServerError } from "@pgline/transport"
+import type { ConnectionLost, PgServerError } from "@pgline/transport"
 import { Effect } from "effect"
 import { fromErrorFields } from "@pgline/transport"
 import {
@@ -28,7 +28,7 @@ import {
   type Outcome,
   type Prepared
 } from "./Connection.ts"
-import { encodeFailure, lost, outcomeToExit } from "./outcome.ts"
+import { encodeFailure, lost, lostUnsent, outcomeToExit } from "./outcome.ts"
 import { type ScriptOutcome, ScriptStep } from "./simple.ts"
 
 export type RunError = PgServerError | PgClientError
@@ -185,29 +185,56 @@ export const runStatement = (
   retried = false,
   arrays = false
 ): Effect.Effect<QueryResult<any>, RunError> =>
-  Effect.withFiber((fiber) =>
-    Effect.callback<QueryResult<any>, RunError>((resume) => {
-      const wasIdle = conn.transactionStatus === "I"
-      return submitStatements(
-        conn,
-        fiber,
-        [{ text, values, arrays }],
-        (error) => resume(Effect.fail(error)),
-        ([outcome], sync) => {
-          // A cached statement gone stale (DDL, DEALLOCATE) works again only when prepared afresh;
-          // safe to redo outside a transaction block, where nothing else was affected.
-          if (!retried && wasIdle && isStalePlan(outcome)) {
-            conn.forgetText(text)
-            resume(runStatement(conn, text, values, after, true, arrays))
-            return
-          }
-          // A lone statement is never skipped (it is the whole segment), so Aborted cannot occur.
-          resume(outcomeToExit(outcome, sync.error, sync.lost) as Effect.Effect<QueryResult<any>, RunError>)
-        },
-        retried ? undefined : after
-      )
-    })
-  )
+  Effect.withFiber((fiber) => runStatementOf(fiber, conn, text, values, after, retried, arrays, undefined))
+
+/**
+ * `runStatement` for a caller that has its fiber at hand. `unsent`, when given, is asked first
+ * when the connection was lost before the statement left the client (so it cannot have run), with
+ * that ConnectionLost: the Effect it returns (another connection's attempt) takes the failure's
+ * place; undefined lets the failure through.
+ */
+export const runStatementOf = (
+  fiber: object,
+  conn: Connection,
+  text: string,
+  values: ReadonlyArray<unknown>,
+  after: (() => void) | undefined,
+  retried: boolean,
+  arrays: boolean,
+  unsent: ((error: ConnectionLost) => Effect.Effect<QueryResult<any>, RunError> | undefined) | undefined
+): Effect.Effect<QueryResult<any>, RunError> =>
+  Effect.callback<QueryResult<any>, RunError>((resume) => {
+    const wasIdle = conn.transactionStatus === "I"
+    return submitStatements(
+      conn,
+      fiber,
+      [{ text, values, arrays }],
+      (error) => {
+        const instead =
+          unsent !== undefined && error._tag === "ConnectionLost" && !error.mayHaveRun
+            ? unsent(error)
+            : undefined
+        resume(instead ?? Effect.fail(error))
+      },
+      ([outcome], sync) => {
+        // A cached statement gone stale (DDL, DEALLOCATE) works again only when prepared afresh;
+        // safe to redo outside a transaction block, where nothing else was affected.
+        if (!retried && wasIdle && isStalePlan(outcome)) {
+          conn.forgetText(text)
+          resume(runStatementOf(fiber, conn, text, values, after, true, arrays, unsent))
+          return
+        }
+        const loss = unsent === undefined ? undefined : lostUnsent(outcome, sync.error, sync.lost)
+        const instead = loss === undefined ? undefined : unsent!(loss)
+        // A lone statement is never skipped (it is the whole segment), so Aborted cannot occur.
+        resume(
+          instead ??
+            (outcomeToExit(outcome, sync.error, sync.lost) as Effect.Effect<QueryResult<any>, RunError>)
+        )
+      },
+      retried ? undefined : after
+    )
+  })
 
 /**
  * Statements in one segment: one round trip, one implicit transaction (the server rolls all of

@@ -258,8 +258,8 @@ class Cursor extends Pullable<Record<string, unknown>> {
     const rows: Array<Record<string, unknown>> = new Array(end - batch.read)
     const offsets = this.scratchOffsets
     const lengths = this.scratchLengths
-    offsets.length = n
-    lengths.length = n
+    if (offsets.length !== n) offsets.length = n
+    if (lengths.length !== n) lengths.length = n
     for (let r = batch.read, k = 0; r < end; r++, k++) {
       const base = r * n
       for (let i = 0; i < n; i++) {
