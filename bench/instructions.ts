@@ -6,8 +6,12 @@
  *
  * Runs `per-op.ts <operation> <count>` under `valgrind --tool=callgrind` at the two counts and
  * divides the difference of the instruction totals by the difference in operations (per-op.ts runs
- * a fixed warm-up of 2,000, then 7 rounds of `count`), so the start-up, the server's start and the
- * warm-up cancel out. Only the client process is counted: valgrind does not follow the embedded
+ * a fixed warm-up, then 7 rounds of `count`), so the start-up, the server's start and the warm-up
+ * cancel out. The warm-up is 20,000 operations here (`concurrent`: 100, i.e. 64,000 queries): V8
+ * goes on compiling optimised code for the first ~10,000 queries, and a compilation that falls
+ * inside the counted window would count as the operations' own cost. What remains is noise from
+ * garbage collection and V8's helper threads: use spans of ~20,000 operations or more (400 and
+ * 4,000 for a query, 200 and 3,000 for a transfer) and repeat a count before trusting a change. Only the client process is counted: valgrind does not follow the embedded
  * server, which is a process of its own. Under valgrind the client runs ~30× slower; a pair of
  * runs takes 2–3 minutes. valgrind is installed with apt-get when missing (as root only).
  */
@@ -54,7 +58,11 @@ const total = (count: number): number => {
       operation,
       String(count)
     ],
-    { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }
+    {
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+      env: { ...process.env, PER_OP_WARMUP: operation === "concurrent" ? "100" : "20000" }
+    }
   )
   const collected = /Collected : (\d+)/.exec(run.stderr)
   if (run.status !== 0 || collected === null) {

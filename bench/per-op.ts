@@ -24,6 +24,9 @@
  *
  * - query-floor: `query`'s statement and a Sync queued straight on the connection object the same
  *   way (the difference to `query` is what the statement API around the connection costs)
+ * - concurrent: P7's point select from 64 fibers at once on a pool of 10 connections, each fiber
+ *   running 10 in turn (one operation is those 640 queries: divide by 640 for one; the client's
+ *   cost per statement when statements are pipelined onto busy connections)
  *
  * Add `node --cpu-prof` to profile a loop (the profiles cited were taken that way, 10,000 runs).
  * Numbers move with the machine's load: compare operations within one run.
@@ -59,6 +62,7 @@ Connection.prototype.queueStatement = function (this: Connection, ...args) {
 }
 
 const hundred = Array.from({ length: 100 }, (_, i) => [i])
+const callers = Array.from({ length: 64 }, (_, i) => i)
 
 /**
  * `statements` and a Sync queued straight on the pool's connection object, one callback resumed at
@@ -93,7 +97,7 @@ const program = Effect.scoped(
     const pg = yield* PgClient
     yield* pg.query("create table if not exists account (id int primary key, balance int)")
     yield* pg.query("insert into account values (1, 0), (2, 0) on conflict do nothing")
-    // The pool has one connection: only the reserved operation holds it for the whole run.
+    // The pool has one connection (ten for concurrent): only reserved holds one for the whole run.
     const operations: Record<string, Effect.Effect<unknown, unknown>> = {
       reserved: operation === "reserved" ? (yield* pg.reserve).query(POINT, [1]) : Effect.void,
       query: pg.query(POINT, [1]),
@@ -109,6 +113,17 @@ const program = Effect.scoped(
       "many-100": pg.withPipeline((p) => p.executeMany(POINT, hundred)),
       "transfer-floor": transferFloor,
       "query-floor": queryFloor,
+      concurrent: Effect.forEach(
+        callers,
+        (caller) =>
+          Effect.gen(function* () {
+            for (let i = 0; i < 10; i++) {
+              const { rows } = yield* pg.query<{ x: number }>(POINT, [caller + i])
+              if (rows[0]?.x !== caller + i) return yield* Effect.die(`expected ${caller + i}`)
+            }
+          }),
+        { concurrency: "unbounded", discard: true }
+      ),
       "transfer-awaited": pg.withTransaction(
         Effect.gen(function* () {
           yield* pg.query(DEBIT, [1, 1])
@@ -120,7 +135,12 @@ const program = Effect.scoped(
     if (one === undefined) {
       return yield* Effect.die(`unknown operation ${operation}; have ${Object.keys(operations).join(", ")}`)
     }
-    for (let i = 0; i < Math.max(2_000, count / 5); i++) yield* one
+    // Warm-up: 2,000 operations (concurrent: 50, i.e. 32,000 queries), or a fifth of a round if
+    // more, or PER_OP_WARMUP operations (instructions.ts asks for more: V8 goes on compiling
+    // optimised code for ~10,000 queries, and what it compiles inside the counted window counts).
+    const warmUp =
+      Number(process.env.PER_OP_WARMUP ?? 0) || Math.max(operation === "concurrent" ? 50 : 2_000, count / 5)
+    for (let i = 0; i < warmUp; i++) yield* one
     writeMs = 0
     writes = 0
     const perRound: Array<number> = []
@@ -142,7 +162,9 @@ const program = Effect.scoped(
 )
 
 const layer = Layer.unwrap(
-  Effect.map(PgServer, (info) => PgClient.layer({ url: info.url, sslmode: "disable", max: 1 }))
+  Effect.map(PgServer, (info) =>
+    PgClient.layer({ url: info.url, sslmode: "disable", max: operation === "concurrent" ? 10 : 1 })
+  )
 ).pipe(Layer.provide(PgServer.layer))
 
 Effect.runPromise(Effect.provide(program, layer)).then(
