@@ -2,7 +2,7 @@
  * instructions: how many instructions the client executes per operation of `per-op.ts`, a measure
  * that does not move with the machine's load (wall-clock A/Bs on a shared 2-core VM move by ±20%).
  *
- *   node bench/instructions.ts [operation=transfer] [low=200] [high=600]
+ *   node bench/instructions.ts [operation=transfer] [low=200] [high=3000]
  *
  * Runs `per-op.ts <operation> <count>` under `valgrind --tool=callgrind` at the two counts and
  * divides the difference of the instruction totals by the difference in operations (per-op.ts runs
@@ -11,16 +11,17 @@
  * goes on compiling optimised code for the first ~10,000 queries, and a compilation that falls
  * inside the counted window would count as the operations' own cost. What remains is noise from
  * garbage collection and V8's helper threads: use spans of ~20,000 operations or more (400 and
- * 4,000 for a query, 200 and 3,000 for a transfer) and repeat a count before trusting a change. Only the client process is counted: valgrind does not follow the embedded
- * server, which is a process of its own. Under valgrind the client runs ~30× slower; a pair of
- * runs takes 2–3 minutes. valgrind is installed with apt-get when missing (as root only).
+ * 4,000 for a query, 200 and 3,000 for a transfer) and repeat a count before trusting a change.
+ * Only the client process is counted: valgrind does not follow the embedded server, which is a
+ * process of its own. Under valgrind the client runs ~30× slower; a pair of runs takes 4–6
+ * minutes. valgrind is installed with apt-get when missing (as root only).
  */
 import { execFileSync, spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
 const operation = process.argv[2] ?? "transfer"
 const low = Number(process.argv[3] ?? 200)
-const high = Number(process.argv[4] ?? 600)
+const high = Number(process.argv[4] ?? 3000)
 if (!(Number.isInteger(low) && Number.isInteger(high) && high > low && low > 0)) {
   console.error("usage: node bench/instructions.ts [operation] [low] [high] (integers, high > low > 0)")
   process.exit(2)

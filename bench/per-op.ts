@@ -8,6 +8,9 @@
  *
  *   node bench/per-op.ts [operation=query] [count=10000]
  *
+ * The warm-up is 2,000 operations (concurrent: 50) or a fifth of a round if more; PER_OP_WARMUP=N
+ * sets it (instructions.ts asks for 20,000).
+ *
  * Operations:
  * - query: `pg.query("select $1::int as x", [1])`, each awaited (P5's statement)
  * - reserved: the same on a reserved connection (`pg.reserve`)

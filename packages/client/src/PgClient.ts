@@ -18,7 +18,13 @@
  * have run: only a statement that never left the client (its connection died first) is sent again.
  */
 import { type ErrorFields, TypeRegistry } from "@pgline/codec"
-import { PgConfig, type PgConnectError, type PgServerError, Session } from "@pgline/transport"
+import {
+  type ConnectionLost,
+  PgConfig,
+  type PgConnectError,
+  type PgServerError,
+  Session
+} from "@pgline/transport"
 import {
   type Cause,
   type Config,
@@ -661,32 +667,47 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       return SHARED
     }
 
+    /** `use` on a shared connection: at once when the pool has one, else once one is free. */
+    const sharedConnection = <A, E>(
+      use: (pooled: Pooled) => Effect.Effect<A, E>
+    ): Effect.Effect<A, E | PgClientError | PgServerError> => {
+      const now = pool.shared()
+      return now !== undefined ? use(now) : Effect.flatMap(pool.wait(undefined), use)
+    }
+
+    /**
+     * The next attempt of a statement whose connection died before the statement left the client
+     * (it cannot have run, so it is safe to send on another connection), or undefined when it is
+     * not to be retried: the third loss, a closed pool, or a connection that is still open.
+     */
+    const retryUnsent = <A, E, E2>(
+      pooled: Pooled,
+      attempt: number,
+      loss: E,
+      again: () => Effect.Effect<A, E2>
+    ): Effect.Effect<A, E | E2> | undefined =>
+      attempt < 2 && !pool.isClosed && pooled.conn.isClosed
+        ? Effect.suspend((): Effect.Effect<A, E | E2> => (pool.isClosed ? Effect.fail(loss) : again()))
+        : undefined
+
     /** A shared connection for one use; `after` tells the pool when the use ended. */
     const onShared = <A, E>(
       use: (pooled: Pooled, after: () => void) => Effect.Effect<A, E>,
       attempt = 0
-    ): Effect.Effect<A, E | PgClientError | PgServerError> => {
-      const run = (pooled: Pooled): Effect.Effect<A, E | PgClientError | PgServerError> =>
+    ): Effect.Effect<A, E | PgClientError | PgServerError> =>
+      sharedConnection((pooled) =>
         Effect.catchIf(
           use(pooled, () => pool.afterUse(pooled)),
-          // The connection died before the statement left the client: it cannot have run, so it
-          // is safe to send it on another connection.
-          (e: unknown): e is { _tag: "ConnectionLost"; mayHaveRun: false } =>
+          (e: unknown): e is ConnectionLost =>
             (e as { _tag?: string })._tag === "ConnectionLost" &&
-            (e as { mayHaveRun?: boolean }).mayHaveRun === false &&
-            attempt < 2 &&
-            !pool.isClosed &&
-            pooled.conn.isClosed,
-          (e) => Effect.suspend(() => (pool.isClosed ? Effect.fail(e as E) : onShared(use, attempt + 1)))
+            (e as { mayHaveRun?: boolean }).mayHaveRun === false,
+          (loss) => retryUnsent(pooled, attempt, loss, () => onShared(use, attempt + 1)) ?? Effect.fail(loss)
         )
-      const now = pool.shared()
-      return now !== undefined ? run(now) : Effect.flatMap(pool.wait(undefined), run)
-    }
+      )
 
     /**
-     * One statement on a shared connection: `onShared` for the commonest call, without its
-     * catchIf and a second withFiber (the retry on another connection is asked by the statement
-     * itself, only when the connection was lost before the statement left the client).
+     * One statement on a shared connection: `onShared` for the commonest call, without its error
+     * handler and a second withFiber (the statement itself asks for `retryUnsent`).
      */
     const sharedStatement = (
       fiber: object,
@@ -694,8 +715,8 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       params: ReadonlyArray<unknown>,
       arrays: boolean,
       attempt: number
-    ): Effect.Effect<QueryResult<any>, PgClientError | PgServerError> => {
-      const run = (pooled: Pooled) =>
+    ): Effect.Effect<QueryResult<any>, PgClientError | PgServerError> =>
+      sharedConnection((pooled) =>
         runStatementOf(
           fiber,
           pooled.conn,
@@ -705,17 +726,11 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           false,
           arrays,
           (loss) =>
-            attempt < 2 && !pool.isClosed && pooled.conn.isClosed
-              ? Effect.suspend(() =>
-                  pool.isClosed
-                    ? Effect.fail(loss)
-                    : sharedStatement(fiber, text, params, arrays, attempt + 1)
-                )
-              : undefined
+            retryUnsent(pooled, attempt, loss, () =>
+              sharedStatement(fiber, text, params, arrays, attempt + 1)
+            )
         )
-      const now = pool.shared()
-      return now !== undefined ? run(now) : Effect.flatMap(pool.wait(undefined), run)
-    }
+      )
 
     const run = (text: string, params: ReadonlyArray<unknown>, arrays: boolean) =>
       Effect.withFiber((fiber) => {
