@@ -357,6 +357,23 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
 
   it.effect("the pool publishes its counts as Effect metrics, labelled with its name", () =>
     Effect.gen(function* () {
+      const state = (name: string, id: string, extra: Record<string, string> = {}) =>
+        Effect.map(
+          Metric.snapshot,
+          (all) =>
+            all.find(
+              (m) =>
+                m.id === id &&
+                m.attributes?.["db.client.connection.pool.name"] === name &&
+                Object.entries(extra).every(([k, v]) => m.attributes?.[k] === v)
+            )?.state as { value?: number; count?: number } | undefined
+        )
+      const counts = (name: string) =>
+        Effect.all({
+          idle: state(name, "db.client.connection.count", { "db.client.connection.state": "idle" }),
+          used: state(name, "db.client.connection.count", { "db.client.connection.state": "used" }),
+          pending: state(name, "db.client.connection.pending_requests")
+        })
       const { pg } = yield* poolClient({ max: 3, min: 3, poolName: "metrics_probe" })
       yield* eventually(
         Effect.sync(() => pg.stats().open === 3),
@@ -373,39 +390,53 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
             5_000,
             "one waiting"
           )
+          // The gauges are read from the pool when metrics are snapshotted: exact at any moment.
+          expect(yield* counts("metrics_probe")).toEqual({
+            idle: { value: 0 },
+            used: { value: 3 },
+            pending: { value: 1 }
+          })
           return fiber
         })
       )
       expect((yield* Fiber.join(waiter)).rows).toEqual([{ one: 1 }])
-      const state = (id: string, extra: Record<string, string> = {}) =>
-        Effect.map(
-          Metric.snapshot,
-          (all) =>
-            all.find(
-              (m) =>
-                m.id === id &&
-                m.attributes?.["db.client.connection.pool.name"] === "metrics_probe" &&
-                Object.entries(extra).every(([k, v]) => m.attributes?.[k] === v)
-            )?.state as { value?: number; count?: number } | undefined
-        )
-      // The gauges follow pool events (leases, openings, waits) and are refreshed at least every
-      // half second for connections that went idle after a shared statement.
       yield* eventually(
-        Effect.map(
-          state("db.client.connection.count", { "db.client.connection.state": "idle" }),
-          (s) => s?.value === 3
-        ),
+        Effect.sync(() => pg.stats().idle === 3),
         5_000,
-        "three idle in the gauge"
+        "three idle"
       )
-      expect(
-        yield* state("db.client.connection.count", { "db.client.connection.state": "used" })
-      ).toMatchObject({
-        value: 0
+      expect(yield* counts("metrics_probe")).toEqual({
+        idle: { value: 3 },
+        used: { value: 0 },
+        pending: { value: 0 }
       })
-      expect(yield* state("db.client.connection.max")).toMatchObject({ value: 3 })
-      expect(yield* state("db.client.connection.pending_requests")).toMatchObject({ value: 0 })
-      expect(yield* state("db.client.connection.wait_time")).toMatchObject({ count: 1 })
+      expect(yield* state("metrics_probe", "db.client.connection.max")).toMatchObject({ value: 3 })
+      expect(yield* state("metrics_probe", "db.client.connection.wait_time")).toMatchObject({ count: 1 })
+
+      // A closed pool's series stay, at their final values.
+      const scope = yield* Scope.make()
+      const closing = (yield* Scope.provide(
+        poolClient({ max: 2, min: 2, poolName: "metrics_closed" }),
+        scope
+      )).pg
+      yield* eventually(
+        Effect.sync(() => closing.stats().open === 2),
+        5_000,
+        "two open"
+      )
+      const held = yield* Scope.provide(closing.reserve, scope)
+      expect((yield* held.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+      expect(yield* counts("metrics_closed")).toEqual({
+        idle: { value: 1 },
+        used: { value: 1 },
+        pending: { value: 0 }
+      })
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* counts("metrics_closed")).toEqual({
+        idle: { value: 0 },
+        used: { value: 0 },
+        pending: { value: 0 }
+      })
     })
   )
 
