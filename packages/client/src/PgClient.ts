@@ -642,11 +642,20 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     Effect.withFiber((fiber) =>
       tracingOn(fiber)
         ? Effect.scoped(Effect.flatMap(lease(kind), use))
-        : Effect.uninterruptibleMask((restore) =>
-            Effect.flatMap(restore(pool.wait(kind)), (pooled) =>
-              Effect.onExit(restore(use(pooled)), () => pool.release(pooled))
-            )
-          )
+        : Effect.uninterruptibleMask((restore) => {
+            const using = (pooled: Pooled) => {
+              let used: Effect.Effect<A, E, R>
+              try {
+                used = use(pooled)
+              } catch (defect) {
+                used = Effect.die(defect)
+              }
+              return Effect.onExit(restore(used), () => pool.releaseNow(pooled) ?? Effect.void)
+            }
+            // A free connection is leased without a wait (and without an Effect for it).
+            const now = pool.leaseNow(kind)
+            return now !== undefined ? using(now) : Effect.flatMap(restore(pool.wait(kind)), using)
+          })
     )
 
   const makeStatements = (fixed: Fixed | undefined): PgStatements => {
@@ -853,14 +862,15 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         // its own, closed before the pipeline ends, as in the general path below.
         if (where(fiber) === SHARED)
           return leased("pipeline", (pooled) =>
-            Pipeline.use(pooled.conn, (p) =>
-              Effect.suspend(() => {
+            Pipeline.use(
+              pooled.conn,
+              (p) => {
+                // Called as the block starts (its pipeline held); `ended` undoes it however it ends.
                 owners.set(fiber, { conn: pooled.conn, pipeline: p })
-                return Effect.ensuring(
-                  Effect.scoped(Effect.flatMap(body(p), (value) => Effect.as(p.sync, value))),
-                  Effect.sync(() => owners.delete(fiber))
-                )
-              })
+                return Effect.scoped(Effect.flatMap(body(p), (value) => Effect.as(p.sync, value)))
+              },
+              {},
+              () => owners.delete(fiber)
             )
           )
         return Effect.scoped(

@@ -196,6 +196,21 @@ const endStatementSpan = (span: Tracer.Span, outcome: Outcome): void => {
   }
 }
 
+/** What a sync point reports: the segment's first unread failure, a lost connection, or the status. */
+const answerOf = ({
+  status,
+  lost,
+  ended
+}: SyncAnswer): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
+  if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
+  // The segment's first failure, unless its handle was read (then its reader has it).
+  const first = ended.firstFailure
+  if (first !== undefined && !first.read && first.failure !== undefined)
+    return Effect.fail(fromErrorFields(first.failure))
+  if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
+  return Effect.succeed(status ?? "I")
+}
+
 /** What a pipeline shares with its handles. */
 interface Shared {
   /** Incremented by every Flush or Sync queued: a handle queued before it has been "released". */
@@ -409,6 +424,10 @@ interface Core {
    * after a failure with statements in flight, cancel them first. Never fails.
    */
   readonly close: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
+  /** `close`, done at once when nothing is unsynced or in flight (the usual end): undefined then. */
+  readonly closeNow: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void> | undefined
+  /** Ends the segment with a Sync now; `done` gets the answer. */
+  readonly queueSyncNow: (done: (answer: SyncAnswer) => void) => void
 }
 
 /** Each pipeline's core (its token and the steps transactionIn queues directly). */
@@ -736,21 +755,6 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: P
   const queueSync = () =>
     Effect.callback<SyncAnswer>((resume) => queueSyncNow((a) => resume(Effect.succeed(a))))
 
-  /** What a sync point reports: the segment's first unread failure, a lost connection, or the status. */
-  const answerOf = ({
-    status,
-    lost,
-    ended
-  }: SyncAnswer): Effect.Effect<TransactionStatus, PgServerError | PgClientError> => {
-    if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
-    // The segment's first failure, unless its handle was read (then its reader has it).
-    const first = ended.firstFailure
-    if (first !== undefined && !first.read && first.failure !== undefined)
-      return Effect.fail(fromErrorFields(first.failure))
-    if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
-    return Effect.succeed(status ?? "I")
-  }
-
   const sendSync: Effect.Effect<
     Effect.Effect<TransactionStatus, PgServerError | PgClientError>,
     PgClientError
@@ -827,7 +831,13 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: P
     setSpan: (span) => {
       pipelineSpan = span
     },
-    close: end
+    close: end,
+    closeNow: (exit) => {
+      if (segment.size > 0 || syncsInFlight > 0) return end(exit)
+      open = false
+      return undefined
+    },
+    queueSyncNow
   }
   cores.set(pipeline, core)
   return core
@@ -890,40 +900,65 @@ export const transaction = <A, E, R>(
 export const use = <A, E, R>(
   conn: Connection,
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
-  options: PipelineOptions = {}
+  options: PipelineOptions = {},
+  ended?: () => void
 ): Effect.Effect<A, E | PgClientError, R> =>
-  around(conn, options, (core, restore) => restore(body(core.pipeline)))
+  around(conn, options, (core, restore) => restore(body(core.pipeline)), ended)
 
-/** Holds `conn` for a pipeline around `f` (run uninterruptibly but for what it restores), then ends it. */
+/**
+ * Holds `conn` for a pipeline around `f` (run uninterruptibly but for what it restores), then ends
+ * it; `ended` is called first thing when `f` has ended, however it ended.
+ */
 const around = <A, E, R>(
   conn: Connection,
   options: PipelineOptions,
   f: (
     core: Core,
     restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-  ) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>,
+  ended?: () => void
 ): Effect.Effect<A, E | PgClientError, R> =>
   Effect.withFiber((owner) => {
     if (tracingOn(owner))
       return Effect.scoped(
         Effect.flatMap(make(conn, options), (p) =>
-          Effect.uninterruptibleMask((restore) => f(cores.get(p)!, restore))
+          Effect.uninterruptibleMask((restore) =>
+            ended === undefined
+              ? f(cores.get(p)!, restore)
+              : Effect.onExit(f(cores.get(p)!, restore), () => Effect.sync(ended))
+          )
         )
       )
     if (conn.isClosed) return Effect.fail(connectionGone(conn))
     if (conn.exclusiveHolder === owner) return Effect.fail(pipelineOpen())
     const core = open(conn, owner, options)
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(acquireFor(conn, owner, core.idle)), () =>
-        Effect.onExit(
-          conn.isClosed ? Effect.fail<E | PgClientError>(connectionGone(conn)) : f(core, restore),
-          (exit) =>
-            Effect.ensuring(
-              core.close(exit),
-              Effect.sync(() => conn.release(owner))
-            )
+    const end = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+      ended?.()
+      const closing = core.closeNow(exit)
+      if (closing !== undefined)
+        return Effect.ensuring(
+          closing,
+          Effect.sync(() => conn.release(owner))
         )
-      )
+      conn.release(owner)
+      return Effect.void
+    }
+    const run = (restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>) => {
+      let effect: Effect.Effect<A, E | PgClientError, R>
+      try {
+        // `f` calls the caller's block: a block that throws instead of returning an Effect dies,
+        // and the pipeline still ends.
+        effect = conn.isClosed ? Effect.fail(connectionGone(conn)) : f(core, restore)
+      } catch (defect) {
+        effect = Effect.die(defect)
+      }
+      return Effect.onExit(effect, end)
+    }
+    // Held at once when nothing holds the connection or waits for it (the usual case: a leased one).
+    return Effect.uninterruptibleMask((restore) =>
+      conn.tryHold(owner, core.idle)
+        ? run(restore)
+        : Effect.flatMap(restore(acquireFor(conn, owner, core.idle)), () => run(restore))
     )
   })
 
@@ -973,23 +1008,36 @@ const transactionOn = <A, E, R>(
       const undone = queueUndoNow(core, savepoint)
       if (undone !== undefined) return Effect.fail(undone)
     }
-    return Effect.flatMap(Effect.exit(p.sync), (synced) => {
+    // The Sync is queued here (the segment holds BEGIN at least), and its answer read directly.
+    const answered = Effect.callback<SyncAnswer>((resume) =>
+      core.queueSyncNow((a) => resume(Effect.succeed(a)))
+    )
+    return Effect.flatMap(answered, (answer) => {
       interrupt?.done()
       // Every step succeeded (the common case): the answer is on the settled handles.
-      if (synced._tag === "Success" && value._tag === "Success" && begin.succeeded() && end?.succeeded()) {
+      if (
+        answer.lost === undefined &&
+        answer.ended.firstFailure === undefined &&
+        answer.ended.syncError === undefined &&
+        value._tag === "Success" &&
+        begin.succeeded() &&
+        end?.succeeded()
+      ) {
         return savepoint === undefined && end.outcome.result.command !== "COMMIT"
           ? Effect.fail(rolledBack())
           : value
       }
-      // A statement failed: the server skipped the rest of the segment (COMMIT or the undo too)
-      // and left the block failed. Roll it back so the connection (or the enclosing block) can go on.
-      const failedBlock =
-        savepoint === undefined ? conn.transactionStatus !== "I" : conn.transactionStatus === "E"
-      const finish = finishTransaction(begin, value, synced, end, savepoint)
-      if (!failedBlock || conn.isClosed) return finish
-      const undone = queueUndoNow(core, savepoint)
-      if (undone !== undefined) return Effect.fail(undone)
-      return Effect.andThen(Effect.ignore(p.sync), finish)
+      return Effect.flatMap(Effect.exit(answerOf(answer)), (synced) => {
+        // A statement failed: the server skipped the rest of the segment (COMMIT or the undo too)
+        // and left the block failed. Roll it back so the connection (or the enclosing block) can go on.
+        const failedBlock =
+          savepoint === undefined ? conn.transactionStatus !== "I" : conn.transactionStatus === "E"
+        const finish = finishTransaction(begin, value, synced, end, savepoint)
+        if (!failedBlock || conn.isClosed) return finish
+        const undone = queueUndoNow(core, savepoint)
+        if (undone !== undefined) return Effect.fail(undone)
+        return Effect.andThen(Effect.ignore(p.sync), finish)
+      })
     })
   })
 }

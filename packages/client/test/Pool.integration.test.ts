@@ -461,4 +461,32 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
       )
     })
   )
+
+  it.effect(
+    "a block that throws instead of returning an Effect dies, and its connection goes back to the pool",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const boom = () => {
+          throw new Error("boom")
+        }
+        const blocks: Record<string, Effect.Effect<unknown, unknown>> = {
+          withPipeline: pg.withPipeline(boom),
+          pipelineTransaction: pg.pipelineTransaction(boom),
+          pipeline: Effect.scoped(Effect.flatMap(pg.pipeline, boom)),
+          reserve: Effect.scoped(Effect.flatMap(pg.reserve, boom))
+        }
+        for (const [name, block] of Object.entries(blocks)) {
+          const exit = yield* Effect.exit(block)
+          expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause), name).toBe(true)
+          expect(Exit.isFailure(exit) && String(Cause.squash(exit.cause)), name).toContain("boom")
+          // The pool's only connection is free again: a statement runs, outside any block.
+          expect((yield* within(5_000)(pg.query("select 1 as one"))).rows, name).toEqual([{ one: 1 }])
+          expect(pg.stats(), name).toMatchObject({ open: 1, idle: 1, inUse: 0 })
+          expect((yield* pg.query("select pg_current_xact_id_if_assigned() is null as idle")).rows).toEqual([
+            { idle: true }
+          ])
+        }
+      })
+  )
 })

@@ -651,16 +651,7 @@ export class Connection {
     idle: () => boolean = () => false,
     refusal?: () => StatementRejected
   ): (() => void) | undefined {
-    if (
-      this.lockWaiters.length === 0 &&
-      !this.fenced &&
-      (this.exclusiveOwner === undefined || (!exclusive && this.foreignMayRun()))
-    ) {
-      if (exclusive) {
-        this.exclusiveOwner = owner
-        this.exclusiveIdle = idle
-        this.exclusiveRefusal = refusal
-      }
+    if (exclusive ? this.tryHold(owner, idle, refusal) : this.mayRunNow()) {
       resume()
       return undefined
     }
@@ -670,6 +661,24 @@ export class Connection {
       const i = this.lockWaiters.indexOf(waiter)
       if (i >= 0) this.lockWaiters.splice(i, 1)
     }
+  }
+
+  /** Nobody waits for the lock, no cancel is pending, and nothing holds it or a foreign step may run. */
+  private mayRunNow(): boolean {
+    return (
+      this.lockWaiters.length === 0 &&
+      !this.fenced &&
+      (this.exclusiveOwner === undefined || this.foreignMayRun())
+    )
+  }
+
+  /** Holds the connection for `owner` when that needs no wait: true if it now holds it. */
+  tryHold(owner: object, idle: () => boolean = () => false, refusal?: () => StatementRejected): boolean {
+    if (this.lockWaiters.length > 0 || this.fenced || this.exclusiveOwner !== undefined) return false
+    this.exclusiveOwner = owner
+    this.exclusiveIdle = idle
+    this.exclusiveRefusal = refusal
+    return true
   }
 
   /**

@@ -221,6 +221,11 @@ export class Pool {
     return best
   }
 
+  /** A connection leased at once when one is free (no wait, no connection opened), else undefined. */
+  leaseNow(kind: LeaseKind): Pooled | undefined {
+    return this.closed ? undefined : this.exclusive(kind, false)
+  }
+
   /** Waits for a connection: shared (`kind` undefined) or leased. */
   wait(kind: LeaseKind | undefined): Effect.Effect<Pooled, PgClientError | PgServerError> {
     return Effect.suspend(() => {
@@ -402,23 +407,34 @@ export class Pool {
    * than `closeTimeout`).
    */
   release(pooled: Pooled): Effect.Effect<void> {
+    return Effect.suspend(() => this.releaseNow(pooled) ?? Effect.void)
+  }
+
+  /**
+   * `release` done now when the connection is clean (the usual case, answered from what the
+   * connection knows: nothing in flight, no block open, nothing prepared under a name): undefined
+   * then; else the clean-up to run.
+   */
+  releaseNow(pooled: Pooled): Effect.Effect<void> | undefined {
     const conn = pooled.conn
-    const back = (ok: boolean) => {
-      pooled.lease = undefined
-      pooled.lastUsed = Date.now()
-      if (!ok || this.closed || pooled.retiring) this.retire(pooled)
-      else this.dispatch()
-    }
-    // The usual case, answered from what the connection knows: nothing in flight, no block open.
-    const returnNow = Effect.sync(() => back(true))
-    return Effect.suspend(() =>
+    if (
       !conn.isClosed &&
       conn.engine.pending === 0 &&
       conn.transactionStatus === "I" &&
       conn.namedStatements().length === 0
-        ? returnNow
-        : this.cleanThenRelease(pooled, back)
-    )
+    ) {
+      this.back(pooled, true)
+      return undefined
+    }
+    return this.cleanThenRelease(pooled, (ok) => this.back(pooled, ok))
+  }
+
+  /** The end of a lease: the connection is available again, or closed when `ok` is false. */
+  private back(pooled: Pooled, ok: boolean): void {
+    pooled.lease = undefined
+    pooled.lastUsed = Date.now()
+    if (!ok || this.closed || pooled.retiring) this.retire(pooled)
+    else this.dispatch()
   }
 
   /** The slow path of `release`: wait for what is in flight, roll back, bounded by closeTimeout. */
