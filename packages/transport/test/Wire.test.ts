@@ -29,7 +29,13 @@ const pair = async () => {
   await once(socket, "connect")
   sockets.push(socket)
   open.push({ server, sockets })
-  return { wire: new Wire(socket), received: () => received }
+  const writes: Array<number> = []
+  const write = socket.write.bind(socket) as (chunk: Uint8Array, cb?: () => void) => boolean
+  socket.write = ((chunk: Uint8Array, cb?: () => void) => {
+    writes.push(chunk.length)
+    return write(chunk, cb)
+  }) as typeof socket.write
+  return { wire: new Wire(socket), received: () => received, writes }
 }
 
 afterEach(async () => {
@@ -55,6 +61,39 @@ describe("Wire writes", () => {
     await waitFor(() => received() === 500)
     expect(wire.bytesWritten).toBe(500)
     expect(received()).toBe(500)
+  })
+
+  it("a write that may wait goes out at the end of the event loop's turn, with what joined it", async () => {
+    const { wire, received, writes } = await pair()
+    encodeFlush(wire.writer)
+    wire.schedule(true)
+    // Later in the same turn (after this tick's microtasks, where a write that may not wait goes
+    // out), more frames join the pending write.
+    await Promise.resolve()
+    await Promise.resolve()
+    expect(wire.bytesWritten).toBe(0)
+    encodeFlush(wire.writer)
+    wire.schedule(true)
+    await new Promise((r) => setImmediate(r))
+    expect(writes).toEqual([10])
+    expect(wire.bytesWritten).toBe(10)
+    await waitFor(() => received() === 10)
+    expect(received()).toBe(10)
+  })
+
+  it("a write that must not wait takes over a pending end-of-turn write", async () => {
+    const { wire, received, writes } = await pair()
+    encodeFlush(wire.writer)
+    wire.schedule(true)
+    encodeFlush(wire.writer)
+    wire.schedule()
+    await Promise.resolve()
+    // Both frames left at the end of the tick, in one write, before the turn's end.
+    expect(writes).toEqual([10])
+    await new Promise((r) => setImmediate(r))
+    expect(writes).toEqual([10])
+    await waitFor(() => received() === 10)
+    expect(received()).toBe(10)
   })
 
   it("a long burst streams while it is being encoded", async () => {

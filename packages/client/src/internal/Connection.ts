@@ -1039,7 +1039,9 @@ export class Connection {
     this.engine.enqueue(step)
     // After the statement's step: the Close frame follows its frames, so its step must follow too.
     if (this.cached > this.options.statementCacheSize) this.evict(owner)
-    wire.schedule()
+    // While other connections wait for answers, or the server still answers this one, the write
+    // waits for the end of the event loop's turn, with whatever else is queued here by then.
+    wire.schedule(this.engine.mayWriteLater(wire.bytesWritten))
     return undefined
   }
 
@@ -1254,7 +1256,7 @@ export class Connection {
     this.segments++
     encodeSync(wire.writer)
     this.engine.enqueue(step)
-    wire.schedule()
+    wire.schedule(this.engine.mayWriteLater(wire.bytesWritten))
   }
 
   queueFlush(): void {

@@ -64,6 +64,9 @@ export interface EngineHooks {
   readonly onDesync: (m: BackendMessage) => void
 }
 
+/** Engines (connections) of this process with steps waiting for the server. */
+let busyEngines = 0
+
 export class Engine {
   private queue: Array<Step> = []
   private head = 0
@@ -108,6 +111,7 @@ export class Engine {
       this.segmentCount = 0
     } else if (step.internal === true) step.segmentIndex = -1
     else step.segmentIndex = this.segmentCount++
+    if (this.queue.length === this.head) busyEngines++
     this.queue.push(step)
   }
 
@@ -117,11 +121,26 @@ export class Engine {
   private shift(): void {
     this.queue[this.head] = undefined as unknown as Step
     this.head++
+    if (this.queue.length === this.head) busyEngines--
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head)
       this.head = 0
     }
     this.onAdvance?.()
+  }
+
+  /**
+   * Whether a write of this connection may wait for the end of the event loop's turn: another
+   * connection of the process is waiting for answers (which may arrive in this turn and resume
+   * fibers that queue more here), or this one's server has frames of it to answer already (its
+   * head step was written before `bytesWritten`). Never when this is the only connection at work:
+   * one statement at a time is written at once.
+   */
+  mayWriteLater(bytesWritten: number): boolean {
+    const own = this.queue.length > this.head
+    if (busyEngines > (own ? 1 : 0)) return true
+    const head = this.queue[this.head]
+    return head !== undefined && head.startOffset < bytesWritten
   }
 
   /** The owner of the step the server answers next (the statement it runs or will run next). */
@@ -225,6 +244,7 @@ export class Engine {
   fail(message: string, bytesWritten: number, first?: () => void): void {
     if (this.lost !== undefined) return
     this.lost = { message }
+    if (this.queue.length > this.head) busyEngines--
     const steps = this.queue.slice(this.head)
     this.queue = []
     this.head = 0

@@ -32,6 +32,10 @@ export interface WireClosed {
  */
 const EAGER_FLUSH = 32 * 1024
 
+const NOT_SCHEDULED = 0
+const AT_TICK_END = 1
+const AT_TURN_END = 2
+
 /**
  * CopyData messages longer than this are left to the parser (which gathers a long message once,
  * into a buffer of its size) rather than carried across socket chunks by the COPY TO fast path.
@@ -45,7 +49,8 @@ export class Wire {
   socket: Socket | TLSSocket
   private handler: WireHandler | undefined
   private closeHandler: WireCloseHandler | undefined
-  private scheduled = false
+  /** Which flush is pending: none, at the end of this tick (microtask), at the end of this turn (setImmediate). */
+  private scheduled: number = NOT_SCHEDULED
   private closed: WireClosed | undefined
   private drainWaiters: Array<{ readonly threshold: number; readonly resume: () => void }> = []
   /** Bytes handed to the socket since the wire opened (for "may have run" decisions). */
@@ -262,20 +267,37 @@ export class Wire {
 
   /**
    * Queues the frames written into `writer` so far for one socket write at the end of this tick
-   * (or writes now when `EAGER_FLUSH` bytes are waiting).
+   * (or writes now when `EAGER_FLUSH` bytes are waiting). With `later` (the server still has
+   * earlier frames of this connection to answer, so it is not idle waiting for these), the write
+   * waits for the end of this turn of the event loop instead (setImmediate): frames that other
+   * callbacks of the same turn queue (fibers resumed by other sockets' answers) join it. Measured
+   * with 64 fibers on a pool of 10 (bench/per-op.ts concurrent): 3.8 -> 4.5 statements per write,
+   * 6-13% less time per query. A caller whose connection is idle is written at the end of its
+   * tick, as before (no added latency for one statement at a time).
    */
-  schedule(): void {
+  schedule(later = false): void {
     if (this.writer.length >= EAGER_FLUSH) {
       this.flush()
       return
     }
-    if (this.scheduled) return
-    this.scheduled = true
+    if (later) {
+      if (this.scheduled !== NOT_SCHEDULED) return
+      this.scheduled = AT_TURN_END
+      setImmediate(this.flushAtTurnEnd)
+      return
+    }
+    if (this.scheduled === AT_TICK_END) return
+    this.scheduled = AT_TICK_END
     queueMicrotask(this.flush)
   }
 
+  /** setImmediate's flush: nothing to do when an end-of-tick flush came first. */
+  private readonly flushAtTurnEnd = (): void => {
+    if (this.scheduled === AT_TURN_END) this.flush()
+  }
+
   readonly flush = (): void => {
-    this.scheduled = false
+    this.scheduled = NOT_SCHEDULED
     if (this.writer.length === 0 || this.closed !== undefined) return
     const bytes = this.writer.take()
     this.bytesWritten += bytes.length
