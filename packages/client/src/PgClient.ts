@@ -658,6 +658,25 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           })
     )
 
+  /**
+   * A pipeline on a connection leased for it, built inside one uninterruptible region with the
+   * lease (no tracing backend: `leased` and Pipeline.use otherwise): `f` gets the connection, the
+   * region's restore and what gives the connection back, which it must call however it ends.
+   */
+  const leasedPipeline = <A, E, R>(
+    kind: LeaseKind,
+    f: (
+      conn: Connection,
+      restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
+      after: () => Effect.Effect<void> | undefined
+    ) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | PgClientError | PgServerError, R> =>
+    Effect.uninterruptibleMask((restore) => {
+      const start = (pooled: Pooled) => f(pooled.conn, restore, () => pool.releaseNow(pooled))
+      const now = pool.leaseNow(kind)
+      return now !== undefined ? start(now) : Effect.flatMap(restore(pool.wait(kind)), start)
+    })
+
   const makeStatements = (fixed: Fixed | undefined): PgStatements => {
     const where = (fiber: { getRef: <A>(ref: Context.Reference<A>) => A }): Where => {
       const level = fiber.getRef(CurrentTransaction)
@@ -860,19 +879,19 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         // On the pool: the lease and the pipeline end around the block (no Scope finalizers
         // unless spans are made: leased and Pipeline.use decide); the block still gets a scope of
         // its own, closed before the pipeline ends, as in the general path below.
-        if (where(fiber) === SHARED)
-          return leased("pipeline", (pooled) =>
-            Pipeline.use(
-              pooled.conn,
-              (p) => {
-                // Called as the block starts (its pipeline held); `ended` undoes it however it ends.
-                owners.set(fiber, { conn: pooled.conn, pipeline: p })
-                return Effect.scoped(Effect.flatMap(body(p), (value) => Effect.as(p.sync, value)))
-              },
-              {},
-              () => owners.delete(fiber)
-            )
-          )
+        if (where(fiber) === SHARED) {
+          const block = (conn: Connection) => (p: Pipeline.Pipeline) => {
+            // Called as the block starts (its pipeline held); `ended` undoes it however it ends.
+            owners.set(fiber, { conn, pipeline: p })
+            return Effect.scoped(Effect.flatMap(body(p), (value) => Effect.as(p.sync, value)))
+          }
+          const ended = () => owners.delete(fiber)
+          return tracingOn(fiber)
+            ? leased("pipeline", (pooled) => Pipeline.use(pooled.conn, block(pooled.conn), {}, ended))
+            : leasedPipeline("pipeline", (conn, restore, after) =>
+                Pipeline.useWithin(conn, fiber, restore, block(conn), after, ended)
+              )
+        }
         return Effect.scoped(
           Effect.gen(function* () {
             const p = yield* pipeline
@@ -888,7 +907,11 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         const w = where(fiber)
         switch (w.kind) {
           case "shared":
-            return leased("transaction", (pooled) => Pipeline.transaction(pooled.conn, body))
+            return tracingOn(fiber)
+              ? leased("transaction", (pooled) => Pipeline.transaction(pooled.conn, body))
+              : leasedPipeline("transaction", (conn, restore, after) =>
+                  Pipeline.transactionWithin(conn, fiber, restore, body, after)
+                )
           case "conn":
             return Pipeline.transaction(w.conn, body)
           case "own":

@@ -905,6 +905,8 @@ export const use = <A, E, R>(
 ): Effect.Effect<A, E | PgClientError, R> =>
   around(conn, options, (core, restore) => restore(body(core.pipeline)), ended)
 
+type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+
 /**
  * Holds `conn` for a pipeline around `f` (run uninterruptibly but for what it restores), then ends
  * it; `ended` is called first thing when `f` has ended, however it ended.
@@ -912,10 +914,7 @@ export const use = <A, E, R>(
 const around = <A, E, R>(
   conn: Connection,
   options: PipelineOptions,
-  f: (
-    core: Core,
-    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-  ) => Effect.Effect<A, E, R>,
+  f: (core: Core, restore: Restore) => Effect.Effect<A, E, R>,
   ended?: () => void
 ): Effect.Effect<A, E | PgClientError, R> =>
   Effect.withFiber((owner) => {
@@ -929,38 +928,79 @@ const around = <A, E, R>(
           )
         )
       )
-    if (conn.isClosed) return Effect.fail(connectionGone(conn))
-    if (conn.exclusiveHolder === owner) return Effect.fail(pipelineOpen())
-    const core = open(conn, owner, options)
-    const end = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
-      ended?.()
-      const closing = core.closeNow(exit)
-      if (closing !== undefined)
-        return Effect.ensuring(
-          closing,
-          Effect.sync(() => conn.release(owner))
-        )
-      conn.release(owner)
-      return Effect.void
-    }
-    const run = (restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>) => {
-      let effect: Effect.Effect<A, E | PgClientError, R>
-      try {
-        // `f` calls the caller's block: a block that throws instead of returning an Effect dies,
-        // and the pipeline still ends.
-        effect = conn.isClosed ? Effect.fail(connectionGone(conn)) : f(core, restore)
-      } catch (defect) {
-        effect = Effect.die(defect)
-      }
-      return Effect.onExit(effect, end)
-    }
-    // Held at once when nothing holds the connection or waits for it (the usual case: a leased one).
     return Effect.uninterruptibleMask((restore) =>
-      conn.tryHold(owner, core.idle)
-        ? run(restore)
-        : Effect.flatMap(restore(acquireFor(conn, owner, core.idle)), () => run(restore))
+      heldWithin(conn, owner, options, restore, f, undefined, ended)
     )
   })
+
+/**
+ * `f` on a pipeline of `conn` held for `owner`, built inside the caller's uninterruptible region
+ * (`restore` is its mask's), without tracing. `after` runs once the pipeline has ended and `conn` is
+ * released, however it ended (also when it never started): for a caller that leased `conn` and
+ * gives it back (undefined: nothing more to do). `ended` is called first thing when `f` has ended.
+ * Never throws: a block that throws instead of returning an Effect dies, and everything still ends.
+ */
+const heldWithin = <A, E, R>(
+  conn: Connection,
+  owner: Fiber.Fiber<unknown, unknown>,
+  options: PipelineOptions,
+  restore: Restore,
+  f: (core: Core, restore: Restore) => Effect.Effect<A, E, R>,
+  after: (() => Effect.Effect<void> | undefined) | undefined,
+  ended?: () => void
+): Effect.Effect<A, E | PgClientError, R> => {
+  const unstarted = (error: PgClientError): Effect.Effect<never, PgClientError> =>
+    after === undefined ? Effect.fail(error) : Effect.onExit(Effect.fail(error), () => after() ?? Effect.void)
+  if (conn.isClosed) return unstarted(connectionGone(conn))
+  if (conn.exclusiveHolder === owner) return unstarted(pipelineOpen())
+  const core = open(conn, owner, options)
+  const release = (): Effect.Effect<void> => {
+    conn.release(owner)
+    return after?.() ?? Effect.void
+  }
+  const end = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+    ended?.()
+    const closing = core.closeNow(exit)
+    return closing === undefined ? release() : Effect.ensuring(closing, Effect.suspend(release))
+  }
+  const run = (): Effect.Effect<A, E | PgClientError, R> => {
+    let effect: Effect.Effect<A, E | PgClientError, R>
+    try {
+      effect = conn.isClosed ? Effect.fail(connectionGone(conn)) : f(core, restore)
+    } catch (defect) {
+      effect = Effect.die(defect)
+    }
+    return Effect.onExit(effect, end)
+  }
+  // Held at once when nothing holds the connection or waits for it (the usual case: a leased one).
+  if (conn.tryHold(owner, core.idle)) return run()
+  const held = restore(acquireFor(conn, owner, core.idle))
+  return Effect.flatMap(after === undefined ? held : Effect.onError(held, () => after() ?? Effect.void), run)
+}
+
+/**
+ * `transaction` on `conn`, which the caller leased and gives back with `after` (see heldWithin),
+ * from inside the caller's uninterruptible region.
+ */
+export const transactionWithin = <A, E, R>(
+  conn: Connection,
+  owner: Fiber.Fiber<unknown, unknown>,
+  restore: Restore,
+  body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
+  after: () => Effect.Effect<void> | undefined
+): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
+  heldWithin(conn, owner, {}, restore, (core, restore) => transactionOn(conn, core, body, restore), after)
+
+/** `use` the same way (see transactionWithin). */
+export const useWithin = <A, E, R>(
+  conn: Connection,
+  owner: Fiber.Fiber<unknown, unknown>,
+  restore: Restore,
+  body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
+  after: () => Effect.Effect<void> | undefined,
+  ended?: () => void
+): Effect.Effect<A, E | PgClientError, R> =>
+  heldWithin(conn, owner, {}, restore, (core, restore) => restore(body(core.pipeline)), after, ended)
 
 /**
  * A transaction on an open pipeline whose segment is empty. On a connection outside a transaction
