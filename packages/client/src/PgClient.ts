@@ -59,6 +59,7 @@ import {
   inTurn,
   nested,
   topLevel,
+  topLevelWithin,
   runInTurn,
   TxLevel,
   TxState,
@@ -659,9 +660,10 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     )
 
   /**
-   * A pipeline on a connection leased for it, built inside one uninterruptible region with the
-   * lease (no tracing backend: `leased` and Pipeline.use otherwise): `f` gets the connection, the
-   * region's restore and what gives the connection back, which it must call however it ends.
+   * A pipeline or transaction on a connection leased for it, built inside one uninterruptible
+   * region with the lease (no tracing backend: `leased` otherwise): `f` gets the connection, the
+   * region's restore and what gives the connection back, which it must call however it ends, and
+   * must not throw.
    */
   const leasedPipeline = <A, E, R>(
     kind: LeaseKind,
@@ -943,7 +945,14 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             return nested(outer, effect)
           }
           case "shared":
-            return leased("transaction", (pooled) => topLevel(pooled.conn, pool, effect, options))
+            return tracingOn(fiber)
+              ? leased("transaction", (pooled) => topLevel(pooled.conn, pool, effect, options))
+              : leasedPipeline("transaction", (conn, restore, after) =>
+                  Effect.onExit(
+                    topLevelWithin(conn, pool, effect, options ?? {}, restore),
+                    () => after() ?? Effect.void
+                  )
+                )
           case "released":
             return Effect.fail(released())
         }

@@ -269,37 +269,68 @@ export const topLevel = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options: TransactionOptions = {}
 ): Effect.Effect<A, E | TxError, R> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function* () {
-      const text = yield* Effect.try({
-        try: () => beginText(options),
-        catch: (error) => new StatementRejected({ reason: "InvalidText", message: String(error) })
-      })
-      // The BEGIN goes out with the first statement (see runBegun).
-      const tx = new TxState(conn, key, text)
-      const level = new TxLevel(tx)
-      tx.push(level)
-      const exit = yield* Effect.exit(restore(Effect.provideService(effect, CurrentTransaction, level)))
+  Effect.uninterruptibleMask((restore) => topLevelWithin(conn, key, effect, options, restore))
+
+/** `topLevel` inside the caller's uninterruptible region (`restore` is its mask's). */
+export const topLevelWithin = <A, E, R>(
+  conn: Connection,
+  key: object,
+  effect: Effect.Effect<A, E, R>,
+  options: TransactionOptions,
+  restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+): Effect.Effect<A, E | TxError, R> => {
+  let text: string
+  try {
+    text = beginText(options)
+  } catch (error) {
+    return Effect.fail(new StatementRejected({ reason: "InvalidText", message: String(error) }))
+  }
+  // The BEGIN goes out with the first statement (see runBegun).
+  const tx = new TxState(conn, key, text)
+  const level = new TxLevel(tx)
+  tx.push(level)
+  return Effect.flatMap(
+    Effect.exit(restore(Effect.provideService(effect, CurrentTransaction, level))),
+    (exit): Effect.Effect<A, E | TxError> => {
       tx.pop(level)
       tx.bodyEnded = true
       // A statement of a forked fiber may still carry the BEGIN: wait for its answer.
-      yield* tx.beginAnswered
-      if (Exit.isFailure(exit)) {
-        // Whatever the rollback says, the effect's own failure is what the caller sees; a rollback
-        // that cannot run leaves the block to the lease's release (which closes the connection
-        // when it cannot roll back either). No BEGIN ran: nothing to roll back.
-        if (tx.begin.kind === "open") yield* Effect.ignore(conn.bounded(runStatement(conn, "rollback", [])))
-        return yield* Effect.failCause(exit.cause)
-      }
-      // The block ran no statement: no BEGIN went out, nothing to commit.
-      if (tx.begin.kind === "pending") return exit.value
-      // The BEGIN failed and the effect caught its error: nothing of the block ran.
-      if (tx.begin.kind === "failed") return yield* Effect.fail(tx.begin.error)
-      const commit = yield* runStatement(conn, "commit", [])
-      if (commit.command !== "COMMIT") return yield* rolledBack()
-      return exit.value
-    })
+      return tx.begin.kind === "sent"
+        ? Effect.flatMap(tx.beginAnswered, () => endTopLevel(conn, tx, exit))
+        : endTopLevel(conn, tx, exit)
+    }
   )
+}
+
+/** COMMIT (or ROLLBACK) at the end of a top-level block whose effect ended with `exit`. */
+const endTopLevel = <A, E>(
+  conn: Connection,
+  tx: TxState,
+  exit: Exit.Exit<A, E>
+): Effect.Effect<A, E | TxError> => {
+  if (Exit.isFailure(exit)) {
+    // Whatever the rollback says, the effect's own failure is what the caller sees; a rollback
+    // that cannot run leaves the block to the lease's release (which closes the connection
+    // when it cannot roll back either). No BEGIN ran: nothing to roll back.
+    return tx.begin.kind === "open"
+      ? Effect.andThen(Effect.ignore(conn.bounded(runStatement(conn, "rollback", []))), exit)
+      : exit
+  }
+  switch (tx.begin.kind) {
+    // The block ran no statement: no BEGIN went out, nothing to commit.
+    case "pending":
+      return exit
+    // The BEGIN failed and the effect caught its error: nothing of the block ran.
+    case "failed":
+      return Effect.fail(tx.begin.error)
+    default:
+      return Effect.flatMap(
+        runStatement(conn, "commit", []),
+        (commit): Effect.Effect<A, E | TxError> =>
+          commit.command !== "COMMIT" ? Effect.fail(rolledBack()) : exit
+      )
+  }
+}
 
 /**
  * A savepoint inside the transaction `parent` belongs to: waits for the parent's turn, then owns
