@@ -665,7 +665,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
    * region's restore and what gives the connection back, which it must call however it ends, and
    * must not throw.
    */
-  const leasedPipeline = <A, E, R>(
+  const leasedWithin = <A, E, R>(
     kind: LeaseKind,
     f: (
       conn: Connection,
@@ -890,7 +890,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           const ended = () => owners.delete(fiber)
           return tracingOn(fiber)
             ? leased("pipeline", (pooled) => Pipeline.use(pooled.conn, block(pooled.conn), {}, ended))
-            : leasedPipeline("pipeline", (conn, restore, after) =>
+            : leasedWithin("pipeline", (conn, restore, after) =>
                 Pipeline.useWithin(conn, fiber, restore, block(conn), after, ended)
               )
         }
@@ -911,7 +911,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "shared":
             return tracingOn(fiber)
               ? leased("transaction", (pooled) => Pipeline.transaction(pooled.conn, body))
-              : leasedPipeline("transaction", (conn, restore, after) =>
+              : leasedWithin("transaction", (conn, restore, after) =>
                   Pipeline.transactionWithin(conn, fiber, restore, body, after)
                 )
           case "conn":
@@ -947,7 +947,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "shared":
             return tracingOn(fiber)
               ? leased("transaction", (pooled) => topLevel(pooled.conn, pool, effect, options))
-              : leasedPipeline("transaction", (conn, restore, after) =>
+              : leasedWithin("transaction", (conn, restore, after) =>
                   Effect.onExit(
                     topLevelWithin(conn, pool, effect, options ?? {}, restore),
                     () => after() ?? Effect.void
