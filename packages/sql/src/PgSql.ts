@@ -19,7 +19,7 @@
  * package README lists every difference from @effect/sql-pg).
  */
 import { type ClientSettings, PgClient, type PgClientApi, PgConfig } from "@pgline/client"
-import { Config, Context, Effect, Exit, Layer } from "effect"
+import { Config, Context, Effect, Exit, Layer, References, Tracer } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import { SqlError, UnknownError } from "effect/sql/SqlError"
@@ -189,36 +189,32 @@ export const make = (
             mutation: (keys, mutation) => Effect.tap(mutation, invalidate(keys))
           })
         }
-        let committed = false
-        return pg
-          .withTransaction(
-            Effect.mapError(inner, (e) => new Own(e)),
-            parent === undefined ? options : undefined
-          )
-          .pipe(
-            Effect.onExit((exit) => {
-              committed = Exit.isSuccess(exit)
+        const transaction = Effect.onExit(
+          Effect.catch(
+            pg.withTransaction(
+              Effect.mapError(inner, (e) => new Own(e)),
+              parent === undefined ? options : undefined
+            ),
+            (e) => Effect.fail(e instanceof Own ? (e.error as E) : toSqlError(e, "transaction"))
+          ),
+          // A success is a commit (or a released savepoint): only failures are mapped above.
+          (exit): Effect.Effect<void> => {
+            buffer.open = false
+            if (!Exit.isSuccess(exit) || buffer.callbacks.length === 0) return Effect.void
+            if (buffer.parent !== undefined) {
+              buffer.parent.callbacks.push(...buffer.callbacks)
               return Effect.void
-            }),
-            Effect.catch((e) =>
-              Effect.fail(e instanceof Own ? (e.error as E) : toSqlError(e, "transaction"))
-            ),
-            Effect.ensuring(
-              Effect.suspend(() => {
-                buffer.open = false
-                if (!committed || buffer.callbacks.length === 0) return Effect.void
-                if (buffer.parent !== undefined) {
-                  buffer.parent.callbacks.push(...buffer.callbacks)
-                  return Effect.void
-                }
-                return Effect.forEach(buffer.callbacks, runAfterCommit, { discard: true })
-              })
-            ),
-            Effect.withSpan("sql.transaction", {
+            }
+            return Effect.forEach(buffer.callbacks, runAfterCommit, { discard: true })
+          }
+        )
+        // The span only where a tracing backend can see it (as pgline's own spans).
+        return fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer || !fiber.getRef(References.TracerEnabled)
+          ? transaction
+          : Effect.withSpan(transaction, "sql.transaction", {
               kind: "internal",
               attributes: Object.fromEntries(spanAttributes)
             })
-          )
       })
 
     return Object.assign(client, { withTransaction, afterCommit }) as SqlClient.SqlClient

@@ -351,6 +351,16 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSql", 
         expect(span.attributes.get("service.component")).toBe("billing")
       }
       expect(Option.getOrUndefined(statement!.parent)).toBe(transaction)
+      // Without a tracing backend no sql.transaction span is made: inside the block the current
+      // span is the caller's (none here), where a tracer sees the transaction's.
+      const inside = sql.withTransaction(
+        Effect.map(
+          Effect.option(Effect.currentSpan),
+          Option.map((s) => s.name)
+        )
+      )
+      expect(yield* inside).toEqual(Option.none())
+      expect(yield* inside.pipe(Effect.withTracer(tracer))).toEqual(Option.some("sql.transaction"))
     })
   )
 
