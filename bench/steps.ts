@@ -7,12 +7,15 @@
  *
  *   node bench/steps.ts [operation=transfer] [count=1000]
  *
- * Operations (as in per-op.ts, on a pool of one connection to an embedded PostgreSQL):
+ * Operations (as in per-op.ts, on a pool of one connection to an embedded PostgreSQL, through
+ * `PgSql.layer`, which provides pgline's PgClient and effect/sql's SqlClient over that pool):
  * - query: `pg.query("select $1::int as x", [1])`, awaited
  * - pipeline-empty: `pg.withPipeline(() => Effect.void)`
  * - transfer: `pg.pipelineTransaction` with P2's two UPDATEs, `Effect.all` of two `p.execute`
  * - transfer-awaited: `pg.withTransaction` with the two UPDATEs awaited in turn
  * - execute-10: one `pg.withPipeline` of 10 point selects, one `p.execute` each
+ * - sql-query: effect/sql's ``sql`select ${1}::int as x` `` (@pgline/sql)
+ * - sql-transaction: `sql.withTransaction` of two such selects, awaited in turn
  * - empty: `Effect.void` (the loop's own steps, which every other count includes: none)
  *
  * How: Effect's runtime hands every step to the installed tracer's `context` hook when the tracer
@@ -20,8 +23,10 @@
  * counts and evaluates. 2,000 operations warm up first.
  */
 import { PgClient } from "@pgline/client"
+import { PgSql } from "@pgline/sql"
 import { PgServer } from "@pgline/testing"
 import { Effect, Layer, Tracer } from "effect"
+import * as SqlClient from "effect/sql/SqlClient"
 import { CREDIT, DEBIT, POINT } from "./workers/common.ts"
 
 const operation = process.argv[2] ?? "transfer"
@@ -47,6 +52,7 @@ tracer.context = ((primitive: Record<string, unknown>, fiber: unknown) => {
 
 const program = Effect.gen(function* () {
   const pg = yield* PgClient
+  const sql = yield* SqlClient.SqlClient
   yield* pg.query("create table if not exists account (id int primary key, balance int)")
   yield* pg.query("insert into account values (1, 0), (2, 0) on conflict do nothing")
   const operations: Record<string, Effect.Effect<unknown, unknown>> = {
@@ -60,6 +66,13 @@ const program = Effect.gen(function* () {
       Effect.gen(function* () {
         yield* pg.query(DEBIT, [1, 1])
         yield* pg.query(CREDIT, [1, 2])
+      })
+    ),
+    "sql-query": sql`select ${1}::int as x`,
+    "sql-transaction": sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql`select ${1}::int as x`
+        yield* sql`select ${2}::int as x`
       })
     ),
     "execute-10": pg.withPipeline((p) =>
@@ -84,7 +97,7 @@ const program = Effect.gen(function* () {
 })
 
 const layer = Layer.unwrap(
-  Effect.map(PgServer, (info) => PgClient.layer({ url: info.url, sslmode: "disable", max: 1 }))
+  Effect.map(PgServer, (info) => PgSql.layer({ url: info.url, sslmode: "disable", max: 1 }))
 ).pipe(Layer.provide(PgServer.layer))
 
 Effect.runPromise(
