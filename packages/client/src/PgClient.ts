@@ -775,14 +775,21 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             return runStatement(w.conn, text, params, undefined, false, arrays)
           case "own":
             return runStatement(w.own.conn, text, params, undefined, false, arrays)
-          case "tx":
+          case "tx": {
+            const level = w.level
+            const tx = level.tx
+            // The usual statement of a transaction (its level's turn, the BEGIN answered): one
+            // statement on the transaction's connection, as runInTurn would run it.
+            if (level.active && !tx.bodyEnded && tx.begin.kind === "open" && tx.top() === level)
+              return runStatementOf(fiber, tx.conn, text, params, undefined, false, arrays, undefined)
             return Effect.map(
-              runInTurn(w.level, [{ text, values: params, arrays }]) as Effect.Effect<
+              runInTurn(level, [{ text, values: params, arrays }]) as Effect.Effect<
                 Array<QueryResult<any>>,
                 PgServerError | PgClientError
               >,
               (rs) => rs[0]!
             )
+          }
           case "released":
             return Effect.fail(released())
         }
