@@ -61,6 +61,7 @@ import {
   topLevel,
   topLevelWithin,
   runInTurn,
+  statementInTurn,
   TxLevel,
   TxState,
   type TransactionOptions
@@ -643,38 +644,34 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     Effect.withFiber((fiber) =>
       tracingOn(fiber)
         ? Effect.scoped(Effect.flatMap(lease(kind), use))
-        : Effect.uninterruptibleMask((restore) => {
-            const using = (pooled: Pooled) => {
-              let used: Effect.Effect<A, E, R>
-              try {
-                used = use(pooled)
-              } catch (defect) {
-                used = Effect.die(defect)
-              }
-              return Effect.onExit(restore(used), () => pool.releaseNow(pooled) ?? Effect.void)
+        : leasedWithin(kind, (pooled, restore, after) => {
+            let used: Effect.Effect<A, E, R>
+            try {
+              used = use(pooled)
+            } catch (defect) {
+              used = Effect.die(defect)
             }
-            // A free connection is leased without a wait (and without an Effect for it).
-            const now = pool.leaseNow(kind)
-            return now !== undefined ? using(now) : Effect.flatMap(restore(pool.wait(kind)), using)
+            return Effect.onExit(restore(used), () => after() ?? Effect.void)
           })
     )
 
   /**
-   * A pipeline or transaction on a connection leased for it, built inside one uninterruptible
-   * region with the lease (no tracing backend: `leased` otherwise): `f` gets the connection, the
-   * region's restore and what gives the connection back, which it must call however it ends, and
-   * must not throw.
+   * `f` on a connection leased for it, inside one uninterruptible region with the lease (without
+   * a tracing backend; `leased` uses it, and the pool's pipelines and transactions build on it to
+   * hold their connection in the same region): `f` gets the lease, the region's restore and what
+   * gives the connection back, which it must call however it ends, and must not throw. A free
+   * connection is leased without a wait (and without an Effect for it).
    */
   const leasedWithin = <A, E, R>(
     kind: LeaseKind,
     f: (
-      conn: Connection,
+      pooled: Pooled,
       restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
       after: () => Effect.Effect<void> | undefined
     ) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | PgClientError | PgServerError, R> =>
     Effect.uninterruptibleMask((restore) => {
-      const start = (pooled: Pooled) => f(pooled.conn, restore, () => pool.releaseNow(pooled))
+      const start = (pooled: Pooled) => f(pooled, restore, () => pool.releaseNow(pooled))
       const now = pool.leaseNow(kind)
       return now !== undefined ? start(now) : Effect.flatMap(restore(pool.wait(kind)), start)
     })
@@ -775,21 +772,11 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             return runStatement(w.conn, text, params, undefined, false, arrays)
           case "own":
             return runStatement(w.own.conn, text, params, undefined, false, arrays)
-          case "tx": {
-            const level = w.level
-            const tx = level.tx
-            // The usual statement of a transaction (its level's turn, the BEGIN answered): one
-            // statement on the transaction's connection, as runInTurn would run it.
-            if (level.active && !tx.bodyEnded && tx.begin.kind === "open" && tx.top() === level)
-              return runStatementOf(fiber, tx.conn, text, params, undefined, false, arrays, undefined)
-            return Effect.map(
-              runInTurn(level, [{ text, values: params, arrays }]) as Effect.Effect<
-                Array<QueryResult<any>>,
-                PgServerError | PgClientError
-              >,
-              (rs) => rs[0]!
-            )
-          }
+          case "tx":
+            return statementInTurn(fiber, w.level, text, params, arrays) as Effect.Effect<
+              QueryResult<any>,
+              PgServerError | PgClientError
+            >
           case "released":
             return Effect.fail(released())
         }
@@ -897,8 +884,8 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           const ended = () => owners.delete(fiber)
           return tracingOn(fiber)
             ? leased("pipeline", (pooled) => Pipeline.use(pooled.conn, block(pooled.conn), {}, ended))
-            : leasedWithin("pipeline", (conn, restore, after) =>
-                Pipeline.useWithin(conn, fiber, restore, block(conn), after, ended)
+            : leasedWithin("pipeline", (pooled, restore, after) =>
+                Pipeline.useWithin(pooled.conn, fiber, restore, block(pooled.conn), after, ended)
               )
         }
         return Effect.scoped(
@@ -918,8 +905,8 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "shared":
             return tracingOn(fiber)
               ? leased("transaction", (pooled) => Pipeline.transaction(pooled.conn, body))
-              : leasedWithin("transaction", (conn, restore, after) =>
-                  Pipeline.transactionWithin(conn, fiber, restore, body, after)
+              : leasedWithin("transaction", (pooled, restore, after) =>
+                  Pipeline.transactionWithin(pooled.conn, fiber, restore, body, after)
                 )
           case "conn":
             return Pipeline.transaction(w.conn, body)
@@ -954,9 +941,9 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "shared":
             return tracingOn(fiber)
               ? leased("transaction", (pooled) => topLevel(pooled.conn, pool, effect, options))
-              : leasedWithin("transaction", (conn, restore, after) =>
+              : leasedWithin("transaction", (pooled, restore, after) =>
                   Effect.onExit(
-                    topLevelWithin(conn, pool, effect, options ?? {}, restore),
+                    topLevelWithin(pooled.conn, pool, effect, options ?? {}, restore),
                     () => after() ?? Effect.void
                   )
                 )

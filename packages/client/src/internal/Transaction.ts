@@ -25,7 +25,7 @@ import { type PgClientError, StatementRejected } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
 import type { PipelineAborted } from "../PgClientError.ts"
 import type { Connection } from "./Connection.ts"
-import { type Bound, runSegment, runStatement } from "./run.ts"
+import { type Bound, runSegment, runStatement, runStatementOf } from "./run.ts"
 
 /** Options of `withTransaction`: the BEGIN's isolation level and access mode (the server's defaults otherwise). */
 export interface TransactionOptions {
@@ -222,6 +222,23 @@ export const runInTurn = (
   statements: ReadonlyArray<Bound>
 ): Effect.Effect<Array<QueryResult<any>>, TxError | PipelineAborted> =>
   withTurn(level, runBegun(level.tx, statements))
+
+/**
+ * One statement of `level` (`runInTurn` of one): when it is the level's turn and the BEGIN has been
+ * answered (the usual case), straight on the transaction's connection, with `fiber` (the caller's).
+ */
+export const statementInTurn = (
+  fiber: object,
+  level: TxLevel,
+  text: string,
+  values: ReadonlyArray<unknown>,
+  arrays: boolean
+): Effect.Effect<QueryResult<any>, TxError | PipelineAborted> => {
+  const tx = level.tx
+  if (level.active && !tx.bodyEnded && tx.begin.kind === "open" && tx.top() === level)
+    return runStatementOf(fiber, tx.conn, text, values, undefined, false, arrays, undefined)
+  return Effect.map(runInTurn(level, [{ text, values, arrays }]), (rs) => rs[0]!)
+}
 
 /** `effect` once `level` is the innermost open level (at once when it is); fails once it has ended. */
 const withTurn = <A, E, R>(

@@ -267,13 +267,12 @@ export class Wire {
 
   /**
    * Queues the frames written into `writer` so far for one socket write at the end of this tick
-   * (or writes now when `EAGER_FLUSH` bytes are waiting). With `later` (the server still has
-   * earlier frames of this connection to answer, so it is not idle waiting for these), the write
-   * waits for the end of this turn of the event loop instead (setImmediate): frames that other
-   * callbacks of the same turn queue (fibers resumed by other sockets' answers) join it. Measured
-   * with 64 fibers on a pool of 10 (bench/per-op.ts concurrent): 3.8 -> 4.5 statements per write,
-   * 6-13% less time per query. A caller whose connection is idle is written at the end of its
-   * tick, as before (no added latency for one statement at a time).
+   * (or writes now when `EAGER_FLUSH` bytes are waiting). With `later` (the caller knows more is
+   * likely to join: the client decides, see Engine.mayWriteLater), the write waits for the end of
+   * this turn of the event loop instead (setImmediate), so frames that other callbacks of the same
+   * turn queue (fibers resumed by other sockets' answers) join it. Measured with 64 fibers on a pool
+   * of 10 (bench/per-op.ts concurrent): 3.7 -> 4.5 statements per write, 7-14% less time per query.
+   * An end-of-tick request takes over a pending end-of-turn write.
    */
   schedule(later = false): void {
     if (this.writer.length >= EAGER_FLUSH) {
