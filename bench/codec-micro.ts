@@ -17,10 +17,14 @@ import {
   encodeBind,
   endBind,
   type FormatCode,
+  Oid,
   ProtocolError,
+  TypeRegistry,
   Writer
 } from "@pgline/codec"
 import * as Result from "effect/Result"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 import { serialize } from "pg-protocol"
 import { Parser as PgParser } from "pg-protocol/dist/parser.js"
 
@@ -332,7 +336,60 @@ const decodeCases: Array<Case> = [
   }
 ]
 
+// --- jsonb values: speed and the heap a kept document takes ---------------------------------------
+
+const DOCS = 10_000
+/** jsonb's binary result format: a version byte, then the text (jsonb_out's spacing). */
+const jsonbColumn = (i: number) => Buffer.from(`\x01{"id": ${i}, "ok": true, "tags": ["a", "b"]}`)
+const jsonbValues = Array.from({ length: DOCS }, (_, i) => jsonbColumn(i + 1))
+const decodeJsonb = new TypeRegistry().decoderFor(Oid.jsonb, 1)
+const jsonCases: Array<Case> = [
+  {
+    name: "pgline jsonb decoder",
+    run: (n) => {
+      let x = 0
+      for (let k = 0; k < n; k++)
+        for (const b of jsonbValues) x += (decodeJsonb(b, 0, b.length) as { id: number }).id > 0 ? 1 : 0
+      return x
+    }
+  },
+  {
+    name: "Buffer toString + JSON.parse",
+    vs: "pgline jsonb decoder",
+    run: (n) => {
+      let x = 0
+      for (let k = 0; k < n; k++)
+        for (const b of jsonbValues)
+          x += (JSON.parse(b.toString("utf8", 1, b.length)) as { id: number }).id > 0 ? 1 : 0
+      return x
+    }
+  }
+]
+
+/** Heap bytes per document while DOCS of them are kept (after full collections before and after). */
+const keptBytes = (parse: (b: Buffer) => unknown): number => {
+  v8.setFlagsFromString("--expose-gc")
+  const gc = vm.runInNewContext("gc") as () => void
+  const kept: Array<unknown> = new Array(DOCS).fill(null)
+  gc()
+  gc()
+  const before = process.memoryUsage().heapUsed
+  for (let i = 0; i < DOCS; i++) kept[i] = parse(jsonbValues[i]!)
+  gc()
+  gc()
+  const bytes = (process.memoryUsage().heapUsed - before) / DOCS
+  if (!((kept[DOCS - 1] as { id: number }).id > 0)) throw new Error("nothing parsed")
+  return bytes
+}
+
 console.log(`Node ${process.version}, ${rounds} rounds, best round reported`)
 compare("Bind (5 params: int4 binary, int8/text/timestamp text, NULL)", "binds/s", 200_000, bindCases)
 compare(`DataRow decode (${ROWS} rows x 8 columns per op)`, "ops/s", 30, decodeCases)
 console.log(`\n(one DataRow op = ${ROWS} rows: multiply by ${ROWS} for rows/s)`)
+compare(`jsonb column value (${DOCS} documents per op)`, "ops/s", 20, jsonCases)
+const jsonKept = [
+  ["pgline jsonb decoder", keptBytes((b) => decodeJsonb(b, 0, b.length))],
+  ["Buffer toString + JSON.parse", keptBytes((b) => JSON.parse(b.toString("utf8", 1, b.length)))]
+] as const
+console.log(`\nHeap per kept jsonb document (${DOCS} kept, bytes)`)
+for (const [name, bytes] of jsonKept) console.log(`  ${name.padEnd(52)} ${bytes.toFixed(0).padStart(9)}`)

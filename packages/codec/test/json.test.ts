@@ -3,6 +3,7 @@
  * own "__proto__" members) for every valid document, and a SyntaxError for every invalid one,
  * whether the fast path handles the text or hands it over.
  */
+import { spawnSync } from "node:child_process"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { NOT_HANDLED, parseJsonBytes, parseJsonFast } from "../src/types/Json.ts"
@@ -197,6 +198,58 @@ describe("parseJsonBytes agrees with JSON.parse", () => {
     agrees(`${'{"a":'.repeat(100)}1${"}".repeat(100)}`)
     const big = { rows: Array.from({ length: 200 }, (_, i) => ({ i, name: `row ${i}`, v: i / 7 })) }
     agrees(JSON.stringify(big))
+  })
+
+  it("objects of a key sequence seen before (built by its compiled literal) agree with JSON.parse", () => {
+    // The first object of a key sequence is built key by key, later ones by the literal compiled
+    // for the sequence: parse each document several times so both builds are compared.
+    for (const text of [
+      '{"id": 7, "ok": true, "tags": ["a", "b"]}',
+      '{"a":1,"a":2}',
+      '{"a":1,"b":2,"a":3}',
+      '{"b":1,"a":2,"1":3,"0":4}',
+      '{"x": {"x": {"x": [1, {"x": 2}]}}}',
+      '[{"k": 1, "v": [2, 3]}, {"k": 4, "v": []}, {"k": 5}, {}]',
+      '{"a": 1, "b": [1, 2, 3], "c": {"a": 1, "b": [1, 2, 3]}}'
+    ])
+      for (let i = 0; i < 4; i++) agrees(text)
+  })
+
+  it("more key sequences than the shape cache keeps, and objects wider than a cached shape, still agree", () => {
+    for (let i = 0; i < 3000; i++) agrees(`{"k${i}": ${i}, "w${i % 7}": [${i}, "s"], "z": null}`)
+    const wide = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`c${i}`, i]))
+    for (let i = 0; i < 3; i++) agrees(JSON.stringify(wide))
+    // After the caches are full, earlier sequences still parse as before.
+    for (let i = 0; i < 3; i++) agrees('{"id": 7, "ok": true, "tags": ["a", "b"]}')
+  })
+
+  it("a document given up part way leaves nothing behind for the next one", () => {
+    for (let i = 0; i < 3; i++) {
+      agrees('[1, [2, {"a": [3, {"b": "\\n"}]}]]')
+      agrees('{"a": [1, 2, {"b": 3}], "c": "é"}')
+      agrees('[1, [2, {"a": [3, {"b": 4}]}]]')
+      agrees('{"a": [1, 2, {"b": 3}], "c": "d"}')
+    }
+  })
+
+  it("without code generation (--disallow-code-generation-from-strings) objects are built key by key and agree", () => {
+    const docs = ['{"id": 7, "ok": true, "tags": ["a", "b"]}', '{"a":1,"a":2}', '{"b":1,"a":2,"1":3,"0":4}']
+    const script = [
+      `import { parseJsonBytes } from ${JSON.stringify(new URL("../src/types/Json.ts", import.meta.url).href)}`,
+      `const docs = ${JSON.stringify(docs)}`,
+      "const out = []",
+      "for (const d of docs) for (let i = 0; i < 3; i++) { const b = Buffer.from(d); out.push(JSON.stringify(parseJsonBytes(b, 0, b.length))) }",
+      "console.log(JSON.stringify(out))"
+    ].join("\n")
+    const child = spawnSync(
+      process.execPath,
+      ["--disallow-code-generation-from-strings", "--input-type=module", "-e", script],
+      { encoding: "utf8" }
+    )
+    expect(child.stderr).toBe("")
+    expect(JSON.parse(child.stdout)).toEqual(
+      docs.flatMap((d) => [0, 1, 2].map(() => JSON.stringify(JSON.parse(d))))
+    )
   })
 
   it("the fast path takes typical small documents and declines the rest", () => {

@@ -6,6 +6,14 @@
  * object keys taken from a small cache so repeated keys cost no allocation; anything else (larger
  * documents, escapes, non-ASCII, unusual keys, deep nesting, invalid JSON) goes to `JSON.parse`,
  * which stays the reference: the fast path returns exactly what `JSON.parse` would or gives up.
+ *
+ * The values it builds are as compact as `JSON.parse`'s, since a result keeps every one of them
+ * alive until the caller lets go: an array is copied out of a value stack at its exact length
+ * (growing one by `push` left room for 17 elements), and an object whose keys were seen before in
+ * that order is built by a literal compiled for that key sequence, with its properties in the
+ * object itself (adding them one by one to `{}` spilled past four into a separate store).
+ * Measured on `{"id": 1, "ok": true, "tags": ["a", "b"]}`: 240 bytes per document before, 112
+ * after, as `JSON.parse`.
  */
 import { utf8 } from "./Codec.ts"
 
@@ -27,6 +35,87 @@ let b: Uint8Array = new Uint8Array(0)
 let p = 0
 let e = 0
 let depth = 0
+
+/**
+ * Values of the arrays and objects being parsed, a nested one's above its parent's (an object's
+ * as key, value pairs). Cleared as each is built, so it holds nothing between documents.
+ */
+const stack: Array<unknown> = []
+let top = 0
+
+/** A sequence of object keys: the objects with exactly these keys in this order, and its longer ones. */
+interface Shape {
+  readonly keys: ReadonlyArray<string>
+  readonly next: Map<string, Shape>
+  /** The last key followed from here and where it led: documents of one column repeat their keys. */
+  lastKey: string | undefined
+  lastNext: Shape | undefined
+  /** Compiled on the shape's second object (a key sequence seen once is not worth a compile). */
+  build: ((values: Array<unknown>, base: number) => Record<string, unknown>) | undefined
+  seen: number
+}
+
+const newShape = (keys: ReadonlyArray<string>): Shape => ({
+  keys,
+  next: new Map(),
+  lastKey: undefined,
+  lastNext: undefined,
+  build: undefined,
+  seen: 0
+})
+const rootShape = newShape([])
+/** Bounds the shapes kept (one per distinct key prefix): past it objects are built key by key. */
+const MAX_SHAPES = 2048
+const MAX_SHAPE_KEYS = 64
+let shapes = 0
+/** False once code generation turned out to be disallowed. */
+let compiling = true
+
+const compileShape = (keys: ReadonlyArray<string>): Shape["build"] => {
+  let body = "return function build(s, i) {\n  return {\n"
+  // Keys are own data properties in first-seen order with the last value, as in JSON.parse
+  // (a literal's duplicate keys behave alike). "__proto__" never gets here (parseKey gives up).
+  for (let k = 0; k < keys.length; k++) body += `    ${JSON.stringify(keys[k])}: s[i + ${2 * k + 1}],\n`
+  body += "  };\n};"
+  try {
+    return new Function(body)() as Shape["build"]
+  } catch {
+    compiling = false
+    return undefined
+  }
+}
+
+/** The shape after `shape` for one more key, or undefined when it is not kept. */
+const nextShape = (shape: Shape | undefined, key: string): Shape | undefined => {
+  if (shape === undefined) return undefined
+  if (shape.lastKey === key) return shape.lastNext
+  let found = shape.next.get(key)
+  if (found === undefined) {
+    if (shapes >= MAX_SHAPES || shape.keys.length >= MAX_SHAPE_KEYS) return undefined
+    found = newShape([...shape.keys, key])
+    shape.next.set(key, found)
+    shapes++
+  }
+  shape.lastKey = key
+  shape.lastNext = found
+  return found
+}
+
+/** The object whose key, value pairs are stack[base, top), then clears them. */
+const buildObject = (shape: Shape | undefined, base: number): Record<string, unknown> => {
+  let o: Record<string, unknown> | undefined
+  if (shape !== undefined && compiling) {
+    if (shape.build === undefined && ++shape.seen >= 2) shape.build = compileShape(shape.keys)
+    if (shape.build !== undefined) o = shape.build(stack, base)
+  }
+  if (o === undefined) {
+    o = {}
+    for (let i = base; i < top; i += 2) o[stack[i] as string] = stack[i + 1]
+  }
+  for (let i = base; i < top; i++) stack[i] = undefined
+  top = base
+  return o
+}
 
 const skipSpace = (): void => {
   while (p < e) {
@@ -149,21 +238,25 @@ const parseValue = (): unknown => {
     case 0x7b: {
       if (++depth > MAX_DEPTH) throw GIVE_UP
       p++
-      const o: Record<string, unknown> = {}
       skipSpace()
       if (b[p] === 0x7d) {
         p++
         depth--
-        return o
+        return {}
       }
+      const base = top
+      let shape: Shape | undefined = rootShape
       for (;;) {
         skipSpace()
         if (b[p] !== 0x22) throw GIVE_UP
         const key = parseKey()
+        shape = nextShape(shape, key)
         skipSpace()
         if (b[p] !== 0x3a) throw GIVE_UP
         p++
-        o[key] = parseValue()
+        stack[top++] = key
+        const value = parseValue()
+        stack[top++] = value
         skipSpace()
         const d = b[p++]
         if (d === 0x2c) continue
@@ -171,20 +264,21 @@ const parseValue = (): unknown => {
         throw GIVE_UP
       }
       depth--
-      return o
+      return buildObject(shape, base)
     }
     case 0x5b: {
       if (++depth > MAX_DEPTH) throw GIVE_UP
       p++
-      const a: Array<unknown> = []
       skipSpace()
       if (b[p] === 0x5d) {
         p++
         depth--
-        return a
+        return []
       }
+      const base = top
       for (;;) {
-        a.push(parseValue())
+        const value = parseValue()
+        stack[top++] = value
         skipSpace()
         const d = b[p++]
         if (d === 0x2c) continue
@@ -192,6 +286,9 @@ const parseValue = (): unknown => {
         throw GIVE_UP
       }
       depth--
+      const a = stack.slice(base, top)
+      for (let i = base; i < top; i++) stack[i] = undefined
+      top = base
       return a
     }
     case 0x22: {
@@ -224,6 +321,11 @@ const tryFast = (bytes: Uint8Array, start: number, end: number): unknown => {
     return value
   } finally {
     b = EMPTY
+    // A document given up on leaves its partial values on the stack.
+    if (top !== 0) {
+      stack.fill(undefined, 0, top)
+      top = 0
+    }
   }
 }
 
