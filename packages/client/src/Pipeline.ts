@@ -330,21 +330,30 @@ class ManySink implements OutcomeSink, Readable {
   get failure(): ErrorFields | undefined {
     return this.firstFailure?._tag === "ServerError" ? this.firstFailure.fields : undefined
   }
-  /** Called per statement queued (the segment may change only between executeMany calls). */
+  /**
+   * The sink of a statement queued in `segment` (the segment may change only between executeMany
+   * calls); one per segment, shared by its statements. Counts the statement.
+   */
   sinkFor(segment: Segment): OutcomeSink {
     this.remaining++
     this.statements++
     segment.unsettled++
     segment.size++
+    if (this.lastSegment === segment && this.lastSink !== undefined) return this.lastSink
     const many = this
-    return {
+    const sink: OutcomeSink = {
       settle(outcome: Outcome) {
         segment.unsettled--
         if (outcome._tag === "ServerError" && segment.firstFailure === undefined) segment.firstFailure = many
         many.settle(outcome)
       }
     }
+    this.lastSegment = segment
+    this.lastSink = sink
+    return sink
   }
+  private lastSegment: Segment | undefined = undefined
+  private lastSink: OutcomeSink | undefined = undefined
   settle(outcome: Outcome): void {
     if (outcome._tag === "Done") this.rowCount += outcome.result.rowCount
     else if (
@@ -676,15 +685,25 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: P
         many.span.attribute("db.query.text", text)
       }
       const epoch = shared.epoch
-      const iterator = rows[Symbol.iterator]()
+      // An array is read by index (an iterator allocates a result object per row).
+      const array = Array.isArray(rows) ? (rows as ReadonlyArray<ReadonlyArray<unknown>>) : undefined
+      const iterator = array === undefined ? rows[Symbol.iterator]() : undefined
+      let index = 0
       const wire = conn.session.wire
       // A tight loop per row, leaving it only to wait for the socket: no Effect per statement.
       const loop = (): Effect.Effect<void, PgClientError> => {
         for (;;) {
-          const next = iterator.next()
-          if (next.done === true) return Effect.void
+          let row: ReadonlyArray<unknown>
+          if (array !== undefined) {
+            if (index >= array.length) return Effect.void
+            row = array[index++]!
+          } else {
+            const next = iterator!.next()
+            if (next.done === true) return Effect.void
+            row = next.value
+          }
           const sink = many.sinkFor(segment)
-          const failure = conn.queueStatement(text, next.value, sink, token)
+          const failure = conn.queueStatement(text, row, sink, token)
           if (failure !== undefined) {
             // Nothing of this row was sent: undo its count; the rows before it stand.
             many.remaining--

@@ -147,6 +147,38 @@ export const decodeUtf8 = (b: Uint8Array, s: number, e: number): string => {
   return decoder.decode(b.subarray(s, e))
 }
 
+/**
+ * The last CommandComplete tag decoded, when it was ASCII: a pipeline of one statement repeated
+ * gets the same tag thousands of times ("INSERT 0 1"), and the same string is handed out again
+ * instead of a new one per statement. Compared byte by byte (an ASCII byte equals its char code).
+ */
+let lastTag = ""
+
+const commandTag = (b: Uint8Array, s: number, e: number): string => {
+  const n = e - s
+  const last = lastTag
+  if (last.length === n) {
+    let i = 0
+    while (i < n && last.charCodeAt(i) === b[s + i]) i++
+    if (i === n) return last
+  }
+  const tag = decodeUtf8(b, s, e)
+  // decodeUtf8 gives one char per byte only for ASCII (anything else decodes to fewer, or to U+FFFD).
+  let ascii = tag.length === n
+  for (let i = 0; ascii && i < n; i++) ascii = b[s + i]! < 0x80
+  if (ascii) lastTag = tag
+  return tag
+}
+
+/** Messages without a body are the same object every time (they are read-only). */
+const parseComplete: BackendMessage = Object.freeze({ type: "ParseComplete" })
+const bindComplete: BackendMessage = Object.freeze({ type: "BindComplete" })
+const closeComplete: BackendMessage = Object.freeze({ type: "CloseComplete" })
+const copyDone: BackendMessage = Object.freeze({ type: "CopyDone" })
+const emptyQueryResponse: BackendMessage = Object.freeze({ type: "EmptyQueryResponse" })
+const noData: BackendMessage = Object.freeze({ type: "NoData" })
+const portalSuspended: BackendMessage = Object.freeze({ type: "PortalSuspended" })
+
 /** Index of the NUL ending the string at p, or -1 when there is none before `end`. */
 const nul = (b: Uint8Array, p: number, end: number): number => {
   const z = b.indexOf(0, p)
@@ -446,7 +478,7 @@ const decodeBackend = (
       if (z === -1) return bad("Truncated", "CommandComplete tag without NUL", b, start, p, base)
       if (z + 1 !== end)
         return bad("TrailingBytes", "CommandComplete has bytes after its tag", b, start, z + 1, base)
-      return { type: "CommandComplete", tag: decodeUtf8(b, p, z) }
+      return { type: "CommandComplete", tag: commandTag(b, p, z) }
     }
     case 0x5a: {
       // 'Z' ReadyForQuery
@@ -470,19 +502,19 @@ const decodeBackend = (
       }
       switch (type) {
         case 0x31:
-          return { type: "ParseComplete" }
+          return parseComplete
         case 0x32:
-          return { type: "BindComplete" }
+          return bindComplete
         case 0x33:
-          return { type: "CloseComplete" }
+          return closeComplete
         case 0x63:
-          return { type: "CopyDone" }
+          return copyDone
         case 0x49:
-          return { type: "EmptyQueryResponse" }
+          return emptyQueryResponse
         case 0x6e:
-          return { type: "NoData" }
+          return noData
         default:
-          return { type: "PortalSuspended" }
+          return portalSuspended
       }
     }
     case 0x54: {

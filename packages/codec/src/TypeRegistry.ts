@@ -365,9 +365,35 @@ export class TypeRegistry {
     if (typeof value === "string")
       return { oid: oid ?? Oid.unknown, format: 0, bytes: textEncoder.encode(value) }
     const target = oid ?? this.inferOid(value)
+    // Bytes with no codec for their type go as they are, without a copy.
+    if (value instanceof Uint8Array && !this.codecs.has(target))
+      return { oid: target, format: 1, bytes: value }
+    this.writer.reset()
+    const format = this.encodeParameterInto(value, target, this.writer)
+    const bytes = this.writer.toBytes()
+    // Gives back the space a huge value made it grow to (reset shrinks above 1 MiB).
+    this.writer.reset()
+    return { oid: target, format, bytes }
+  }
+
+  /**
+   * `encodeParameter` for a value that is not null, appending its bytes to `out` (after what it
+   * already holds) instead of returning a copy, so encoding a statement's parameters allocates
+   * nothing per value. Returns their format. Throws only TypeEncodeError, after which `out` may
+   * hold part of the value (the caller discards it).
+   */
+  encodeParameterInto(value: unknown, oid: number | undefined, out: ByteWriter): Format {
+    if (typeof value === "string") {
+      out.utf8(value)
+      return 0
+    }
+    const target = oid ?? this.inferOid(value)
     let codec = this.codecs.get(target)
     if (codec === undefined) {
-      if (value instanceof Uint8Array) return { oid: target, format: 1, bytes: value }
+      if (value instanceof Uint8Array) {
+        out.raw(value)
+        return 1
+      }
       // No codec for the declared type: send the text of the value's natural type.
       const natural = this.inferOid(value)
       codec =
@@ -381,15 +407,11 @@ export class TypeRegistry {
     }
     try {
       if (codec?.binaryEncode !== undefined && codec.oid === target) {
-        this.writer.reset()
-        codec.binaryEncode(value, this.writer)
-        const bytes = this.writer.toBytes()
-        // Gives back the space a huge value made it grow to (reset shrinks above 1 MiB).
-        this.writer.reset()
-        return { oid: target, format: 1, bytes }
+        codec.binaryEncode(value, out)
+        return 1
       }
-      const c = codec ?? unknownCodec
-      return { oid: target, format: 0, bytes: textEncoder.encode(c.textEncode(value)) }
+      out.utf8((codec ?? unknownCodec).textEncode(value))
+      return 0
     } catch (err) {
       if (err instanceof TypeEncodeError) throw err
       throw new TypeEncodeError(target, err instanceof Error ? err.message : String(err))

@@ -193,6 +193,21 @@ export class Writer {
     }
   }
 
+  /** Bytes [start, end) of `src` (a range of another writer's buffer, without a view on it). */
+  bytesFrom(src: Uint8Array, start: number, end: number): void {
+    const n = end - start
+    if (this.pos + n > this.buf.length) this.grow(n)
+    if (n < 16) {
+      const b = this.buf
+      let p = this.pos
+      for (let i = start; i < end; i++) b[p++] = src[i]!
+      this.pos = p
+    } else {
+      this.buf.set(src.subarray(start, end), this.pos)
+      this.pos += n
+    }
+  }
+
   /** UTF-8 without terminator. */
   utf8(s: string): void {
     const n = s.length

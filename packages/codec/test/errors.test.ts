@@ -185,3 +185,43 @@ describe("FrontendParser: malformed startup packets and frames", () => {
     expect(p.next()).toBe(e)
   })
 })
+
+describe("CommandComplete tags handed out again", () => {
+  // A repeated tag is the same string as the one before it; a tag is never taken for a cached one
+  // whose characters match its bytes without being its UTF-8 text.
+  const tags = (bodies: ReadonlyArray<ReadonlyArray<number>>) => {
+    const p = new BackendParser()
+    for (const body of bodies) p.push(frame("C", [...body, 0]))
+    return bodies.map(() => (p.next() as { readonly tag: string }).tag)
+  }
+  const ascii = (s: string) => [...s].map((c) => c.charCodeAt(0))
+
+  it("the same tag twice is the same string; a different one is decoded", () => {
+    const [a, b, c] = tags([ascii("INSERT 0 1"), ascii("INSERT 0 1"), ascii("INSERT 0 2")])
+    expect(a).toBe("INSERT 0 1")
+    expect(b).toBe("INSERT 0 1")
+    expect(c).toBe("INSERT 0 2")
+  })
+
+  it("bytes that are not ASCII are decoded as UTF-8 every time", () => {
+    // "Ãx" in UTF-8 (C3 83 78), then C3 78 (invalid UTF-8), whose bytes equal "Ãx"'s char codes.
+    expect(
+      tags([
+        [0xc3, 0x83, 0x78],
+        [0xc3, 0x78],
+        [0xc3, 0x78],
+        [0x41, 0x42]
+      ])
+    ).toEqual(["Ãx", "\uFFFDx", "\uFFFDx", "AB"])
+  })
+
+  it("messages without a body are read-only", () => {
+    const p = new BackendParser()
+    p.push(frame("2", []))
+    p.push(frame("2", []))
+    const first = p.next()
+    expect(first).toEqual({ type: "BindComplete" })
+    expect(Object.isFrozen(first)).toBe(true)
+    expect(p.next()).toEqual({ type: "BindComplete" })
+  })
+})

@@ -15,6 +15,7 @@ import {
   EncodeError,
   type ErrorFields,
   beginBind,
+  ByteWriter,
   endBind,
   encodeClose,
   encodeCopyDone,
@@ -407,9 +408,15 @@ export class StatementStep implements Step {
       })
       return
     }
-    const command = commandOf(tag)
     const rows = this.rows ?? []
-    const rowCount = command === "SELECT" && tag === "SELECT" ? rows.length : rowCountOf(tag)
+    // The parser hands out the same string for a tag repeated statement after statement.
+    if (tag !== lastTag) {
+      lastTag = tag
+      lastCommand = commandOf(tag)
+      lastRowCount = rowCountOf(tag)
+    }
+    const command = lastCommand
+    const rowCount = command === "SELECT" && tag === "SELECT" ? rows.length : lastRowCount
     this.sink.settle({
       _tag: "Done",
       result: { rows, command, rowCount, fields: this.fieldInfo, tag }
@@ -434,6 +441,11 @@ export class StatementStep implements Step {
     this.sink.settle({ _tag: "Lost", message, mayHaveRun, protocol: this.conn.protocolFailureReason })
   }
 }
+
+/** The last tag a statement finished with, and its command and row count. */
+let lastTag = ""
+let lastCommand = ""
+let lastRowCount = 0
 
 const fieldInfos = (
   fields: ReadonlyArray<FieldDescription>,
@@ -556,7 +568,10 @@ export class Connection {
   private nextName = 0
   private readonly scratchOids: Array<number> = []
   private readonly scratchFormats: Array<FormatCode> = []
-  private readonly scratchEncoded: Array<Uint8Array | null> = []
+  /** Where each non-string parameter's bytes start in scratchBytes (-1: a string or NULL). */
+  private readonly scratchStarts: Array<number> = []
+  /** The encoded non-string parameters of the statement being queued, one after the other. */
+  private readonly scratchBytes = new ByteWriter(256)
   private readonly options: ConnectionOptions
   private closedMessage: string | undefined
 
@@ -963,28 +978,31 @@ export class Connection {
     if (n > placeholders) return extraParameters(n, placeholders)
     if (isNew && !text.isWellFormed()) return loneSurrogateInText
     const known = prepared?.parameterTypes
-    // Non-string values are encoded first: their format must be in Bind before any value.
+    // Non-string values are encoded first (their format must be in Bind before any value), one
+    // after the other into one scratch buffer: no allocation per value.
     const formats = this.scratchFormats
-    const encoded = this.scratchEncoded
+    const starts = this.scratchStarts
+    const scratch = this.scratchBytes
     if (formats.length !== n) formats.length = n
-    if (encoded.length !== n) encoded.length = n
+    if (starts.length !== n + 1) starts.length = n + 1
+    scratch.reset()
     let binary = 0
     for (let i = 0; i < n; i++) {
       const v = values[i]
+      starts[i] = scratch.length
       if (typeof v === "string" || v === null || v === undefined) {
         formats[i] = 0
-        encoded[i] = null
         continue
       }
       try {
-        const e = registry.encodeParameter(v, known?.[i] ?? oids[i])
-        formats[i] = e.format
-        encoded[i] = e.bytes
-        binary += e.format
+        const format = registry.encodeParameterInto(v, known?.[i] ?? oids[i], scratch)
+        formats[i] = format
+        binary += format
       } catch (error) {
         return { _tag: "Parameter", index: i, message: messageOf(error) }
       }
     }
+    starts[n] = scratch.length
     const wire = this.session.wire
     const w = wire.writer
     const mark = w.length
@@ -1004,19 +1022,19 @@ export class Connection {
       }
       // All-text parameters compress to an empty format list (the protocol's default).
       const bind = beginBind(w, "", name, binary === 0 ? noFormats : formats, n)
+      const encoded = scratch.bytes
       for (let i = 0; i < n; i++) {
         const v = values[i]
         if (typeof v === "string") {
           const value = w.beginValue()
           w.utf8(v)
           w.endValue(value)
-        } else {
-          const bytes = encoded[i]
-          if (bytes === null || bytes === undefined) w.i32(-1)
-          else {
-            w.i32(bytes.length)
-            w.bytes(bytes)
-          }
+        } else if (v === null || v === undefined) w.i32(-1)
+        else {
+          const start = starts[i]!
+          const end = starts[i + 1]!
+          w.i32(end - start)
+          w.bytesFrom(encoded, start, end)
         }
       }
       endBind(w, bind, resultFormats)
@@ -1071,15 +1089,18 @@ export class Connection {
     const placeholders = cached?.placeholders ?? highestPlaceholder(text)
     if (values.length > placeholders) return extraParameters(values.length, placeholders)
     const known = cached?.parameterTypes
+    const scratch = this.scratchBytes
     for (let i = 0; i < values.length; i++) {
       const v = values[i]
       if (typeof v === "string" || v === null || v === undefined) continue
       try {
-        registry.encodeParameter(v, known?.[i] ?? oids[i]!)
+        scratch.reset()
+        registry.encodeParameterInto(v, known?.[i] ?? oids[i]!, scratch)
       } catch (error) {
         return { _tag: "Parameter", index: i, message: messageOf(error) }
       }
     }
+    scratch.reset()
     return undefined
   }
 

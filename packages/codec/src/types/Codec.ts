@@ -31,6 +31,7 @@ export interface Codec<A = unknown> {
   readonly textDecode: Decoder<A>
   readonly binaryDecode?: Decoder<A>
   readonly textEncode: (value: unknown) => string
+  /** Appends the value to `out`, after whatever it already holds (other parameters, an array's header). */
   readonly binaryEncode?: (value: unknown, out: ByteWriter) => void
   /**
    * Ask for results in text even though a binary decoder exists: the value is its text (numeric's
