@@ -252,6 +252,28 @@ describe("parseJsonBytes agrees with JSON.parse", () => {
     )
   })
 
+  it("with Object.prototype.__proto__ deleted (--disable-proto=delete), a __proto__ member stays an own property", () => {
+    const script = [
+      `import { parseJsonBytes } from ${JSON.stringify(new URL("../src/types/Json.ts", import.meta.url).href)}`,
+      "const out = []",
+      "for (let i = 0; i < 3; i++) {",
+      '  const b = Buffer.from(\'{"__proto__": {"x": 1}, "a": 2}\')',
+      "  const v = parseJsonBytes(b, 0, b.length)",
+      "  out.push([Object.getOwnPropertyNames(v), Object.getPrototypeOf(v) === Object.prototype, v.x === undefined])",
+      "}",
+      "console.log(JSON.stringify(out))"
+    ].join("\n")
+    const child = spawnSync(
+      process.execPath,
+      ["--disable-proto=delete", "--input-type=module", "-e", script],
+      {
+        encoding: "utf8"
+      }
+    )
+    expect(child.stderr).toBe("")
+    expect(JSON.parse(child.stdout)).toEqual([0, 1, 2].map(() => [["__proto__", "a"], true, true]))
+  })
+
   it("the fast path takes typical small documents and declines the rest", () => {
     const fast = (text: string) => {
       const bytes = Buffer.from(text)

@@ -74,13 +74,19 @@ let compiling = true
 const compileShape = (keys: ReadonlyArray<string>): Shape["build"] => {
   let body = "return function build(s, i) {\n  return {\n"
   // Keys are own data properties in first-seen order with the last value, as in JSON.parse
-  // (a literal's duplicate keys behave alike). "__proto__" never gets here (parseKey gives up).
-  for (let k = 0; k < keys.length; k++) body += `    ${JSON.stringify(keys[k])}: s[i + ${2 * k + 1}],\n`
+  // (a literal's duplicate keys behave alike). A literal "__proto__" key would set the prototype:
+  // it is written as a computed key, which defines a property (parseKey gives "__proto__" up while
+  // Object.prototype has its accessor, but a process may have deleted it).
+  for (let k = 0; k < keys.length; k++) {
+    const key = JSON.stringify(keys[k])
+    body += `    ${keys[k] === "__proto__" ? `[${key}]` : key}: s[i + ${2 * k + 1}],\n`
+  }
   body += "  };\n};"
   try {
     return new Function(body)() as Shape["build"]
-  } catch {
-    compiling = false
+  } catch (error) {
+    // EvalError: code generation is disallowed for good; anything else (a stack limit) may pass.
+    if (error instanceof EvalError) compiling = false
     return undefined
   }
 }
