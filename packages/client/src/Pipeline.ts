@@ -940,11 +940,18 @@ const around = <A, E, R>(
     if (tracingOn(owner))
       return Effect.scoped(
         Effect.flatMap(make(conn, options), (p) =>
-          Effect.uninterruptibleMask((restore) =>
-            ended === undefined
-              ? f(cores.get(p)!, restore)
-              : Effect.onExit(f(cores.get(p)!, restore), () => Effect.sync(ended))
-          )
+          Effect.uninterruptibleMask((restore) => {
+            // A block that throws instead of returning an Effect dies, and `ended` still runs (the
+            // caller forgets the pipeline's owner there: else the fiber stays tied to a connection
+            // the pool hands to someone else).
+            let effect: Effect.Effect<A, E, R>
+            try {
+              effect = f(cores.get(p)!, restore)
+            } catch (defect) {
+              effect = Effect.die(defect)
+            }
+            return ended === undefined ? effect : Effect.onExit(effect, () => Effect.sync(ended))
+          })
         )
       )
     return Effect.uninterruptibleMask((restore) =>

@@ -21,7 +21,8 @@ import {
   Layer,
   Metric,
   Scope,
-  Stream
+  Stream,
+  Tracer
 } from "effect"
 import { PgClient } from "@pgline/client"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
@@ -462,11 +463,20 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
     })
   )
 
-  it.effect(
-    "a block that throws instead of returning an Effect dies, and its connection goes back to the pool",
-    () =>
+  // With a tracing backend installed the blocks take their scoped, traced path: both must end alike.
+  const tracer = Tracer.make({ span: (options) => new Tracer.NativeSpan(options) })
+  const tracings = ["untraced", "traced"]
+  const traceFor =
+    (tracing: string) =>
+    <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      tracing === "traced" ? Effect.withTracer(effect, tracer) : effect
+
+  it.effect.each(tracings)(
+    "%s: a block that throws instead of returning an Effect dies, and its connection goes back to the pool",
+    (tracing) =>
       Effect.gen(function* () {
         const { pg } = yield* poolClient({ max: 1 })
+        const trace = traceFor(tracing)
         const boom = () => {
           throw new Error("boom")
         }
@@ -477,7 +487,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
           reserve: Effect.scoped(Effect.flatMap(pg.reserve, boom))
         }
         for (const [name, block] of Object.entries(blocks)) {
-          const exit = yield* Effect.exit(block)
+          const exit = yield* Effect.exit(trace(block))
           expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause), name).toBe(true)
           expect(Exit.isFailure(exit) && String(Cause.squash(exit.cause)), name).toContain("boom")
           // The pool's only connection is free again: a statement runs, outside any block.
@@ -487,6 +497,43 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
             { idle: true }
           ])
         }
+      })
+  )
+
+  it.effect.each(tracings)(
+    "%s: after a block that throws, the fiber's statements never run in another fiber's transaction",
+    (tracing) =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const trace = traceFor(tracing)
+        const table = `pool_thrown_${tracing}`
+        yield* pg.query(`create table ${table} (x int)`)
+        const thrown = yield* Effect.exit(
+          trace(
+            pg.withPipeline((): Effect.Effect<void> => {
+              throw new Error("boom")
+            })
+          )
+        )
+        expect(Exit.isFailure(thrown)).toBe(true)
+        // Another fiber leases the only connection and opens a transaction that will roll back.
+        const inTransaction = yield* Deferred.make<void>()
+        const other = yield* Effect.forkChild(
+          pg.withTransaction(
+            Effect.gen(function* () {
+              yield* pg.query(`insert into ${table} values (1)`)
+              yield* Deferred.succeed(inTransaction, undefined)
+              yield* Effect.sleep(300)
+              return yield* Effect.fail("rolled back")
+            })
+          )
+        )
+        yield* Deferred.await(inTransaction)
+        // This fiber's statement waits for the connection and commits on its own.
+        yield* trace(pg.query(`insert into ${table} values (2)`))
+        expect(Exit.isFailure(yield* Fiber.await(other))).toBe(true)
+        expect((yield* pg.query(`select x from ${table} order by x`)).rows).toEqual([{ x: 2 }])
+        yield* pg.query(`drop table ${table}`)
       })
   )
 })
