@@ -40,6 +40,7 @@ import {
 } from "effect"
 import { Connection } from "./internal/Connection.ts"
 import { Listener, type ListenerHooks, type Notification } from "./internal/Listener.ts"
+import { blockEffect } from "./internal/outcome.ts"
 import { type LeaseKind, Pool, Pooled } from "./internal/Pool.ts"
 import { preparedStatement, type RunOn, statementName } from "./internal/prepared.ts"
 import {
@@ -644,15 +645,9 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     Effect.withFiber((fiber) =>
       tracingOn(fiber)
         ? Effect.scoped(Effect.flatMap(lease(kind), use))
-        : leasedWithin(kind, (pooled, restore, after) => {
-            let used: Effect.Effect<A, E, R>
-            try {
-              used = use(pooled)
-            } catch (defect) {
-              used = Effect.die(defect)
-            }
-            return Effect.onExit(restore(used), () => after() ?? Effect.void)
-          })
+        : leasedWithin(kind, (pooled, restore, after) =>
+            Effect.onExit(restore(blockEffect(() => use(pooled))), () => after() ?? Effect.void)
+          )
     )
 
   /**

@@ -42,7 +42,7 @@ import {
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { savepointName } from "./internal/Transaction.ts"
 import { tracingOn } from "./internal/tracing.ts"
-import { encodeFailure, lost as lostError, outcomeToExit } from "./internal/outcome.ts"
+import { blockEffect, encodeFailure, lost as lostError, outcomeToExit } from "./internal/outcome.ts"
 import {
   ConnectionLost,
   type PgClientError,
@@ -941,15 +941,9 @@ const around = <A, E, R>(
       return Effect.scoped(
         Effect.flatMap(make(conn, options), (p) =>
           Effect.uninterruptibleMask((restore) => {
-            // A block that throws instead of returning an Effect dies, and `ended` still runs (the
-            // caller forgets the pipeline's owner there: else the fiber stays tied to a connection
-            // the pool hands to someone else).
-            let effect: Effect.Effect<A, E, R>
-            try {
-              effect = f(cores.get(p)!, restore)
-            } catch (defect) {
-              effect = Effect.die(defect)
-            }
+            // `ended` runs however the block ends, a throw included (the caller forgets the
+            // pipeline's owner there: else the fiber stays tied to a connection the pool hands on).
+            const effect = blockEffect(() => f(cores.get(p)!, restore))
             return ended === undefined ? effect : Effect.onExit(effect, () => Effect.sync(ended))
           })
         )
@@ -989,15 +983,13 @@ const heldWithin = <A, E, R>(
     const closing = core.closeNow(exit)
     return closing === undefined ? release() : Effect.ensuring(closing, Effect.suspend(release))
   }
-  const run = (): Effect.Effect<A, E | PgClientError, R> => {
-    let effect: Effect.Effect<A, E | PgClientError, R>
-    try {
-      effect = conn.isClosed ? Effect.fail(connectionGone(conn)) : f(core, restore)
-    } catch (defect) {
-      effect = Effect.die(defect)
-    }
-    return Effect.onExit(effect, end)
-  }
+  const run = (): Effect.Effect<A, E | PgClientError, R> =>
+    Effect.onExit(
+      conn.isClosed
+        ? Effect.fail<PgClientError>(connectionGone(conn))
+        : blockEffect<A, E | PgClientError, R>(() => f(core, restore)),
+      end
+    )
   // Held at once when nothing holds the connection or waits for it (the usual case: a leased one).
   if (conn.tryHold(owner, core.idle)) return run()
   const held = restore(acquireFor(conn, owner, core.idle))

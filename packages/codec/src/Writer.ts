@@ -179,31 +179,21 @@ export class Writer {
   }
 
   bytes(src: Uint8Array): void {
-    const n = src.length
-    if (this.pos + n > this.buf.length) this.grow(n)
-    // TypedArray.set has a fixed native-call cost; tiny copies are cheaper as a loop.
-    if (n < 16) {
-      const b = this.buf
-      let p = this.pos
-      for (let i = 0; i < n; i++) b[p++] = src[i]!
-      this.pos = p
-    } else {
-      this.buf.set(src, this.pos)
-      this.pos += n
-    }
+    this.bytesFrom(src, 0, src.length)
   }
 
   /** Bytes [start, end) of `src` (a range of another writer's buffer, without a view on it). */
   bytesFrom(src: Uint8Array, start: number, end: number): void {
     const n = end - start
     if (this.pos + n > this.buf.length) this.grow(n)
+    // TypedArray.set has a fixed native-call cost; tiny copies are cheaper as a loop.
     if (n < 16) {
       const b = this.buf
       let p = this.pos
       for (let i = start; i < end; i++) b[p++] = src[i]!
       this.pos = p
     } else {
-      this.buf.set(src.subarray(start, end), this.pos)
+      this.buf.set(start === 0 && end === src.length ? src : src.subarray(start, end), this.pos)
       this.pos += n
     }
   }

@@ -232,29 +232,32 @@ describe("parseJsonBytes agrees with JSON.parse", () => {
     }
   })
 
-  it("without code generation (--disallow-code-generation-from-strings) objects are built key by key and agree", () => {
-    const docs = ['{"id": 7, "ok": true, "tags": ["a", "b"]}', '{"a":1,"a":2}', '{"b":1,"a":2,"1":3,"0":4}']
+  /** Runs `lines` (with parseJsonBytes imported) in a child Node process with `flag`; what it printed, parsed. */
+  const inChild = (flag: string, lines: ReadonlyArray<string>): unknown => {
     const script = [
       `import { parseJsonBytes } from ${JSON.stringify(new URL("../src/types/Json.ts", import.meta.url).href)}`,
+      ...lines
+    ].join("\n")
+    const child = spawnSync(process.execPath, [flag, "--input-type=module", "-e", script], {
+      encoding: "utf8"
+    })
+    expect(child.stderr).toBe("")
+    return JSON.parse(child.stdout)
+  }
+
+  it("without code generation (--disallow-code-generation-from-strings) objects are built key by key and agree", () => {
+    const docs = ['{"id": 7, "ok": true, "tags": ["a", "b"]}', '{"a":1,"a":2}', '{"b":1,"a":2,"1":3,"0":4}']
+    const out = inChild("--disallow-code-generation-from-strings", [
       `const docs = ${JSON.stringify(docs)}`,
       "const out = []",
       "for (const d of docs) for (let i = 0; i < 3; i++) { const b = Buffer.from(d); out.push(JSON.stringify(parseJsonBytes(b, 0, b.length))) }",
       "console.log(JSON.stringify(out))"
-    ].join("\n")
-    const child = spawnSync(
-      process.execPath,
-      ["--disallow-code-generation-from-strings", "--input-type=module", "-e", script],
-      { encoding: "utf8" }
-    )
-    expect(child.stderr).toBe("")
-    expect(JSON.parse(child.stdout)).toEqual(
-      docs.flatMap((d) => [0, 1, 2].map(() => JSON.stringify(JSON.parse(d))))
-    )
+    ])
+    expect(out).toEqual(docs.flatMap((d) => [0, 1, 2].map(() => JSON.stringify(JSON.parse(d)))))
   })
 
   it("with Object.prototype.__proto__ deleted (--disable-proto=delete), a __proto__ member stays an own property", () => {
-    const script = [
-      `import { parseJsonBytes } from ${JSON.stringify(new URL("../src/types/Json.ts", import.meta.url).href)}`,
+    const out = inChild("--disable-proto=delete", [
       "const out = []",
       "for (let i = 0; i < 3; i++) {",
       '  const b = Buffer.from(\'{"__proto__": {"x": 1}, "a": 2}\')',
@@ -262,16 +265,8 @@ describe("parseJsonBytes agrees with JSON.parse", () => {
       "  out.push([Object.getOwnPropertyNames(v), Object.getPrototypeOf(v) === Object.prototype, v.x === undefined])",
       "}",
       "console.log(JSON.stringify(out))"
-    ].join("\n")
-    const child = spawnSync(
-      process.execPath,
-      ["--disable-proto=delete", "--input-type=module", "-e", script],
-      {
-        encoding: "utf8"
-      }
-    )
-    expect(child.stderr).toBe("")
-    expect(JSON.parse(child.stdout)).toEqual([0, 1, 2].map(() => [["__proto__", "a"], true, true]))
+    ])
+    expect(out).toEqual([0, 1, 2].map(() => [["__proto__", "a"], true, true]))
   })
 
   it("the fast path takes typical small documents and declines the rest", () => {

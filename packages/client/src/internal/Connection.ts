@@ -408,15 +408,9 @@ export class StatementStep implements Step {
       })
       return
     }
+    const command = commandOf(tag)
     const rows = this.rows ?? []
-    // The parser hands out the same string for a tag repeated statement after statement.
-    if (tag !== lastTag) {
-      lastTag = tag
-      lastCommand = commandOf(tag)
-      lastRowCount = rowCountOf(tag)
-    }
-    const command = lastCommand
-    const rowCount = command === "SELECT" && tag === "SELECT" ? rows.length : lastRowCount
+    const rowCount = command === "SELECT" && tag === "SELECT" ? rows.length : rowCountOf(tag)
     this.sink.settle({
       _tag: "Done",
       result: { rows, command, rowCount, fields: this.fieldInfo, tag }
@@ -441,11 +435,6 @@ export class StatementStep implements Step {
     this.sink.settle({ _tag: "Lost", message, mayHaveRun, protocol: this.conn.protocolFailureReason })
   }
 }
-
-/** The last tag a statement finished with, and its command and row count. */
-let lastTag = ""
-let lastCommand = ""
-let lastRowCount = 0
 
 const fieldInfos = (
   fields: ReadonlyArray<FieldDescription>,
@@ -568,7 +557,7 @@ export class Connection {
   private nextName = 0
   private readonly scratchOids: Array<number> = []
   private readonly scratchFormats: Array<FormatCode> = []
-  /** Where each non-string parameter's bytes start in scratchBytes (-1: a string or NULL). */
+  /** Where each parameter's bytes start in scratchBytes (a string's or NULL's: none, start = end). */
   private readonly scratchStarts: Array<number> = []
   /** The encoded non-string parameters of the statement being queued, one after the other. */
   private readonly scratchBytes = new ByteWriter(256)

@@ -254,18 +254,32 @@ export class Engine {
   }
 }
 
+/**
+ * The last tag parsed and what it gave: the parser hands out the same string for a tag repeated
+ * statement after statement ("INSERT 0 1"), so a pipelined batch parses it once.
+ */
+let countedTag = ""
+let counted = 0
+let commandTag = ""
+let command = ""
+
 /** Parses the row count out of a command tag ("INSERT 0 5" → 5, "SELECT 3" → 3, "BEGIN" → 0). */
 export const rowCountOf = (tag: string): number => {
+  if (tag === countedTag) return counted
   const space = tag.lastIndexOf(" ")
-  if (space < 0) return 0
-  const n = Number(tag.slice(space + 1))
-  return Number.isFinite(n) ? n : 0
+  const n = space < 0 ? 0 : Number(tag.slice(space + 1))
+  countedTag = tag
+  counted = Number.isFinite(n) ? n : 0
+  return counted
 }
 
 /** Command name of a tag ("INSERT 0 5" → "INSERT"). */
 export const commandOf = (tag: string): string => {
+  if (tag === commandTag) return command
   const space = tag.indexOf(" ")
-  return space < 0 ? tag : tag.slice(0, space)
+  commandTag = tag
+  command = space < 0 ? tag : tag.slice(0, space)
+  return command
 }
 
 export type { RowDescription }

@@ -92,3 +92,15 @@ export const encodeFailure = (failure: EncodeFailure): ParameterError | Statemen
   failure._tag === "Parameter"
     ? new ParameterError({ message: failure.message, index: failure.index })
     : new StatementRejected({ message: failure.message, reason: "InvalidText" })
+
+/**
+ * The Effect a caller's block returns, or a defect when the block throws instead of returning one
+ * (so whatever was set up around it still ends, through the Effect's exit).
+ */
+export const blockEffect = <A, E, R>(block: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  try {
+    return block()
+  } catch (defect) {
+    return Effect.die(defect)
+  }
+}

@@ -43,6 +43,12 @@ let depth = 0
 const stack: Array<unknown> = []
 let top = 0
 
+/** Clears stack[base, top) and pops it. */
+const popTo = (base: number): void => {
+  for (let i = base; i < top; i++) stack[i] = undefined
+  top = base
+}
+
 /** A sequence of object keys: the objects with exactly these keys in this order, and its longer ones. */
 interface Shape {
   readonly keys: ReadonlyArray<string>
@@ -118,8 +124,7 @@ const buildObject = (shape: Shape | undefined, base: number): Record<string, unk
     o = {}
     for (let i = base; i < top; i += 2) o[stack[i] as string] = stack[i + 1]
   }
-  for (let i = base; i < top; i++) stack[i] = undefined
-  top = base
+  popTo(base)
   return o
 }
 
@@ -293,8 +298,7 @@ const parseValue = (): unknown => {
       }
       depth--
       const a = stack.slice(base, top)
-      for (let i = base; i < top; i++) stack[i] = undefined
-      top = base
+      popTo(base)
       return a
     }
     case 0x22: {
@@ -328,10 +332,7 @@ const tryFast = (bytes: Uint8Array, start: number, end: number): unknown => {
   } finally {
     b = EMPTY
     // A document given up on leaves its partial values on the stack.
-    if (top !== 0) {
-      stack.fill(undefined, 0, top)
-      top = 0
-    }
+    if (top !== 0) popTo(0)
   }
 }
 
