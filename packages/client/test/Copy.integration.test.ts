@@ -376,6 +376,9 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("copy", (
       expect(query.message).toContain("copyFrom")
       const queryOut = yield* errorOf(within(10_000)(pg.query("copy cp_refuse to stdout")))
       expect(queryOut._tag === "StatementRejected" && queryOut.reason).toBe("CopyInQuery")
+      // Behind empty statements (the server drops them) it is the same COPY.
+      const hidden = yield* errorOf(within(10_000)(pg.query(" ; ;copy cp_refuse from stdin")))
+      expect(hidden._tag === "StatementRejected" && hidden.reason).toBe("CopyInQuery")
       expect(yield* count(pg, "cp_refuse")).toBe(0)
     })
   )

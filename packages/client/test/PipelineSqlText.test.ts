@@ -109,6 +109,13 @@ describe("firstKeyword", () => {
     expect(firstKeyword("/*x*/fetch all in c")).toBe("FETCH")
   })
 
+  it("skips the empty statements of leading semicolons (the server drops them)", () => {
+    expect(firstKeyword(";begin")).toBe("BEGIN")
+    expect(firstKeyword(" ; ;\n-- x\n; copy t from stdin")).toBe("COPY")
+    expect(firstKeyword(";/* a */;fetch all in c")).toBe("FETCH")
+    expect(firstKeyword(";;;")).toBe("")
+  })
+
   it("reads a whole word: an identifier that starts with a keyword is not that keyword", () => {
     expect(firstKeyword("copying")).toBe("COPYING")
     expect(firstKeyword("fetcher")).toBe("FETCHER")

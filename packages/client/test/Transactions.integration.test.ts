@@ -344,6 +344,8 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
         "savepoint s",
         "release savepoint s",
         "/* hidden */ begin",
+        ";begin",
+        " ; /* x */ ; start transaction",
         "prepare transaction 'x'"
       ]) {
         expect(yield* errorOf(pg.query(text))).toMatchObject({

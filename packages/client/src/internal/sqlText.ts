@@ -149,12 +149,15 @@ export const highestPlaceholder = (text: string): number => {
   return highest
 }
 
-/** Index of the first character after leading whitespace and comments (block comments nest). */
+/**
+ * Index of the first character after leading whitespace, comments (block comments nest) and
+ * semicolons: the server drops the empty statements these end, so `;begin` is BEGIN.
+ */
 const skipTrivia = (text: string): number => {
   let i = 0
   const n = text.length
   for (;;) {
-    while (i < n && /\s/.test(text[i]!)) i++
+    while (i < n && (text[i] === ";" || /\s/.test(text[i]!))) i++
     const afterComment = skipComment(text, i)
     if (afterComment === i) return i
     i = afterComment
