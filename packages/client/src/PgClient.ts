@@ -816,7 +816,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       })
 
     /** Opens a pipeline on `conn` owned by the calling fiber (joinable, and where its statements go). */
-    const openOn = (conn: Connection, options: Pipeline.PipelineOptions) =>
+    const openOn = (conn: Connection, options: Pipeline.OpenOptions) =>
       Effect.flatMap(Effect.fiber, (fiber) =>
         Effect.tap(Pipeline.make(conn, options), (pipeline) =>
           Effect.acquireRelease(
@@ -852,7 +852,9 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         const w = where(fiber)
         switch (w.kind) {
           case "shared":
-            return Effect.flatMap(lease("pipeline"), (pooled) => openOn(pooled.conn, options))
+            return Effect.flatMap(lease("pipeline"), (pooled) =>
+              openOn(pooled.conn, { ...options, leased: true })
+            )
           case "conn":
             return openOn(w.conn, options)
           case "own":
@@ -878,7 +880,9 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           }
           const ended = () => owners.delete(fiber)
           return tracingOn(fiber)
-            ? leased("pipeline", (pooled) => Pipeline.use(pooled.conn, block(pooled.conn), {}, ended))
+            ? leased("pipeline", (pooled) =>
+                Pipeline.use(pooled.conn, block(pooled.conn), { leased: true }, ended)
+              )
             : leasedWithin("pipeline", (pooled, restore, after) =>
                 Pipeline.useWithin(pooled.conn, fiber, restore, block(pooled.conn), after, ended)
               )
@@ -899,7 +903,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         switch (w.kind) {
           case "shared":
             return tracingOn(fiber)
-              ? leased("transaction", (pooled) => Pipeline.transaction(pooled.conn, body))
+              ? leased("transaction", (pooled) => Pipeline.transaction(pooled.conn, body, { leased: true }))
               : leasedWithin("transaction", (pooled, restore, after) =>
                   Pipeline.transactionWithin(pooled.conn, fiber, restore, body, after)
                 )

@@ -439,6 +439,18 @@ interface Core {
   readonly queueSyncNow: (done: (answer: SyncAnswer) => void) => void
 }
 
+/** PipelineOptions, and what the client knows of the pipeline's connection. */
+export interface OpenOptions extends PipelineOptions {
+  /**
+   * The connection was leased from the pool for this pipeline alone. Statements of other fibers
+   * may wait for it (the pool sends them to a pipeline's connection when every connection is
+   * leased), so a transaction block the pipeline leaves open is rolled back before the pipeline
+   * lets go: granted at once, they would land inside the block and be rolled back with it by the
+   * pool's clean-up after telling their callers they succeeded.
+   */
+  readonly leased?: boolean
+}
+
 /** Each pipeline's core (its token and the steps transactionIn queues directly). */
 const cores = new WeakMap<Pipeline, Core>()
 
@@ -464,7 +476,7 @@ const acquireFor = (conn: Connection, owner: object, idle: () => boolean): Effec
 /** Opens a pipeline on a connection; the scope's end syncs and drains it. */
 export const make = (
   conn: Connection,
-  options: PipelineOptions = {}
+  options: OpenOptions = {}
 ): Effect.Effect<Pipeline, PgClientError, Scope.Scope> =>
   Effect.gen(function* () {
     if (conn.isClosed) return yield* connectionGone(conn)
@@ -484,9 +496,10 @@ export const make = (
   })
 
 /** A pipeline's state and statement API on `conn` (not yet held), owned by the fiber `owner`. */
-const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: PipelineOptions): Core => {
+const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: OpenOptions): Core => {
   // The pipeline's steps on the connection, for cancelling only what is its own.
   const token = {}
+  const leased = options.leased === true
   const maxPending = options.maxPendingBytes ?? 1024 * 1024
   const tracer = owner.getRef(Tracer.Tracer)
   let pipelineSpan: Tracer.Span | undefined
@@ -823,11 +836,21 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: P
         if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
         drained.push(() => resume(Effect.void))
       })
-      return Effect.ensuring(
+      const settled = Effect.ensuring(
         Effect.andThen(finalSync, drain),
         Effect.sync(() => interrupt?.done())
       )
+      return leased ? Effect.andThen(settled, rollbackLeftOpen) : settled
     })
+
+  /** See OpenOptions.leased: ROLLBACK, as the connection's holder, of a block left open. */
+  const rollbackLeftOpen = Effect.callback<void>((resume) => {
+    if (conn.isClosed || conn.transactionStatus === "I") return resume(Effect.void)
+    const refused = conn.queueStatement("rollback", [], { settle: () => {} }, token)
+    if (refused !== undefined) return resume(Effect.void)
+    // However it ends: a block still open (the connection lost) is the pool's to clean up.
+    conn.queueSync(() => resume(Effect.void), token)
+  })
 
   const pipeline: Pipeline = {
     sendSync,
@@ -852,7 +875,12 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: P
     },
     close: end,
     closeNow: (exit) => {
-      if (segment.size > 0 || syncsInFlight > 0) return end(exit)
+      if (
+        segment.size > 0 ||
+        syncsInFlight > 0 ||
+        (leased && conn.transactionStatus !== "I" && !conn.isClosed)
+      )
+        return end(exit)
       open = false
       return undefined
     },
@@ -907,7 +935,7 @@ export const shape = <T>(
 export const transaction = <A, E, R>(
   conn: Connection,
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
-  options: PipelineOptions = {}
+  options: OpenOptions = {}
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
   around(conn, options, (core, restore) => transactionOn(conn, core, body, restore))
 
@@ -919,7 +947,7 @@ export const transaction = <A, E, R>(
 export const use = <A, E, R>(
   conn: Connection,
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
-  options: PipelineOptions = {},
+  options: OpenOptions = {},
   ended?: () => void
 ): Effect.Effect<A, E | PgClientError, R> =>
   around(conn, options, (core, restore) => restore(body(core.pipeline)), ended)
@@ -932,7 +960,7 @@ type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, 
  */
 const around = <A, E, R>(
   conn: Connection,
-  options: PipelineOptions,
+  options: OpenOptions,
   f: (core: Core, restore: Restore) => Effect.Effect<A, E, R>,
   ended?: () => void
 ): Effect.Effect<A, E | PgClientError, R> =>
@@ -963,7 +991,7 @@ const around = <A, E, R>(
 const heldWithin = <A, E, R>(
   conn: Connection,
   owner: Fiber.Fiber<unknown, unknown>,
-  options: PipelineOptions,
+  options: OpenOptions,
   restore: Restore,
   f: (core: Core, restore: Restore) => Effect.Effect<A, E, R>,
   after: (() => Effect.Effect<void> | undefined) | undefined,
@@ -996,6 +1024,8 @@ const heldWithin = <A, E, R>(
   return Effect.flatMap(after === undefined ? held : Effect.onError(held, () => after() ?? Effect.void), run)
 }
 
+const LEASED: OpenOptions = { leased: true }
+
 /**
  * `transaction` on `conn`, which the caller leased and gives back with `after` (see heldWithin),
  * from inside the caller's uninterruptible region.
@@ -1007,7 +1037,7 @@ export const transactionWithin = <A, E, R>(
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
   after: () => Effect.Effect<void> | undefined
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
-  heldWithin(conn, owner, {}, restore, (core, restore) => transactionOn(conn, core, body, restore), after)
+  heldWithin(conn, owner, LEASED, restore, (core, restore) => transactionOn(conn, core, body, restore), after)
 
 /** `use` the same way (see transactionWithin). */
 export const useWithin = <A, E, R>(
@@ -1018,7 +1048,7 @@ export const useWithin = <A, E, R>(
   after: () => Effect.Effect<void> | undefined,
   ended?: () => void
 ): Effect.Effect<A, E | PgClientError, R> =>
-  heldWithin(conn, owner, {}, restore, (core, restore) => restore(body(core.pipeline)), after, ended)
+  heldWithin(conn, owner, LEASED, restore, (core, restore) => restore(body(core.pipeline)), after, ended)
 
 /**
  * A transaction on an open pipeline whose segment is empty. On a connection outside a transaction

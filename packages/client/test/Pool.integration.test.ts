@@ -24,7 +24,7 @@ import {
   Stream,
   Tracer
 } from "effect"
-import { PgClient } from "@pgline/client"
+import { PgClient, type Pipeline, type QueryResult } from "@pgline/client"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
 import { errorOf, within } from "./support/pipeline.ts"
 
@@ -534,6 +534,40 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
         expect(Exit.isFailure(yield* Fiber.await(other))).toBe(true)
         expect((yield* pg.query(`select x from ${table} order by x`)).rows).toEqual([{ x: 2 }])
         yield* pg.query(`drop table ${table}`)
+      })
+  )
+  it.effect.each(tracings)(
+    "%s: a statement waiting for a pipeline's connection never lands in a block the pipeline left open",
+    (tracing) =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const trace = traceFor(tracing)
+        const table = `pool_left_open_${tracing}`
+        yield* pg.query(`create table ${table} (v text)`)
+        // Each block opens a transaction block, syncs it and fails without COMMIT while another
+        // fiber's statement waits for the pool's only connection (held by the pipeline).
+        let other: Fiber.Fiber<QueryResult, unknown> | undefined
+        const leaveOpen = (p: Pipeline) =>
+          Effect.gen(function* () {
+            yield* p.execute("begin")
+            yield* p.execute(`insert into ${table} values ('pipeline')`)
+            yield* p.sync
+            other = yield* Effect.forkDetach(pg.query(`insert into ${table} values ('other')`))
+            yield* Effect.sleep(100)
+            return yield* Effect.fail("no commit" as const)
+          })
+        const blocks: Record<string, Effect.Effect<unknown, unknown>> = {
+          withPipeline: pg.withPipeline(leaveOpen),
+          pipeline: Effect.scoped(Effect.flatMap(pg.pipeline, leaveOpen))
+        }
+        for (const [name, block] of Object.entries(blocks)) {
+          other = undefined
+          expect(Exit.isFailure(yield* Effect.exit(trace(block))), name).toBe(true)
+          // The other fiber was told its insert succeeded: it committed on its own.
+          expect((yield* Fiber.join(other!)).command, name).toBe("INSERT")
+          expect((yield* pg.query(`select v from ${table}`)).rows, name).toEqual([{ v: "other" }])
+          yield* pg.query(`delete from ${table}`)
+        }
       })
   )
 })
