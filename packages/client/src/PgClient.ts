@@ -845,6 +845,24 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           )
       )
 
+    /**
+     * A pipeline on the transaction's connection, in a scope that ends with the caller's or with the
+     * transaction, whichever ends first (see TxState.pipelines).
+     */
+    const openInTransaction = (tx: TxState, options: Pipeline.PipelineOptions) =>
+      Effect.flatMap(Effect.scope, (outer) =>
+        Effect.flatMap(Scope.fork(outer), (scope) => {
+          tx.pipelines.add(scope)
+          return Effect.andThen(
+            Scope.addFinalizer(
+              scope,
+              Effect.sync(() => tx.pipelines.delete(scope))
+            ),
+            Scope.provide(openOn(tx.conn, options), scope)
+          )
+        })
+      )
+
     const pipelineWith = (
       options: Pipeline.PipelineOptions
     ): Effect.Effect<Pipeline.Pipeline, PgClientError | PgServerError, Scope.Scope> =>
@@ -860,7 +878,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "own":
             return join(w.own)
           case "tx":
-            return inTurn(w.level, openOn(w.level.tx.conn, options))
+            return inTurn(w.level, openInTransaction(w.level.tx, options))
           case "released":
             return Effect.fail(released())
         }

@@ -8,9 +8,9 @@
  * Timeouts are liveness bounds (a hang fails the test), never speed assertions.
  */
 import { expect, layer } from "@effect/vitest"
-import type { PgClientApi } from "@pgline/client"
+import type { PgClientApi, Pipeline } from "@pgline/client"
 import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
-import { Cause, Effect, Exit, Fiber, Logger } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Logger, Scope } from "effect"
 import { errorOf, within } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
 
@@ -371,6 +371,91 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
         Effect.all([p.execute("begin"), p.execute("select 1"), p.execute("commit")])
       )
       yield* pg.withTransaction(pg.query("savepoint inner_mark"))
+    })
+  )
+
+  it.effect(
+    "a pipeline opened inside withTransaction ends with it, even when the caller's Scope lives on",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        yield* pg.query("create table tx_pipe_outlives (v text)")
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            let p: Pipeline | undefined
+            yield* pg.withTransaction(
+              Effect.gen(function* () {
+                p = yield* pg.pipeline
+                // Not synced by the block: the transaction's end syncs it before COMMIT.
+                yield* p.execute("insert into tx_pipe_outlives values ('in tx')")
+              })
+            )
+            expect(yield* errorOf(p!.execute("select 1"))).toMatchObject({
+              _tag: "StatementRejected",
+              reason: "PipelineClosed"
+            })
+            // Another fiber's transaction takes the pool's only connection and will roll back.
+            const inTransaction = yield* Deferred.make<void>()
+            const finish = yield* Deferred.make<void>()
+            const other = yield* Effect.forkChild(
+              pg.withTransaction(
+                Effect.gen(function* () {
+                  yield* pg.query("insert into tx_pipe_outlives values ('other, rolled back')")
+                  yield* Deferred.succeed(inTransaction, undefined)
+                  yield* Deferred.await(finish)
+                  return yield* Effect.fail("roll back")
+                })
+              )
+            )
+            yield* Deferred.await(inTransaction)
+            // This fiber's next statement waits for the connection instead of joining that block.
+            const mine = yield* Effect.forkChild(pg.query("insert into tx_pipe_outlives values ('after')"))
+            yield* Effect.sleep(100)
+            yield* Deferred.succeed(finish, undefined)
+            expect(Exit.isFailure(yield* Fiber.await(other))).toBe(true)
+            expect((yield* within(5_000)(Fiber.join(mine))).command).toBe("INSERT")
+          })
+        )
+        expect((yield* pg.query("select v from tx_pipe_outlives order by v")).rows).toEqual([
+          { v: "after" },
+          { v: "in tx" }
+        ])
+      })
+  )
+
+  it.effect("a pipeline whose Scope outlives its reserved connection: the pool closes that connection", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          let p: Pipeline | undefined
+          let reservedPid = 0
+          const outer = yield* Effect.scope
+          yield* Effect.scoped(
+            Effect.gen(function* () {
+              const conn = yield* pg.reserve
+              reservedPid = conn.processId
+              p = yield* Effect.provideService(conn.pipeline, Scope.Scope, outer)
+            })
+          )
+          // The lease ended while the pipeline still held the connection: the pool closes it
+          // rather than hand it on, so what the pipeline sends next fails.
+          yield* eventually(
+            Effect.map(Effect.exit(p!.execute("select 1")), (exit) => Exit.isFailure(exit)),
+            10_000,
+            "the stale pipeline's connection closed"
+          )
+          expect((yield* errorOf(p!.execute("select 1")))._tag).toBe("ConnectionLost")
+          // Another fiber's lease is a new connection.
+          const next = yield* Fiber.join(
+            yield* Effect.forkChild(
+              pg.withTransaction(pg.query<{ pid: number }>("select pg_backend_pid() as pid"))
+            )
+          )
+          expect(next.rows[0]!.pid).not.toBe(reservedPid)
+        })
+      )
+      expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
     })
   )
 

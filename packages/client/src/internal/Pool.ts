@@ -419,6 +419,7 @@ export class Pool {
     const conn = pooled.conn
     if (
       !conn.isClosed &&
+      conn.exclusiveHolder === undefined &&
       conn.engine.pending === 0 &&
       conn.transactionStatus === "I" &&
       conn.namedStatements().length === 0
@@ -441,7 +442,9 @@ export class Pool {
   private cleanThenRelease(pooled: Pooled, back: (ok: boolean) => void): Effect.Effect<void> {
     const conn = pooled.conn
     const clean: Effect.Effect<boolean> = Effect.gen(function* () {
-      if (conn.isClosed) return false
+      // A pipeline or stream still holds the connection (its Scope outlived the lease): whatever
+      // it sends next must fail, not reach the connection's next user.
+      if (conn.isClosed || conn.exclusiveHolder !== undefined) return false
       let status = conn.transactionStatus
       if (conn.engine.pending > 0) status = (yield* settle(conn)) ?? "E"
       if (conn.isClosed) return false

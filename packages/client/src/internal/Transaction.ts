@@ -20,7 +20,7 @@
  * rolls back. It knows nothing of pools: the caller brings the connection and releases it.
  */
 import type { PgServerError } from "@pgline/transport"
-import { Cause, Context, Effect, Exit } from "effect"
+import { Cause, Context, Effect, Exit, Scope } from "effect"
 import { type PgClientError, StatementRejected } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
 import type { PipelineAborted } from "../PgClientError.ts"
@@ -61,6 +61,12 @@ export class TxState {
    */
   bodyEnded = false
   private beginWaiters: Array<() => void> = []
+  /**
+   * The scopes of pipelines opened inside the transaction (pg.pipeline) that are still open. They
+   * end with the transaction, before its COMMIT or ROLLBACK, even when the caller's Scope lives on:
+   * a pipeline that outlived the block would hold a connection the pool hands to someone else.
+   */
+  readonly pipelines = new Set<Scope.Closeable>()
   /** `beginText`: the BEGIN to send with the first statement; undefined: the block is open already. */
   constructor(conn: Connection, key: object, beginText?: string) {
     this.conn = conn
@@ -83,6 +89,12 @@ export class TxState {
       if (i >= 0) this.beginWaiters.splice(i, 1)
     })
   })
+  /** Closes the pipelines still open (see `pipelines`). */
+  closePipelines(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const scopes = [...this.pipelines]
+    this.pipelines.clear()
+    return Effect.forEach(scopes, (scope) => Scope.close(scope, exit), { discard: true })
+  }
   top(): TxLevel | undefined {
     return this.stack[this.stack.length - 1]
   }
@@ -312,9 +324,11 @@ export const topLevelWithin = <A, E, R>(
       tx.pop(level)
       tx.bodyEnded = true
       // A statement of a forked fiber may still carry the BEGIN: wait for its answer.
-      return tx.begin.kind === "sent"
-        ? Effect.flatMap(tx.beginAnswered, () => endTopLevel(conn, tx, exit))
-        : endTopLevel(conn, tx, exit)
+      const end =
+        tx.begin.kind === "sent"
+          ? Effect.flatMap(tx.beginAnswered, () => endTopLevel(conn, tx, exit))
+          : endTopLevel(conn, tx, exit)
+      return tx.pipelines.size === 0 ? end : Effect.andThen(tx.closePipelines(exit), end)
     }
   )
 }
