@@ -77,6 +77,32 @@ layer(client, { timeout: 60_000 })("statement cache", (it) => {
       })
   )
 
+  it.effect("a statement that ran is never sent again, whatever SQLSTATE it failed with", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      // A side effect a rollback does not undo (a sequence), then an error raised while the
+      // statement runs with the SQLSTATEs of a stale cached statement (and one other).
+      yield* pg.query("create sequence ran_calls")
+      yield* pg.query(`create function ran_then_fail(code text) returns int language plpgsql as $$
+        begin perform nextval('ran_calls'); raise exception 'failed with %', code using errcode = code; end $$`)
+      const codes = ["42804", "26000", "42804", "0A000", "22012"]
+      const tags: Array<string> = []
+      for (const code of codes)
+        tags.push((yield* Effect.flip(pg.query("select ran_then_fail($1)", [code])))._tag)
+      expect(tags).toEqual([
+        "DatatypeMismatch",
+        "InvalidSqlStatementName",
+        "DatatypeMismatch",
+        "FeatureNotSupported",
+        "DivisionByZero"
+      ])
+      // The function ran once per call.
+      expect((yield* pg.query("select last_value::int as n from ran_calls")).rows).toEqual([
+        { n: codes.length }
+      ])
+    })
+  )
+
   it.effect("statements the server dropped (DEALLOCATE ALL) are prepared again on their next use", () =>
     Effect.gen(function* () {
       const pg = yield* PgClient

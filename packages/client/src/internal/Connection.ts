@@ -67,7 +67,16 @@ export interface Prepared {
 /** How a statement ended, as seen by the code that queued it. */
 export type Outcome =
   | { readonly _tag: "Done"; readonly result: QueryResult }
-  | { readonly _tag: "ServerError"; readonly fields: ErrorFields }
+  | {
+      readonly _tag: "ServerError"
+      readonly fields: ErrorFields
+      /**
+       * A statement cached by an earlier use that the server refused as out of date (see
+       * isStaleStatement) before its BindComplete: nothing of it ran, and preparing it again
+       * is the remedy. The same SQLSTATEs raised later (by a function it calls) are not this.
+       */
+      readonly stale?: true
+    }
   | { readonly _tag: "Aborted"; readonly culprit: Culprit }
   | {
       readonly _tag: "Lost"
@@ -421,9 +430,13 @@ export class StatementStep implements Step {
     // A failed Parse leaves no statement behind: forget it so the next use prepares again. A
     // cached statement the server can no longer use as prepared (its result or parameter types
     // changed with DDL, or it was deallocated) is forgotten too, so it is prepared afresh next time.
-    if (this.prepared !== undefined && (this.isNew || isStaleStatement(fields)))
-      this.conn.forget(this.prepared)
-    this.sink.settle({ _tag: "ServerError", fields })
+    const stale = isStaleStatement(fields)
+    if (this.prepared !== undefined && (this.isNew || stale)) this.conn.forget(this.prepared)
+    this.sink.settle(
+      stale && !this.isNew && this.stage === 3 && !this.describeOnly
+        ? { _tag: "ServerError", fields, stale: true }
+        : { _tag: "ServerError", fields }
+    )
   }
 
   onAborted(culprit: Culprit): void {

@@ -21,24 +21,19 @@ import {
   StatementRejected
 } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
-import {
-  type Connection,
-  isStaleStatement,
-  type LostInfo,
-  type Outcome,
-  type Prepared
-} from "./Connection.ts"
+import type { Connection, LostInfo, Outcome, Prepared } from "./Connection.ts"
 import { encodeFailure, lost, lostUnsent, outcomeToExit } from "./outcome.ts"
 import { type ScriptOutcome, ScriptStep } from "./simple.ts"
 
 export type RunError = PgServerError | PgClientError
 
 /**
- * A cached statement the server could not use as prepared (see isStaleStatement): the error came
- * before it executed, or in its own implicit transaction, which rolled back whatever it did.
+ * A cached statement the server refused as out of date before it ran (Outcome's `stale`): safe to
+ * prepare and send again. The same SQLSTATEs from the statement's execution never are (a function
+ * it called may have done something a retry would do twice).
  */
 const isStalePlan = (outcome: Outcome | undefined): boolean =>
-  outcome?._tag === "ServerError" && isStaleStatement(outcome.fields)
+  outcome?._tag === "ServerError" && outcome.stale === true
 
 const pipelineOpen = () =>
   new StatementRejected({
