@@ -481,7 +481,7 @@ export const make = (
   Effect.gen(function* () {
     if (conn.isClosed) return yield* connectionGone(conn)
     const owner = yield* Effect.fiber
-    if (conn.exclusiveHolder === owner) return yield* pipelineOpen()
+    if (conn.isHolder(owner)) return yield* pipelineOpen()
     const core = open(conn, owner, options)
     yield* acquireFor(conn, owner, core.idle)
     yield* Effect.addFinalizer(() => Effect.sync(() => conn.release(owner)))
@@ -1000,7 +1000,7 @@ const heldWithin = <A, E, R>(
   const unstarted = (error: PgClientError): Effect.Effect<never, PgClientError> =>
     after === undefined ? Effect.fail(error) : Effect.onExit(Effect.fail(error), () => after() ?? Effect.void)
   if (conn.isClosed) return unstarted(connectionGone(conn))
-  if (conn.exclusiveHolder === owner) return unstarted(pipelineOpen())
+  if (conn.isHolder(owner)) return unstarted(pipelineOpen())
   const core = open(conn, owner, options)
   const release = (): Effect.Effect<void> => {
     conn.release(owner)

@@ -413,4 +413,69 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("copy", (
       expect(copied).toBe(500)
     })
   )
+
+  it.effect("stopping copyTo early inside a transaction block drains it instead of cancelling", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2 })
+      yield* pg.query("create table cp_txtake (n int)")
+      const blocks = yield* within(30_000)(
+        pg.withTransaction(
+          Effect.gen(function* () {
+            yield* pg.query("insert into cp_txtake values (1)")
+            const taken = yield* Stream.runCollect(
+              pg
+                .copyTo("copy (select g, repeat('x', 100) from generate_series(1, 200000) g) to stdout")
+                .pipe(Stream.take(1))
+            )
+            // A cancel would have aborted the block: this insert would fail InFailedSqlTransaction.
+            yield* pg.query("insert into cp_txtake values (2)")
+            return taken.length
+          })
+        )
+      )
+      expect(blocks).toBe(1)
+      expect(yield* count(pg, "cp_txtake")).toBe(2)
+    })
+  )
+
+  it.effect("a server error ends copyFrom at once, even while the source stays silent", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 1 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table cp_silent (v int)")
+      const error = yield* errorOf(
+        pg.copyFrom("copy cp_silent from stdin", Stream.concat(Stream.make("1\n", "oops\n"), Stream.never))
+      )
+      expect(error._tag).toBe("InvalidTextRepresentation")
+      expect(yield* count(pg, "cp_silent")).toBe(0)
+      yield* allIdle(observer, app)
+    })
+  )
+
+  it.effect("a surrogate pair split across two string chunks is one character; a lone one is refused", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      yield* pg.query("create table cp_pair (n int, t text)")
+      const line = "1\t\u{1F600}y\n"
+      // "1\t" and the high surrogate, then the low surrogate and the rest.
+      const result = yield* pg.copyFrom(
+        "copy cp_pair from stdin",
+        Stream.make(line.slice(0, 3), line.slice(3))
+      )
+      expect(result.rowCount).toBe(1)
+      expect((yield* pg.query("select t from cp_pair")).rows).toEqual([{ t: "\u{1F600}y" }])
+      const atEnd = yield* errorOf(pg.copyFrom("copy cp_pair from stdin", Stream.make("2\tx\ud83d")))
+      expect(atEnd._tag === "StatementRejected" && atEnd.reason).toBe("InvalidCopyData")
+      const unpaired = yield* errorOf(pg.copyFrom("copy cp_pair from stdin", Stream.make("3\t\ud83d", "x\n")))
+      expect(unpaired._tag === "StatementRejected" && unpaired.reason).toBe("InvalidCopyData")
+      const beforeBytes = yield* errorOf(
+        pg.copyFrom(
+          "copy cp_pair from stdin",
+          Stream.make<[string, Uint8Array]>("4\t\ud83d", Buffer.from("x\n"))
+        )
+      )
+      expect(beforeBytes._tag === "StatementRejected" && beforeBytes.reason).toBe("InvalidCopyData")
+      expect(yield* count(pg, "cp_pair")).toBe(1)
+    })
+  )
 })

@@ -800,6 +800,32 @@ export class Connection {
     return this.exclusiveOwner
   }
 
+  /**
+   * Fibers that act for the holder: a COPY's source runs in a fiber of its own (raced against the
+   * server's end of the COPY), and what it runs on the held connection must be refused as the
+   * holder's own would be, not wait for the holder (which waits for it).
+   */
+  private readonly deputies = new Set<object>()
+
+  /** Whether `fiber` holds the connection, itself or as a deputy of the holder. */
+  isHolder(fiber: object): boolean {
+    return (
+      this.exclusiveOwner !== undefined &&
+      (this.exclusiveOwner === fiber || (this.deputies.size > 0 && this.deputies.has(fiber)))
+    )
+  }
+
+  /** `effect` run by a fiber acting for the holder while it runs (see `deputies`). */
+  asDeputy<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.withFiber((fiber) => {
+      this.deputies.add(fiber)
+      return Effect.ensuring(
+        effect,
+        Effect.sync(() => this.deputies.delete(fiber))
+      )
+    })
+  }
+
   /** Whether the holding pipeline has nothing in flight (no open segment, no unanswered Sync). */
   get holderIdle(): boolean {
     return this.exclusiveIdle()

@@ -70,7 +70,7 @@ const submit = (
   fail: (error: RunError) => void,
   after: (() => void) | undefined
 ): Effect.Effect<void> | undefined => {
-  if (conn.exclusiveHolder === fiber && !conn.holderIdle) {
+  if (conn.isHolder(fiber) && !conn.holderIdle) {
     // It would split the open segment, and waiting for our own pipeline would never end.
     fail(conn.exclusiveRefusal?.() ?? pipelineOpen())
     return undefined
@@ -100,7 +100,7 @@ const submit = (
       fail(refused)
     }
   }
-  const own = conn.exclusiveHolder === fiber
+  const own = conn.isHolder(fiber)
   // Waits only while another fiber's pipeline holds the connection; the owner of an idle pipeline
   // may run statements between its segments.
   let cancelWait: (() => void) | undefined

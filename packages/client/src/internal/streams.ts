@@ -13,7 +13,11 @@
  *   COPY and drains what is already on the way.
  * - COPY FROM: each chunk of the source is written as CopyData once fewer than HIGH_WATER bytes wait
  *   for the socket. The source's failure or the fiber's interruption sends CopyFail, so nothing is
- *   inserted and the connection stays usable.
+ *   inserted and the connection stays usable; the server's error stops the source at once.
+ *
+ * Inside a transaction block a cancel would abort the block, so stopping early there never cancels
+ * (only an interruption does, as for a statement): a row stream lets its chunk in flight finish,
+ * a COPY TO is read to its end and dropped.
  */
 import type { DataRow, ErrorFields } from "@pgline/codec"
 import { fromErrorFields } from "@pgline/transport"
@@ -43,9 +47,12 @@ const streamOpen = () =>
  * Holds `conn` for the scope: statements of other fibers wait until it ends, and the holder's own
  * fiber is told (StreamOpen) instead of waiting on itself. Waiting for it can be interrupted.
  */
-export const hold = (conn: Connection, owner: object): Effect.Effect<void, never, Scope.Scope> =>
+export const hold = (conn: Connection, owner: object): Effect.Effect<void, StatementRejected, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.callback<void>((resume) => {
+    Effect.callback<void, StatementRejected>((resume) => {
+      // A second stream or COPY of the fiber already holding it (one opened while consuming a
+      // stream) would queue behind its own hold for good: refused like a statement would be.
+      if (conn.isHolder(owner)) return resume(Effect.fail(conn.exclusiveRefusal?.() ?? streamOpen()))
       const cancel = conn.acquire(
         true,
         owner,
@@ -138,6 +145,10 @@ class Cursor extends Pullable<Record<string, unknown>> {
   private readonly conn: Connection
   private readonly chunkSize: number
   private readonly owner: object
+  private readonly text: string
+  private readonly values: ReadonlyArray<unknown>
+  /** Outside a transaction block when the stream began: a stale cached statement may be sent again. */
+  private readonly idleAtStart: boolean
   /** Batches complete (their Execute answered) and not yet read to the end; the head is being read. */
   private batches: Array<RawBatch> = []
   private current: RawBatch | undefined
@@ -150,17 +161,32 @@ class Cursor extends Pullable<Record<string, unknown>> {
   private inFlight = false
   /** The portal is done (completed, failed, or the connection lost): no more Executes. */
   private complete = false
+  /** The first failure (a row that cannot be decoded, the server's error): no row after it is handed over. */
   private failure: RunError | undefined
+  /** Some answer to an Execute came (a row, or the portal suspended): the statement has run. */
+  private answered = false
+  /** The statement failed as a stale cached one: it is prepared afresh once its Sync is answered. */
+  private retrying = false
+  private retried = false
   private syncQueued = false
   private synced = false
   private closing = false
   private onSynced: (() => void) | undefined
 
-  constructor(conn: Connection, chunkSize: number, owner: object) {
+  constructor(
+    conn: Connection,
+    chunkSize: number,
+    owner: object,
+    text: string,
+    values: ReadonlyArray<unknown>
+  ) {
     super()
     this.conn = conn
     this.chunkSize = chunkSize
     this.owner = owner
+    this.text = text
+    this.values = values
+    this.idleAtStart = conn.transactionStatus === "I"
   }
 
   /** Ends the batch being filled: it joins the batches waiting for the consumer. */
@@ -172,7 +198,10 @@ class Cursor extends Pullable<Record<string, unknown>> {
 
   private readonly sink: OutcomeSink = {
     rawRow: (m) => {
-      if (this.closing) return
+      this.answered = true
+      // After a failure (a row that could not be decoded) the rows of a chunk still on the way
+      // are dropped: the consumer gets the rows before the bad one, then the error, none after.
+      if (this.closing || this.failure !== undefined) return
       let batch = this.current
       if (batch === undefined) {
         if (this.columns < 0) this.columns = m.columnCount
@@ -181,6 +210,7 @@ class Cursor extends Pullable<Record<string, unknown>> {
       batch.push(m)
     },
     suspended: () => {
+      this.answered = true
       this.inFlight = false
       this.seal()
       if (this.closing) return
@@ -189,27 +219,39 @@ class Cursor extends Pullable<Record<string, unknown>> {
     },
     settle: (outcome: Outcome) => {
       this.inFlight = false
-      this.complete = true
       this.seal()
+      // A cached statement gone stale (DDL, DEALLOCATE) works again only when prepared afresh, as
+      // pg.query does: only before any row, and outside a transaction block (where the error
+      // aborted the block). The failure stays, for the consumer, if the retry cannot be sent.
+      this.retrying =
+        !this.retried &&
+        !this.closing &&
+        !this.answered &&
+        this.idleAtStart &&
+        this.failure === undefined &&
+        outcome._tag === "ServerError" &&
+        outcome.stale === true
+      if (!this.retrying) this.complete = true
       if (outcome._tag !== "Done") {
         const exit = outcomeToExit(outcome, undefined, undefined)
         if (Exit.isFailure(exit as Exit.Exit<unknown, RunError>)) {
           const e = Cause.findErrorOption((exit as Exit.Failure<unknown, RunError>).cause)
-          if (e._tag === "Some") this.failure = e.value
+          // A decode failure of an earlier row comes first.
+          if (e._tag === "Some") this.failure ??= e.value
         }
       }
       if (outcome._tag === "Lost") {
         this.synced = true
         this.onSynced?.()
       } else this.sync()
-      this.wake()
+      if (!this.retrying) this.wake()
     }
   }
 
   /** Sends the statement with its first row limit. */
-  start(text: string, values: ReadonlyArray<unknown>): RunError | undefined {
+  start(): RunError | undefined {
     if (this.conn.isClosed) return lost(this.conn.closeMessage, false)
-    const failure = this.conn.queueStatement(text, values, this.sink, this.owner, this.chunkSize)
+    const failure = this.conn.queueStatement(this.text, this.values, this.sink, this.owner, this.chunkSize)
     if (failure !== undefined) return encodeFailure(failure)
     this.step = this.conn.takePortalStep()
     this.conn.queueFlush()
@@ -237,6 +279,10 @@ class Cursor extends Pullable<Record<string, unknown>> {
     }
     this.syncQueued = true
     this.conn.queueSync((_status, error, lostInfo) => {
+      if (this.retrying) {
+        this.retrying = false
+        if (!this.closing && error === undefined && lostInfo === undefined && this.restart()) return
+      }
       if (this.failure === undefined && !this.closing) {
         if (error !== undefined) this.failure = fromErrorFields(error)
         else if (lostInfo !== undefined) this.failure = lost(lostInfo.message, true, lostInfo.protocol)
@@ -246,6 +292,19 @@ class Cursor extends Pullable<Record<string, unknown>> {
       this.onSynced?.()
       this.wake()
     }, this.owner)
+  }
+
+  /** Sends the statement again, prepared afresh (see `settle`): false when it could not be sent. */
+  private restart(): boolean {
+    this.retried = true
+    this.conn.forgetText(this.text)
+    this.syncQueued = false
+    this.step = undefined
+    this.decoding = undefined
+    this.columns = -1
+    const failure = this.start()
+    this.failure = failure
+    return failure === undefined
   }
 
   /** Decodes the next rows of the head batch (up to SLICE). */
@@ -274,6 +333,7 @@ class Cursor extends Pullable<Record<string, unknown>> {
         // closes the portal).
         this.complete = true
         this.batches = []
+        this.current = undefined
         const found = diagnoseRow(this.conn.registry, decoding.fields, bytes, offsets, lengths)
         this.failure =
           found === undefined
@@ -306,26 +366,32 @@ class Cursor extends Pullable<Record<string, unknown>> {
   /**
    * Ends the portal (stopped early, failed, or interrupted): Sync, then wait for its answer. A chunk
    * still in flight is let finish; if it has not within 50 ms (the query is still producing its
-   * first rows), it is cancelled, bounded by the connection's cancelGrace.
+   * first rows), it is cancelled, bounded by the connection's cancelGrace. Inside a transaction
+   * block the cancel would abort the block, so a stream stopped early there waits for the chunk
+   * (at most chunkSize rows, dropped); only an interruption cancels it, as it does a statement.
    */
-  readonly close: Effect.Effect<void> = Effect.callback<void>((resume) => {
-    this.closing = true
-    this.batches = []
-    this.current = undefined
-    if (this.synced || this.conn.isClosed) return resume(Effect.void)
-    let interrupt: { readonly done: () => void } | undefined
-    let timer: ReturnType<typeof setTimeout> | undefined
-    this.onSynced = () => {
-      clearTimeout(timer)
-      interrupt?.done()
-      resume(Effect.void)
-    }
-    if (this.inFlight)
-      timer = setTimeout(() => {
-        if (!this.synced) interrupt = this.conn.interrupt(this.owner)
-      }, 50)
-    this.sync()
-  })
+  close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const mayCancel =
+      this.conn.transactionStatus === "I" || (Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause))
+    return Effect.callback<void>((resume) => {
+      this.closing = true
+      this.batches = []
+      this.current = undefined
+      if (this.synced || this.conn.isClosed) return resume(Effect.void)
+      let interrupt: { readonly done: () => void } | undefined
+      let timer: ReturnType<typeof setTimeout> | undefined
+      this.onSynced = () => {
+        clearTimeout(timer)
+        interrupt?.done()
+        resume(Effect.void)
+      }
+      if (this.inFlight && mayCancel)
+        timer = setTimeout(() => {
+          if (!this.synced) interrupt = this.conn.interrupt(this.owner)
+        }, 50)
+      this.sync()
+    })
+  }
 }
 
 const EMPTY = new Uint8Array(0)
@@ -339,11 +405,11 @@ export const rowStream = (
   owner: object
 ): Effect.Effect<Stream.Stream<any, RunError>, RunError, Scope.Scope> =>
   Effect.suspend((): Effect.Effect<Stream.Stream<any, RunError>, RunError, Scope.Scope> => {
-    const cursor = new Cursor(conn, chunkSize, owner)
-    const failure = cursor.start(text, values)
+    const cursor = new Cursor(conn, chunkSize, owner, text, values)
+    const failure = cursor.start()
     if (failure !== undefined) return Effect.fail(failure)
     return Effect.as(
-      Effect.addFinalizer(() => cursor.close),
+      Effect.addFinalizer((exit) => cursor.close(exit)),
       Stream.fromPull(Effect.succeed(cursor.pull)) as Stream.Stream<any, RunError>
     )
   })
@@ -381,6 +447,12 @@ const endExit = (
   return Effect.succeed(space < 0 ? 0 : Number(tag.slice(space + 1)) || 0)
 }
 
+/** The feeding stops: the server failed or ended the COPY. */
+class Stop {
+  readonly _tag = "Stop"
+}
+const stop = new Stop()
+
 /** Tracks one COPY command: copy mode began, the server failed it, the command ended. */
 class CopyState {
   started = false
@@ -388,6 +460,11 @@ class CopyState {
   end: CopyEnd | undefined
   /** Set when the feeder gave up before copy mode began: fail the copy as soon as it does. */
   abandoned = false
+  /**
+   * A high surrogate that ended the last string chunk: its low half is the next chunk's first
+   * character (a pair split between chunks), so it is sent with that chunk.
+   */
+  highSurrogate = ""
   private waiters: Array<() => void> = []
   readonly conn: Connection
 
@@ -419,6 +496,23 @@ class CopyState {
   }
 
   /**
+   * Fails with `stop` once the server failed or ended the COPY: raced against the feeding, so a
+   * server error ends the copy even while the source waits for its next chunk. Interrupted (the
+   * feeding ended first), it only stops waiting.
+   */
+  readonly serverStopped: Effect.Effect<never, Stop> = Effect.callback<never, Stop>((resume) => {
+    const check = () => {
+      if (this.serverFailed !== undefined || this.end !== undefined) resume(Effect.fail(stop))
+      else this.waiters.push(check)
+    }
+    check()
+    return Effect.sync(() => {
+      const i = this.waiters.indexOf(check)
+      if (i >= 0) this.waiters.splice(i, 1)
+    })
+  })
+
+  /**
    * Waits until `ready()` holds. Interrupted, it cancels what the server runs (bounded by
    * cancelGrace) and waits for the command's end, so the connection is left clean.
    */
@@ -447,11 +541,6 @@ class CopyState {
   }
 }
 
-class Stop {
-  readonly _tag = "Stop"
-}
-const stop = new Stop()
-
 /** Why the feeder failed, for the CopyFail message (the server puts it in its error). */
 const failMessage = (cause: Cause.Cause<unknown>): string => {
   if (Cause.hasInterrupts(cause)) return "the COPY was interrupted"
@@ -465,6 +554,11 @@ const failMessage = (cause: Cause.Cause<unknown>): string => {
 
 const invalidData = (message: string) => new StatementRejected({ reason: "InvalidCopyData", message })
 
+const loneSurrogate = () =>
+  invalidData("a COPY chunk holds a lone UTF-16 surrogate, which UTF-8 cannot carry")
+
+const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff
+
 /** Writes one source chunk as CopyData, waiting while the socket is behind. */
 const writeChunk = (
   conn: Connection,
@@ -473,16 +567,22 @@ const writeChunk = (
 ): Effect.Effect<void, StatementRejected | Stop> => {
   if (state.serverFailed !== undefined || state.end !== undefined) return Effect.fail(stop)
   if (typeof chunk === "string") {
-    if (!chunk.isWellFormed())
-      return Effect.fail(invalidData("a COPY chunk holds a lone UTF-16 surrogate, which UTF-8 cannot carry"))
-    for (let at = 0; at < chunk.length; ) {
-      let end = Math.min(chunk.length, at + PIECE)
+    let text = state.highSurrogate === "" ? chunk : state.highSurrogate + chunk
+    state.highSurrogate = ""
+    if (text.length > 0 && isHighSurrogate(text.charCodeAt(text.length - 1))) {
+      state.highSurrogate = text.slice(-1)
+      text = text.slice(0, -1)
+    }
+    if (!text.isWellFormed()) return Effect.fail(loneSurrogate())
+    for (let at = 0; at < text.length; ) {
+      let end = Math.min(text.length, at + PIECE)
       // Never split a surrogate pair between two messages.
-      if (end < chunk.length && /[\uD800-\uDBFF]/.test(chunk[end - 1]!)) end--
-      conn.writeCopyData(at === 0 && end === chunk.length ? chunk : chunk.slice(at, end))
+      if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--
+      conn.writeCopyData(at === 0 && end === text.length ? text : text.slice(at, end))
       at = end
     }
   } else if (chunk instanceof Uint8Array) {
+    if (state.highSurrogate !== "") return Effect.fail(loneSurrogate())
     for (let at = 0; at < chunk.length; at += PIECE)
       conn.writeCopyData(chunk.length <= PIECE ? chunk : chunk.subarray(at, at + PIECE))
   } else {
@@ -516,9 +616,14 @@ export const copyIn = <E, R>(
       if (refused !== undefined) return yield* Effect.fail(encodeFailure(refused))
       yield* restore(state.until(() => state.started || state.end !== undefined, owner))
       if (state.end === undefined && state.started) {
-        const fed = yield* Effect.exit(
-          restore(Stream.runForEach(source, (chunk) => writeChunk(conn, state, chunk)))
+        const feed = Effect.andThen(
+          Stream.runForEach(source, (chunk) => writeChunk(conn, state, chunk)),
+          // The source ended on the first half of a surrogate pair.
+          Effect.suspend(() => (state.highSurrogate === "" ? Effect.void : Effect.fail(loneSurrogate())))
         )
+        // The server's error ends the feeding at once, not when the source next produces a chunk
+        // (a silent source would hold the connection for good).
+        const fed = yield* Effect.exit(restore(Effect.raceFirst(conn.asDeputy(feed), state.serverStopped)))
         const stopped =
           Exit.isFailure(fed) &&
           Cause.findErrorOption(fed.cause).pipe((e) => e._tag === "Some" && e.value === stop)
@@ -670,24 +775,33 @@ class CopyOut extends Pullable<Uint8Array> {
     return undefined
   }
 
-  /** Stopped before the end: cancel the COPY, read and drop what is on the way, wait for its end. */
-  readonly close: Effect.Effect<void> = Effect.callback<void>((resume) => {
-    this.closing = true
-    this.unhook()
-    this.blocks = []
-    this.chunk = undefined
-    this.loose = []
-    if (this.paused) {
-      this.paused = false
-      this.conn.session.wire.resumeReading()
-    }
-    if (this.end !== undefined) return resume(Effect.void)
-    const interrupt = this.conn.interrupt(this.owner)
-    this.onEnd = () => {
-      interrupt.done()
-      resume(Effect.void)
-    }
-  })
+  /**
+   * Stopped before the end: cancel the COPY, read and drop what is on the way, wait for its end.
+   * Inside a transaction block the cancel would abort the block: there the rest of the output is
+   * read and dropped instead; only an interruption cancels it, as it does a statement.
+   */
+  close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const mayCancel =
+      this.conn.transactionStatus === "I" || (Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause))
+    return Effect.callback<void>((resume) => {
+      this.closing = true
+      // Draining, the fast path stays: `raw` drops each payload without a message object.
+      if (mayCancel) this.unhook()
+      this.blocks = []
+      this.chunk = undefined
+      this.loose = []
+      if (this.paused) {
+        this.paused = false
+        this.conn.session.wire.resumeReading()
+      }
+      if (this.end !== undefined) return resume(Effect.void)
+      const interrupt = mayCancel ? this.conn.interrupt(this.owner) : undefined
+      this.onEnd = () => {
+        interrupt?.done()
+        resume(Effect.void)
+      }
+    })
+  }
 }
 
 /** COPY … TO STDOUT as a stream of byte blocks; `conn` must be held. */
@@ -704,7 +818,7 @@ export const copyOut = (
     const refused = conn.queueQuery(text, step)
     if (refused !== undefined) return Effect.fail(encodeFailure(refused))
     return Effect.as(
-      Effect.addFinalizer(() => out.close),
+      Effect.addFinalizer((exit) => out.close(exit)),
       Stream.fromPull(Effect.succeed(out.pull)) as Stream.Stream<Uint8Array, RunError>
     )
   })
