@@ -945,7 +945,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         const w = where(fiber)
         switch (w.kind) {
           case "tx":
-            return nested(w.level, effect)
+            return nested(w.level, effect, options?.onCommit)
           case "conn":
           case "own": {
             const conn = w.kind === "conn" ? w.conn : w.own.conn
@@ -953,7 +953,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             // A block the user began on this connection: the transaction is a savepoint in it.
             const outer = new TxLevel(new TxState(conn, pool))
             outer.tx.push(outer)
-            return nested(outer, effect)
+            return nested(outer, effect, options?.onCommit)
           }
           case "shared":
             return tracingOn(fiber)

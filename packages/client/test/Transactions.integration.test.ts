@@ -374,6 +374,61 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
     })
   )
 
+  it.effect("onCommit follows the commit: also when interrupted while COMMIT is in flight", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 3 })
+      yield* pg.query("create table tx_on_commit (v int)")
+      // COMMIT runs a deferred trigger that waits for an advisory lock the test holds.
+      yield* pg.query(`create function tx_on_commit_wait() returns trigger language plpgsql as $$
+        begin perform pg_advisory_xact_lock(7301); return null; end $$`)
+      yield* pg.query(`create constraint trigger tx_on_commit_wait after insert on tx_on_commit
+        deferrable initially deferred for each row execute function tx_on_commit_wait()`)
+      const calls: Array<string> = []
+      const onCommit = (name: string) => () => {
+        calls.push(name)
+      }
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const holder = yield* pg.reserve
+          yield* holder.query("select pg_advisory_lock(7301)")
+          const fiber = yield* Effect.forkChild(
+            pg.withTransaction(pg.query("insert into tx_on_commit values (1)"), {
+              onCommit: onCommit("interrupted")
+            })
+          )
+          yield* eventually(
+            Effect.map(
+              holder.query<{ n: number }>(
+                "select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = 7301 and not granted"
+              ),
+              (r) => r.rows[0]!.n > 0
+            ),
+            10_000,
+            "COMMIT waits for the lock"
+          )
+          const interrupting = yield* Effect.forkChild(Fiber.interrupt(fiber), { startImmediately: true })
+          yield* holder.query("select pg_advisory_unlock(7301)")
+          yield* Fiber.join(interrupting)
+          expect(Exit.hasInterrupts(yield* Fiber.await(fiber))).toBe(true)
+        })
+      )
+      // Not called: a rollback, a COMMIT answered ROLLBACK; called: a released savepoint, an empty block.
+      yield* Effect.exit(pg.withTransaction(Effect.fail("no"), { onCommit: onCommit("failed") }))
+      yield* Effect.exit(
+        pg.withTransaction(Effect.ignore(pg.query("select 1/0")), { onCommit: onCommit("rolled back") })
+      )
+      yield* pg.withTransaction(
+        pg.withTransaction(pg.query("insert into tx_on_commit values (2)"), {
+          onCommit: onCommit("savepoint")
+        }),
+        { onCommit: onCommit("outer") }
+      )
+      yield* pg.withTransaction(Effect.void, { onCommit: onCommit("empty") })
+      expect(calls).toEqual(["interrupted", "savepoint", "outer", "empty"])
+      expect((yield* pg.query("select v from tx_on_commit order by v")).rows).toEqual([{ v: 1 }, { v: 2 }])
+    })
+  )
+
   it.effect(
     "a pipeline opened inside withTransaction ends with it, even when the caller's Scope lives on",
     () =>

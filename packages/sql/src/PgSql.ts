@@ -19,7 +19,7 @@
  * package README lists every difference from @effect/sql-pg).
  */
 import { type ClientSettings, PgClient, type PgClientApi, PgConfig } from "@pgline/client"
-import { Config, Context, Effect, Exit, Layer, References, Tracer } from "effect"
+import { Config, Context, Effect, Layer, References, Tracer } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import { SqlError, UnknownError } from "effect/sql/SqlError"
@@ -57,6 +57,17 @@ interface AfterCommitBuffer {
 /** One transaction service per client (effect/sql keys statements' transactions by it). */
 let clients = 0
 
+/**
+ * effect/sql's record of the innermost transaction's service, which SqlResolver reads to keep a
+ * request made inside a transaction out of a batch with requests from outside it (when the
+ * request's context has no SqlClient). effect/sql keeps the reference internal and provides it
+ * only from its own transactions; a reference is found by its key, so this one is the same.
+ */
+const CurrentTransactionService = Context.Reference<Context.Key<any, object> | undefined>(
+  "effect/sql/CurrentTransactionService",
+  { defaultValue: () => undefined }
+)
+
 /** A failure of the transaction's own effect, kept apart from BEGIN/COMMIT failures. */
 class Own<E> {
   readonly error: E
@@ -67,25 +78,38 @@ class Own<E> {
 
 /**
  * pgline's TransactionOptions from effect/sql's `BeginTransaction` text (`BEGIN ISOLATION LEVEL
- * SERIALIZABLE, READ ONLY`, `START TRANSACTION …`); undefined when the text is something else.
+ * SERIALIZABLE, READ ONLY`, `START TRANSACTION …`); undefined when the text is something else. The
+ * modes follow PostgreSQL's grammar: separated by commas or by whitespace alone.
  */
 const beginOptions = (text: string): Parameters<PgClientApi["withTransaction"]>[1] | undefined => {
-  const match = /^\s*(?:begin(?:\s+(?:work|transaction))?|start\s+transaction)\s*(.*?)\s*;?\s*$/is.exec(text)
+  const match =
+    /^\s*(?:begin(?:\s+(?:work|transaction))?|start\s+transaction)(?![a-z_0-9$])(.*?);?\s*$/is.exec(text)
   if (match === null) return undefined
   const options: {
     isolation?: "serializable" | "repeatable read" | "read committed" | "read uncommitted"
     readOnly?: boolean
     deferrable?: boolean
   } = {}
-  const modes = match[1]!.trim() === "" ? [] : match[1]!.split(",")
-  for (const raw of modes) {
-    const mode = raw.trim().toLowerCase().replace(/\s+/g, " ")
-    const isolation = /^isolation level (serializable|repeatable read|read committed|read uncommitted)$/.exec(
-      mode
-    )
-    if (isolation !== null) options.isolation = isolation[1] as NonNullable<typeof options.isolation>
-    else if (mode === "read only" || mode === "read write") options.readOnly = mode === "read only"
-    else if (mode === "deferrable" || mode === "not deferrable") options.deferrable = mode === "deferrable"
+  const tokens = match[1]!.toLowerCase().match(/[a-z_]+|,|\S/g) ?? []
+  let i = 0
+  const take = (...words: Array<string>): boolean => {
+    if (!words.every((w, k) => tokens[i + k] === w)) return false
+    i += words.length
+    return true
+  }
+  while (i < tokens.length) {
+    // A comma may separate two modes (none before the first, none after the last).
+    if (i > 0 && take(",") && i === tokens.length) return undefined
+    if (take("isolation", "level")) {
+      const level = ["serializable", "repeatable read", "read committed", "read uncommitted"].find((l) =>
+        take(...l.split(" "))
+      )
+      if (level === undefined) return undefined
+      options.isolation = level as NonNullable<typeof options.isolation>
+    } else if (take("read", "only")) options.readOnly = true
+    else if (take("read", "write")) options.readOnly = false
+    else if (take("deferrable")) options.deferrable = true
+    else if (take("not", "deferrable")) options.deferrable = false
     else return undefined
   }
   return options
@@ -157,7 +181,8 @@ export const make = (
     const withTransaction = <R, E, A>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
       Effect.withFiber((fiber) => {
         const parent = Context.getOrUndefined(fiber.context, transactionService)
-        const begin = fiber.getRef(SqlClient.BeginTransaction)
+        // A savepoint ignores BeginTransaction (as effect/sql's transactions do).
+        const begin = parent === undefined ? fiber.getRef(SqlClient.BeginTransaction) : undefined
         const options = begin === undefined ? {} : beginOptions(begin)
         if (options === undefined) {
           const message = `PgSql: unsupported BeginTransaction statement ${JSON.stringify(begin)} (BEGIN or START TRANSACTION with isolation level, read only/write, [not] deferrable)`
@@ -178,7 +203,11 @@ export const make = (
         }
         buffers.set(level, buffer)
         const reactivity = Context.getOrUndefined(fiber.context, Reactivity.Reactivity)
-        let inner: Effect.Effect<A, E, R> = Effect.provideService(effect, transactionService, level)
+        let inner: Effect.Effect<A, E, R> = Effect.provideService(
+          Effect.provideService(effect, transactionService, level),
+          CurrentTransactionService,
+          transactionService
+        )
         if (reactivity !== undefined) {
           // Invalidations inside the transaction wait for its commit (and vanish with a rollback).
           const invalidate = (keys: Parameters<Reactivity.Reactivity["invalidate"]>[0]) =>
@@ -189,18 +218,25 @@ export const make = (
             mutation: (keys, mutation) => Effect.tap(mutation, invalidate(keys))
           })
         }
+        // Whether the transaction committed (or its savepoint was released), told by pgline from
+        // inside its uninterruptible end: an interruption that arrives while COMMIT is in flight
+        // turns the exit into an interruption although the data committed, and afterCommit
+        // callbacks follow the commit, not the exit.
+        let committed = false
+        const onCommit = () => {
+          committed = true
+        }
         const transaction = Effect.onExit(
           Effect.catch(
             pg.withTransaction(
               Effect.mapError(inner, (e) => new Own(e)),
-              parent === undefined ? options : undefined
+              parent === undefined ? { ...options, onCommit } : { onCommit }
             ),
             (e) => Effect.fail(e instanceof Own ? (e.error as E) : toSqlError(e, "transaction"))
           ),
-          // A success is a commit (or a released savepoint): only failures are mapped above.
-          (exit): Effect.Effect<void> => {
+          (): Effect.Effect<void> => {
             buffer.open = false
-            if (!Exit.isSuccess(exit) || buffer.callbacks.length === 0) return Effect.void
+            if (!committed || buffer.callbacks.length === 0) return Effect.void
             if (buffer.parent !== undefined) {
               buffer.parent.callbacks.push(...buffer.callbacks)
               return Effect.void

@@ -3,16 +3,19 @@
  * reads `<id>_<name>.sql` files and `fromScripts({ "1_init": "…" })` takes texts; each runs with
  * pgline's `script` (the simple-query protocol: several statements, no parameters, like psql -f).
  * The Migrator runs every pending migration inside one transaction (it locks its table first), so
- * a script's statements join it and a failing one rolls back the whole run; a script must not
- * issue BEGIN/COMMIT itself. Effect migrations (effect/sql's `fromRecord`, `fromFileSystem`) work
- * the same with `run`. It does not dump the schema.
+ * a script's statements join it and a failing one rolls back the whole run. A script must not end
+ * that transaction: one holding BEGIN/COMMIT/ROLLBACK (psql-style files wrapped in BEGIN; … COMMIT;)
+ * is refused before anything runs, and a script that ended the transaction anyway (SQL it builds
+ * itself) fails its migration. Effect migrations (effect/sql's `fromRecord`, `fromFileSystem`)
+ * work the same with `run`. It does not dump the schema.
  */
 import { PgClient } from "@pgline/client"
-import { Effect, FileSystem, Path } from "effect"
+import { Effect, FileSystem, Option, Path } from "effect"
 import * as Migrator from "effect/sql/Migrator"
-import type * as SqlClient from "effect/sql/SqlClient"
+import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { toSqlError } from "./internal/errors.ts"
+import { transactionControlIn } from "./internal/script.ts"
 
 /** Runs the pending migrations (effect/sql's Migrator): the ids and names it applied. */
 export const run: <R>(
@@ -25,9 +28,57 @@ export const run: <R>(
 
 const NAME = /^(\d+)_(.+)\.sql$/
 
-/** The migration that runs `text` as a script; a failing statement fails it with a SqlError. */
-const scriptMigration = (pg: PgClient["Service"], text: string): Effect.Effect<void, SqlError> =>
-  Effect.asVoid(Effect.mapError(pg.script(text), (e) => toSqlError(e, "migration")))
+const currentXid = (pg: PgClient["Service"]): Effect.Effect<string, SqlError> =>
+  Effect.mapBoth(pg.query<{ xid: string }>("select txid_current()::text as xid"), {
+    onFailure: (e) => toSqlError(e, "migration"),
+    onSuccess: (r) => r.rows[0]!.xid
+  })
+
+/**
+ * The migration `migration` ("<id>_<name>") that runs `text` as a script; a failing statement fails
+ * it with a SqlError. Inside a transaction of the SqlClient (the Migrator's) the transaction's id
+ * before and after tells whether the script ended it: then the migration fails, since what the
+ * Migrator recorded before it may already be committed.
+ */
+const scriptMigration = (
+  pg: PgClient["Service"],
+  migration: string,
+  text: string
+): Effect.Effect<void, SqlError | Migrator.MigrationError, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const script = Effect.mapError(pg.script(text), (e) => toSqlError(e, "migration"))
+    if (Option.isNone(yield* Effect.serviceOption(sql.transactionService)))
+      return yield* Effect.asVoid(script)
+    const before = yield* currentXid(pg)
+    yield* script
+    const after = yield* currentXid(pg)
+    if (after !== before)
+      return yield* new Migrator.MigrationError({
+        kind: "BadState",
+        message: `migration ${migration} ended the Migrator's transaction (it committed or rolled back): what the Migrator recorded before it may be committed; check the migrations table, and remove the transaction control from the script`
+      })
+  })
+
+/** `text` as the migration `migration`, refused when it holds transaction control. */
+const loadScript = (
+  pg: PgClient["Service"],
+  migration: string,
+  text: string
+): Effect.Effect<
+  Effect.Effect<void, SqlError | Migrator.MigrationError, SqlClient.SqlClient>,
+  Migrator.MigrationError
+> => {
+  const control = transactionControlIn(text)
+  return control === undefined
+    ? Effect.succeed(scriptMigration(pg, migration, text))
+    : Effect.fail(
+        new Migrator.MigrationError({
+          kind: "ImportError",
+          message: `migration ${migration} holds ${control}: the Migrator runs every pending migration in one transaction, which a script must not end or begin (remove BEGIN/COMMIT/ROLLBACK from it)`
+        })
+      )
+}
 
 /** Migrations from texts keyed `<id>_<name>` (e.g. "0001_create_users"). */
 export const fromScripts = (scripts: Record<string, string>): Migrator.Loader<PgClient> =>
@@ -41,7 +92,8 @@ export const fromScripts = (scripts: Record<string, string>): Migrator.Loader<Pg
           kind: "BadState",
           message: `migration key ${JSON.stringify(key)} is not <id>_<name>`
         })
-      migrations.push([Number(match[1]), match[2]!, Effect.succeed(scriptMigration(pg, text))])
+      // Checked when the Migrator loads it, so only pending migrations, before anything runs.
+      migrations.push([Number(match[1]), match[2]!, Effect.suspend(() => loadScript(pg, key, text))])
     }
     return migrations.sort((a, b) => a[0] - b[0])
   })
@@ -62,13 +114,13 @@ export const fromSqlFiles = (
     for (const file of files) {
       const match = NAME.exec(file)
       if (match === null) continue
-      const load = Effect.map(
+      const load = Effect.flatMap(
         Effect.mapError(
           fs.readFileString(path.join(directory, file)),
           (cause) =>
             new Migrator.MigrationError({ kind: "ImportError", cause, message: `cannot read ${file}` })
         ),
-        (text) => scriptMigration(pg, text)
+        (text) => loadScript(pg, file, text)
       )
       migrations.push([Number(match[1]), match[2]!, load])
     }

@@ -156,4 +156,67 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSqlMig
       })
     })
   )
+
+  it.effect(
+    "a script holding BEGIN/COMMIT is refused before anything runs, naming the migration; quoted ones are fine",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* database
+        const program = Effect.gen(function* () {
+          // BEGIN, END and COMMIT inside bodies, strings, identifiers and comments are no control.
+          const first = yield* PgSqlMigrator.run({
+            loader: PgSqlMigrator.fromScripts({
+              "1_bodies": `create table notes (body text, "commit" int);
+                create function touch() returns int language plpgsql as $$ begin return 1; end $$;
+                create function atomic_one() returns int language sql begin atomic select 1; end;
+                insert into notes values ('begin; commit;', 1); -- commit;
+                /* rollback; /* nested */ end; */ select 1;`
+            })
+          })
+          // A psql-style file: the Migrator's transaction would be committed partway.
+          const error = yield* Effect.flip(
+            PgSqlMigrator.run({
+              loader: PgSqlMigrator.fromScripts({
+                "2_a": "BEGIN; create table a (x int); COMMIT;",
+                "3_b": "create table b (x int);"
+              })
+            })
+          )
+          const sql = yield* SqlClient.SqlClient
+          const tables = yield* sql<{
+            tablename: string
+          }>`select tablename from pg_tables where schemaname = 'public' order by 1`
+          return { first, error, tables: tables.map((t) => t.tablename), recorded: yield* applied }
+        })
+        const result = yield* program.pipe(Effect.provide(PgSql.layer({ url, sslmode: "disable" })))
+        expect(result.first).toEqual([[1, "bodies"]])
+        expect(result.error).toBeInstanceOf(Migrator.MigrationError)
+        expect(result.error.message).toContain("migration 2_a holds BEGIN")
+        expect(result.tables).toEqual(["effect_sql_migrations", "notes"])
+        expect(result.recorded).toEqual([{ migration_id: 1, name: "bodies" }])
+      })
+  )
+
+  it.effect("a script that ends the Migrator's transaction unseen fails its migration", () =>
+    Effect.gen(function* () {
+      const url = yield* database
+      const program = Effect.gen(function* () {
+        // The text check reads BEGIN ATOMIC as a function body's start, so the COMMIT after it is
+        // hidden from it; the server runs it.
+        return yield* Effect.flip(
+          PgSqlMigrator.run({
+            loader: PgSqlMigrator.fromScripts({
+              "1_hidden": "create view v as select begin atomic from (select 1 as begin) s; commit;"
+            })
+          })
+        )
+      })
+      const error = yield* program.pipe(Effect.provide(PgSql.layer({ url, sslmode: "disable" })))
+      expect(error).toBeInstanceOf(Migrator.MigrationError)
+      expect(error.message).toBe('Migration "1_hidden" failed')
+      expect(((error as Migrator.MigrationError).cause as Migrator.MigrationError).message).toContain(
+        "migration 1_hidden ended the Migrator's transaction"
+      )
+    })
+  )
 })

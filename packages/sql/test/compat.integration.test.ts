@@ -9,7 +9,18 @@
 import { PgClient as SqlPg } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
-import { Context, Effect, Layer, Redacted, Schema, Stream, String as Str } from "effect"
+import {
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Redacted,
+  Schema,
+  Stream,
+  String as Str
+} from "effect"
 import * as Model from "effect/schema/Model"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
@@ -385,6 +396,191 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
         expect(ours.canceled.reason).toBe("StatementTimeoutError")
         expect(ours.authorization.reason).toBe("AuthorizationError")
         expect(ours.plain.reason).toBe("UnknownError")
+      })
+    )
+
+    it.effect("a fiber interrupted while COMMIT is in flight: the data committed and afterCommit ran", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const { ours, theirs } = yield* both(c, (sql, t) =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              // COMMIT runs a deferred trigger that waits for an advisory lock this test holds.
+              const key = ++tables
+              yield* sql`create table ${sql(t)} (v int)`
+              yield* sql.unsafe(
+                `create function ${t}_wait() returns trigger language plpgsql as $$ begin perform pg_advisory_xact_lock(${key}); return null; end $$`
+              )
+              yield* sql.unsafe(
+                `create constraint trigger ${t}_wait after insert on ${t} deferrable initially deferred for each row execute function ${t}_wait()`
+              )
+              const holder = yield* sql.reserve
+              yield* holder.execute(`select pg_advisory_lock(${key})`, [], undefined)
+              let ran = false
+              const fiber = yield* Effect.forkChild(
+                sql.withTransaction(
+                  Effect.gen(function* () {
+                    yield* sql`insert into ${sql(t)} values (1)`
+                    yield* sql.afterCommit(Effect.sync(() => (ran = true)))
+                  })
+                )
+              )
+              let waiting = false
+              for (let i = 0; i < 500 && !waiting; i++) {
+                const [{ n }] = (yield* sql<{
+                  n: number
+                }>`select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = ${key} and not granted`) as [
+                  { n: number }
+                ]
+                waiting = n > 0
+                if (!waiting) yield* Effect.sleep(20)
+              }
+              // The interruption reaches the fiber while its COMMIT waits; then the COMMIT goes on.
+              const interrupting = yield* Effect.forkChild(Fiber.interrupt(fiber), { startImmediately: true })
+              yield* holder.execute(`select pg_advisory_unlock(${key})`, [], undefined)
+              yield* Fiber.join(interrupting)
+              const exit = yield* Fiber.await(fiber)
+              const rows = yield* sql<{ n: number }>`select count(*)::int as n from ${sql(t)}`
+              return { waiting, interrupted: Exit.hasInterrupts(exit), rows, ran }
+            })
+          )
+        )
+        expect(ours).toEqual(theirs)
+        expect(ours).toEqual({ waiting: true, interrupted: true, rows: [{ n: 1 }], ran: true })
+      })
+    )
+
+    it.effect("SqlResolver keeps a request inside withTransaction out of a batch with one outside it", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const { ours, theirs } = yield* both(c, (sql, t) =>
+          Effect.gen(function* () {
+            yield* sql`create table ${sql(t)} (id int primary key, v text)`
+            // The resolver captured `sql`: the requests' context has no SqlClient.
+            const resolver = SqlResolver.findById({
+              Id: Schema.Number,
+              Result: Schema.Struct({ id: Schema.Number, v: Schema.String }),
+              ResultId: (r) => r.id,
+              execute: (ids) => sql`select id, v from ${sql(t)} where ${sql.in("id", ids)}`
+            })
+            const find = (id: number) =>
+              Effect.match(SqlResolver.request(id, resolver), {
+                onFailure: (e) => e._tag,
+                onSuccess: (row) => row.v
+              })
+            const inserted = yield* Deferred.make<void>()
+            const [inside, outside] = yield* Effect.all(
+              [
+                Effect.flip(
+                  sql.withTransaction(
+                    Effect.gen(function* () {
+                      yield* sql`insert into ${sql(t)} values (2, 'uncommitted')`
+                      yield* Deferred.succeed(inserted, undefined)
+                      // Fails with what it found, so the insert is rolled back.
+                      return yield* Effect.fail(yield* find(2))
+                    })
+                  )
+                ),
+                Effect.andThen(Deferred.await(inserted), find(2))
+              ],
+              { concurrency: "unbounded" }
+            )
+            return { inside, outside }
+          })
+        )
+        expect(ours).toEqual(theirs)
+        expect(ours).toEqual({ inside: "uncommitted", outside: "NoSuchElementError" })
+      })
+    )
+
+    it.effect("JSON values in the insert, update and update-values helpers", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const { ours, theirs } = yield* both(c, (sql, t) =>
+          Effect.gen(function* () {
+            const json = (value: unknown) =>
+              sql === c.ours ? PgSql.json(value) : (c.theirs as unknown as SqlPg.PgClient).json(value)
+            yield* sql`create table ${sql(t)} (id int primary key, doc jsonb, raw json)`
+            yield* sql`insert into ${sql(t)} ${sql.insert([
+              { id: 1, doc: json({ a: 0 }), raw: json([0]) },
+              { id: 2, doc: json("text"), raw: json(null) }
+            ])}`
+            yield* sql`update ${sql(t)} set ${sql.update({ doc: json({ a: 1, b: [true] }) })} where id = ${1}`
+            yield* sql`update ${sql(t)} set doc = data.doc, raw = data.raw from ${sql.updateValues(
+              [
+                { id: 1, doc: json({ a: 2 }), raw: json({ r: 1 }) },
+                { id: 2, doc: json([1, "two"]), raw: json("s") }
+              ],
+              "data"
+            )} where ${sql(t)}.id = data.id`
+            return yield* sql`select id, doc, raw from ${sql(t)} order by id`
+          })
+        )
+        expect(ours).toEqual(theirs)
+        expect(ours).toEqual([
+          { id: 1, doc: { a: 2 }, raw: { r: 1 } },
+          { id: 2, doc: [1, "two"], raw: "s" }
+        ])
+      })
+    )
+
+    it.effect("a JSON value that cannot be serialised (a bigint) fails with a SqlError", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const { ours, theirs } = yield* both(c, (sql) => {
+          const json = sql === c.ours ? PgSql.json : (c.theirs as unknown as SqlPg.PgClient).json
+          return Effect.map(Effect.flip(sql`select ${json({ n: 1n })} as x`), (e) => e._tag)
+        })
+        expect(ours).toEqual(theirs)
+        expect(ours).toBe("SqlError")
+      })
+    )
+
+    it.effect("undefined parameters are NULL", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const nickname: string | undefined = undefined
+        const { ours, theirs } = yield* both(c, (sql) =>
+          Effect.all({
+            template: sql`select ${nickname}::text as nickname`,
+            inList: sql`select 1 as x where 1 in ${sql.in([1, undefined])}`,
+            unsafe: sql.unsafe("select $1::text as x", [undefined]),
+            values: sql`select ${undefined}::int as n`.values
+          })
+        )
+        expect(ours).toEqual(theirs)
+        expect(ours.template).toEqual([{ nickname: null }])
+        expect(ours.unsafe).toEqual([{ x: null }])
+      })
+    )
+
+    it.effect("BeginTransaction: modes with or without commas; a savepoint ignores it", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const { ours, theirs } = yield* both(c, (sql) => {
+          const modes = sql<{
+            iso: string
+            ro: string
+          }>`select current_setting('transaction_isolation') as iso, current_setting('transaction_read_only') as ro`
+          const begin = (text: string) => Effect.provideService(SqlClient.BeginTransaction, text)
+          return Effect.all({
+            spaces: sql
+              .withTransaction(modes)
+              .pipe(begin("BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE")),
+            commas: sql
+              .withTransaction(modes)
+              .pipe(begin("start transaction isolation level repeatable read, read only;")),
+            nested: sql.withTransaction(
+              sql.withTransaction(modes).pipe(begin("BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY"))
+            )
+          })
+        })
+        expect(ours).toEqual(theirs)
+        expect(ours).toEqual({
+          spaces: [{ iso: "serializable", ro: "on" }],
+          commas: [{ iso: "repeatable read", ro: "on" }],
+          nested: [{ iso: "read committed", ro: "off" }]
+        })
       })
     )
   }

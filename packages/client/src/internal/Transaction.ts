@@ -32,6 +32,13 @@ export interface TransactionOptions {
   readonly isolation?: "serializable" | "repeatable read" | "read committed" | "read uncommitted"
   readonly readOnly?: boolean
   readonly deferrable?: boolean
+  /**
+   * Called once the transaction has committed (COMMIT answered COMMIT; inside another transaction,
+   * its savepoint released), from the transaction's uninterruptible end: also when the fiber was
+   * interrupted while COMMIT was in flight (the interruption then ends the effect). For work that
+   * must follow exactly the commits, such as effect/sql's afterCommit.
+   */
+  readonly onCommit?: () => void
 }
 
 /**
@@ -326,8 +333,8 @@ export const topLevelWithin = <A, E, R>(
       // A statement of a forked fiber may still carry the BEGIN: wait for its answer.
       const end =
         tx.begin.kind === "sent"
-          ? Effect.flatMap(tx.beginAnswered, () => endTopLevel(conn, tx, exit))
-          : endTopLevel(conn, tx, exit)
+          ? Effect.flatMap(tx.beginAnswered, () => endTopLevel(conn, tx, exit, options.onCommit))
+          : endTopLevel(conn, tx, exit, options.onCommit)
       return tx.pipelines.size === 0 ? end : Effect.andThen(tx.closePipelines(exit), end)
     }
   )
@@ -337,7 +344,8 @@ export const topLevelWithin = <A, E, R>(
 const endTopLevel = <A, E>(
   conn: Connection,
   tx: TxState,
-  exit: Exit.Exit<A, E>
+  exit: Exit.Exit<A, E>,
+  onCommit: (() => void) | undefined
 ): Effect.Effect<A, E | TxError> => {
   if (Exit.isFailure(exit)) {
     // Whatever the rollback says, the effect's own failure is what the caller sees; a rollback
@@ -348,18 +356,19 @@ const endTopLevel = <A, E>(
       : exit
   }
   switch (tx.begin.kind) {
-    // The block ran no statement: no BEGIN went out, nothing to commit.
+    // The block ran no statement: no BEGIN went out, nothing to commit (a commit of nothing).
     case "pending":
+      onCommit?.()
       return exit
     // The BEGIN failed and the effect caught its error: nothing of the block ran.
     case "failed":
       return Effect.fail(tx.begin.error)
     default:
-      return Effect.flatMap(
-        runStatement(conn, "commit", []),
-        (commit): Effect.Effect<A, E | TxError> =>
-          commit.command !== "COMMIT" ? Effect.fail(rolledBack()) : exit
-      )
+      return Effect.flatMap(runStatement(conn, "commit", []), (commit): Effect.Effect<A, E | TxError> => {
+        if (commit.command !== "COMMIT") return Effect.fail(rolledBack())
+        onCommit?.()
+        return exit
+      })
   }
 }
 
@@ -369,7 +378,8 @@ const endTopLevel = <A, E>(
  */
 export const nested = <A, E, R>(
   parent: TxLevel,
-  effect: Effect.Effect<A, E, R>
+  effect: Effect.Effect<A, E, R>,
+  onCommit?: () => void
 ): Effect.Effect<A, E | TxError, R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function* () {
@@ -402,6 +412,7 @@ export const nested = <A, E, R>(
         const released = yield* Effect.exit(runStatement(conn, `release savepoint ${name}`, []))
         if (Exit.isSuccess(released)) {
           tx.pop(level)
+          onCommit?.()
           return exit.value
         }
         // The block failed inside the savepoint (the effect caught the error): undo the savepoint's

@@ -15,12 +15,19 @@ import { toSqlError } from "./errors.ts"
 
 type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
+/**
+ * effect/sql treats an undefined value as NULL (`${user.nickname}` of an optional field), where
+ * pgline refuses undefined: the parameters with each undefined as null (the same array when none).
+ */
+const withNulls = (params: ReadonlyArray<unknown>): ReadonlyArray<unknown> =>
+  params.includes(undefined) ? params.map((v) => (v === undefined ? null : v)) : params
+
 /** The effect/sql connection for `pg`; `chunkSize` is the row streams' portal fetch size. */
 export const makeConnection = (pg: PgStatements, chunkSize: number): Connection => {
   const run = (sql: string, params: ReadonlyArray<unknown>, operation: string) =>
-    Effect.mapError(pg.query(sql, params), (e) => toSqlError(e, operation))
+    Effect.mapError(pg.query(sql, withNulls(params)), (e) => toSqlError(e, operation))
   const values = (sql: string, params: ReadonlyArray<unknown>, operation: string) =>
-    Effect.mapBoth(pg.queryValues(sql, params), {
+    Effect.mapBoth(pg.queryValues(sql, withNulls(params)), {
       onFailure: (e) => toSqlError(e, operation),
       onSuccess: (r) => r.rows
     })
@@ -42,7 +49,9 @@ export const makeConnection = (pg: PgStatements, chunkSize: number): Connection 
     executeUnprepared: (sql, params, transformRows) => rows(sql, params, transformRows, "executeUnprepared"),
     executeValuesUnprepared: (sql, params) => values(sql, params, "executeValuesUnprepared"),
     executeStream: (sql, params, transformRows) => {
-      const statement = new Statement<Record<string, unknown>>(sql, params, (t, v) => pg.query(t, v))
+      const statement = new Statement<Record<string, unknown>>(sql, withNulls(params), (t, v) =>
+        pg.query(t, v)
+      )
       const stream = Stream.mapError(pg.stream(statement, { chunkSize }), (e) =>
         toSqlError(e, "executeStream")
       )
