@@ -949,9 +949,12 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "conn":
           case "own": {
             const conn = w.kind === "conn" ? w.conn : w.own.conn
-            if (conn.transactionStatus === "I") return topLevel(conn, pool, effect, options)
+            // Inside the fiber's pipeline ("own"), the transaction's statements are the holder's.
+            const forHolder = w.kind === "own"
+            if (conn.transactionStatus === "I") return topLevel(conn, pool, effect, options, forHolder)
             // A block the user began on this connection: the transaction is a savepoint in it.
             const outer = new TxLevel(new TxState(conn, pool))
+            outer.tx.forHolder = forHolder
             outer.tx.push(outer)
             return nested(outer, effect, options?.onCommit)
           }

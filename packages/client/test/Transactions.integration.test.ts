@@ -374,6 +374,48 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
     })
   )
 
+  it.effect(
+    "withTransaction inside withPipeline: statements of fibers it forks run in it, concurrently",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 2 })
+        yield* pg.query("create table tx_in_pipeline (v int)")
+        const xids = yield* within(10_000)(
+          pg.withPipeline(() =>
+            pg.withTransaction(
+              Effect.gen(function* () {
+                const inserted = yield* Effect.all(
+                  [1, 2, 3].map((v) =>
+                    pg.query<{ x: string }>(
+                      "insert into tx_in_pipeline values ($1) returning pg_current_xact_id()::text as x",
+                      [v]
+                    )
+                  ),
+                  { concurrency: "unbounded" }
+                )
+                // A savepoint from forked fibers too.
+                yield* Effect.all(
+                  [
+                    pg.withTransaction(pg.query("insert into tx_in_pipeline values (4)")),
+                    pg.query("select 1")
+                  ],
+                  { concurrency: 2 }
+                )
+                return inserted.map((r) => r.rows[0]!.x)
+              })
+            )
+          )
+        )
+        expect(new Set(xids).size).toBe(1)
+        expect((yield* pg.query("select v from tx_in_pipeline order by v")).rows).toEqual([
+          { v: 1 },
+          { v: 2 },
+          { v: 3 },
+          { v: 4 }
+        ])
+      })
+  )
+
   it.effect("onCommit follows the commit: also when interrupted while COMMIT is in flight", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 3 })

@@ -74,6 +74,12 @@ export class TxState {
    * a pipeline that outlived the block would hold a connection the pool hands to someone else.
    */
   readonly pipelines = new Set<Scope.Closeable>()
+  /**
+   * The transaction runs on a connection its own fiber's pipeline holds (withTransaction inside
+   * withPipeline): its statements, also those of fibers it forks, run as the holder's. Else the
+   * forked fibers' statements would wait for the pipeline, which waits for them.
+   */
+  forHolder = false
   /** `beginText`: the BEGIN to send with the first statement; undefined: the block is open already. */
   constructor(conn: Connection, key: object, beginText?: string) {
     this.conn = conn
@@ -96,6 +102,10 @@ export class TxState {
       if (i >= 0) this.beginWaiters.splice(i, 1)
     })
   })
+  /** `effect`, a step of the transaction, run as the connection's holder when `forHolder`. */
+  asHolder<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return this.forHolder ? this.conn.asDeputy(effect) : effect
+  }
   /** Closes the pipelines still open (see `pipelines`). */
   closePipelines(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     const scopes = [...this.pipelines]
@@ -184,7 +194,7 @@ export const runBegun = (
     const begin = tx.begin
     switch (begin.kind) {
       case "open":
-        return statements.length === 0 ? Effect.succeed([]) : runSegment(tx.conn, statements)
+        return statements.length === 0 ? Effect.succeed([]) : tx.asHolder(runSegment(tx.conn, statements))
       case "failed":
         return Effect.fail(begin.error)
       case "sent":
@@ -193,7 +203,7 @@ export const runBegun = (
         tx.begin = SENT
         const conn = tx.conn
         return Effect.onExit(
-          Effect.map(runSegment(conn, [{ text: begin.text, values: [] }, ...statements]), (rs) =>
+          Effect.map(tx.asHolder(runSegment(conn, [{ text: begin.text, values: [] }, ...statements])), (rs) =>
             rs.slice(1)
           ),
           (exit) =>
@@ -255,7 +265,9 @@ export const statementInTurn = (
 ): Effect.Effect<QueryResult<any>, TxError | PipelineAborted> => {
   const tx = level.tx
   if (level.active && !tx.bodyEnded && tx.begin.kind === "open" && tx.top() === level)
-    return runStatementOf(fiber, tx.conn, text, values, undefined, false, arrays, undefined)
+    return tx.forHolder
+      ? tx.asHolder(runStatement(tx.conn, text, values, undefined, false, arrays))
+      : runStatementOf(fiber, tx.conn, text, values, undefined, false, arrays, undefined)
   return Effect.map(runInTurn(level, [{ text, values, arrays }]), (rs) => rs[0]!)
 }
 
@@ -303,9 +315,10 @@ export const topLevel = <A, E, R>(
   conn: Connection,
   key: object,
   effect: Effect.Effect<A, E, R>,
-  options: TransactionOptions = {}
+  options: TransactionOptions = {},
+  forHolder = false
 ): Effect.Effect<A, E | TxError, R> =>
-  Effect.uninterruptibleMask((restore) => topLevelWithin(conn, key, effect, options, restore))
+  Effect.uninterruptibleMask((restore) => topLevelWithin(conn, key, effect, options, restore, forHolder))
 
 /** `topLevel` inside the caller's uninterruptible region (`restore` is its mask's). */
 export const topLevelWithin = <A, E, R>(
@@ -313,7 +326,8 @@ export const topLevelWithin = <A, E, R>(
   key: object,
   effect: Effect.Effect<A, E, R>,
   options: TransactionOptions,
-  restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+  restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
+  forHolder = false
 ): Effect.Effect<A, E | TxError, R> => {
   let text: string
   try {
@@ -323,6 +337,7 @@ export const topLevelWithin = <A, E, R>(
   }
   // The BEGIN goes out with the first statement (see runBegun).
   const tx = new TxState(conn, key, text)
+  tx.forHolder = forHolder
   const level = new TxLevel(tx)
   tx.push(level)
   return Effect.flatMap(
@@ -409,7 +424,7 @@ export const nested = <A, E, R>(
       const exit = yield* Effect.exit(restore(Effect.provideService(effect, CurrentTransaction, level)))
       level.active = false
       if (Exit.isSuccess(exit)) {
-        const released = yield* Effect.exit(runStatement(conn, `release savepoint ${name}`, []))
+        const released = yield* Effect.exit(tx.asHolder(runStatement(conn, `release savepoint ${name}`, [])))
         if (Exit.isSuccess(released)) {
           tx.pop(level)
           onCommit?.()
@@ -417,16 +432,18 @@ export const nested = <A, E, R>(
         }
         // The block failed inside the savepoint (the effect caught the error): undo the savepoint's
         // work so the enclosing level can go on, and say that nothing of it stands.
-        yield* Effect.ignore(conn.bounded(runStatement(conn, `rollback to savepoint ${name}`, [])))
-        yield* Effect.ignore(conn.bounded(runStatement(conn, `release savepoint ${name}`, [])))
+        yield* Effect.ignore(
+          conn.bounded(tx.asHolder(runStatement(conn, `rollback to savepoint ${name}`, [])))
+        )
+        yield* Effect.ignore(conn.bounded(tx.asHolder(runStatement(conn, `release savepoint ${name}`, []))))
         tx.pop(level)
         const error = Cause.squash(released.cause) as { _tag?: string }
         return yield* error._tag === "InFailedSqlTransaction"
           ? Effect.fail(rolledBack())
           : Effect.failCause(released.cause)
       }
-      yield* Effect.ignore(conn.bounded(runStatement(conn, `rollback to savepoint ${name}`, [])))
-      yield* Effect.ignore(conn.bounded(runStatement(conn, `release savepoint ${name}`, [])))
+      yield* Effect.ignore(conn.bounded(tx.asHolder(runStatement(conn, `rollback to savepoint ${name}`, []))))
+      yield* Effect.ignore(conn.bounded(tx.asHolder(runStatement(conn, `release savepoint ${name}`, []))))
       tx.pop(level)
       return yield* Effect.failCause(exit.cause)
     })
