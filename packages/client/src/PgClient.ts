@@ -918,15 +918,24 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     const pipelineTransaction = <A, E, R>(body: (p: Pipeline.Pipeline) => Effect.Effect<A, E, R>) =>
       Effect.withFiber((fiber) => {
         const w = where(fiber)
+        // While the block runs, the fiber's own statements (pg.query) belong to its pipeline, as in
+        // withPipeline: refused while a segment is unsynced, never run outside the transaction.
+        const owned = (conn: Connection) => (p: Pipeline.Pipeline) => {
+          owners.set(fiber, { conn, pipeline: p })
+          return body(p)
+        }
+        const ended = () => owners.delete(fiber)
         switch (w.kind) {
           case "shared":
             return tracingOn(fiber)
-              ? leased("transaction", (pooled) => Pipeline.transaction(pooled.conn, body, { leased: true }))
+              ? leased("transaction", (pooled) =>
+                  Pipeline.transaction(pooled.conn, owned(pooled.conn), { leased: true }, ended)
+                )
               : leasedWithin("transaction", (pooled, restore, after) =>
-                  Pipeline.transactionWithin(pooled.conn, fiber, restore, body, after)
+                  Pipeline.transactionWithin(pooled.conn, fiber, restore, owned(pooled.conn), after, ended)
                 )
           case "conn":
-            return Pipeline.transaction(w.conn, body)
+            return Pipeline.transaction(w.conn, owned(w.conn), {}, ended)
           case "own":
             // The open segment is synced first, so the transaction starts on a known state.
             return Effect.andThen(

@@ -935,9 +935,10 @@ export const shape = <T>(
 export const transaction = <A, E, R>(
   conn: Connection,
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
-  options: OpenOptions = {}
+  options: OpenOptions = {},
+  ended?: () => void
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
-  around(conn, options, (core, restore) => transactionOn(conn, core, body, restore))
+  around(conn, options, (core, restore) => transactionOn(conn, core, body, restore), ended)
 
 /**
  * `body` on a pipeline of its own on `conn`, synced and drained when `body` ends (as `make` in a
@@ -1035,9 +1036,18 @@ export const transactionWithin = <A, E, R>(
   owner: Fiber.Fiber<unknown, unknown>,
   restore: Restore,
   body: (pipeline: Pipeline) => Effect.Effect<A, E, R>,
-  after: () => Effect.Effect<void> | undefined
+  after: () => Effect.Effect<void> | undefined,
+  ended?: () => void
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> =>
-  heldWithin(conn, owner, LEASED, restore, (core, restore) => transactionOn(conn, core, body, restore), after)
+  heldWithin(
+    conn,
+    owner,
+    LEASED,
+    restore,
+    (core, restore) => transactionOn(conn, core, body, restore),
+    after,
+    ended
+  )
 
 /** `use` the same way (see transactionWithin). */
 export const useWithin = <A, E, R>(

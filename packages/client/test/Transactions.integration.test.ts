@@ -416,6 +416,39 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
       })
   )
 
+  it.effect(
+    "pg.query inside pipelineTransaction's body belongs to it: refused mid-segment, in the block after a sync",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        yield* pg.query("create table tx_body_query (v int)")
+        const refused = yield* errorOf(
+          within(5_000)(
+            pg.pipelineTransaction((p) =>
+              Effect.andThen(p.execute("insert into tx_body_query values (1)"), pg.query("select 1"))
+            )
+          )
+        )
+        expect(refused).toMatchObject({ _tag: "StatementRejected", reason: "PipelineOpen" })
+        const [inPipeline, inQuery] = yield* within(5_000)(
+          pg.pipelineTransaction((p) =>
+            Effect.gen(function* () {
+              const first = yield* p.execute<{ x: string }>(
+                "insert into tx_body_query values (2) returning pg_current_xact_id()::text as x"
+              )
+              yield* p.sync
+              const second = yield* pg.query<{ x: string }>(
+                "insert into tx_body_query values (3) returning pg_current_xact_id()::text as x"
+              )
+              return [(yield* first).rows[0]!.x, second.rows[0]!.x]
+            })
+          )
+        )
+        expect(inQuery).toBe(inPipeline)
+        expect((yield* pg.query("select v from tx_body_query order by v")).rows).toEqual([{ v: 2 }, { v: 3 }])
+      })
+  )
+
   it.effect("onCommit follows the commit: also when interrupted while COMMIT is in flight", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 3 })
