@@ -12,7 +12,7 @@
  * statement on any connection).
  */
 import type { PgServerError } from "@pgline/transport"
-import { type Context, Duration, Effect, Exit, Fiber, Queue, Schedule, Scope, Semaphore } from "effect"
+import { Cause, type Context, Duration, Effect, Exit, Fiber, Queue, Schedule, Scope, Semaphore } from "effect"
 import type { PgClientError } from "../PgClientError.ts"
 import { quoteIdentifier } from "../Statement.ts"
 import type { Connection } from "./Connection.ts"
@@ -79,10 +79,13 @@ export class Listener {
   private connection(): Effect.Effect<Connection, PgClientError | PgServerError> {
     const current = this.current
     if (current !== undefined && !current.conn.isClosed) return Effect.succeed(current.conn)
-    return Effect.map(this.open(this.hooks), (opened) => {
+    // A lost connection's scope is closed before the next one opens (its finalizers, its socket).
+    this.current = undefined
+    const reopen = Effect.map(this.open(this.hooks), (opened) => {
       this.current = opened
       return opened.conn
     })
+    return current === undefined ? reopen : Effect.andThen(Scope.close(current.scope, Exit.void), reopen)
   }
 
   /** Adds a stream's queue to `channel`, LISTENing first when it is the channel's first. */
@@ -99,10 +102,22 @@ export class Listener {
         // no other channel the connection closes. Otherwise the LISTEN may stay on the server (no
         // wait for an UNLISTEN's round trip): its notifications are logged as having no stream, a
         // later listen on the channel LISTENs again, and the connection closes with its last channel.
-        yield* Effect.onInterrupt(runStatement(conn, `listen ${quoteIdentifier(channel)}`, []), () =>
-          this.closeIfUnused()
+        // The channel is recorded in the same uninterruptible step that sees the LISTEN succeed.
+        yield* Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(
+            Effect.exit(restore(runStatement(conn, `listen ${quoteIdentifier(channel)}`, []))),
+            (exit) => {
+              if (Exit.isSuccess(exit)) {
+                this.channels.set(channel, new Set([queue]))
+                return Effect.void
+              }
+              return Effect.andThen(
+                Cause.hasInterrupts(exit.cause) ? this.closeIfUnused() : Effect.void,
+                Effect.failCause(exit.cause)
+              )
+            }
+          )
         )
-        this.channels.set(channel, new Set([queue]))
       })
     )
   }
@@ -160,6 +175,10 @@ export class Listener {
         Effect.ensuring(
           Effect.sync(() => {
             this.reconnecting = undefined
+            // Lost again after its LISTENs went through, while this attempt was ending (lost()
+            // returned early then): reopen once more.
+            const current = this.current
+            if (current === undefined || current.conn.isClosed) this.lost()
           })
         )
       )
