@@ -7,7 +7,7 @@
  * run against the server in Pipeline.integration.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { firstKeyword, statementsOf } from "../src/internal/sqlText.ts"
+import { copyDirection, firstKeyword, isCopyStdio, statementsOf } from "../src/internal/sqlText.ts"
 
 describe("statementsOf", () => {
   it("splits at top-level semicolons", () => {
@@ -126,5 +126,29 @@ describe("firstKeyword", () => {
     expect(firstKeyword("   ")).toBe("")
     expect(firstKeyword("-- only a comment")).toBe("")
     expect(firstKeyword("(select 1)")).toBe("")
+  })
+})
+
+describe("copyDirection", () => {
+  it("reads FROM STDIN and TO STDOUT, in any case, around comments and options", () => {
+    expect(copyDirection("copy t from stdin")).toBe("in")
+    expect(copyDirection("COPY t (a, b) FROM /* x */ STDIN WITH (format csv)")).toBe("in")
+    expect(copyDirection("copy (select 1) to stdout with csv header")).toBe("out")
+    expect(copyDirection(" ;copy t to stdout")).toBe("out")
+    expect(isCopyStdio("copy t to stdout")).toBe(true)
+  })
+
+  it("is undefined for a server-side file or program, or a statement that is not COPY", () => {
+    expect(copyDirection("copy t from '/tmp/t.csv'")).toBeUndefined()
+    expect(copyDirection("copy t to program 'gzip > /tmp/t.gz'")).toBeUndefined()
+    expect(copyDirection("select 'copy t from stdin'")).toBeUndefined()
+    expect(isCopyStdio("copy t from '/tmp/t.csv'")).toBe(false)
+  })
+
+  it("is not fooled by a column or alias named stdin or stdout", () => {
+    expect(copyDirection("copy (select 1 as stdout) to '/tmp/x'")).toBeUndefined()
+    expect(copyDirection("copy (select stdin from t) to '/tmp/x'")).toBeUndefined()
+    expect(copyDirection("copy (select 1 as stdin) to stdout")).toBe("out")
+    expect(copyDirection('copy t ("stdout") from stdin')).toBe("in")
   })
 })

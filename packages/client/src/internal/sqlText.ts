@@ -207,20 +207,7 @@ export const isTransactionControl = (text: string): boolean => {
  * statement run for its result cannot carry (the data would be dropped, or the server would wait
  * for data that never comes). COPY to or from a server-side file or program is not.
  */
-export const isCopyStdio = (text: string): boolean => {
-  if (firstKeyword(text) !== "COPY") return false
-  let stdio = false
-  lex(
-    text,
-    () => {},
-    () => {},
-    () => {},
-    (word) => {
-      if (word === "STDIN" || word === "STDOUT") stdio = true
-    }
-  )
-  return stdio
-}
+export const isCopyStdio = (text: string): boolean => copyDirection(text) !== undefined
 
 /**
  * Which way a COPY statement moves data through the connection: "in" for COPY … FROM STDIN, "out"
@@ -229,14 +216,17 @@ export const isCopyStdio = (text: string): boolean => {
 export const copyDirection = (text: string): "in" | "out" | undefined => {
   if (firstKeyword(text) !== "COPY") return undefined
   let direction: "in" | "out" | undefined
+  let previous = ""
   lex(
     text,
     () => {},
     () => {},
     () => {},
     (word) => {
-      if (word === "STDIN") direction = "in"
-      else if (word === "STDOUT") direction = "out"
+      // FROM STDIN, TO STDOUT: a column or alias of that name elsewhere is not the target.
+      if (word === "STDIN" && previous === "FROM") direction = "in"
+      else if (word === "STDOUT" && previous === "TO") direction = "out"
+      previous = word
     }
   )
   return direction
