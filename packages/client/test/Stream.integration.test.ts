@@ -8,9 +8,9 @@
  */
 import { expect, layer } from "@effect/vitest"
 import type { PgClientApi } from "@pgline/client"
-import { DecodeError, makeCodec } from "@pgline/codec"
 import { PgServer } from "@pgline/testing"
 import { Effect, Fiber, Stream } from "effect"
+import { refusingEnum } from "./support/codecs.ts"
 import { errorOf, within } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
 
@@ -134,22 +134,7 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream",
     () =>
       Effect.gen(function* () {
         const { pg } = yield* poolClient({ max: 1 })
-        yield* pg.query("create type st_mood as enum ('calm', 'cross')")
-        const oid = (yield* pg.query<{ oid: number }>("select 'st_mood'::regtype::oid::int as oid")).rows[0]!
-          .oid
-        // A codec that refuses one label: decoding fails on the rows that hold it.
-        pg.types.register(
-          makeCodec({
-            name: "st_mood",
-            oid,
-            arrayOid: 0,
-            parse: (text) => {
-              if (text === "cross") throw new DecodeError(oid, "cross is not accepted here")
-              return text
-            },
-            textEncode: String
-          })
-        )
+        const oid = yield* refusingEnum(pg, "st_mood")
         const seen: Array<number> = []
         const error = yield* errorOf(
           Stream.runForEach(

@@ -9,9 +9,9 @@
  */
 import { expect, layer } from "@effect/vitest"
 import type { PgClientApi } from "@pgline/client"
-import { DecodeError, makeCodec } from "@pgline/codec"
 import { PgServer } from "@pgline/testing"
 import { Effect, Stream } from "effect"
+import { refusingEnum } from "./support/codecs.ts"
 import { errorOf, within } from "./support/pipeline.ts"
 import { poolClient } from "./support/pool.ts"
 
@@ -157,21 +157,7 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream e
   it.effect("a decode failure while the next chunk is on the way: no row after the bad one", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })
-      yield* pg.query("create type se_mood as enum ('calm', 'cross')")
-      const oid = (yield* pg.query<{ oid: number }>("select 'se_mood'::regtype::oid::int as oid")).rows[0]!
-        .oid
-      pg.types.register(
-        makeCodec({
-          name: "se_mood",
-          oid,
-          arrayOid: 0,
-          parse: (text) => {
-            if (text === "cross") throw new DecodeError(oid, "cross is not accepted here")
-            return text
-          },
-          textEncode: String
-        })
-      )
+      yield* refusingEnum(pg, "se_mood")
       const seen: Array<number> = []
       // Chunk 1 (rows 1-200) holds the bad row 150; chunk 2 (rows 201-400, ~400 ms) is asked for
       // while chunk 1 is read, and arrives while the consumer is slowly working through 129-149.
