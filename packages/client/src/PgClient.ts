@@ -818,12 +818,16 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     /** Opens a pipeline on `conn` owned by the calling fiber (joinable, and where its statements go). */
     const openOn = (conn: Connection, options: Pipeline.OpenOptions) =>
       Effect.flatMap(Effect.fiber, (fiber) =>
-        Effect.tap(Pipeline.make(conn, options), (pipeline) =>
-          Effect.acquireRelease(
+        Effect.tap(Pipeline.make(conn, options), (pipeline) => {
+          // The fiber's pipeline on another connection (a reserved one inside a pool pipeline) is
+          // its owner again when this one ends.
+          const previous = owners.get(fiber)
+          return Effect.acquireRelease(
             Effect.sync(() => owners.set(fiber, { conn, pipeline })),
-            () => Effect.sync(() => owners.delete(fiber))
+            () =>
+              Effect.sync(() => (previous === undefined ? owners.delete(fiber) : owners.set(fiber, previous)))
           )
-        )
+        })
       )
 
     /** Joining the fiber's open pipeline: the inner scope's end syncs what it queued. */
@@ -878,7 +882,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "own":
             return join(w.own)
           case "tx":
-            return inTurn(w.level, openInTransaction(w.level.tx, options))
+            return inTurn(w.level, w.level.tx.asHolder(openInTransaction(w.level.tx, options)))
           case "released":
             return Effect.fail(released())
         }
@@ -920,11 +924,14 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         const w = where(fiber)
         // While the block runs, the fiber's own statements (pg.query) belong to its pipeline, as in
         // withPipeline: refused while a segment is unsynced, never run outside the transaction.
+        // A pipeline the fiber has open elsewhere (this block on a reserved connection, inside a
+        // pool pipeline) is its owner again when the block ends.
+        const previous = owners.get(fiber)
         const owned = (conn: Connection) => (p: Pipeline.Pipeline) => {
           owners.set(fiber, { conn, pipeline: p })
           return body(p)
         }
-        const ended = () => owners.delete(fiber)
+        const ended = () => (previous === undefined ? owners.delete(fiber) : owners.set(fiber, previous))
         switch (w.kind) {
           case "shared":
             return tracingOn(fiber)
@@ -943,7 +950,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
               Pipeline.transactionIn(w.own.conn, w.own.pipeline, body)
             )
           case "tx":
-            return inTurn(w.level, Pipeline.transaction(w.level.tx.conn, body))
+            return inTurn(w.level, w.level.tx.asHolder(Pipeline.transaction(w.level.tx.conn, body)))
           case "released":
             return Effect.fail(released())
         }
@@ -999,7 +1006,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         case "own":
           return Effect.fail(streamInPipeline())
         case "tx":
-          return inTurn(w.level, held(w.level.tx.conn))
+          return inTurn(w.level, w.level.tx.asHolder(held(w.level.tx.conn)))
         case "released":
           return Effect.fail(released())
       }
@@ -1084,7 +1091,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "own":
             return runScript(w.own.conn, text)
           case "tx":
-            return inTurn(w.level, runScript(w.level.tx.conn, text))
+            return inTurn(w.level, w.level.tx.asHolder(runScript(w.level.tx.conn, text)))
           case "released":
             return Effect.fail(released())
         }
@@ -1115,7 +1122,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           }
           case "tx": {
             const level = w.level
-            on = (f) => inTurn(level, f(level.tx.conn))
+            on = (f) => inTurn(level, level.tx.asHolder(f(level.tx.conn)))
             break
           }
         }
@@ -1136,7 +1143,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "own":
             return run(w.own.conn)
           case "tx":
-            return inTurn(w.level, run(w.level.tx.conn))
+            return inTurn(w.level, w.level.tx.asHolder(run(w.level.tx.conn)))
         }
       })
 

@@ -836,11 +836,16 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
         if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
         drained.push(() => resume(Effect.void))
       })
+      // A failed block whose statements have all answered waits only for the Sync: bounded (the
+      // connection is closed after cancelGrace), so a server that stopped answering cannot hold
+      // the end for good. Statements still running are cancelled instead (above), just as bounded.
+      const synced = Effect.andThen(finalSync, drain)
       const settled = Effect.ensuring(
-        Effect.andThen(finalSync, drain),
+        exit._tag === "Failure" && interrupt === undefined ? conn.bounded(synced) : synced,
         Effect.sync(() => interrupt?.done())
       )
-      return leased ? Effect.andThen(settled, rollbackLeftOpen) : settled
+      // Bounded as the pool's clean-up is: a server that does not answer closes the connection.
+      return leased ? Effect.andThen(settled, conn.bounded(rollbackLeftOpen)) : settled
     })
 
   /** See OpenOptions.leased: ROLLBACK, as the connection's holder, of a block left open. */

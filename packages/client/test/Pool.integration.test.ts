@@ -356,6 +356,37 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
     })
   )
 
+  it.effect.each(["synced", "unsynced"])(
+    "a failed pipeline (%s) on a backend that stopped answering ends within cancelGrace",
+    (variant) =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1, closeTimeout: 300, cancelGrace: 300 })
+        let pid = 0
+        const exit = yield* Effect.exit(
+          within(5_000)(
+            pg.withPipeline((p) =>
+              Effect.gen(function* () {
+                yield* p.execute("begin")
+                const handle = yield* p.execute<{ pid: number }>("select pg_backend_pid() as pid")
+                // Synced: the block is open and the pipeline's ROLLBACK of it cannot be answered;
+                // unsynced: the pipeline's final Sync cannot be.
+                if (variant === "synced") yield* p.sync
+                pid = (yield* handle).rows[0]!.pid
+                process.kill(pid, "SIGSTOP")
+                return yield* Effect.fail("no commit")
+              })
+            )
+          ).pipe(Effect.ensuring(Effect.sync(() => pid > 0 && process.kill(pid, "SIGCONT"))))
+        )
+        expect(Exit.isFailure(exit) && Cause.findErrorOption(exit.cause)).toMatchObject({
+          value: "no commit"
+        })
+        const next = (yield* within(5_000)(pg.query<{ pid: number }>("select pg_backend_pid() as pid")))
+          .rows[0]!.pid
+        expect(next).not.toBe(pid)
+      })
+  )
+
   it.effect("the pool publishes its counts as Effect metrics, labelled with its name", () =>
     Effect.gen(function* () {
       const state = (name: string, id: string, extra: Record<string, string> = {}) =>

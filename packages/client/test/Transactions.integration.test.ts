@@ -10,7 +10,7 @@
 import { expect, layer } from "@effect/vitest"
 import type { PgClientApi, Pipeline } from "@pgline/client"
 import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
-import { Cause, Deferred, Effect, Exit, Fiber, Logger, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Logger, Scope, Stream } from "effect"
 import { errorOf, within } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
 
@@ -446,6 +446,73 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
         )
         expect(inQuery).toBe(inPipeline)
         expect((yield* pg.query("select v from tx_body_query order by v")).rows).toEqual([{ v: 2 }, { v: 3 }])
+      })
+  )
+
+  it.effect(
+    "withTransaction inside withPipeline: forked fibers' scripts, streams, prepares, pipelines never wait for good",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 2, acquireTimeout: 3_000 })
+        const cases: Record<string, Effect.Effect<unknown, unknown>> = {
+          script: pg.script("select 1"),
+          prepare: Effect.flatMap(pg.prepare("select 1 as one"), (s) => s.execute([])),
+          stream: Stream.runCollect(pg.stream("select 1")),
+          copyTo: Stream.runCollect(pg.copyTo("copy (select 1) to stdout")),
+          pipeline: Effect.scoped(Effect.flatMap(pg.pipeline, (p) => p.execute("select 1"))),
+          pipelineTransaction: pg.pipelineTransaction((p) => p.execute("select 1"))
+        }
+        const outcomes: Record<string, string> = {}
+        for (const [name, effect] of Object.entries(cases)) {
+          const exit = yield* Effect.exit(
+            within(10_000)(
+              pg.withPipeline(() =>
+                pg.withTransaction(
+                  Effect.andThen(pg.query("select 1"), Effect.all([effect, effect], { concurrency: 2 }))
+                )
+              )
+            )
+          )
+          const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+          outcomes[name] = error === undefined ? "done" : ((error as { _tag?: string })._tag ?? String(error))
+        }
+        // Statements run as the transaction's; what needs the connection to itself is refused.
+        expect(outcomes).toEqual({
+          script: "done",
+          prepare: "done",
+          stream: "StatementRejected",
+          copyTo: "StatementRejected",
+          pipeline: "StatementRejected",
+          pipelineTransaction: "StatementRejected"
+        })
+      })
+  )
+
+  it.effect(
+    "a pipelineTransaction on a reserved connection inside a pool pipeline gives the fiber back to that pipeline",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 3 })
+        yield* pg.query("create table tx_nested_owner (v text)")
+        const exit = yield* Effect.exit(
+          pg.withPipeline((p) =>
+            Effect.gen(function* () {
+              yield* p.execute("begin")
+              yield* p.execute("insert into tx_nested_owner values ('before')")
+              yield* p.sync
+              yield* Effect.scoped(
+                Effect.flatMap(pg.reserve, (reserved) =>
+                  reserved.pipelineTransaction((q) => q.execute("select 1"))
+                )
+              )
+              // Still this pipeline's: inside its block, rolled back with it.
+              yield* pg.query("insert into tx_nested_owner values ('after')")
+              return yield* Effect.fail("roll back")
+            })
+          )
+        )
+        expect(Exit.isFailure(exit)).toBe(true)
+        expect((yield* pg.query("select v from tx_nested_owner")).rows).toEqual([])
       })
   )
 
