@@ -310,6 +310,27 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
     })
   )
 
+  it.effect("pipelineTransaction: a COMMIT the server answers with ROLLBACK is a typed failure", () =>
+    Effect.gen(function* () {
+      const { pg, app } = yield* poolClient({ max: 2 })
+      const observer = (yield* poolClient({ max: 1 })).pg
+      yield* pg.query("create table tx_failed_pipeline (v int)")
+      const error = yield* errorOf(
+        pg.pipelineTransaction((p) =>
+          Effect.gen(function* () {
+            yield* p.execute("insert into tx_failed_pipeline values (1)")
+            yield* p.execute("select 1/0")
+            // The segment's error is caught at its sync; the block has failed all the same.
+            yield* Effect.ignore(p.sync)
+          })
+        )
+      )
+      expect(error).toMatchObject({ _tag: "StatementRejected", reason: "TransactionRolledBack" })
+      expect(yield* count(pg, "tx_failed_pipeline")).toBe(0)
+      yield* noOpenBlock(observer, app)
+    })
+  )
+
   it.effect("options: isolation level, read only, deferrable", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })

@@ -97,7 +97,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSql", 
   )
 
   it.effect(
-    "one transaction for both APIs: pgline's COPY and statements join sql.withTransaction, and back",
+    "one transaction for both APIs: pgline's COPY, statements and pipelines join sql.withTransaction, and back",
     () =>
       Effect.gen(function* () {
         const { sql, pg } = yield* open({ max: 4 })
@@ -109,12 +109,17 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSql", 
               yield* sql`insert into sql_shared values (${"sql"})`
               yield* pg.copyFrom("copy sql_shared from stdin", Stream.make("copy 1\ncopy 2\n"))
               yield* pg.query("insert into sql_shared values ($1)", ["pg"])
+              // pgline's pipelines too: a pipeline and a pipelined transaction (a savepoint here).
+              yield* pg.withPipeline((p) => p.execute("insert into sql_shared values ('pipeline')"))
+              yield* pg.pipelineTransaction((p) =>
+                p.execute("insert into sql_shared values ('pipelined tx')")
+              )
               const inside = yield* count(pg, "sql_shared")
               return yield* Effect.fail({ inside })
             })
           )
         )
-        expect(failed).toEqual({ inside: 4 })
+        expect(failed).toEqual({ inside: 6 })
         expect(yield* count(pg, "sql_shared")).toBe(0)
         // effect/sql statements inside pgline's withTransaction are in it.
         const exit = yield* Effect.exit(
