@@ -99,4 +99,36 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
         expect(noServer.stderr).toMatch(/^pgline: error: /)
       })
   )
+  it.effect(
+    "a lost connection ends the script with status 2; zero columns and no rows print SELECT 0; extra \\bind values are refused",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const connection = `${info.url}?sslmode=disable`
+        const lost = yield* runScript(
+          [
+            {
+              script: "select 1 as one;\nselect pg_terminate_backend(pg_backend_pid());\nselect 2 as two;\n",
+              fileName: "l.sql"
+            }
+          ],
+          { connection }
+        )
+        expect(lost.exitCode).toBe(2)
+        expect(lost.stderr).toContain("pgline:l.sql:3: error: connection to server was lost")
+        expect(lost.stdout).not.toContain("two")
+        const zero = yield* runScript([{ script: "select from pg_class where false;\n" }], { connection })
+        expect(zero.stdout.startsWith("SELECT 0\n")).toBe(true)
+        const extra = yield* runScript(
+          [{ script: "select $1::int as a \\bind 1 2 \\g\nselect 3 as c;\n", fileName: "x.sql" }],
+          { connection }
+        )
+        expect(extra.stderr).toContain(
+          "2 parameter values given to a statement whose highest placeholder is $1"
+        )
+        // Refused before sending: the next statement runs normally.
+        expect(extra.stdout).toContain(" c \n---\n 3\n")
+        expect(extra.exitCode).toBe(0)
+      })
+  )
 })
