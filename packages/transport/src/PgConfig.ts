@@ -114,9 +114,11 @@ export interface PgConnectOptions {
   readonly keepalives: boolean
   /** Seconds; undefined leaves the OS default. */
   readonly keepalivesIdle: number | undefined
+  /** Node cannot set it: the session refuses it (PgConfigError "unsupported") on TCP with keepalives on. */
   readonly keepalivesInterval: number | undefined
+  /** Node cannot set it: the session refuses it (PgConfigError "unsupported") on TCP with keepalives on. */
   readonly keepalivesCount: number | undefined
-  /** Milliseconds (TCP_USER_TIMEOUT); undefined leaves the OS default. */
+  /** Milliseconds (TCP_USER_TIMEOUT); undefined or 0 leaves the OS default. Node cannot set it: the session refuses other values on TCP. */
   readonly tcpUserTimeout: number | undefined
   readonly sslmode: SslMode
   readonly sslnegotiation: SslNegotiation
@@ -139,7 +141,7 @@ export interface PgConnectOptions {
   readonly gssdelegation: boolean
   readonly gsslib: "gssapi" | "sspi" | undefined
   readonly krbsrvname: string | undefined
-  /** Expected OS user of the server process for Unix-socket connections. */
+  /** Expected OS user of the server process for Unix-socket connections; Node cannot check it, so the session refuses it there. */
   readonly requirepeer: string | undefined
   readonly targetSessionAttrs: TargetSessionAttrs
   readonly loadBalanceHosts: LoadBalanceHosts

@@ -6,6 +6,7 @@
  * It also sends CancelRequest (over TLS when the session uses TLS). It does not run statements:
  * that is the client's engine, which installs its handler on `wire`.
  */
+import type { Socket } from "node:net"
 import type { TLSSocket } from "node:tls"
 import { encodeCancelRequest, type ErrorFields, TERMINATE_FRAME, Writer } from "@pgline/codec"
 import { Effect, type Scope } from "effect"
@@ -15,13 +16,11 @@ import {
   ConnectFailure,
   describe,
   type Endpoint,
-  isUnixSocket,
   openSocket,
   requestSsl,
-  sniServerName
+  startTls
 } from "./internal/sockets.ts"
 import { type Started, StartupServerError, type StartupOptions, startup } from "./internal/startup.ts"
-import { nodeTls } from "./internal/builtins.ts"
 import type { Wire } from "./internal/Wire.ts"
 
 export type { Endpoint } from "./internal/sockets.ts"
@@ -94,44 +93,61 @@ const matches = (attrs: TargetSessionAttrs, state: { readOnly: boolean; standby:
  */
 const CANCEL_CLOSE_WAIT_MS = 5_000
 
-const cancelOver = (started: Started, tlsOptions: StartupOptions["tls"]): Promise<void> =>
+/**
+ * The whole cancel (connect, SSLRequest, TLS handshake, write, the wait for the close) ends by
+ * this deadline, the socket destroyed: connect_timeout when set (libpq's cancel connections use
+ * it too), else 10 s. A cancel that never settled kept the client's connection fenced for good.
+ */
+const cancelBudgetMs = (connectTimeout: number | undefined): number =>
+  connectTimeout === undefined || connectTimeout <= 0 ? 10_000 : Math.max(2, connectTimeout) * 1000
+
+const cancelOver = (started: Started, options: StartupOptions): Promise<void> =>
   new Promise((resolve) => {
     const w = new Writer(64)
     encodeCancelRequest(w, started.processId, started.secretKey)
     const frame = w.take()
     const endpoint = started.endpoint
+    const deadline = Date.now() + cancelBudgetMs(options.connectTimeout)
+    // Aborting stops a connect in progress; afterwards `stream` (the socket, then the TLS socket
+    // over it as soon as the handshake starts) is what to destroy.
+    const abort = new AbortController()
     let stream: { destroy: () => void } | undefined
-    let timer: ReturnType<typeof setTimeout> | undefined
+    let settled = false
+    let closeWait: ReturnType<typeof setTimeout> | undefined
+    let overall: ReturnType<typeof setTimeout> | undefined
     const finish = () => {
-      if (timer !== undefined) clearTimeout(timer)
+      if (settled) return
+      settled = true
+      clearTimeout(overall)
+      if (closeWait !== undefined) clearTimeout(closeWait)
+      abort.abort()
       stream?.destroy()
       resolve()
     }
-    openSocket(endpoint, { keepalives: false, keepalivesIdle: undefined, deadline: Date.now() + 10_000 })
+    overall = setTimeout(finish, deadline - Date.now())
+    openSocket(endpoint, { keepalives: false, keepalivesIdle: undefined, deadline, signal: abort.signal })
       .then(async (socket) => {
-        let s: typeof socket | TLSSocket = socket
         stream = socket
-        if (started.tls && !isUnixSocket(endpoint.host)) {
-          // The cancel connection uses TLS when the session does, so the key never travels in clear.
-          if ((await requestSsl(socket, endpoint, Date.now() + 10_000)) === "S") {
-            const servername = sniServerName(endpoint, tlsOptions.sslsni)
-            const tls = nodeTls().connect({
-              socket,
-              rejectUnauthorized: false,
-              ...(servername !== undefined ? { servername } : {})
-            })
-            s = tls
-            stream = tls
-            await new Promise<void>((ok, fail) => {
-              tls.once("secureConnect", () => ok())
-              tls.once("error", fail)
+        if (settled) {
+          socket.destroy()
+          return
+        }
+        let s: Socket | TLSSocket = socket
+        if (started.tls) {
+          // The cancel connection uses TLS when the session does, with the session's settings
+          // (certificate checks included), so the key never travels in clear.
+          if ((await requestSsl(socket, endpoint, deadline)) === "S") {
+            s = await startTls(socket, endpoint, options.tls, false, deadline, (tls) => {
+              stream = tls
             })
           }
         }
+        if (settled) return
+        stream = s
         s.on("error", () => {})
         // The server closes the connection once it has read the request; wait for that, bounded.
         s.once("close", finish)
-        timer = setTimeout(finish, CANCEL_CLOSE_WAIT_MS)
+        closeWait = setTimeout(finish, CANCEL_CLOSE_WAIT_MS)
         // Written without half-closing: a pooler in between (PgBouncer 1.18) that sees our end of
         // the stream before it has forwarded the request drops the client and later crashes on it.
         s.write(frame)
@@ -236,7 +252,7 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
           protocol: started.protocol,
           tls: started.tls,
           startupNotices: started.notices,
-          cancel: () => cancelOver(started, options.tls)
+          cancel: () => cancelOver(started, options)
         }
       } catch (error) {
         lastError = error

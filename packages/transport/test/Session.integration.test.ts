@@ -66,6 +66,77 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
       )
     )
 
+    it.effect("hostaddr with a socket-directory host: TCP to hostaddr, TLS as sslmode says", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          expect(info.socketDir).toBeDefined()
+          const host = encodeURIComponent(info.socketDir!)
+          const base = `postgresql://${info.user}:${encodeURIComponent(info.password)}@/${info.database}?host=${host}&hostaddr=127.0.0.1&port=${info.port}`
+          const where =
+            "select host(inet_server_addr()), (select ssl from pg_stat_ssl where pid = pg_backend_pid())"
+          const secure = yield* openSession(`${base}&sslmode=require`)
+          expect(secure.tls).toBe(true)
+          expect((yield* query(secure, where)).rows).toEqual([["127.0.0.1", "t"]])
+          const plain = yield* openSession(`${base}&sslmode=disable`)
+          expect(plain.tls).toBe(false)
+          expect((yield* query(plain, where)).rows).toEqual([["127.0.0.1", "f"]])
+          // Without hostaddr the same host is the Unix socket.
+          const unix = yield* openSession(
+            `postgresql://${info.user}@/${info.database}?host=${host}&port=${info.port}&sslmode=prefer`
+          )
+          expect(unix.tls).toBe(false)
+          expect((yield* query(unix, where)).rows).toEqual([[null, "f"]])
+        })
+      )
+    )
+
+    it.effect("sslcertmode: disable sends no client certificate; require needs one asked for and sent", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          const certUser = info.roles!.cert.user
+          const tls = {
+            sslmode: "verify-full",
+            sslrootcert: info.ca!,
+            sslcert: info.clientCert!,
+            sslkey: info.clientKey!
+          } as const
+          // The server asks for a certificate (ssl_ca_file is set): it gets one and logs the cert role in.
+          const sent = yield* openSession({
+            url: `${info.url}`,
+            user: certUser,
+            password: "",
+            ...tls,
+            sslcertmode: "require"
+          })
+          expect((yield* query(sent, "select current_user")).rows).toEqual([[certUser]])
+          // disable: the certificate stays home, and pg_hba's "cert" refuses the role.
+          const withheld = yield* Effect.flip(
+            openSession({ url: `${info.url}`, user: certUser, password: "", ...tls, sslcertmode: "disable" })
+          )
+          expect(withheld._tag).toBe("InvalidAuthorizationSpecification")
+          // require without a certificate to send: refused even though the server lets the user in.
+          const unsent = yield* Effect.flip(
+            openSession({
+              url: `${info.url}`,
+              sslmode: "verify-full",
+              sslrootcert: info.ca!,
+              sslcertmode: "require"
+            })
+          )
+          expect(unsent).toMatchObject({ _tag: "PgConnectError", reason: "Authentication" })
+          expect(unsent.message).toContain("without a valid SSL certificate")
+          const control = yield* openSession({
+            url: `${info.url}`,
+            sslmode: "verify-full",
+            sslrootcert: info.ca!
+          })
+          expect(control.tls).toBe(true)
+        })
+      )
+    )
+
     it.effect(
       "CancelRequest stops a running statement: TCP, TLS, direct TLS, Unix socket; 3.0 and 3.2 keys",
       () =>

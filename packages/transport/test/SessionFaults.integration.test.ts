@@ -6,10 +6,12 @@
  * apart from the one real server used as the reachable second host.
  */
 import type { Socket } from "node:net"
+import { TLSSocket } from "node:tls"
 import { expect, layer } from "@effect/vitest"
 import { encodeBackend } from "@pgline/codec"
 import { Effect, Exit, Fiber } from "effect"
 import { localServer, PgServer } from "../../testing/src/index.ts"
+import { generateCertificates } from "../../testing/src/internal/certificates.ts"
 import { openSession } from "./support/session.ts"
 
 /** A listener that runs `onConnection` for each client (nothing by default: it never answers). */
@@ -179,5 +181,52 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Session 
         yield* eventually(() => sockets() === before + 1, "the client's cancel socket destroyed")
       })
     )
+  )
+
+  it.effect(
+    "a CancelRequest connection stalled in the TLS handshake ends by the deadline, socket closed",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const certs = yield* Effect.promise(() => generateCertificates("u"))
+          let connections = 0
+          const fake = yield* localServer((socket) => {
+            socket.on("error", () => {})
+            const which = ++connections
+            socket.once("data", () => {
+              // Both SSLRequests get "S"; the second connection (the CancelRequest's) then never
+              // takes part in the handshake.
+              socket.write("S")
+              if (which !== 1) return
+              const tls = new TLSSocket(socket, {
+                isServer: true,
+                cert: certs.serverCert,
+                key: certs.serverKey
+              })
+              tls.on("error", () => {})
+              tls.once("data", () =>
+                tls.write(
+                  encodeBackend(
+                    { type: "AuthenticationOk" },
+                    { type: "BackendKeyData", processId: 7, secretKey: new Uint8Array([9, 9, 9, 9]) },
+                    { type: "ReadyForQuery", status: "I" }
+                  )
+                )
+              )
+            })
+          })
+          const session = yield* openSession(local(fake.port, "sslmode=require&connect_timeout=2"))
+          expect(session.tls).toBe(true)
+          const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length
+          const before = sockets()
+          const started = Date.now()
+          yield* Effect.promise(() => session.cancel()).pipe(Effect.timeout("8 seconds"))
+          // The whole cancel is bounded by connect_timeout (2 s), not only its TCP connect.
+          expect(Date.now() - started).toBeLessThan(4_000)
+          expect(fake.accepted()).toBe(2)
+          // The client's side is gone, and with it the server's (in this process too).
+          yield* eventually(() => sockets() === before, "the client's cancel socket destroyed")
+        })
+      )
   )
 })

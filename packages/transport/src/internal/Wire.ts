@@ -109,6 +109,13 @@ export class Wire {
     this.closeHandler = onClose
   }
 
+  /**
+   * While set (during start-up), sees each message's type and declared length before its body is
+   * buffered; a message it returns closes the wire as a protocol failure. Start-up bounds its
+   * messages far below maxMessageSize, which only the parser enforces.
+   */
+  headerCheck: ((type: number, length: number) => string | undefined) | undefined = undefined
+
   /** The first bytes the peer sent (up to 32), to say what it was when it was not PostgreSQL. */
   firstBytes: Uint8Array = new Uint8Array(0)
 
@@ -166,6 +173,15 @@ export class Wire {
     this.parser.push(chunk)
     for (;;) {
       if (this.closed !== undefined) return
+      if (this.headerCheck !== undefined) {
+        const header = this.parser.pendingHeader()
+        const refused =
+          header?.length === undefined ? undefined : this.headerCheck(header.type, header.length)
+        if (refused !== undefined) {
+          this.close({ kind: "protocol", message: refused })
+          return
+        }
+      }
       const message = this.parser.next()
       if (message === undefined) return
       if (message instanceof ProtocolError) {

@@ -10,9 +10,48 @@ import { lookupPassword } from "../PgConfig.ts"
 import type { SessionOptions } from "../Session.ts"
 import { PgConfigError } from "./config/error.ts"
 import { parseRequireAuth, requireAuthAny } from "./auth/requireAuth.ts"
-import type { Endpoint } from "./sockets.ts"
+import { type Endpoint, usesUnixSocket } from "./sockets.ts"
 
 const endpointKey = (e: Endpoint) => `${e.host}\u0000${e.hostaddr ?? ""}\u0000${e.port}`
+
+/**
+ * Settings libpq honours that Node gives no way to: refused rather than silently not applied,
+ * each only where libpq would apply it.
+ * - requirepeer: checking the server process's user needs the socket's peer credentials
+ *   (SO_PEERCRED / getpeereid), which Node does not expose; libpq checks it on Unix sockets only.
+ * - keepalives_interval, keepalives_count: Node sets only the idle time (setKeepAlive); libpq
+ *   applies them to TCP connections with keepalives on.
+ * - tcp_user_timeout: Node cannot set TCP_USER_TIMEOUT; 0 (the system default) changes nothing.
+ */
+const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
+  const refuse = (key: string, message: string) => new PgConfigError({ key, message, reason: "unsupported" })
+  const unix = options.hosts.some(usesUnixSocket)
+  const tcp = options.hosts.some((h) => !usesUnixSocket(h))
+  if (options.requirepeer !== undefined && options.requirepeer !== "" && unix) {
+    return refuse(
+      "requirepeer",
+      "requirepeer is not supported: Node cannot read a Unix socket's peer credentials to check the server's user"
+    )
+  }
+  if (tcp && options.keepalives) {
+    if (options.keepalivesInterval !== undefined) {
+      return refuse(
+        "keepalives_interval",
+        "keepalives_interval is not supported: Node sets only the keepalive idle time (keepalives_idle)"
+      )
+    }
+    if (options.keepalivesCount !== undefined) {
+      return refuse(
+        "keepalives_count",
+        "keepalives_count is not supported: Node sets only the keepalive idle time (keepalives_idle)"
+      )
+    }
+  }
+  if (tcp && options.tcpUserTimeout !== undefined && options.tcpUserTimeout !== 0) {
+    return refuse("tcp_user_timeout", "tcp_user_timeout is not supported: Node cannot set TCP_USER_TIMEOUT")
+  }
+  return undefined
+}
 
 export const toSessionOptions = (
   options: PgConnectOptions,
@@ -42,6 +81,8 @@ export const toSessionOptions = (
       }
       requireAuth = parsed.success
     }
+    const refused = unsupported(options)
+    if (refused !== undefined) return yield* refused
     const dateStyle = options.serverParams["DateStyle"]
     const runtimeParameters: Record<string, string> = {
       ...options.serverParams,
@@ -73,7 +114,10 @@ export const toSessionOptions = (
         sslsni: options.sslsni,
         sslnegotiation: options.sslnegotiation,
         sslMinProtocolVersion: options.sslMinProtocolVersion,
-        sslMaxProtocolVersion: options.sslMaxProtocolVersion
+        sslMaxProtocolVersion: options.sslMaxProtocolVersion,
+        sslcrl: options.sslcrl,
+        sslcrldir: options.sslcrldir,
+        sslcertmode: options.sslcertmode
       },
       keepalives: options.keepalives,
       keepalivesIdle: options.keepalivesIdle,

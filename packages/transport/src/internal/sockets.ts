@@ -4,7 +4,7 @@
  * "postgresql" for sslnegotiation=direct). Plain promises and node sockets; the session wraps the
  * result. Every listener added while connecting is removed before the socket is handed on.
  */
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { connect as netConnect, type Socket } from "node:net"
 import { homedir } from "node:os"
 import { join } from "node:path"
@@ -49,6 +49,11 @@ export interface TlsOptions {
   readonly sslnegotiation: "postgres" | "direct"
   readonly sslMinProtocolVersion: string | undefined
   readonly sslMaxProtocolVersion: string | undefined
+  /** Certificate revocation lists (PEM): a file, and a directory whose files are all read. */
+  readonly sslcrl: string | undefined
+  readonly sslcrldir: string | undefined
+  /** disable: never send a client certificate; require: the server must ask for one (start-up checks). */
+  readonly sslcertmode: "disable" | "allow" | "require"
 }
 
 /** One host to connect to: a TCP host (or numeric address) and port, or a Unix-socket directory. */
@@ -60,6 +65,14 @@ export interface Endpoint {
 }
 
 export const isUnixSocket = (host: string): boolean => host.startsWith("/") || host.startsWith("@")
+
+/**
+ * Whether the connection goes over a Unix socket: the host is a socket directory and no hostaddr
+ * is set. With hostaddr libpq connects over TCP to that address whatever the host is (the host
+ * then only names the server for TLS and the password file), and sslmode applies.
+ */
+export const usesUnixSocket = (endpoint: Endpoint): boolean =>
+  endpoint.hostaddr === undefined && isUnixSocket(endpoint.host)
 
 const errnoReason = (error: NodeJS.ErrnoException): ConnectFailureReason => {
   switch (error.code) {
@@ -94,7 +107,7 @@ export const openSocket = (
       reject(interrupted(endpoint))
       return
     }
-    const socket = isUnixSocket(endpoint.host)
+    const socket = usesUnixSocket(endpoint)
       ? netConnect({ path: join(endpoint.host.replace(/^@/, "\0"), `.s.PGSQL.${endpoint.port}`) })
       : netConnect({ host: endpoint.hostaddr ?? endpoint.host, port: endpoint.port })
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -112,7 +125,7 @@ export const openSocket = (
     const onConnect = () => {
       done()
       socket.setNoDelay(true)
-      if (options.keepalives && !isUnixSocket(endpoint.host)) {
+      if (options.keepalives && !usesUnixSocket(endpoint)) {
         socket.setKeepAlive(true, (options.keepalivesIdle ?? 0) * 1000)
       }
       resolve(socket)
@@ -138,7 +151,7 @@ export const openSocket = (
   })
 
 export const describe = (endpoint: Endpoint): string =>
-  isUnixSocket(endpoint.host)
+  usesUnixSocket(endpoint)
     ? `socket ${join(endpoint.host, `.s.PGSQL.${endpoint.port}`)}`
     : `${endpoint.host}${endpoint.hostaddr ? ` (${endpoint.hostaddr})` : ""}:${endpoint.port}`
 
@@ -161,6 +174,56 @@ const readIfExists = (path: string | undefined): string | undefined =>
 
 const defaultPath = (file: string): string => join(homedir(), ".postgresql", file)
 
+const CRL_BLOCK = /-----BEGIN X509 CRL-----[\s\S]*?-----END X509 CRL-----/g
+
+/** Every PEM CRL in a text, one string each: Node reads only the first CRL of each string given. */
+const crlBlocks = (text: string): Array<string> => text.match(CRL_BLOCK) ?? []
+
+/**
+ * The revocation lists the chain is checked against: sslcrl (a file, or PEM text), the PEM files
+ * of sslcrldir (libpq wants OpenSSL's hashed names there; any file holding a CRL is read here),
+ * else ~/.postgresql/root.crl when it exists. Named but missing, unreadable or holding no CRL is
+ * an error rather than a check silently not made. Node then checks every certificate of the
+ * chain, as libpq does.
+ */
+const revocationLists = (tls: TlsOptions): Array<string> => {
+  const out: Array<string> = []
+  if (tls.sslcrl !== undefined) {
+    const text = readIfExists(tls.sslcrl)
+    const blocks = text === undefined ? [] : crlBlocks(text)
+    if (blocks.length === 0) {
+      throw new ConnectFailure(
+        "Tls",
+        text === undefined
+          ? `certificate revocation list ${tls.sslcrl} does not exist`
+          : `sslcrl holds no PEM certificate revocation list`
+      )
+    }
+    out.push(...blocks)
+  }
+  if (tls.sslcrldir !== undefined) {
+    let names: Array<string>
+    try {
+      names = readdirSync(tls.sslcrldir)
+    } catch (error) {
+      throw new ConnectFailure(
+        "Tls",
+        `certificate revocation list directory ${tls.sslcrldir}: ${(error as Error).message}`
+      )
+    }
+    for (const name of names.sort()) {
+      const path = join(tls.sslcrldir, name)
+      if (statSync(path, { throwIfNoEntry: false })?.isFile())
+        out.push(...crlBlocks(readFileSync(path, "utf8")))
+    }
+  }
+  if (tls.sslcrl === undefined && tls.sslcrldir === undefined) {
+    const text = readIfExists(defaultPath("root.crl"))
+    if (text !== undefined) out.push(...crlBlocks(text))
+  }
+  return out
+}
+
 /**
  * Node TLS options for a libpq sslmode:
  * - require: encrypt; but when a root certificate file exists, libpq verifies the chain (verify-ca).
@@ -181,11 +244,14 @@ const tlsSettings = (endpoint: Endpoint, tls: TlsOptions, alpn: boolean) => {
     )
   }
   const verifyHost = tls.sslmode === "verify-full" || system
+  const crl = verifyChain ? revocationLists(tls) : []
   const certPath = tls.sslcert ?? defaultPath("postgresql.crt")
   const keyPath = tls.sslkey ?? defaultPath("postgresql.key")
-  const cert = readIfExists(certPath)
+  // sslcertmode=disable: no client certificate, even when one is configured or in ~/.postgresql.
+  const sendCert = tls.sslcertmode !== "disable"
+  const cert = sendCert ? readIfExists(certPath) : undefined
   const key = cert !== undefined ? readIfExists(keyPath) : undefined
-  if (tls.sslcert !== undefined && cert === undefined) {
+  if (sendCert && tls.sslcert !== undefined && cert === undefined) {
     throw new ConnectFailure("Tls", `client certificate ${certPath} does not exist`)
   }
   if (cert !== undefined && key === undefined) {
@@ -198,6 +264,7 @@ const tlsSettings = (endpoint: Endpoint, tls: TlsOptions, alpn: boolean) => {
   const maxVersion = versions(tls.sslMaxProtocolVersion)
   return {
     ...(ca !== undefined ? { ca } : {}),
+    ...(crl.length > 0 ? { crl } : {}),
     ...(cert !== undefined ? { cert } : {}),
     ...(key !== undefined ? { key } : {}),
     ...(tls.sslpassword !== undefined ? { passphrase: tls.sslpassword } : {}),
@@ -217,7 +284,9 @@ export const startTls = (
   endpoint: Endpoint,
   tls: TlsOptions,
   direct: boolean,
-  deadline: number | undefined
+  deadline: number | undefined,
+  /** Learns the TLS socket as soon as it exists, so that a caller can destroy it mid-handshake. */
+  onSocket?: (secure: TLSSocket) => void
 ): Promise<TLSSocket> =>
   new Promise((resolve, reject) => {
     let settings: ReturnType<typeof tlsSettings>
@@ -229,6 +298,7 @@ export const startTls = (
       return
     }
     const secure = nodeTls().connect({ socket, ...settings, host: endpoint.host })
+    onSocket?.(secure)
     let timer: ReturnType<typeof setTimeout> | undefined
     const done = () => {
       if (timer) clearTimeout(timer)

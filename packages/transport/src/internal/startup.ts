@@ -32,12 +32,12 @@ import {
   ConnectFailure,
   describe,
   type Endpoint,
-  isUnixSocket,
   notPostgres,
   openSocket,
   requestSsl,
   startTls,
-  type TlsOptions
+  type TlsOptions,
+  usesUnixSocket
 } from "./sockets.ts"
 import { Wire } from "./Wire.ts"
 
@@ -86,7 +86,7 @@ type Attempt = "tls-required" | "tls-optional" | "tls-direct" | "plain"
 
 /** The attempts libpq makes for an sslmode, in order (allow tries plain first, prefer TLS first). */
 const attemptsFor = (endpoint: Endpoint, tls: TlsOptions): ReadonlyArray<Attempt> => {
-  if (isUnixSocket(endpoint.host)) return ["plain"]
+  if (usesUnixSocket(endpoint)) return ["plain"]
   const direct = tls.sslnegotiation === "direct"
   switch (tls.sslmode) {
     case "disable":
@@ -100,6 +100,32 @@ const attemptsFor = (endpoint: Endpoint, tls: TlsOptions): ReadonlyArray<Attempt
   }
 }
 
+/**
+ * Start-up messages are small, so a server declaring a long one is refused at its header, before
+ * any of its body is buffered (maxMessageSize, a gigabyte by default, is for query results).
+ * Authentication requests and NegotiateProtocolVersion stay under 2000 bytes and every other
+ * start-up message under 30000, the bounds libpq applies.
+ */
+const startupLengthLimit = (type: number): number => (type === 0x52 || type === 0x76 ? 2000 : 30000)
+
+/**
+ * Notices kept for the session (the count, and their text in UTF-16 code units): a server sends a
+ * few at most (a login event trigger's RAISE NOTICE); one that floods them during start-up must
+ * not grow the client's memory without bound. The rest are dropped.
+ */
+const MAX_STARTUP_NOTICES = 64
+const MAX_STARTUP_NOTICE_CHARS = 64 * 1024
+
+const noticeChars = (fields: ErrorFields): number => {
+  let n = 0
+  for (const value of Object.values(fields)) {
+    if (typeof value === "string") n += value.length
+    else if (value !== undefined)
+      for (const v of Object.values(value as Record<string, string>)) n += v.length
+  }
+  return n
+}
+
 /** Reads messages one at a time during start-up. */
 class StartupReader {
   private queue: Array<BackendMessage> = []
@@ -107,9 +133,15 @@ class StartupReader {
   private failure: ConnectFailure | undefined
   private received = 0
   constructor(wire: Wire, endpoint: Endpoint) {
+    wire.headerCheck = (type, length) =>
+      length > startupLengthLimit(type)
+        ? `a start-up message of type "${String.fromCharCode(type)}" declares ${length} bytes, over the start-up limit of ${startupLengthLimit(type)}`
+        : undefined
     wire.setHandler(
       (m) => {
         this.received++
+        // Past start-up (or refused anyway): later messages in the same chunk get the usual bound.
+        if (m.type === "ReadyForQuery") wire.headerCheck = undefined
         if (this.waiting) {
           const w = this.waiting
           this.waiting = undefined
@@ -119,8 +151,11 @@ class StartupReader {
       (closed) => {
         this.failure = new ConnectFailure(
           closed.kind === "protocol" ? "Protocol" : "Network",
-          // Unparseable from the first byte: not a PostgreSQL server at all.
-          closed.kind === "protocol" && this.received === 0
+          // Unparseable from the first byte: not a PostgreSQL server at all. An over-long first
+          // authentication request, NegotiateProtocolVersion or error is said as such.
+          closed.kind === "protocol" &&
+            this.received === 0 &&
+            (closed.protocolError !== undefined || !startsLikePostgres(wire.firstBytes))
             ? notPostgres(endpoint, wire.firstBytes)
             : `${describe(endpoint)}: ${closed.message} during start-up`
         )
@@ -141,6 +176,10 @@ class StartupReader {
     })
   }
 }
+
+/** 'R', 'E' or 'v': the first bytes a PostgreSQL server answers a StartupMessage with. */
+const startsLikePostgres = (bytes: Uint8Array): boolean =>
+  bytes[0] === 0x52 || bytes[0] === 0x45 || bytes[0] === 0x76
 
 const deadlineOf = (seconds: number | undefined): number | undefined =>
   seconds === undefined || seconds <= 0 ? undefined : Date.now() + Math.max(2, seconds) * 1000
@@ -289,6 +328,7 @@ const converse = async (
 
   const parameters = new Map<string, string>()
   const notices: Array<ErrorFields> = []
+  let noticeCharsKept = 0
   let processId = 0
   let secretKey: Uint8Array = new Uint8Array(0)
   let negotiated: "3.0" | "3.2" = options.maxProtocol
@@ -317,11 +357,46 @@ const converse = async (
     return r.success
   }
 
+  const protocolFailure = (message: string) =>
+    new ConnectFailure("Protocol", `${describe(endpoint)}: ${message}`)
+  // sslcertmode=require: the server must have asked for a client certificate (and got one) by the
+  // time it lets the client in. Node reports no CertificateRequest as such, but the client side of
+  // OpenSSL computes the shared signature algorithms only from one, so they tell.
+  const checkCertMode = () => {
+    if (options.tls.sslcertmode !== "require") return
+    const s = wire.socket as TLSSocket
+    const requested = tls && typeof s.getSharedSigalgs === "function" && s.getSharedSigalgs().length > 0
+    if (!requested) throw refuse("server did not request an SSL certificate")
+    const own = s.getCertificate()
+    if (own === null || Object.keys(own).length === 0)
+      throw refuse("server accepted connection without a valid SSL certificate")
+  }
+
+  // The order libpq holds the server to: NegotiateProtocolVersion (first, if at all), the
+  // authentication exchange up to AuthenticationOk, then ParameterStatus and BackendKeyData up to
+  // ReadyForQuery; errors and notices anywhere. require_auth and channel_binding are checked on
+  // the Authentication* messages, so a server that skipped AuthenticationOk (or left a SCRAM
+  // exchange unfinished) and went on to ReadyForQuery would otherwise get around them.
+  let authenticated = false
+  let received = 0
   for (;;) {
     const m = await reader.next()
+    received++
+    if (m.type.startsWith("Authentication")) {
+      if (authenticated) throw protocolFailure(`unexpected ${m.type} after AuthenticationOk`)
+    } else if (
+      !authenticated &&
+      m.type !== "ErrorResponse" &&
+      m.type !== "NoticeResponse" &&
+      m.type !== "NegotiateProtocolVersion"
+    ) {
+      throw protocolFailure(`expected an authentication request from the server, but received ${m.type}`)
+    }
     switch (m.type) {
       case "AuthenticationOk":
         check(m.type)
+        checkCertMode()
+        authenticated = true
         break
       case "AuthenticationCleartextPassword":
         check(m.type)
@@ -379,7 +454,30 @@ const converse = async (
           `the server asks for ${m.type.replace("Authentication", "")} authentication, which pgline does not support`
         )
       case "NegotiateProtocolVersion": {
+        // Only as the server's answer to the StartupMessage, before anything else.
+        if (received !== 1) throw protocolFailure("NegotiateProtocolVersion after other messages")
+        const major = m.newestProtocolVersion >>> 16
         const minor = m.newestProtocolVersion & 0xffff
+        const requested = protocol & 0xffff
+        // It names what the server can do instead of what was asked: never more than that.
+        if (major !== 3 || minor > requested) {
+          throw protocolFailure(
+            `NegotiateProtocolVersion offers protocol ${major}.${minor}, but 3.${requested} was requested`
+          )
+        }
+        // pgline sends no protocol options of its own; only "_pq_." ones a caller put in the
+        // start-up parameters may come back as unrecognized.
+        const unrequested = m.unrecognizedOptions.find(
+          (o) => !(o.startsWith("_pq_.") && Object.hasOwn(options.runtimeParameters, o))
+        )
+        if (unrequested !== undefined) {
+          throw protocolFailure(
+            `NegotiateProtocolVersion names a protocol option that was not requested ("${unrequested}")`
+          )
+        }
+        if (minor === requested && m.unrecognizedOptions.length === 0) {
+          throw protocolFailure("NegotiateProtocolVersion asks for no change")
+        }
         negotiated = minor >= 2 ? "3.2" : "3.0"
         if (options.minProtocol === "3.2" && negotiated === "3.0") {
           throw new ConnectFailure(
@@ -401,9 +499,14 @@ const converse = async (
           )
         parameters.set(m.name, m.value)
         break
-      case "NoticeResponse":
-        notices.push(m.fields)
+      case "NoticeResponse": {
+        const chars = noticeChars(m.fields)
+        if (notices.length < MAX_STARTUP_NOTICES && noticeCharsKept + chars <= MAX_STARTUP_NOTICE_CHARS) {
+          notices.push(m.fields)
+          noticeCharsKept += chars
+        }
         break
+      }
       case "ErrorResponse":
         throw new StartupServerError(m.fields)
       case "ReadyForQuery":

@@ -1,0 +1,184 @@
+/**
+ * Start-up against fake servers that break its order or its bounds, which a real server never
+ * does: no authentication at all before ReadyForQuery, a SCRAM exchange left unfinished, session
+ * messages before AuthenticationOk, a NoticeResponse flood, a message declared far too long, and
+ * NegotiateProtocolVersion offering more than was asked or coming late. Hermetic.
+ */
+import { expect, it } from "@effect/vitest"
+import { type BackendMessage, encodeBackend } from "@pgline/codec"
+import { Effect } from "effect"
+import { fakeServer, localServer } from "../../testing/src/index.ts"
+import { openSession } from "./support/session.ts"
+
+const session: ReadonlyArray<BackendMessage> = [
+  { type: "ParameterStatus", name: "server_version", value: "18.0" },
+  { type: "BackendKeyData", processId: 7, secretKey: new Uint8Array([9, 9, 9, 9]) },
+  { type: "ReadyForQuery", status: "I" }
+]
+
+/** A server that answers the StartupMessage with `answer` (SSLRequest: "N"). */
+const answering = (answer: ReadonlyArray<BackendMessage>) =>
+  fakeServer((m, conn) => {
+    if (m.type === "SSLRequest") conn.sendRaw("N")
+    else if (m.type === "StartupMessage") conn.send(...answer)
+  })
+
+const local = (port: number, extra = "") =>
+  `postgres://u:secret@127.0.0.1:${port}/d?sslmode=prefer${extra === "" ? "" : `&${extra}`}`
+
+/** How opening a session ends: "connected", or the PgConnectError's reason and message. */
+const outcome = (url: string) =>
+  Effect.scoped(openSession(url)).pipe(
+    Effect.as({ reason: "connected", message: "" }),
+    Effect.catch((e) =>
+      Effect.succeed(
+        e._tag === "PgConnectError"
+          ? { reason: e.reason, message: e.message }
+          : { reason: e._tag, message: "" }
+      )
+    )
+  )
+
+it.live("a server that never authenticates is refused, whatever require_auth and channel_binding say", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const skipping = yield* answering(session)
+      for (const extra of [
+        "",
+        "require_auth=scram-sha-256",
+        "require_auth=!none",
+        "channel_binding=require"
+      ]) {
+        const r = yield* outcome(local(skipping.port, extra))
+        expect(r.reason, extra).toBe("Protocol")
+        expect(r.message, extra).toContain("expected an authentication request from the server")
+      }
+      // The same server with AuthenticationOk first is let in when nothing requires authentication.
+      const trusting = yield* answering([{ type: "AuthenticationOk" }, ...session])
+      expect((yield* outcome(local(trusting.port))).reason).toBe("connected")
+      expect((yield* outcome(local(trusting.port, "require_auth=none"))).reason).toBe("connected")
+    })
+  )
+)
+
+it.live("ParameterStatus or BackendKeyData before AuthenticationOk is refused", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      for (const early of session.slice(0, 2)) {
+        const server = yield* answering([early, { type: "AuthenticationOk" }, ...session])
+        const r = yield* outcome(local(server.port))
+        expect(r.reason, early.type).toBe("Protocol")
+        expect(r.message, early.type).toContain(`but received ${early.type}`)
+      }
+    })
+  )
+)
+
+it.live("a SCRAM exchange the server abandons for ReadyForQuery is refused", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const server = yield* fakeServer((m, conn) => {
+        if (m.type === "SSLRequest") conn.sendRaw("N")
+        else if (m.type === "StartupMessage") {
+          conn.expectAuthResponse("sasl-initial")
+          conn.send({ type: "AuthenticationSASL", mechanisms: ["SCRAM-SHA-256"] })
+        } else if (m.type === "SASLInitialResponse") conn.send(...session)
+      })
+      for (const extra of ["", "require_auth=scram-sha-256"]) {
+        const r = yield* outcome(local(server.port, extra))
+        expect(r.reason, extra).toBe("Protocol")
+        expect(r.message, extra).toContain("but received ParameterStatus")
+      }
+      expect(server.received.map((m) => m.type)).toContain("SASLInitialResponse")
+    })
+  )
+)
+
+it.live("a NoticeResponse flood during start-up keeps a bounded number of notices", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const notice = encodeBackend({
+        type: "NoticeResponse",
+        fields: { severity: "NOTICE", code: "00000", message: "x".repeat(1000) }
+      })
+      const server = yield* localServer((socket) => {
+        socket.once("data", () => {
+          socket.write(encodeBackend({ type: "AuthenticationOk" }))
+          // 20,000 notices (20 MB), then the session.
+          for (let i = 0; i < 20; i++) socket.write(Buffer.concat(Array.from({ length: 1000 }, () => notice)))
+          socket.write(encodeBackend(...session))
+        })
+      })
+      const s = yield* openSession(`postgres://u@127.0.0.1:${server.port}/d?sslmode=disable`)
+      expect(s.processId).toBe(7)
+      expect(s.startupNotices.length).toBeGreaterThan(0)
+      expect(s.startupNotices.length).toBeLessThanOrEqual(64)
+      expect(s.startupNotices.reduce((n, f) => n + f.message.length, 0)).toBeLessThanOrEqual(64 * 1024)
+    })
+  )
+)
+
+it.live("a start-up message declared longer than start-up allows fails at its header", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      for (const [type, length] of [
+        ["N", 64 * 1024 * 1024],
+        ["R", 4000]
+      ] as const) {
+        const server = yield* localServer((socket) => {
+          socket.on("error", () => {})
+          socket.once("data", () => {
+            const header = Buffer.alloc(5)
+            header.write(type, 0)
+            header.writeInt32BE(length, 1)
+            // The header, a little of the body, then nothing: only the declared length can tell.
+            socket.write(
+              Buffer.concat([encodeBackend({ type: "AuthenticationOk" }), header, Buffer.alloc(1024)])
+            )
+          })
+        })
+        const r = yield* outcome(`postgres://u@127.0.0.1:${server.port}/d?sslmode=disable`).pipe(
+          Effect.timeout("5 seconds"),
+          Effect.catchTag("TimeoutError", () => Effect.succeed({ reason: "still waiting", message: "" }))
+        )
+        expect(r.reason, type).toBe("Protocol")
+        expect(r.message, type).toContain("over the start-up limit")
+      }
+    })
+  )
+)
+
+it.live(
+  "NegotiateProtocolVersion is refused when it offers more than was asked, comes late or is empty",
+  () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const npv = (minor: number, unrecognizedOptions: ReadonlyArray<string> = []): BackendMessage => ({
+          type: "NegotiateProtocolVersion",
+          newestProtocolVersion: (3 << 16) | minor,
+          unrecognizedOptions
+        })
+        const ok: BackendMessage = { type: "AuthenticationOk" }
+        const cases: ReadonlyArray<[string, string, ReadonlyArray<BackendMessage>]> = [
+          ["3.2 offered, 3.0 asked", "max_protocol_version=3.0", [npv(2), ok, ...session]],
+          ["after AuthenticationOk", "max_protocol_version=3.2", [ok, npv(0), ...session]],
+          [
+            "naming an option never sent",
+            "max_protocol_version=3.2",
+            [npv(0, ["_pq_.compression"]), ok, ...session]
+          ],
+          ["asking for no change", "max_protocol_version=3.2", [npv(2), ok, ...session]]
+        ]
+        for (const [label, extra, answer] of cases) {
+          const server = yield* answering(answer)
+          const r = yield* outcome(local(server.port, extra))
+          expect(r.reason, label).toBe("Protocol")
+          expect(r.message, label).toContain("NegotiateProtocolVersion")
+        }
+        // What a server before 18 answers to 3.2: 3.0, which the session goes on with.
+        const older = yield* answering([npv(0), ok, ...session])
+        const s = yield* openSession(local(older.port, "max_protocol_version=3.2"))
+        expect(s.protocol).toBe("3.0")
+      })
+    )
+)
