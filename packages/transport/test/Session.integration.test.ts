@@ -4,6 +4,9 @@
  * (4 bytes), what the session reports (TLS, endpoint, parameters, backend pid), and CancelRequest
  * over TCP, TLS (SSLRequest, and direct from 17) and a Unix socket, with either key length.
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { PgServer } from "../../testing/src/index.ts"
@@ -87,6 +90,28 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
           )
           expect(unix.tls).toBe(false)
           expect((yield* query(unix, where)).rows).toEqual([[null, "f"]])
+        })
+      )
+    )
+
+    it.effect("sslkeylogfile: the session's TLS secrets are appended in NSS key log format", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          const dir = mkdtempSync(join(tmpdir(), "pgline-keylog-"))
+          const file = join(dir, "keys.log")
+          const session = yield* openSession({ url: info.url, sslmode: "require", sslkeylogfile: file })
+          expect((yield* query(session, "select 1")).rows).toEqual([["1"]])
+          const lines = readFileSync(file, "utf8").trim().split("\n")
+          expect(lines.length).toBeGreaterThan(0)
+          for (const line of lines) expect(line).toMatch(/^[A-Z_0-9]+ [0-9a-f]+ [0-9a-f]+$/)
+          // A path that cannot be opened fails the connection, saying so.
+          const refused = yield* Effect.flip(
+            openSession({ url: info.url, sslmode: "require", sslkeylogfile: dir })
+          )
+          expect(refused).toMatchObject({ _tag: "PgConnectError", reason: "Tls" })
+          expect(refused.message).toContain("could not open SSL key logging file")
+          rmSync(dir, { recursive: true, force: true })
         })
       )
     )

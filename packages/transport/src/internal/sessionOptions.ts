@@ -117,7 +117,8 @@ export const toSessionOptions = (
         sslMaxProtocolVersion: options.sslMaxProtocolVersion,
         sslcrl: options.sslcrl,
         sslcrldir: options.sslcrldir,
-        sslcertmode: options.sslcertmode
+        sslcertmode: options.sslcertmode,
+        sslkeylogfile: options.sslkeylogfile
       },
       keepalives: options.keepalives,
       keepalivesIdle: options.keepalivesIdle,

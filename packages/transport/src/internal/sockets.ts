@@ -4,7 +4,7 @@
  * "postgresql" for sslnegotiation=direct). Plain promises and node sockets; the session wraps the
  * result. Every listener added while connecting is removed before the socket is handed on.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeSync } from "node:fs"
 import { connect as netConnect, type Socket } from "node:net"
 import { homedir } from "node:os"
 import { join } from "node:path"
@@ -54,6 +54,8 @@ export interface TlsOptions {
   readonly sslcrldir: string | undefined
   /** disable: never send a client certificate; require: the server must ask for one (start-up checks). */
   readonly sslcertmode: "disable" | "allow" | "require"
+  /** Where the session's TLS secrets are appended (NSS key log format), for tools such as Wireshark. */
+  readonly sslkeylogfile?: string | undefined
 }
 
 /** One host to connect to: a TCP host (or numeric address) and port, or a Unix-socket directory. */
@@ -297,7 +299,34 @@ export const startTls = (
       reject(error)
       return
     }
+    // sslkeylogfile: opened before the handshake, so a path that cannot be written fails the
+    // connection with its reason instead of logging nothing.
+    let keylog: number | undefined
+    if (tls.sslkeylogfile !== undefined && tls.sslkeylogfile !== "") {
+      try {
+        keylog = openSync(tls.sslkeylogfile, "a", 0o600)
+      } catch (error) {
+        socket.destroy()
+        reject(
+          new ConnectFailure(
+            "Tls",
+            `could not open SSL key logging file "${tls.sslkeylogfile}": ${(error as Error).message}`
+          )
+        )
+        return
+      }
+    }
     const secure = nodeTls().connect({ socket, ...settings, host: endpoint.host })
+    if (keylog !== undefined) {
+      const fd = keylog
+      secure.on("keylog", (line: Buffer) => {
+        // A failed write (a full disk) loses a debugging aid, not the connection.
+        try {
+          writeSync(fd, line)
+        } catch {}
+      })
+      secure.once("close", () => closeSync(fd))
+    }
     onSocket?.(secure)
     let timer: ReturnType<typeof setTimeout> | undefined
     const done = () => {
