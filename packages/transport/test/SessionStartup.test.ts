@@ -121,9 +121,13 @@ it.live("a NoticeResponse flood during start-up keeps a bounded number of notice
 it.live("a start-up message declared longer than start-up allows fails at its header", () =>
   Effect.scoped(
     Effect.gen(function* () {
-      for (const [type, length] of [
-        ["N", 64 * 1024 * 1024],
-        ["R", 4000]
+      // Before AuthenticationOk every message is bounded (a notice or error too); after it, as in
+      // libpq, only the types that are never long (a 40,000-byte ParameterStatus is refused).
+      for (const [type, length, afterOk] of [
+        ["E", 64 * 1024 * 1024, false],
+        ["E", 40_000, false],
+        ["R", 4000, false],
+        ["S", 40_000, true]
       ] as const) {
         const server = yield* localServer((socket) => {
           socket.on("error", () => {})
@@ -133,7 +137,11 @@ it.live("a start-up message declared longer than start-up allows fails at its he
             header.writeInt32BE(length, 1)
             // The header, a little of the body, then nothing: only the declared length can tell.
             socket.write(
-              Buffer.concat([encodeBackend({ type: "AuthenticationOk" }), header, Buffer.alloc(1024)])
+              Buffer.concat([
+                ...(afterOk ? [encodeBackend({ type: "AuthenticationOk" })] : []),
+                header,
+                Buffer.alloc(1024)
+              ])
             )
           })
         })
@@ -144,6 +152,20 @@ it.live("a start-up message declared longer than start-up allows fails at its he
         expect(r.reason, type).toBe("Protocol")
         expect(r.message, type).toContain("over the start-up limit")
       }
+    })
+  )
+)
+
+it.live("after AuthenticationOk a long notice (a login trigger's RAISE) is accepted, as libpq does", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const long = "n".repeat(40_000)
+      const server = yield* answering([
+        { type: "AuthenticationOk" },
+        { type: "NoticeResponse", fields: { severity: "NOTICE", code: "00000", message: long } },
+        ...session
+      ])
+      expect((yield* outcome(local(server.port))).reason).toBe("connected")
     })
   )
 )

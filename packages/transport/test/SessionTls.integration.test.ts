@@ -148,6 +148,12 @@ layer(Server, { timeout: 120_000, excludeTestServices: true })("TLS against a se
         )
         expect(missing).toMatchObject({ _tag: "PgConnectError", reason: "Tls" })
         expect(missing.message).toContain("does not exist")
+        // A directory holding no list cannot check the chain: refused (as libpq), not unchecked.
+        const empty = mkdtempSync(join(tmpdir(), "pgline-crl-empty-"))
+        const none = yield* Effect.flip(openSession(yield* url(`${verify}&sslcrldir=${empty}`)))
+        rmSync(empty, { recursive: true, force: true })
+        expect(none).toMatchObject({ _tag: "PgConnectError", reason: "Tls" })
+        expect(none.message).toContain("no PEM certificate revocation list")
       })
     )
   )

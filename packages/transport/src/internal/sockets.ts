@@ -213,11 +213,25 @@ const revocationLists = (tls: TlsOptions): Array<string> => {
         `certificate revocation list directory ${tls.sslcrldir}: ${(error as Error).message}`
       )
     }
+    let found = 0
     for (const name of names.sort()) {
       const path = join(tls.sslcrldir, name)
-      if (statSync(path, { throwIfNoEntry: false })?.isFile())
-        out.push(...crlBlocks(readFileSync(path, "utf8")))
+      try {
+        if (!statSync(path, { throwIfNoEntry: false })?.isFile()) continue
+        const blocks = crlBlocks(readFileSync(path, "utf8"))
+        found += blocks.length
+        out.push(...blocks)
+      } catch (error) {
+        throw new ConnectFailure("Tls", `certificate revocation list ${path}: ${(error as Error).message}`)
+      }
     }
+    // Revocation checking was asked for: with no list to check against, the chain cannot be
+    // verified (libpq fails the same way), rather than connecting unchecked.
+    if (found === 0)
+      throw new ConnectFailure(
+        "Tls",
+        `certificate verify failed: no PEM certificate revocation list in sslcrldir ${tls.sslcrldir}`
+      )
   }
   if (tls.sslcrl === undefined && tls.sslcrldir === undefined) {
     const text = readIfExists(defaultPath("root.crl"))

@@ -109,6 +109,17 @@ const attemptsFor = (endpoint: Endpoint, tls: TlsOptions): ReadonlyArray<Attempt
 const startupLengthLimit = (type: number): number => (type === 0x52 || type === 0x76 ? 2000 : 30000)
 
 /**
+ * After AuthenticationOk, libpq's general rule: a notice or an error (a login event trigger's RAISE,
+ * of any length) and the other message types that may be long are not limited; others stay under
+ * 30000 bytes.
+ */
+const LONG_TYPES = new Set([0x54, 0x44, 0x64, 0x56, 0x45, 0x4e, 0x41]) // T D d V E N A
+const afterAuthentication = (type: number, length: number): string | undefined =>
+  !LONG_TYPES.has(type) && length > 30000
+    ? `a start-up message of type "${String.fromCharCode(type)}" declares ${length} bytes, over the start-up limit of 30000`
+    : undefined
+
+/**
  * Notices kept for the session (the count, and their text in UTF-16 code units): a server sends a
  * few at most (a login event trigger's RAISE NOTICE); one that floods them during start-up must
  * not grow the client's memory without bound. The rest are dropped.
@@ -142,6 +153,7 @@ class StartupReader {
         this.received++
         // Past start-up (or refused anyway): later messages in the same chunk get the usual bound.
         if (m.type === "ReadyForQuery") wire.headerCheck = undefined
+        else if (m.type === "AuthenticationOk") wire.headerCheck = afterAuthentication
         if (this.waiting) {
           const w = this.waiting
           this.waiting = undefined
