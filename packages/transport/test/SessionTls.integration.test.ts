@@ -151,9 +151,15 @@ layer(Server, { timeout: 120_000, excludeTestServices: true })("TLS against a se
         // A directory holding no list cannot check the chain: refused (as libpq), not unchecked.
         const empty = mkdtempSync(join(tmpdir(), "pgline-crl-empty-"))
         const none = yield* Effect.flip(openSession(yield* url(`${verify}&sslcrldir=${empty}`)))
-        rmSync(empty, { recursive: true, force: true })
         expect(none).toMatchObject({ _tag: "PgConnectError", reason: "Tls" })
         expect(none.message).toContain("no PEM certificate revocation list")
+        // With the system's roots no revocation list is read (as libpq): the chain fails on its CA.
+        const system = yield* Effect.flip(
+          openSession(yield* url(`sslmode=verify-full&sslrootcert=system&sslcrldir=${empty}`))
+        )
+        expect(system).toMatchObject({ _tag: "PgConnectError", reason: "Tls" })
+        expect(system.message).not.toContain("revocation list")
+        rmSync(empty, { recursive: true, force: true })
       })
     )
   )

@@ -260,7 +260,8 @@ const tlsSettings = (endpoint: Endpoint, tls: TlsOptions, alpn: boolean) => {
     )
   }
   const verifyHost = tls.sslmode === "verify-full" || system
-  const crl = verifyChain ? revocationLists(tls) : []
+  // As libpq: revocation lists go with a root certificate file, not with the system's roots.
+  const crl = verifyChain && !system ? revocationLists(tls) : []
   const certPath = tls.sslcert ?? defaultPath("postgresql.crt")
   const keyPath = tls.sslkey ?? defaultPath("postgresql.key")
   // sslcertmode=disable: no client certificate, even when one is configured or in ~/.postgresql.
