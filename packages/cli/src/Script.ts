@@ -7,21 +7,30 @@
  * temporary tables last until it ends), with results as the server's text so that values print
  * exactly as psql prints them. It does not read psqlrc files and has no interactive mode.
  */
+import { readFileSync } from "node:fs"
 import { TypeRegistry } from "@pgline/codec"
 import { PgClient, type PgClientOptions } from "@pgline/client"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Logger } from "effect"
 import type { PrintSettings } from "./internal/format.ts"
-import { EXIT_BADCONN, EXIT_FAILURE, EXIT_SUCCESS, Session } from "./internal/session.ts"
+import { checkVariable, EXIT_BADCONN, EXIT_FAILURE, EXIT_SUCCESS, Session } from "./internal/session.ts"
 
-/** One thing to run, in order: SQL given inline (`-c`) or a script's text (`-f`, named for error messages). */
+/**
+ * One thing to run, in order: SQL given inline (`-c`), a script's text (named for error messages),
+ * or a script file (`-f`; `-` is standard input), read when its turn comes.
+ */
 export type ScriptAction =
   | { readonly command: string }
   | { readonly script: string; readonly fileName?: string }
+  | { readonly file: string }
 
 export interface ScriptOptions {
   /** Where to connect (a URL or libpq settings; PG* variables fill in the rest as everywhere in pgline). */
   readonly connection?: Exclude<PgClientOptions, string> | string
-  /** Variables set before the first action (`-v name=value`), e.g. `{ ON_ERROR_STOP: "1" }`. */
+  /**
+   * Variables set before the first action (`-v name=value`), e.g. `{ ON_ERROR_STOP: "1" }`;
+   * ON_ERROR_STOP and QUIET are checked as \set checks them (empty is on, an invalid value ends
+   * the run with status 1 before it connects).
+   */
   readonly variables?: Readonly<Record<string, string>>
   /** `-q`: no command tags or informational messages. */
   readonly quiet?: boolean
@@ -44,6 +53,29 @@ export interface ScriptResult {
   readonly stderr: string
 }
 
+const errnoText: Readonly<Record<string, string>> = {
+  ENOENT: "No such file or directory",
+  EACCES: "Permission denied",
+  EISDIR: "Is a directory"
+}
+
+/** A `-f` file's text, or undefined after saying why it cannot be read (psql's wording). */
+const readScript = (
+  file: string,
+  err: (text: string) => void
+): { readonly script: string; readonly fileName: string } | undefined => {
+  try {
+    return {
+      script: readFileSync(file === "-" ? 0 : file, "utf8"),
+      fileName: file === "-" ? "<stdin>" : file
+    }
+  } catch (e) {
+    const error = e as NodeJS.ErrnoException
+    err(`${file}: ${errnoText[error.code ?? ""] ?? error.message}\n`)
+    return undefined
+  }
+}
+
 /**
  * Runs `actions` in order on one connection, as `psql -c … -f …` would, and never fails: every
  * failure is in the output and the exit code (2 when the connection cannot be opened or is lost).
@@ -63,6 +95,14 @@ export const runScript = (
     let stderr = ""
     const out = options.stdout ?? ((t: string) => (stdout += t))
     const err = options.stderr ?? ((t: string) => (stderr += t))
+    // psql refuses an invalid -v value for a variable it checks before it connects.
+    for (const [name, value] of Object.entries(options.variables ?? {})) {
+      const checked = checkVariable(name, value)
+      if ("error" in checked) {
+        err(`pgline: error: ${checked.error}\n`)
+        return { exitCode: EXIT_FAILURE, stdout, stderr }
+      }
+    }
     let session: Session | undefined
     const connection =
       typeof options.connection === "string" ? { url: options.connection } : options.connection
@@ -91,26 +131,34 @@ export const runScript = (
       })
       session = s
       let code = EXIT_SUCCESS
-      const stopOnError = () =>
-        /^(on|t|tr|tru|true|y|ye|yes|1)$/i.test(options.variables?.["ON_ERROR_STOP"] ?? "")
       for (const action of actions) {
         if ("command" in action) {
           const outcome = yield* s.runCommand(action.command)
           if (outcome === "lost") return EXIT_BADCONN
           code = outcome === "ok" ? EXIT_SUCCESS : EXIT_FAILURE
         } else {
-          code = yield* s.runScript(action.script, action.fileName)
+          const script = "file" in action ? readScript(action.file, err) : action
+          if (script === undefined) code = EXIT_FAILURE
+          else code = yield* s.runScript(script.script, script.fileName)
           if (code === EXIT_BADCONN) return code
           // A pipeline the script left open ends with it (rolled back: it was never synced).
           yield* s.close()
         }
-        if (code !== EXIT_SUCCESS && stopOnError()) break
+        if (code !== EXIT_SUCCESS && s.onErrorStop) break
       }
       yield* s.close()
       return code
     })
     // The reserved connection goes back before the pool closes (the pool would wait for it otherwise).
-    const exit = yield* Effect.exit(Effect.provide(Effect.scoped(run), layer))
+    // The client's own log lines (a notification on the script's connection after LISTEN) go to the
+    // error stream: the default logger writes to standard output, which carries only the results.
+    const logger = Logger.make<unknown, void>(({ message }) => {
+      const parts = Array.isArray(message) ? message : [message]
+      err(`${parts.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ")}\n`)
+    })
+    const exit = yield* Effect.exit(Effect.provide(Effect.scoped(run), layer)).pipe(
+      Effect.provideService(Logger.CurrentLoggers, new Set([logger]))
+    )
     if (Exit.isSuccess(exit)) return { exitCode: exit.value, stdout, stderr }
     // The connection could not be opened (or failed in a way no statement reported).
     const e = exit.cause.reasons[0]

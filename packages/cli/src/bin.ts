@@ -8,10 +8,12 @@
  * Connection: a URL or conninfo string as DBNAME (or -d), -h, -p, -U, and libpq's environment
  * variables and password file as everywhere in pgline. Actions run in command-line order: -c SQL
  * (one simple query, or one meta-command when it starts with a backslash) and -f FILE (`-` for
- * standard input); with neither, the script is read from standard input. Options: -v/--set
- * NAME=VALUE, -q, -A, -t, -F SEP, -X (accepted; no psqlrc is ever read). Exit status as psql's.
+ * standard input; read when its turn comes); with neither, the script is read from standard input.
+ * Options: -v/--set NAME=VALUE, -q, -A, -t, -F SEP, -X (accepted; no psqlrc is ever read). Exit
+ * status as psql's.
  */
 import { readFileSync } from "node:fs"
+import { PgConfig } from "@pgline/client"
 import { Effect } from "effect"
 import { runScript, type ScriptAction, type ScriptOptions } from "./Script.ts"
 
@@ -58,15 +60,39 @@ const fail = (message: string): never => {
   process.exit(1)
 }
 
-/** Short options that take a value; the others are flags. */
+/** Short options that take a value, and those that are flags. */
 const WITH_VALUE = "cfvFdhpU"
+const FLAGS = "XqAtV?"
+const LONG_WITH_VALUE = [
+  "--command",
+  "--file",
+  "--set",
+  "--variable",
+  "--field-separator",
+  "--dbname",
+  "--host",
+  "--port",
+  "--username"
+]
 
-/** getopt's grouping: `-Atq` is `-A -t -q`, `-qc select 1` is `-q -c "select 1"`, `-vX=1` is `-v X=1`. */
+/**
+ * getopt's rules: `-Atq` is `-A -t -q`; an option taking a value takes the rest of its word
+ * (`-p5432`, `-F,`, `-qc select 1`, `-vX=1`) or else the next word; `--` ends the options (what
+ * follows is positional, returned after the marker).
+ */
 const expand = (argv: ReadonlyArray<string>): Array<string> => {
   const out: Array<string> = []
-  for (const arg of argv) {
-    if (!/^-[A-Za-z?]{2,}/.test(arg) || arg.startsWith("--")) {
+  for (let k = 0; k < argv.length; k++) {
+    const arg = argv[k]!
+    if (arg === "--") {
+      out.push(...argv.slice(k))
+      break
+    }
+    if (arg.length <= 2 || !arg.startsWith("-") || arg.startsWith("--")) {
       out.push(arg)
+      // The value of an option given as its own word is taken as it is (`-c -x`, `-F -`).
+      const takesValue = arg.length === 2 ? WITH_VALUE.includes(arg[1]!) : LONG_WITH_VALUE.includes(arg)
+      if (takesValue && k + 1 < argv.length) out.push(argv[++k]!)
       continue
     }
     for (let i = 1; i < arg.length; i++) {
@@ -74,8 +100,10 @@ const expand = (argv: ReadonlyArray<string>): Array<string> => {
       if (WITH_VALUE.includes(c)) {
         out.push(`-${c}`)
         if (i + 1 < arg.length) out.push(arg.slice(i + 1))
+        else if (k + 1 < argv.length) out.push(argv[++k]!)
         break
       }
+      if (!FLAGS.includes(c)) fail(`invalid option -- '${c}'`)
       out.push(`-${c}`)
     }
   }
@@ -87,6 +115,10 @@ const parse = (raw: ReadonlyArray<string>): Parsed => {
   const parsed: Parsed = { actions: [], variables: {}, settings: {}, connection: {}, positional: [] }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
+    if (arg === "--") {
+      parsed.positional.push(...argv.slice(i + 1))
+      break
+    }
     let name = arg
     let value: string | undefined
     if (arg.startsWith("--") && arg.includes("=")) {
@@ -105,19 +137,10 @@ const parse = (raw: ReadonlyArray<string>): Parsed => {
         parsed.actions.push({ command: next() })
         break
       case "-f":
-      case "--file": {
-        const file = next()
-        let text: string
-        try {
-          text = readFileSync(file === "-" ? 0 : file, "utf8")
-        } catch (e) {
-          return fail(
-            `${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "No such file or directory" : String(e)}`
-          )
-        }
-        parsed.actions.push({ script: text, fileName: file === "-" ? "<stdin>" : file })
+      case "--file":
+        // Read when its turn comes: a missing file is that action's failure, as in psql.
+        parsed.actions.push({ file: next() })
         break
-      }
       case "-v":
       case "--set":
       case "--variable": {
@@ -195,17 +218,29 @@ const isConnectionString = (s: string) => s.includes("=") || /^postgres(ql)?:\/\
 
 const main = async () => {
   const parsed = parse(process.argv.slice(2))
-  const [dbname, user] = parsed.positional
-  const connection: Record<string, unknown> = {}
-  const db = (parsed.connection["dbname"] as string | undefined) ?? dbname
-  if (db !== undefined) {
-    if (isConnectionString(db)) connection["connectionString"] = db
-    else connection["database"] = db
+  // psql's positionals: the database if -d did not name one, then the user if -U did not.
+  const given = { ...parsed.connection }
+  for (const arg of parsed.positional) {
+    if (given["dbname"] === undefined) given["dbname"] = arg
+    else if (given["user"] === undefined) given["user"] = arg
+    else if (parsed.settings.quiet !== true)
+      process.stderr.write(`pgline: warning: extra command-line argument "${arg}" ignored\n`)
   }
-  if (parsed.connection["host"] !== undefined) connection["host"] = parsed.connection["host"]
-  if (parsed.connection["port"] !== undefined) connection["port"] = parsed.connection["port"]
-  const u = (parsed.connection["user"] as string | undefined) ?? user
-  if (u !== undefined) connection["user"] = u
+  const connection: Record<string, unknown> = {}
+  const db = given["dbname"] as string | undefined
+  // A URL or conninfo as the database is expanded after -h/-p/-U (as psql hands them to libpq):
+  // what it sets wins, what it leaves out comes from them.
+  let fromString: Readonly<Record<string, string>> = {}
+  if (db !== undefined) {
+    if (isConnectionString(db)) {
+      connection["connectionString"] = db
+      fromString = await Effect.runPromise(
+        PgConfig.parseConnectionString(db).pipe(Effect.orElseSucceed(() => ({})))
+      )
+    } else connection["database"] = db
+  }
+  for (const key of ["host", "port", "user"])
+    if (given[key] !== undefined && fromString[key] === undefined) connection[key] = given[key]
   const actions =
     parsed.actions.length > 0 ? parsed.actions : [{ script: readFileSync(0, "utf8") } satisfies ScriptAction]
   const options: ScriptOptions = {

@@ -2,7 +2,8 @@
  * The `pgline` command as a process: connection settings from a URL, from -h/-p/-U/-d with the
  * password in PGPASSWORD, actions in command-line order, a script on standard input, and psql's
  * exit statuses (1 for a failed -c or a missing file, 2 for no server, 3 when ON_ERROR_STOP stops
- * a script). Runs the TypeScript entry with Node 24 (the consumer test runs the built one).
+ * a script); a missing file failing only its action, attached short-option values, `--`, and a
+ * URL's settings winning over -h/-p/-U. Runs the TypeScript entry with Node 24 (the consumer test runs the built one).
  */
 import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -135,6 +136,63 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pgli
       const bad = yield* pgline(["--no-such-option"])
       expect(bad.code).toBe(1)
       expect(bad.stderr).toContain('unrecognized option "--no-such-option"')
+    })
+  )
+
+  it.effect("a missing -f file fails only its own action: the others run, ON_ERROR_STOP stops there", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const url = `${info.url}?sslmode=disable`
+      const args = ["-At", "-c", "select 1", "-f", "/no/such/file.sql", "-c", "select 2", url]
+      const goesOn = yield* pgline(["-X", ...args])
+      expect(goesOn).toEqual({
+        code: 0,
+        stdout: "1\n2\n",
+        stderr: "/no/such/file.sql: No such file or directory\n"
+      })
+      const stops = yield* pgline(["-X", "-v", "ON_ERROR_STOP=1", ...args])
+      expect(stops).toEqual({
+        code: 1,
+        stdout: "1\n",
+        stderr: "/no/such/file.sql: No such file or directory\n"
+      })
+    })
+  )
+
+  it.effect("short options take attached values of any kind; -- ends the options", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const url = `${info.url}?sslmode=disable`
+      const script = yield* tempScript("select 3;\n")
+      const attached = yield* pgline(["-X", "-At", "-F,", "-c", "select 1, 2", `-f${script}`, url])
+      expect(attached).toEqual({ code: 0, stdout: "1,2\n3\n", stderr: "" })
+      const ended = yield* pgline(["-X", "-At", "-c", "select 4", "--", url])
+      expect(ended).toEqual({ code: 0, stdout: "4\n", stderr: "" })
+    })
+  )
+
+  it.effect("the URL beats -h -p -U; positionals are the database, the user, then extra ones ignored", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const url = `${info.url}?sslmode=disable`
+      // The URL names the server and user, so the wrong -h, -p and -U give way to it, as in psql.
+      const wins = yield* pgline([
+        "-X",
+        "-At",
+        "-p1",
+        "-h127.0.0.2",
+        "-Unobody",
+        "-c",
+        "select current_user",
+        url
+      ])
+      expect(wins).toEqual({ code: 0, stdout: `${info.user}\n`, stderr: "" })
+      const positional = yield* pgline(["-X", "-At", "-c", "select 4", url, "someone", "extra"])
+      expect(positional).toEqual({
+        code: 0,
+        stdout: "4\n",
+        stderr: 'pgline: warning: extra command-line argument "extra" ignored\n'
+      })
     })
   )
 })

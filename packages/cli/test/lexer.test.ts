@@ -2,7 +2,8 @@
  * The script reader: where statements end (quotes, E-strings, dollar quotes, nested comments,
  * parentheses, BEGIN ATOMIC bodies, `\;`), what a meta-command's arguments are (quotes, doubled
  * quotes and escapes, kept double quotes, variables, `\\` ending a command), variable
- * substitution in SQL (`:v`, `:'v'`, `:"v"`, unknown left as typed, `::` casts untouched), the
+ * substitution in SQL (`:v` read as script text, `:'v'`, `:"v"`, unknown or self-naming left as
+ * typed, `::` casts untouched), backslash escapes with standard_conforming_strings off, the
  * line each item is reported on, empty lines dropped from the text sent, and the query buffer a
  * meta-command leaves behind (seed). Hermetic.
  */
@@ -34,6 +35,34 @@ describe("statements", () => {
       "select 1 /* a ; /* nested ; */ still ; */ + 2;",
       "select (select 1; ) ;",
       "select 3 -- trailing ; comment\n;"
+    ])
+  })
+
+  it("with standard_conforming_strings off, a backslash escapes the quote in a plain string too", () => {
+    const text = "select 'it\\'s; fine';\n"
+    const off = new ScriptLexer(
+      text,
+      () => undefined,
+      () => false
+    )
+    expect(off.next()).toEqual(sql("select 'it\\'s; fine';", 1))
+    const on = new ScriptLexer(
+      text,
+      () => undefined,
+      () => true
+    )
+    expect(on.next()).toEqual(sql("select 'it\\'s;", 1))
+  })
+
+  it("read a :name's value as script text: its `;` ends the statement, its quote opens a string", () => {
+    const vars = { q: "select 1 as a;", r: "select 2; select 3", bad: "select 'x", self: ":self" }
+    expect(all(":q\n\\echo done\n:r;\n:bad';\nselect :self;\n", vars)).toEqual([
+      sql("select 1 as a;", 1),
+      { _tag: "Meta", command: "echo", args: ["done"], buffer: "", line: 2 },
+      sql("select 2;", 3),
+      sql("select 3;", 3),
+      sql("select 'x';", 4),
+      sql("select :self;", 5)
     ])
   })
 

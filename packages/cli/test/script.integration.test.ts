@@ -2,8 +2,10 @@
  * runScript beyond the golden scripts: \timing's `Time:` lines (their figures vary, so checked by
  * shape), \set listing and boolean checks, \q, a `-c` meta-command, an unterminated quoted
  * argument, COPY refused with a message, a script ending inside a pipeline (nothing committed, as
- * with psql), several actions with the last one deciding the exit status, and a connection that
- * cannot be opened (exit 2).
+ * with psql), several actions with the last one deciding the exit status, a connection that
+ * cannot be opened or that the server ends with a FATAL error (exit 2), notifications kept off
+ * standard output, ON_ERROR_STOP set between actions and checked in variables,
+ * standard_conforming_strings off, and an error's position in a later statement of a `\;` string.
  */
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
@@ -115,7 +117,11 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
           { connection }
         )
         expect(lost.exitCode).toBe(2)
-        expect(lost.stderr).toContain("pgline:l.sql:3: error: connection to server was lost")
+        expect(lost.stderr).toBe(
+          "pgline:l.sql:2: FATAL:  terminating connection due to administrator command\n" +
+            "pgline:l.sql:2: server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\n" +
+            "pgline:l.sql:2: error: connection to server was lost\n"
+        )
         expect(lost.stdout).not.toContain("two")
         const zero = yield* runScript([{ script: "select from pg_class where false;\n" }], { connection })
         expect(zero.stdout.startsWith("SELECT 0\n")).toBe(true)
@@ -129,6 +135,123 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
         // Refused before sending: the next statement runs normally.
         expect(extra.stdout).toContain(" c \n---\n 3\n")
         expect(extra.exitCode).toBe(0)
+      })
+  )
+
+  it.effect(
+    "a FATAL error (the session terminated) is a lost connection: -c, ON_ERROR_STOP and a pipeline end with 2",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const connection = `${info.url}?sslmode=disable`
+        const kill = "select pg_terminate_backend(pg_backend_pid())"
+        const lost =
+          "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\n"
+        const command = yield* runScript([{ command: kill }, { command: "select 2" }], { connection })
+        expect(command).toEqual({
+          exitCode: 2,
+          stdout: "",
+          stderr: `FATAL:  terminating connection due to administrator command\n${lost}connection to server was lost\n`
+        })
+        const stopping = yield* runScript([{ script: `${kill};\nselect 2;\n`, fileName: "s.sql" }], {
+          connection,
+          variables: { ON_ERROR_STOP: "1" }
+        })
+        expect(stopping.exitCode).toBe(2)
+        expect(stopping.stderr).toContain("pgline:s.sql:1: error: connection to server was lost\n")
+        const piped = yield* runScript(
+          [
+            {
+              script: `\\startpipeline\n${kill} \\bind \\sendpipeline\n\\endpipeline\nselect 2;\n`,
+              fileName: "p.sql"
+            }
+          ],
+          { connection }
+        )
+        expect(piped.exitCode).toBe(2)
+        expect(piped.stdout).toBe("")
+        expect(piped.stderr).toContain("pgline:p.sql:3: error: connection to server was lost\n")
+      })
+  )
+
+  it.effect("a notification after LISTEN leaves standard output to the script's results", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const connection = `${info.url}?sslmode=disable`
+      const result = yield* runScript([{ script: "listen c;\nnotify c, 'x';\nselect 1 as one;\n" }], {
+        connection
+      })
+      expect(result.stdout).toBe("LISTEN\nNOTIFY\n one \n-----\n   1\n(1 row)\n\n")
+      expect(result.stderr).toContain('notification on channel "c"')
+      expect(result.exitCode).toBe(0)
+    })
+  )
+
+  it.effect(
+    "ON_ERROR_STOP set by an earlier action stops the later ones; -v values are checked as \\set checks them",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const connection = `${info.url}?sslmode=disable`
+        const stopped = yield* runScript(
+          [{ command: "\\set ON_ERROR_STOP on" }, { command: "select 1/0" }, { command: "select 2 as two" }],
+          { connection }
+        )
+        expect(stopped).toEqual({ exitCode: 1, stdout: "", stderr: "ERROR:  division by zero\n" })
+        const script = { script: "select 1/0;\nselect 2 as b;\n", fileName: "s.sql" }
+        const empty = yield* runScript([script], { connection, variables: { ON_ERROR_STOP: "", QUIET: "" } })
+        expect(empty).toEqual({
+          exitCode: 3,
+          stdout: "",
+          stderr: "pgline:s.sql:1: ERROR:  division by zero\n"
+        })
+        const invalid = yield* runScript([script], { connection, variables: { ON_ERROR_STOP: "maybe" } })
+        expect(invalid).toEqual({
+          exitCode: 1,
+          stdout: "",
+          stderr: 'pgline: error: unrecognized value "maybe" for "ON_ERROR_STOP": Boolean expected\n'
+        })
+      })
+  )
+
+  it.effect("with standard_conforming_strings off, a backslash-escaped quote does not end the string", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const connection = `${info.url}?sslmode=disable`
+      const result = yield* runScript(
+        [
+          {
+            script:
+              "set standard_conforming_strings = off;\nset escape_string_warning = off;\nselect 'O\\'Brien' as name;\n\\echo after\n",
+            fileName: "s.sql"
+          }
+        ],
+        { connection, quiet: true, format: "unaligned", tuplesOnly: true }
+      )
+      expect(result).toEqual({ exitCode: 0, stdout: "O'Brien\nafter\n", stderr: "" })
+    })
+  )
+
+  it.effect(
+    "an error in a later statement of a \\; string has its LINE and caret; an error sets ROW_COUNT to 0",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const connection = `${info.url}?sslmode=disable`
+        const result = yield* runScript(
+          [
+            {
+              script:
+                "select 1 from generate_series(1, 3);\nselect 1 as a \\; select bad4;\n\\echo :ROW_COUNT :ERROR\n",
+              fileName: "m.sql"
+            }
+          ],
+          { connection, format: "unaligned", tuplesOnly: true }
+        )
+        expect(result.stdout).toBe("1\n1\n1\n1\n0 true\n")
+        expect(result.stderr).toBe(
+          'pgline:m.sql:2: ERROR:  column "bad4" does not exist\nLINE 1: select 1 as a ; select bad4;\n                               ^\n'
+        )
       })
   )
 })

@@ -55,14 +55,31 @@ export const quoteIdent = (value: string): string => `"${value.replaceAll('"', '
  * meta-commands executed between reads (\set) affect later items.
  */
 export class ScriptLexer {
-  private readonly text: string
+  /** The script, with the values of the `:name` references read so far pasted in. */
+  private text: string
   private pos = 0
+  /** Variables whose pasted value is being read, and where it ends (a value naming itself stays as typed). */
+  private expanding: Array<{ readonly name: string; end: number }> = []
+  private readonly lines: number
   private line = 1
   private readonly variables: (name: string) => string | undefined
+  private readonly standardStrings: () => boolean
 
-  constructor(text: string, variables: (name: string) => string | undefined) {
+  /**
+   * `standardStrings` tells whether the server has standard_conforming_strings on now (psql asks
+   * the connection too): with it off, backslashes escape in plain '…' strings as well.
+   */
+  constructor(
+    text: string,
+    variables: (name: string) => string | undefined,
+    standardStrings: () => boolean = () => true
+  ) {
     this.text = text
     this.variables = variables
+    this.standardStrings = standardStrings
+    let n = 1
+    for (let i = 0; i < text.length; i++) if (text[i] === "\n" && i < text.length - 1) n++
+    this.lines = n
   }
 
   private seeded = ""
@@ -77,7 +94,7 @@ export class ScriptLexer {
 
   /** The next item; undefined at the end. SQL left without a semicolon at the end is returned too (psql sends it at EOF). */
   next(): Item | undefined {
-    const t = this.text
+    let t = this.text
     let buffer = this.seeded
     this.seeded = ""
     let parens = 0
@@ -131,7 +148,7 @@ export class ScriptLexer {
       }
       if (c === "'" || c === '"') {
         // E'…' strings take backslash escapes; standard strings double the quote.
-        const escapes = c === "'" && /(^|[^A-Za-z0-9_])[eE]$/.test(buffer)
+        const escapes = c === "'" && (/(^|[^A-Za-z0-9_])[eE]$/.test(buffer) || !this.standardStrings())
         let i = this.pos + 1
         while (i < t.length) {
           if (escapes && t[i] === "\\") {
@@ -170,6 +187,13 @@ export class ScriptLexer {
       }
       if (c === ":" && t[this.pos + 1] !== ":" && buffer[buffer.length - 1] !== ":") {
         const sub = this.substitution(this.pos)
+        if (sub !== undefined && sub.name !== undefined) {
+          // A plain :name's value is read as if typed there (psql lexes it): a `;` in it ends the
+          // statement, a quote in it opens a string. Its lines are not the script's.
+          this.paste(sub.name, sub.value, sub.end)
+          t = this.text
+          continue
+        }
         if (sub !== undefined) {
           buffer += sub.value
           this.pos = sub.end
@@ -216,8 +240,21 @@ export class ScriptLexer {
     return buffer.trim() === "" ? undefined : { _tag: "Sql", text: buffer.trim(), line: this.lastLine() }
   }
 
-  /** `:name`, `:'name'`, `:"name"` at `at`, when the variable is set (psql leaves unknown ones as typed). */
-  private substitution(at: number): { value: string; end: number } | undefined {
+  /** Replaces the reference at `pos` (up to `end`) by the variable's value, to be read next. */
+  private paste(name: string, value: string, end: number): void {
+    const delta = value.length - (end - this.pos)
+    this.expanding = this.expanding.filter((e) => e.end > this.pos)
+    for (const e of this.expanding) e.end += delta
+    this.expanding.push({ name, end: this.pos + value.length })
+    this.text = this.text.slice(0, this.pos) + value + this.text.slice(end)
+    for (const ch of value) if (ch === "\n") this.line--
+  }
+
+  /**
+   * `:name`, `:'name'`, `:"name"` at `at`, when the variable is set (psql leaves unknown ones as
+   * typed); `name` is given for the plain form, whose value is read as script text.
+   */
+  private substitution(at: number): { value: string; end: number; name?: string } | undefined {
     const t = this.text
     const quote = t[at + 1]
     if (quote === "'" || quote === '"') {
@@ -233,7 +270,8 @@ export class ScriptLexer {
     if (m === null) return undefined
     const value = this.variables(m[0])
     if (value === undefined) return undefined
-    return { value, end: at + 1 + m[0].length }
+    if (this.expanding.some((e) => e.name === m[0] && e.end > at)) return undefined
+    return { value, end: at + 1 + m[0].length, name: m[0] }
   }
 
   /** A meta-command from `\` to the end of the line or the next `\`, its arguments split as psql does. */
@@ -246,10 +284,7 @@ export class ScriptLexer {
 
   /** The last line of the text (a final statement without `;` is reported there). */
   private lastLine(): number {
-    const t = this.text
-    let n = 1
-    for (let i = 0; i < t.length; i++) if (t[i] === "\n" && i < t.length - 1) n++
-    return n
+    return this.lines
   }
 
   private meta(buffer: string): Item {

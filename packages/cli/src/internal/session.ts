@@ -93,6 +93,21 @@ const parseBool = (value: string): boolean | undefined => {
   return undefined
 }
 
+/** Variables whose value psql checks as a boolean when set (an empty value means on). */
+const BOOLEAN_VARIABLES = ["ON_ERROR_STOP", "QUIET"]
+
+/** What \set and -v store for `name`: psql's checks for the variables it knows, or its complaint. */
+export const checkVariable = (
+  name: string,
+  value: string
+): { readonly value: string } | { readonly error: string } => {
+  if (!BOOLEAN_VARIABLES.includes(name)) return { value }
+  if (value === "") return { value: "on" }
+  if (parseBool(value) === undefined)
+    return { error: `unrecognized value "${value}" for "${name}": Boolean expected` }
+  return { value }
+}
+
 /** The text of a server error as libpq composes it (default verbosity), with LINE and caret when a position is known. */
 export const serverErrorText = (error: Record<string, unknown>, query: string | undefined): string => {
   const severity = String(error["severity"] ?? "ERROR")
@@ -175,14 +190,19 @@ export class Session {
     ])
       this.variables.set(k, v)
     if (options.quiet === true) this.variables.set("QUIET", "on")
-    for (const [k, v] of Object.entries(options.variables ?? {})) this.variables.set(k, v)
+    // Checked by the caller first (checkVariable), so an invalid value is not stored.
+    for (const [k, v] of Object.entries(options.variables ?? {})) {
+      const checked = checkVariable(k, v)
+      if ("value" in checked) this.variables.set(k, checked.value)
+    }
   }
 
   private get quiet(): boolean {
     return parseBool(this.variables.get("QUIET") ?? "off") === true
   }
 
-  private get onErrorStop(): boolean {
+  /** ON_ERROR_STOP as it is now (a \\set in an earlier action counts for the ones after it). */
+  get onErrorStop(): boolean {
     return parseBool(this.variables.get("ON_ERROR_STOP") ?? "off") === true
   }
 
@@ -256,8 +276,18 @@ export class Session {
   private report(error: unknown, query: string | undefined): boolean {
     if (isServerError(error)) {
       this.info(serverErrorText(error, query))
+      if (error["severity"] === "FATAL" || error["severity"] === "PANIC") {
+        // The server ends the session after these (pg_terminate_backend, a shutdown): the script
+        // cannot go on, and psql says what libpq says when the socket then closes.
+        this.info(
+          "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request."
+        )
+        this.error("connection to server was lost")
+        return false
+      }
       this.variables.set("ERROR", "true")
       this.variables.set("SQLSTATE", error.code)
+      this.variables.set("ROW_COUNT", "0")
       this.variables.set("LAST_ERROR_MESSAGE", String(error["message"] ?? ""))
       this.variables.set("LAST_ERROR_SQLSTATE", error.code)
       return true
@@ -274,6 +304,7 @@ export class Session {
     const message = (error as { message?: string } | null)?.message ?? String(error)
     this.info(`ERROR:  ${message}`)
     this.variables.set("ERROR", "true")
+    this.variables.set("ROW_COUNT", "0")
     return true
   }
 
@@ -294,7 +325,11 @@ export class Session {
     const self = this
     return Effect.gen(function* () {
       self.file = file
-      const lexer = new ScriptLexer(text, (name) => self.variables.get(name))
+      const lexer = new ScriptLexer(
+        text,
+        (name) => self.variables.get(name),
+        () => self.conn.parameter("standard_conforming_strings") !== "off"
+      )
       let code = EXIT_SUCCESS
       for (;;) {
         let item: Item | undefined
@@ -375,8 +410,9 @@ export class Session {
           Effect.sync(() => {
             if (e instanceof ScriptFailed) {
               for (const r of e.results) this.printResult(r)
-              // Positions count from the start of the failing statement, known only for the first.
-              return this.failure(e.error, e.index === 0 ? text : undefined)
+              // The server parsed the whole string: a position counts from its start, whichever
+              // statement failed.
+              return this.failure(e.error, text)
             }
             if (
               (e as { _tag?: string })._tag === "StatementRejected" &&
@@ -655,12 +691,12 @@ export class Session {
           this.error(`invalid variable name: "${name}"`)
           return failed
         }
-        const value = args.slice(1).join("")
-        if (["ON_ERROR_STOP", "QUIET"].includes(name) && value !== "" && parseBool(value) === undefined) {
-          this.error(`unrecognized value "${value}" for "${name}": Boolean expected`)
+        const checked = checkVariable(name, args.slice(1).join(""))
+        if ("error" in checked) {
+          this.error(checked.error)
           return failed
         }
-        this.variables.set(name, ["ON_ERROR_STOP", "QUIET"].includes(name) && value === "" ? "on" : value)
+        this.variables.set(name, checked.value)
         return ok
       }
       case "unset":
