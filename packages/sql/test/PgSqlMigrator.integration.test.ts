@@ -169,6 +169,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSqlMig
               "1_bodies": `create table notes (body text, "commit" int);
                 create function touch() returns int language plpgsql as $$ begin return 1; end $$;
                 create function atomic_one() returns int language sql begin atomic select 1; end;
+                create function tagged() returns int language plpgsql as $función$ begin return 1; end; $función$;
                 insert into notes values ('begin; commit;', 1); -- commit;
                 /* rollback; /* nested */ end; */ select 1;`
             })

@@ -30,6 +30,9 @@ export type Item =
     }
 
 /** Why a line could not be read (an unterminated quoted argument, …). */
+/** Characters that make a variable's value lex differently from plain text (see `paste`). */
+const LEXED = /[;'"\\:\-/*$()[\]\n]/
+
 export class LexError extends Error {
   readonly line: number
   constructor(message: string, line: number) {
@@ -187,9 +190,11 @@ export class ScriptLexer {
       }
       if (c === ":" && t[this.pos + 1] !== ":" && buffer[buffer.length - 1] !== ":") {
         const sub = this.substitution(this.pos)
-        if (sub !== undefined && sub.name !== undefined) {
-          // A plain :name's value is read as if typed there (psql lexes it): a `;` in it ends the
-          // statement, a quote in it opens a string. Its lines are not the script's.
+        // A plain :name's value is read as if typed there (psql lexes it): a `;` in it ends the
+        // statement, a quote in it opens a string. Its lines are not the script's. A value with
+        // nothing the lexer reads specially (an identifier, a number: the usual case) is copied as
+        // it is, without splicing it into the text (each splice copies the whole script).
+        if (sub !== undefined && sub.name !== undefined && LEXED.test(sub.value)) {
           this.paste(sub.name, sub.value, sub.end)
           t = this.text
           continue

@@ -12,7 +12,8 @@ const words = (text: string): Array<string> => {
   const out: Array<string> = []
   const n = text.length
   let i = 0
-  const isWordChar = (c: string | undefined) => c !== undefined && /[A-Za-z0-9_$]/.test(c)
+  // Letters include every character from U+0080 on, as in PostgreSQL's lexer (identifiers, tags).
+  const isWordChar = (c: string | undefined) => c !== undefined && /[A-Za-z0-9_$\u0080-\uffff]/.test(c)
   while (i < n) {
     const c = text[i]!
     if (c === "-" && text[i + 1] === "-") {
@@ -51,7 +52,9 @@ const words = (text: string): Array<string> => {
       }
       i++
     } else if (c === "$" && !isWordChar(text[i - 1])) {
-      const tag = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i, i + 64))?.[0]
+      const tag = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(
+        text.slice(i, i + 64)
+      )?.[0]
       if (tag === undefined) i++
       else {
         const end = text.indexOf(tag, i + tag.length)
@@ -60,7 +63,7 @@ const words = (text: string): Array<string> => {
     } else if (c === ";") {
       out.push(";")
       i++
-    } else if (/[A-Za-z_]/.test(c) && !isWordChar(text[i - 1])) {
+    } else if (/[A-Za-z_\u0080-\uffff]/.test(c) && !isWordChar(text[i - 1])) {
       let j = i + 1
       while (isWordChar(text[j])) j++
       out.push(text.slice(i, j).toUpperCase())
