@@ -156,8 +156,13 @@ export const runScript = (
       const parts = Array.isArray(message) ? message : [message]
       err(`${parts.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ")}\n`)
     })
+    // Only Effect's default logger (the one that prints to standard output) is replaced: loggers a
+    // library caller installed keep receiving the client's log lines.
+    const current = yield* Effect.service(Logger.CurrentLoggers)
+    const loggers = new Set([...current].filter((l) => l !== Logger.defaultLogger))
+    loggers.add(logger)
     const exit = yield* Effect.exit(Effect.provide(Effect.scoped(run), layer)).pipe(
-      Effect.provideService(Logger.CurrentLoggers, new Set([logger]))
+      Effect.provideService(Logger.CurrentLoggers, loggers)
     )
     if (Exit.isSuccess(exit)) return { exitCode: exit.value, stdout, stderr }
     // The connection could not be opened (or failed in a way no statement reported).

@@ -9,7 +9,7 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
-import { Effect } from "effect"
+import { Effect, Logger } from "effect"
 import { runScript } from "../src/index.ts"
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScript", (it) => {
@@ -184,6 +184,15 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
       expect(result.stdout).toBe("LISTEN\nNOTIFY\n one \n-----\n   1\n(1 row)\n\n")
       expect(result.stderr).toContain('notification on channel "c"')
       expect(result.exitCode).toBe(0)
+      // A logger the caller installed still hears it (only the default, stdout logger is replaced).
+      const heard: Array<unknown> = []
+      const mine = Logger.make(({ message }) => {
+        heard.push(message)
+      })
+      yield* runScript([{ script: "listen c;\nnotify c, 'x';\nselect 1 as one;\n" }], { connection }).pipe(
+        Effect.provideService(Logger.CurrentLoggers, new Set([Logger.defaultLogger, mine]))
+      )
+      expect(JSON.stringify(heard)).toContain('notification on channel \\"c\\"')
     })
   )
 
