@@ -617,6 +617,15 @@ const sharedPrepare = () =>
 
 const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgClientApi => {
   const owners = new Map<object, OwnPipeline>()
+  /**
+   * Makes `entry` the fiber's own pipeline; the function returned gives the fiber back the one it
+   * had (its pipeline on another connection: a reserved one inside a pool pipeline), or none.
+   */
+  const takeOwner = (fiber: object, entry: OwnPipeline): (() => void) => {
+    const previous = owners.get(fiber)
+    owners.set(fiber, entry)
+    return previous === undefined ? () => owners.delete(fiber) : () => owners.set(fiber, previous)
+  }
 
   /**
    * A connection leased for the scope (span `pgline.pool.acquire` when tracing is on). The wait is
@@ -818,16 +827,12 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
     /** Opens a pipeline on `conn` owned by the calling fiber (joinable, and where its statements go). */
     const openOn = (conn: Connection, options: Pipeline.OpenOptions) =>
       Effect.flatMap(Effect.fiber, (fiber) =>
-        Effect.tap(Pipeline.make(conn, options), (pipeline) => {
-          // The fiber's pipeline on another connection (a reserved one inside a pool pipeline) is
-          // its owner again when this one ends.
-          const previous = owners.get(fiber)
-          return Effect.acquireRelease(
-            Effect.sync(() => owners.set(fiber, { conn, pipeline })),
-            () =>
-              Effect.sync(() => (previous === undefined ? owners.delete(fiber) : owners.set(fiber, previous)))
+        Effect.tap(Pipeline.make(conn, options), (pipeline) =>
+          Effect.acquireRelease(
+            Effect.sync(() => takeOwner(fiber, { conn, pipeline })),
+            (restore) => Effect.sync(restore)
           )
-        })
+        )
       )
 
     /** Joining the fiber's open pipeline: the inner scope's end syncs what it queued. */
@@ -924,14 +929,12 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         const w = where(fiber)
         // While the block runs, the fiber's own statements (pg.query) belong to its pipeline, as in
         // withPipeline: refused while a segment is unsynced, never run outside the transaction.
-        // A pipeline the fiber has open elsewhere (this block on a reserved connection, inside a
-        // pool pipeline) is its owner again when the block ends.
-        const previous = owners.get(fiber)
+        let restore: (() => void) | undefined
         const owned = (conn: Connection) => (p: Pipeline.Pipeline) => {
-          owners.set(fiber, { conn, pipeline: p })
+          restore = takeOwner(fiber, { conn, pipeline: p })
           return body(p)
         }
-        const ended = () => (previous === undefined ? owners.delete(fiber) : owners.set(fiber, previous))
+        const ended = () => restore?.()
         switch (w.kind) {
           case "shared":
             return tracingOn(fiber)
