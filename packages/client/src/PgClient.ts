@@ -80,12 +80,25 @@ import { makeSqlTag, rejectInvalid, type SqlTag, type Statement } from "./Statem
 
 export type { TransactionOptions } from "./internal/Transaction.ts"
 
+/** Options of one `query` or `queryValues` call. */
+export interface QueryOptions {
+  /**
+   * Whether this call's text is prepared under a name and kept in the connection's statement cache
+   * (parsed and planned once, then bound by name). Default: the layer's `prepare` (true unless set).
+   * `false`: the unnamed statement, parsed and planned for this call only and not cached, for a
+   * text run once (a generated statement, DDL) or one whose result columns change between runs
+   * inside a transaction. `true` on a layer with `prepare: false` prepares and caches this text.
+   */
+  readonly prepare?: boolean
+}
+
 /** The statement API of the pool (`PgClient`) and of a reserved connection (`PgConnection`). */
 export interface PgStatements {
   /** Runs one statement with bound parameters ($1…$n) and returns its decoded rows. */
   readonly query: <Row = Record<string, unknown>>(
     text: string,
-    params?: ReadonlyArray<unknown>
+    params?: ReadonlyArray<unknown>,
+    options?: QueryOptions
   ) => Effect.Effect<QueryResult<Row>, PgServerError | PgClientError>
   /**
    * `query` with each row as an array of values in column order (`rows[0][1]` is the second
@@ -93,7 +106,8 @@ export interface PgStatements {
    */
   readonly queryValues: (
     text: string,
-    params?: ReadonlyArray<unknown>
+    params?: ReadonlyArray<unknown>,
+    options?: QueryOptions
   ) => Effect.Effect<QueryResult<ReadonlyArray<unknown>>, PgServerError | PgClientError>
   /**
    * Prepares `text` under a name on the connection this call runs on and describes it: the
@@ -745,6 +759,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       text: string,
       params: ReadonlyArray<unknown>,
       arrays: boolean,
+      prepare: boolean | undefined,
       attempt: number
     ): Effect.Effect<QueryResult<any>, PgClientError | PgServerError> =>
       sharedConnection((pooled) =>
@@ -756,14 +771,20 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           () => pool.afterUse(pooled),
           false,
           arrays,
+          prepare,
           (loss) =>
             retryUnsent(pooled, attempt, loss, () =>
-              sharedStatement(fiber, text, params, arrays, attempt + 1)
+              sharedStatement(fiber, text, params, arrays, prepare, attempt + 1)
             )
         )
       )
 
-    const run = (text: string, params: ReadonlyArray<unknown>, arrays: boolean) =>
+    const run = (
+      text: string,
+      params: ReadonlyArray<unknown>,
+      arrays: boolean,
+      prepare: boolean | undefined
+    ) =>
       Effect.withFiber((fiber) => {
         const verdict = verdictOf(text)
         if ((verdict & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
@@ -771,13 +792,13 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
         switch (w.kind) {
           case "shared":
             if ((verdict & TRANSACTION_CONTROL) !== 0) return Effect.fail(transactionControl())
-            return sharedStatement(fiber, text, params, arrays, 0)
+            return sharedStatement(fiber, text, params, arrays, prepare, 0)
           case "conn":
-            return runStatement(w.conn, text, params, undefined, false, arrays)
+            return runStatement(w.conn, text, params, undefined, false, arrays, prepare)
           case "own":
-            return runStatement(w.own.conn, text, params, undefined, false, arrays)
+            return runStatement(w.own.conn, text, params, undefined, false, arrays, prepare)
           case "tx":
-            return statementInTurn(fiber, w.level, text, params, arrays) as Effect.Effect<
+            return statementInTurn(fiber, w.level, text, params, arrays, prepare) as Effect.Effect<
               QueryResult<any>,
               PgServerError | PgClientError
             >
@@ -785,10 +806,13 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             return Effect.fail(released())
         }
       })
-    const query = <Row>(text: string, params: ReadonlyArray<unknown> = []) =>
-      run(text, params, false) as Effect.Effect<QueryResult<Row>, PgServerError | PgClientError>
-    const queryValues = (text: string, params: ReadonlyArray<unknown> = []) =>
-      run(text, params, true) as Effect.Effect<
+    const query = <Row>(text: string, params: ReadonlyArray<unknown> = [], options?: QueryOptions) =>
+      run(text, params, false, options?.prepare) as Effect.Effect<
+        QueryResult<Row>,
+        PgServerError | PgClientError
+      >
+    const queryValues = (text: string, params: ReadonlyArray<unknown> = [], options?: QueryOptions) =>
+      run(text, params, true, options?.prepare) as Effect.Effect<
         QueryResult<ReadonlyArray<unknown>>,
         PgServerError | PgClientError
       >

@@ -63,6 +63,36 @@ layer(client, { timeout: 60_000 })("statement cache", (it) => {
     })
   )
 
+  it.effect("query with prepare: false uses the unnamed statement: nothing cached, fresh after DDL", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      yield* pg.query("create table shape_unnamed (a int)")
+      yield* pg.query("insert into shape_unnamed values (1)")
+      const text = "select * from shape_unnamed where a = $1"
+      const once = { prepare: false } as const
+      expect((yield* pg.query(text, [1], once)).rows).toEqual([{ a: 1 }])
+      expect((yield* pg.queryValues(text, [1], once)).rows).toEqual([[1]])
+      expect(yield* prepared).not.toContain(text)
+      // Inside a transaction, after DDL that changes the columns, the unnamed statement is planned
+      // afresh (a cached one fails with 0A000 there: the test above).
+      const inTx = yield* pg.withTransaction(
+        Effect.gen(function* () {
+          const before = (yield* pg.query(text, [1], once)).rows
+          yield* pg.query("alter table shape_unnamed add column b text default 'x'")
+          const after = (yield* pg.query(text, [1], once)).rows
+          const values = (yield* pg.queryValues(text, [1], once)).rows
+          return { before, after, values }
+        })
+      )
+      expect(inTx).toEqual({ before: [{ a: 1 }], after: [{ a: 1, b: "x" }], values: [[1, "x"]] })
+      expect(yield* prepared).not.toContain(text)
+      // A cached text run once with prepare: false keeps its cached statement.
+      expect((yield* pg.query(text, [1])).rows).toEqual([{ a: 1, b: "x" }])
+      expect((yield* pg.query(text, [1], once)).rows).toEqual([{ a: 1, b: "x" }])
+      expect((yield* prepared).filter((s) => s === text)).toHaveLength(1)
+    })
+  )
+
   it.effect(
     "a parameter type changed by DDL: the cached statement is prepared afresh and the insert works",
     () =>
@@ -168,6 +198,17 @@ layer(
       yield* pg.pipelineTransaction((p) => p.execute("insert into unnamed values (100)"))
       expect(yield* prepared).toEqual([])
       expect((yield* pg.query("select count(*)::int as n from unnamed")).rows).toEqual([{ n: 6 }])
+    })
+  )
+
+  it.effect("query with prepare: true prepares and caches that text only", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      const text = "select $1::int * 2 as v"
+      for (let i = 0; i < 3; i++)
+        expect((yield* pg.query(text, [i], { prepare: true })).rows).toEqual([{ v: 2 * i }])
+      expect((yield* pg.queryValues(text, [4], { prepare: true })).rows).toEqual([[8]])
+      expect(yield* prepared).toEqual([text])
     })
   )
 })

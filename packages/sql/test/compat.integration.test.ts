@@ -219,6 +219,29 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
       })
     )
 
+    it.effect(".unprepared inside a transaction sees the columns DDL added in it, on both", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const { ours, theirs } = yield* both(c, (sql, t) =>
+          Effect.gen(function* () {
+            yield* sql`create table ${sql(t)} (a int)`
+            yield* sql`insert into ${sql(t)} values (1)`
+            return yield* sql.withTransaction(
+              Effect.gen(function* () {
+                const before = yield* sql`select * from ${sql(t)}`.unprepared
+                yield* sql`alter table ${sql(t)} add column b text default 'x'`
+                const after = yield* sql`select * from ${sql(t)}`.unprepared
+                const values = yield* sql`select * from ${sql(t)}`.valuesUnprepared
+                return { before, after, values }
+              })
+            )
+          })
+        )
+        expect(ours).toEqual(theirs)
+        expect(ours.after).toEqual([{ a: 1, b: "x" }])
+      })
+    )
+
     it.effect("SqlModel.makeRepository: insert, findById, update, delete on both", () =>
       Effect.gen(function* () {
         const c = yield* clients

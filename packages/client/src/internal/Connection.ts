@@ -126,6 +126,11 @@ export interface OutcomeSink {
   readonly suspended?: () => void
   /** Rows as arrays of values in column order instead of objects (`queryValues`). */
   readonly arrays?: boolean
+  /**
+   * Whether the statement is prepared under a name and cached (`query`'s `prepare` option);
+   * undefined: the layer's `prepare`. false: the unnamed statement, parsed for this call only.
+   */
+  readonly prepare?: boolean | undefined
 }
 
 /** Refusals detected while encoding, before anything was written. */
@@ -873,8 +878,8 @@ export class Connection {
    * FETCH or EXECUTE: the same text returns other columns when the cursor or the SQL-level
    * prepared statement it names is declared again, so its description must be fresh each time.
    */
-  private keepsPrepared(text: string): boolean {
-    if (!this.options.prepare) return false
+  private keepsPrepared(text: string, prepare: boolean): boolean {
+    if (!prepare) return false
     const keyword = firstKeyword(text)
     return keyword !== "FETCH" && keyword !== "EXECUTE"
   }
@@ -999,8 +1004,10 @@ export class Connection {
     } catch (error) {
       return { _tag: "Parameter", index: at, message: messageOf(error) }
     }
-    // A statement the user prepared under a name is bound by that name (its text is not parsed again).
-    let prepared = named ?? this.lookup(text, oids)
+    // A statement the user prepared under a name is bound by that name (its text is not parsed
+    // again); one run with `prepare: false` neither uses nor fills the cache.
+    const prepare = sink.prepare ?? this.options.prepare
+    let prepared = named ?? (prepare ? this.lookup(text, oids) : undefined)
     const isNew = prepared === undefined
     const placeholders = prepared?.placeholders ?? highestPlaceholder(text)
     if (n > placeholders) return extraParameters(n, placeholders)
@@ -1041,7 +1048,7 @@ export class Connection {
       if (prepared === undefined) {
         // The unnamed statement for texts whose description can change between uses (FETCH,
         // EXECUTE) and for every text with `prepare: false`: parsed and described each time.
-        name = this.keepsPrepared(text) ? `pgline_${this.nextName}` : ""
+        name = this.keepsPrepared(text, prepare) ? `pgline_${this.nextName}` : ""
         encodeParse(w, name, text, oids)
         encodeDescribe(w, "S", name)
       } else {

@@ -261,14 +261,15 @@ export const statementInTurn = (
   level: TxLevel,
   text: string,
   values: ReadonlyArray<unknown>,
-  arrays: boolean
+  arrays: boolean,
+  prepare: boolean | undefined
 ): Effect.Effect<QueryResult<any>, TxError | PipelineAborted> => {
   const tx = level.tx
   if (level.active && !tx.bodyEnded && tx.begin.kind === "open" && tx.top() === level)
     return tx.forHolder
-      ? tx.asHolder(runStatement(tx.conn, text, values, undefined, false, arrays))
-      : runStatementOf(fiber, tx.conn, text, values, undefined, false, arrays, undefined)
-  return Effect.map(runInTurn(level, [{ text, values, arrays }]), (rs) => rs[0]!)
+      ? tx.asHolder(runStatement(tx.conn, text, values, undefined, false, arrays, prepare))
+      : runStatementOf(fiber, tx.conn, text, values, undefined, false, arrays, prepare, undefined)
+  return Effect.map(runInTurn(level, [{ text, values, arrays, prepare }]), (rs) => rs[0]!)
 }
 
 /** `effect` once `level` is the innermost open level (at once when it is); fails once it has ended. */

@@ -48,6 +48,8 @@ export interface Bound {
   readonly values: ReadonlyArray<unknown>
   /** Rows as arrays of values instead of objects. */
   readonly arrays?: boolean
+  /** false: the unnamed statement, not cached (`query`'s `prepare` option); undefined: the layer's. */
+  readonly prepare?: boolean | undefined
 }
 
 type SyncInfo = {
@@ -154,7 +156,8 @@ const submitStatements = (
             settle: (o) => {
               outcomes[i] = o
             },
-            arrays: statements[i]!.arrays === true
+            arrays: statements[i]!.arrays === true,
+            prepare: statements[i]!.prepare
           },
           owner
         )
@@ -178,9 +181,12 @@ export const runStatement = (
   values: ReadonlyArray<unknown>,
   after?: () => void,
   retried = false,
-  arrays = false
+  arrays = false,
+  prepare?: boolean
 ): Effect.Effect<QueryResult<any>, RunError> =>
-  Effect.withFiber((fiber) => runStatementOf(fiber, conn, text, values, after, retried, arrays, undefined))
+  Effect.withFiber((fiber) =>
+    runStatementOf(fiber, conn, text, values, after, retried, arrays, prepare, undefined)
+  )
 
 /**
  * `runStatement` for a caller that has its fiber at hand. `unsent`, when given, is asked first
@@ -196,6 +202,7 @@ export const runStatementOf = (
   after: (() => void) | undefined,
   retried: boolean,
   arrays: boolean,
+  prepare: boolean | undefined,
   unsent: ((error: ConnectionLost) => Effect.Effect<QueryResult<any>, RunError> | undefined) | undefined
 ): Effect.Effect<QueryResult<any>, RunError> =>
   Effect.callback<QueryResult<any>, RunError>((resume) => {
@@ -203,7 +210,7 @@ export const runStatementOf = (
     return submitStatements(
       conn,
       fiber,
-      [{ text, values, arrays }],
+      [{ text, values, arrays, prepare }],
       (error) => {
         const instead =
           unsent !== undefined && error._tag === "ConnectionLost" && !error.mayHaveRun
@@ -216,7 +223,7 @@ export const runStatementOf = (
         // safe to redo outside a transaction block, where nothing else was affected.
         if (!retried && wasIdle && isStalePlan(outcome)) {
           conn.forgetText(text)
-          resume(runStatementOf(fiber, conn, text, values, after, true, arrays, unsent))
+          resume(runStatementOf(fiber, conn, text, values, after, true, arrays, prepare, unsent))
           return
         }
         const loss = unsent === undefined ? undefined : lostUnsent(outcome, sync.error, sync.lost)

@@ -22,12 +22,16 @@ type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArra
 const withNulls = (params: ReadonlyArray<unknown>): ReadonlyArray<unknown> =>
   params.includes(undefined) ? params.map((v) => (v === undefined ? null : v)) : params
 
+const unprepared = { prepare: false } as const
+
 /** The effect/sql connection for `pg`; `chunkSize` is the row streams' portal fetch size. */
 export const makeConnection = (pg: PgStatements, chunkSize: number): Connection => {
-  const run = (sql: string, params: ReadonlyArray<unknown>, operation: string) =>
-    Effect.mapError(pg.query(sql, withNulls(params)), (e) => toSqlError(e, operation))
-  const values = (sql: string, params: ReadonlyArray<unknown>, operation: string) =>
-    Effect.mapBoth(pg.queryValues(sql, withNulls(params)), {
+  const run = (sql: string, params: ReadonlyArray<unknown>, operation: string, prepare?: boolean) =>
+    Effect.mapError(pg.query(sql, withNulls(params), prepare === false ? unprepared : undefined), (e) =>
+      toSqlError(e, operation)
+    )
+  const values = (sql: string, params: ReadonlyArray<unknown>, operation: string, prepare?: boolean) =>
+    Effect.mapBoth(pg.queryValues(sql, withNulls(params), prepare === false ? unprepared : undefined), {
       onFailure: (e) => toSqlError(e, operation),
       onSuccess: (r) => r.rows
     })
@@ -35,19 +39,20 @@ export const makeConnection = (pg: PgStatements, chunkSize: number): Connection 
     sql: string,
     params: ReadonlyArray<unknown>,
     transformRows: TransformRows,
-    operation: string
+    operation: string,
+    prepare?: boolean
   ) =>
-    Effect.map(run(sql, params, operation), (r) =>
+    Effect.map(run(sql, params, operation, prepare), (r) =>
       transformRows === undefined ? r.rows : transformRows(r.rows as ReadonlyArray<object>)
     )
   return {
     execute: (sql, params, transformRows) => rows(sql, params, transformRows, "execute"),
     executeRaw: (sql, params) => run(sql, params, "executeRaw"),
     executeValues: (sql, params) => values(sql, params, "executeValues"),
-    // pgline keeps one statement cache per connection and prepares every text it runs; an
-    // "unprepared" call is the same statement (the cache evicts texts that stop being used).
-    executeUnprepared: (sql, params, transformRows) => rows(sql, params, transformRows, "executeUnprepared"),
-    executeValuesUnprepared: (sql, params) => values(sql, params, "executeValuesUnprepared"),
+    // The unnamed statement, as sql-pg's: parsed and planned for this call, not cached.
+    executeUnprepared: (sql, params, transformRows) =>
+      rows(sql, params, transformRows, "executeUnprepared", false),
+    executeValuesUnprepared: (sql, params) => values(sql, params, "executeValuesUnprepared", false),
     executeStream: (sql, params, transformRows) => {
       const statement = new Statement<Record<string, unknown>>(sql, withNulls(params), (t, v) =>
         pg.query(t, v)
