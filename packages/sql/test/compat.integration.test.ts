@@ -547,6 +547,18 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
       })
     )
 
+    it.effect("the JSON helper given null: JSON null in pgline, SQL NULL in sql-pg", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        const { ours, theirs } = yield* both(c, (sql) => {
+          const json = sql === c.ours ? PgSql.json : (c.theirs as unknown as SqlPg.PgClient).json
+          return sql`select ${json(null)}::jsonb is null as sql_null, ${json(null)}::jsonb::text as text`
+        })
+        expect(ours).toEqual([{ sql_null: false, text: "null" }])
+        expect(theirs).toEqual([{ sql_null: true, text: null }])
+      })
+    )
+
     it.effect("a JSON value that cannot be serialised (a bigint) fails with a SqlError", () =>
       Effect.gen(function* () {
         const c = yield* clients
