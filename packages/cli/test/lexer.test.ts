@@ -38,6 +38,16 @@ describe("statements", () => {
     ])
   })
 
+  it("read dollar-quote tags of any length and with non-ASCII letters", () => {
+    const long = `$${"t".repeat(70)}$`
+    const script = `select ${long} a; b ${long};\nselect $función$ c; d $función$;\nselect 2;\n`
+    expect(all(script).map((i) => (i._tag === "Sql" ? i.text : i.command))).toEqual([
+      `select ${long} a; b ${long};`,
+      "select $función$ c; d $función$;",
+      "select 2;"
+    ])
+  })
+
   it("with standard_conforming_strings off, a backslash escapes the quote in a plain string too", () => {
     const text = "select 'it\\'s; fine';\n"
     const off = new ScriptLexer(

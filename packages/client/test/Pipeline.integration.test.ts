@@ -608,10 +608,15 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
             yield* p.execute("select E'back\\'slash;' as v"),
             yield* p.execute("select $$dollar; quoted$$ as v"),
             yield* p.execute("select $tag$ $$; $tag$ as v"),
+            yield* p.execute("select $función$ a; b $función$ as v"),
             yield* p.execute("select 'comment' /* ; /* nested; */ ; */ as v -- trailing; comment"),
             yield* p.execute('select 1 as "semi;colon"'),
             yield* p.execute("select 'trailing' as v;"),
-            yield* p.execute("select $1::text as v", ["param; value"])
+            yield* p.execute("select $1::text as v", ["param; value"]),
+            yield* p.execute(
+              "create function semi_atomic() returns text language sql begin atomic select 'x;y'; end"
+            ),
+            yield* p.execute("select semi_atomic() as v")
           ]
           expect(yield* within(5_000)(p.sync)).toBe("I")
           const rows = []
@@ -622,10 +627,13 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
             { v: "back'slash;" },
             { v: "dollar; quoted" },
             { v: " $$; " },
+            { v: " a; b " },
             { v: "comment" },
             { "semi;colon": 1 },
             { v: "trailing" },
-            { v: "param; value" }
+            { v: "param; value" },
+            undefined,
+            { v: "x;y" }
           ])
         })
       )

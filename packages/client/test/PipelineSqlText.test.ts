@@ -61,6 +61,28 @@ describe("statementsOf", () => {
     expect(statementsOf("select $$a$$; select $$b$$")).toHaveLength(2)
   })
 
+  it("reads dollar-quote tags with non-ASCII letters and of any length, as the server does", () => {
+    const body = "$cuerpo_ñ$ begin return 1; end $cuerpo_ñ$"
+    expect(statementsOf(`create function f() returns int language plpgsql as ${body}`)).toHaveLength(1)
+    expect(statementsOf("select $函数$ a; b $函数$; select 2")).toHaveLength(2)
+    const long = `$${"t".repeat(100)}$`
+    expect(statementsOf(`select ${long} a; b ${long}; select 2`)).toHaveLength(2)
+    // A non-ASCII letter before $ makes it part of an identifier, not a quote's start.
+    expect(statementsOf("select 1 as é$a$; select 2")).toHaveLength(2)
+  })
+
+  it("keeps the semicolons of a BEGIN ATOMIC body (and CASE … END inside it) in its statement", () => {
+    const fn =
+      "create function f(x int) returns int language sql begin atomic select 1; select case when x > 0 then 1 else 2 end; end"
+    expect(statementsOf(fn)).toEqual([fn])
+    expect(statementsOf(`${fn}; select 2`)).toHaveLength(2)
+    expect(
+      statementsOf("create or replace procedure p() language sql begin atomic insert into t values (1); end")
+    ).toHaveLength(1)
+    // Only CREATE opens such a body: a transaction's BEGIN and a CASE elsewhere do not.
+    expect(statementsOf("begin; select case when true then 1 end; commit")).toHaveLength(3)
+  })
+
   it("does not take a $n parameter or a $ inside an identifier for a dollar quote", () => {
     expect(statementsOf("select $1; select $2")).toHaveLength(2)
     expect(statementsOf("select $1::text, $2::int; select 2")).toHaveLength(2)
@@ -119,6 +141,8 @@ describe("firstKeyword", () => {
   it("reads a whole word: an identifier that starts with a keyword is not that keyword", () => {
     expect(firstKeyword("copying")).toBe("COPYING")
     expect(firstKeyword("fetcher")).toBe("FETCHER")
+    expect(firstKeyword("copyé t")).toBe("COPYÉ")
+    expect(firstKeyword("begin_x")).toBe("BEGIN_X")
   })
 
   it("is empty when no keyword starts the statement", () => {
@@ -150,5 +174,7 @@ describe("copyDirection", () => {
     expect(copyDirection("copy (select stdin from t) to '/tmp/x'")).toBeUndefined()
     expect(copyDirection("copy (select 1 as stdin) to stdout")).toBe("out")
     expect(copyDirection('copy t ("stdout") from stdin')).toBe("in")
+    expect(copyDirection("copy (select 1 as fromé) to '/tmp/x'")).toBeUndefined()
+    expect(copyDirection("copy (select 'x' as stdouté) to stdout")).toBe("out")
   })
 })

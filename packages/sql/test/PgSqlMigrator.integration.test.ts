@@ -170,6 +170,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("PgSqlMig
                 create function touch() returns int language plpgsql as $$ begin return 1; end $$;
                 create function atomic_one() returns int language sql begin atomic select 1; end;
                 create function tagged() returns int language plpgsql as $función$ begin return 1; end; $función$;
+                create function long_tag() returns int language plpgsql as $${"t".repeat(70)}$ begin return 2; end; $${"t".repeat(70)}$;
                 insert into notes values ('begin; commit;', 1); -- commit;
                 /* rollback; /* nested */ end; */ select 1;`
             })

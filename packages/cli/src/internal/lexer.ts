@@ -41,6 +41,8 @@ export class LexError extends Error {
   }
 }
 
+/** A dollar-quote delimiter where `lastIndex` points (a tag of any length, as the server reads it). */
+const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
 const isIdentStart = (c: string) => /[A-Za-z_\u0080-\uffff]/.test(c)
 const isIdentChar = (c: string) => /[A-Za-z0-9_$\u0080-\uffff]/.test(c)
 
@@ -173,9 +175,8 @@ export class ScriptLexer {
         continue
       }
       if (c === "$") {
-        const m = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(
-          t.slice(this.pos, this.pos + 64)
-        )
+        DOLLAR_TAG.lastIndex = this.pos
+        const m = DOLLAR_TAG.exec(t)
         // A dollar quote, unless the $ continues an identifier (a$b$) or is a placeholder ($1).
         if (m !== null && !(buffer.length > 0 && isIdentChar(buffer[buffer.length - 1]!))) {
           const tag = m[0]

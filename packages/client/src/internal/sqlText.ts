@@ -6,6 +6,19 @@
  */
 
 /**
+ * PostgreSQL's identifier characters: a letter, `_` or any non-ASCII character starts one (the
+ * server's lexer takes every byte from 0x80 on as a letter), digits and `$` may follow. The same
+ * rule gives dollar-quote tags, without `$`.
+ */
+const WORD_START = /[A-Za-z_\u0080-\uffff]/
+const WORD_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/
+/** A dollar-quote delimiter where `lastIndex` points (a tag of any length). */
+const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
+const KEYWORD = /^[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*/
+const KEYWORDS =
+  /^([A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*)(?:\s+([A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*))?/
+
+/**
  * When a comment starts at `i` (`--` to the end of the line, or a block comment, which nests), the
  * index just after it; otherwise `i`.
  */
@@ -61,9 +74,7 @@ const lex = (
       // E'…' strings allow backslash escapes; standard strings only ''. The E must stand alone
       // (date'…' is a typed literal, not an escape string).
       const escapes =
-        i > 0 &&
-        (text[i - 1] === "E" || text[i - 1] === "e") &&
-        !(i > 1 && /[A-Za-z0-9_$]/.test(text[i - 2]!))
+        i > 0 && (text[i - 1] === "E" || text[i - 1] === "e") && !(i > 1 && WORD_CHAR.test(text[i - 2]!))
       i++
       while (i < n) {
         if (escapes && text[i] === "\\") i += 2
@@ -86,8 +97,9 @@ const lex = (
       i++
       continue
     }
-    if (c === "$" && !(i > 0 && /[A-Za-z0-9_$]/.test(text[i - 1]!))) {
-      const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(i, i + 64))
+    if (c === "$" && !(i > 0 && WORD_CHAR.test(text[i - 1]!))) {
+      DOLLAR_TAG.lastIndex = i
+      const m = DOLLAR_TAG.exec(text)
       // $1 placeholders are not dollar quotes; a tag cannot follow an identifier character.
       if (m !== null) {
         const tag = m[0]
@@ -102,9 +114,9 @@ const lex = (
         continue
       }
     }
-    if (onWord !== undefined && /[A-Za-z_]/.test(c) && !(i > 0 && /[A-Za-z0-9_$]/.test(text[i - 1]!))) {
+    if (onWord !== undefined && WORD_START.test(c) && !(i > 0 && WORD_CHAR.test(text[i - 1]!))) {
       let j = i + 1
-      while (j < n && /[A-Za-z0-9_$]/.test(text[j]!)) j++
+      while (j < n && WORD_CHAR.test(text[j]!)) j++
       onWord(text.slice(i, j).toUpperCase())
       i = j
       continue
@@ -113,15 +125,26 @@ const lex = (
   }
 }
 
-/** Splits the text at top-level semicolons, dropping empty statements (whitespace and comments only). */
+/**
+ * Splits the text at top-level semicolons, dropping empty statements (whitespace and comments only).
+ * Semicolons inside the body of CREATE FUNCTION / PROCEDURE … BEGIN ATOMIC … END (and of CASE …
+ * END within it) belong to that body, as the server reads it.
+ */
 export const statementsOf = (text: string): Array<string> => {
   const out: Array<string> = []
   let start = 0
   let meaningful = false
+  let firstWord = ""
+  let previous = ""
+  let atomic = 0
   const push = (end: number) => {
+    if (atomic > 0 && end < text.length) return
     if (meaningful) out.push(text.slice(start, end))
     start = end + 1
     meaningful = false
+    firstWord = ""
+    previous = ""
+    atomic = 0
   }
   lex(
     text,
@@ -129,7 +152,16 @@ export const statementsOf = (text: string): Array<string> => {
     () => {
       meaningful = true
     },
-    () => {}
+    () => {},
+    (word) => {
+      if (firstWord === "") firstWord = word
+      else if (firstWord === "CREATE") {
+        if (word === "ATOMIC" && previous === "BEGIN") atomic++
+        else if (atomic > 0 && word === "CASE") atomic++
+        else if (atomic > 0 && word === "END") atomic--
+      }
+      previous = word
+    }
   )
   push(text.length)
   return out
@@ -166,13 +198,13 @@ const skipTrivia = (text: string): number => {
 
 /** The first keyword of a statement, upper-cased ("" when none). */
 export const firstKeyword = (statement: string): string => {
-  const m = /^[A-Za-z]+/.exec(statement.slice(skipTrivia(statement)))
+  const m = KEYWORD.exec(statement.slice(skipTrivia(statement)))
   return m === null ? "" : m[0].toUpperCase()
 }
 
 /** The first two keywords of a statement, upper-cased ("" for a missing one). */
 export const leadingKeywords = (statement: string): readonly [string, string] => {
-  const m = /^([A-Za-z]+)(?:\s+([A-Za-z]+))?/.exec(statement.slice(skipTrivia(statement)))
+  const m = KEYWORDS.exec(statement.slice(skipTrivia(statement)))
   return m === null ? ["", ""] : [m[1]!.toUpperCase(), (m[2] ?? "").toUpperCase()]
 }
 

@@ -7,6 +7,9 @@
  * and runs itself is out of its sight (the migrator checks the transaction after the script too).
  */
 
+/** A dollar-quote delimiter where `lastIndex` points (a tag of any length, as the server reads it). */
+const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
+
 /** The words of `text` outside quotes and comments, with each top-level `;` as a word of its own. */
 const words = (text: string): Array<string> => {
   const out: Array<string> = []
@@ -52,9 +55,8 @@ const words = (text: string): Array<string> => {
       }
       i++
     } else if (c === "$" && !isWordChar(text[i - 1])) {
-      const tag = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(
-        text.slice(i, i + 64)
-      )?.[0]
+      DOLLAR_TAG.lastIndex = i
+      const tag = DOLLAR_TAG.exec(text)?.[0]
       if (tag === undefined) i++
       else {
         const end = text.indexOf(tag, i + tag.length)
