@@ -14,7 +14,7 @@
  * Parameter inference (`inferOid`, used when the statement's parameter types are not known):
  *   null, undefined → NULL, OID 0 · string → OID 0 (unknown), sent as text verbatim: the server
  *   infers the type from context, like libpq · number → int4 when an integer in int4 range, int8
- *   when another safe integer, else float8 · bigint → int8 · boolean → bool · Date, PgTimestamp →
+ *   when another integer in int8's range, else float8 · bigint → int8 · boolean → bool · Date, PgTimestamp →
  *   timestamptz · PgInterval → interval · Uint8Array → bytea · PgRange → int4range/int8range/
  *   numrange/tstzrange/daterange… from its bounds · arrays → the array type of their elements
  *   (string or all-null elements: OID 0 text literal; numbers widen int4 → int8 → float8 over all
@@ -105,6 +105,13 @@ const safeDecoder =
   }
 
 const isInt4 = (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647
+/** 2^63, exact as a double. */
+const TWO_63 = 2 ** 63
+/**
+ * An integer int8 holds exactly: also those beyond 2^53 (every double in range is an integer
+ * int8 can carry), which float8 would lose to the server's float8 → numeric cast (15 digits).
+ */
+const isInt8 = (n: number) => Number.isInteger(n) && n >= -TWO_63 && n < TWO_63
 
 /**
  * One connection's (or layer's) map from type OID to codec, prefilled with the built-in types.
@@ -296,7 +303,7 @@ export class TypeRegistry {
       case "undefined":
         return Oid.unknown
       case "number":
-        return isInt4(value) ? Oid.int4 : Number.isSafeInteger(value) ? Oid.int8 : Oid.float8
+        return isInt4(value) ? Oid.int4 : isInt8(value) ? Oid.int8 : Oid.float8
       case "bigint":
         return Oid.int8
       case "boolean":

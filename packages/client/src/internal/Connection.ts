@@ -27,6 +27,7 @@ import {
   encodeSync,
   type FieldDescription,
   type FormatCode,
+  Oid,
   type TransactionStatus,
   TypeEncodeError,
   type TypeRegistry,
@@ -1030,7 +1031,16 @@ export class Connection {
         continue
       }
       try {
-        const format = registry.encodeParameterInto(v, known?.[i] ?? oids[i], scratch)
+        // A value whose type cannot be told from JavaScript (an array of strings, an empty one, a
+        // range with string bounds) goes as text for the server to read, as on the statement's
+        // first run, even once the statement's parameter types are known: the server's reading
+        // (session time zone, its own input syntax) then holds on every run, as for a string.
+        const oid = oids[i]
+        const format = registry.encodeParameterInto(
+          v,
+          oid === Oid.unknown ? oid : (known?.[i] ?? oid),
+          scratch
+        )
         formats[i] = format
         binary += format
       } catch (error) {
@@ -1130,7 +1140,8 @@ export class Connection {
       if (typeof v === "string" || v === null || v === undefined) continue
       try {
         scratch.reset()
-        registry.encodeParameterInto(v, known?.[i] ?? oids[i]!, scratch)
+        const oid = oids[i]!
+        registry.encodeParameterInto(v, oid === Oid.unknown ? oid : (known?.[i] ?? oid), scratch)
       } catch (error) {
         return { _tag: "Parameter", index: i, message: messageOf(error) }
       }

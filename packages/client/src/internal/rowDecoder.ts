@@ -77,7 +77,12 @@ export const genericRowDecoder =
     for (let i = 0; i < names.length; i++) {
       const len = lengths[i]!
       const start = offsets[i]!
-      row[names[i]!] = len < 0 ? null : decoders[i]!(bytes, start, start + len)
+      const value = len < 0 ? null : decoders[i]!(bytes, start, start + len)
+      const name = names[i]!
+      // Assigning "__proto__" would set the row's prototype (a column could inject properties).
+      if (name === "__proto__")
+        Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true })
+      else row[name] = value
     }
     return row
   }

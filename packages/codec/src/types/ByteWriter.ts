@@ -89,6 +89,9 @@ export class ByteWriter {
 
   /** Appends `s` as UTF-8 and returns the number of bytes written. */
   utf8(s: string): number {
+    // TextEncoder would put U+FFFD in place of a lone surrogate: the value would change silently.
+    if (!s.isWellFormed())
+      throw new RangeError("a string holds a lone UTF-16 surrogate, which UTF-8 cannot carry")
     // A UTF-16 code unit never needs more than 3 UTF-8 bytes (surrogate pairs: 4 bytes for 2 units).
     this.ensure(s.length * 3)
     const { written } = encoder.encodeInto(s, this.bytes.subarray(this.length))

@@ -455,6 +455,8 @@ const toInterval = (value: unknown): PgInterval => {
 }
 
 const checkInterval = (v: PgInterval): PgInterval => {
+  if (!Number.isInteger(v.months) || !Number.isInteger(v.days))
+    encodeFail(Oid.interval, `interval months and days must be integers, got ${v.months} and ${v.days}`)
   if (v.months > INT32_MAX || v.months < INT32_MIN || v.days > INT32_MAX || v.days < INT32_MIN)
     encodeFail(Oid.interval, "interval field out of range")
   if (v.microseconds > INT64_MAX || v.microseconds < INT64_MIN)

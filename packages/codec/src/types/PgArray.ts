@@ -46,6 +46,9 @@ export class PgArray<A = unknown> {
       throw new RangeError(`dims ${dims.join("x")} need ${count} elements, got ${elements.length}`)
     if (lowerBounds !== undefined && lowerBounds.length !== dims.length)
       throw new RangeError("one lower bound per dimension")
+    const int32 = (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647
+    if (!dims.every(int32) || !(lowerBounds ?? []).every(int32))
+      throw new RangeError("dimensions and lower bounds must be 32-bit integers")
     this.elements = elements
     this.dims = dims
     this.lowerBounds = lowerBounds ?? dims.map(() => 1)
@@ -89,7 +92,9 @@ const flatten = (oid: number, value: unknown, elementIsJson: boolean): PgArray<u
   const walk = (v: unknown, d: number): void => {
     if (d === dims.length) {
       if (Array.isArray(v) && !elementIsJson) encodeFail(oid, "array is not rectangular")
-      elements.push(v === undefined ? null : v)
+      // As for a parameter: undefined (or a hole) is a mistake more often than a NULL.
+      if (v === undefined) encodeFail(oid, "an array element is undefined: pass null for SQL NULL")
+      elements.push(v)
       return
     }
     if (!Array.isArray(v) || v.length !== dims[d]) {

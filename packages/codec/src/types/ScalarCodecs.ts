@@ -192,9 +192,31 @@ const toFloat = (oid: number, value: unknown): number => {
   if (typeof value === "string") {
     const t = value.trim()
     const n = Number(t)
-    if (t !== "" && (!Number.isNaN(n) || t === "NaN")) return n
+    if (t !== "" && (!Number.isNaN(n) || t === "NaN")) {
+      // Text beyond the double's range reads as ±Infinity or 0 in JS; the server refuses it.
+      if (!Number.isFinite(n) && !/Infinity$/.test(t))
+        encodeFail(oid, `${t} is out of range for ${typeName(oid)}`)
+      if (n === 0 && /[1-9]/.test(t.replace(/[eE].*$/, "")))
+        encodeFail(oid, `${t} is out of range for ${typeName(oid)}`)
+      return n
+    }
   }
   return encodeFail(oid, `expected a number, got ${describeValue(value)}`)
+}
+
+const typeName = (oid: number) => (oid === Oid.float4 ? "float4" : "float8")
+
+/**
+ * A number as float4, refused where the server refuses it: a finite value beyond float4's range
+ * (overflow) or a non-zero one that rounds to zero (underflow), instead of ±Infinity or 0.
+ */
+const toFloat4 = (value: unknown): number => {
+  const n = toFloat(Oid.float4, value)
+  const f = Math.fround(n)
+  if (!Number.isFinite(f) && Number.isFinite(n))
+    encodeFail(Oid.float4, `${n} is out of range for float4 (overflow)`)
+  if (f === 0 && n !== 0) encodeFail(Oid.float4, `${n} is out of range for float4 (underflow)`)
+  return f
 }
 
 const FLOAT_TEXT = /^\s*(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|NaN|[+-]?Infinity)\s*$/
@@ -218,8 +240,8 @@ const float4: Codec<number> = makeCodec({
     expectLength(Oid.float4, s, e, 4)
     return readF32(b, s)
   },
-  textEncode: (v) => floatText(Math.fround(toFloat(Oid.float4, v))),
-  binaryEncode: (v, out) => out.f32(toFloat(Oid.float4, v))
+  textEncode: (v) => floatText(toFloat4(v)),
+  binaryEncode: (v, out) => out.f32(toFloat4(v))
 })
 
 const float8: Codec<number> = makeCodec({
