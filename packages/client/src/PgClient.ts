@@ -335,6 +335,13 @@ export interface ClientSettings extends PoolSettings {
   /** Receives every NoticeResponse; by default notices go to Effect's logger at their severity. */
   readonly onNotice?: (notice: ErrorFields) => void
   /**
+   * Receives each notification (NOTIFY) that reaches one of the pool's connections, which happens
+   * only after a LISTEN run on it by hand (on `pg.reserve`, or in a script): a SQL shell prints
+   * them as psql does. By default each is logged as a warning pointing to `pg.listen`, the way to
+   * receive notifications, whose own connections this does not concern.
+   */
+  readonly onNotification?: (notification: Notification) => void
+  /**
    * "arrays": every result's rows are arrays of values in column order (`rows[0][1]`), from
    * queries, scripts, pipelines and streams alike, so columns of the same name all stay; the row
    * types still say objects, so this is for code that reads results generically (a SQL shell,
@@ -439,6 +446,20 @@ const noticeLogger =
     Effect.runForkWith(context)(log.pipe(Effect.annotateLogs({ sqlstate: notice.code })))
   }
 
+/**
+ * A callback of the user's, called from the connection's message loop: what it throws is logged
+ * (as an error, with the cause) instead of breaking the loop, which would lose the connection.
+ */
+const guarded =
+  <A>(context: Context.Context<never>, name: string, f: (a: A) => void) =>
+  (a: A): void => {
+    try {
+      f(a)
+    } catch (cause) {
+      Effect.runForkWith(context)(Effect.logError(`pgline: the ${name} callback threw`, cause))
+    }
+  }
+
 let pools = 0
 
 /** Opens the pool (its first connection at once) and builds the client over it. */
@@ -460,7 +481,10 @@ const openPool = (
       closeTimeout: millis(settings.closeTimeout, 5_000),
       multiplex: settings.multiplex ?? true
     }
-    const onNotice = settings.onNotice ?? noticeLogger(context)
+    const onNotice =
+      settings.onNotice === undefined
+        ? noticeLogger(context)
+        : guarded(context, "onNotice", settings.onNotice)
     const registry = settings.types ?? new TypeRegistry()
     const statementCacheSize = settings.statementCacheSize ?? 256
     const cancelGrace = millis(settings.cancelGrace, 5_000)
@@ -486,12 +510,18 @@ const openPool = (
       })
     // A pool connection gets notifications only when a user LISTENed on it by hand (pg.reserve):
     // say so rather than drop them silently.
+    const onNotification =
+      settings.onNotification === undefined
+        ? undefined
+        : guarded(context, "onNotification", settings.onNotification)
     const unexpectedNotification = (processId: number, channel: string, payload: string) =>
-      Effect.runForkWith(context)(
-        Effect.logWarning(
-          `pgline: a notification on channel "${channel}" reached a pool connection; use pg.listen to receive notifications`
-        ).pipe(Effect.annotateLogs({ channel, processId, payloadLength: payload.length }))
-      )
+      onNotification !== undefined
+        ? onNotification({ channel, payload, processId })
+        : Effect.runForkWith(context)(
+            Effect.logWarning(
+              `pgline: a notification on channel "${channel}" reached a pool connection; use pg.listen to receive notifications`
+            ).pipe(Effect.annotateLogs({ channel, processId, payloadLength: payload.length }))
+          )
     const openOne: Effect.Effect<Pooled, PgConnectError | PgServerError> = Effect.suspend(() => {
       let pooled: Pooled | undefined
       return Effect.map(

@@ -3,7 +3,7 @@
  * was built in: a user's Logger sees them, at the notice's level, annotated with the SQLSTATE.
  */
 import { expect, it } from "@effect/vitest"
-import { PgClient } from "@pgline/client"
+import { type Notification, PgClient } from "@pgline/client"
 import { PgServer } from "@pgline/testing"
 import { Effect, Layer, Logger, References } from "effect"
 
@@ -67,6 +67,92 @@ it.live(
         )
       )
       expect(seen.some((m) => m.includes(`channel "unheard"`) && m.includes("use pg.listen"))).toBe(true)
+    }).pipe(Effect.provide(PgServer.layer)),
+  60_000
+)
+
+it.live(
+  "onNotification receives what reaches a pool connection, with the sender's process id; nothing is logged",
+  () =>
+    Effect.gen(function* () {
+      const logged: Array<string> = []
+      const capture = Logger.make((options) => {
+        logged.push(String(Array.isArray(options.message) ? options.message.join(" ") : options.message))
+      })
+      const received: Array<Notification> = []
+      const info = yield* PgServer
+      const sender = yield* Effect.gen(function* () {
+        const pg = yield* PgClient
+        return yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            yield* conn.query("listen heard")
+            const pid = (yield* conn.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid
+            yield* conn.query("notify heard, 'one'")
+            yield* conn.query("select pg_notify('heard', '')")
+            return pid
+          })
+        )
+      }).pipe(
+        Effect.provide(
+          PgClient.layer({
+            url: info.url,
+            sslmode: "disable",
+            onNotification: (n) => received.push(n)
+          }).pipe(Layer.provide(Logger.layer([capture])))
+        )
+      )
+      // A session's own notifications arrive before the ReadyForQuery that ends the NOTIFY.
+      expect(received).toEqual([
+        { channel: "heard", payload: "one", processId: sender },
+        { channel: "heard", payload: "", processId: sender }
+      ])
+      expect(logged.filter((m) => m.includes("heard"))).toEqual([])
+    }).pipe(Effect.provide(PgServer.layer)),
+  60_000
+)
+
+it.live(
+  "an onNotice or onNotification callback that throws is logged as an error; the connection goes on",
+  () =>
+    Effect.gen(function* () {
+      const errors: Array<string> = []
+      const capture = Logger.make((options) => {
+        if (options.logLevel === "Error")
+          errors.push(String(Array.isArray(options.message) ? options.message.join(" ") : options.message))
+      })
+      const info = yield* PgServer
+      const rows = yield* Effect.gen(function* () {
+        const pg = yield* PgClient
+        return yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            yield* conn.query("do $$ begin raise notice 'first'; end $$")
+            yield* conn.query("listen thrown")
+            yield* conn.query("notify thrown, 'x'")
+            const after = yield* conn.query<{ v: number }>("select 1 as v")
+            for (let i = 0; i < 100 && errors.length < 2; i++) yield* Effect.sleep(10)
+            return after.rows
+          })
+        )
+      }).pipe(
+        Effect.provide(
+          PgClient.layer({
+            url: info.url,
+            sslmode: "disable",
+            max: 1,
+            onNotice: () => {
+              throw new Error("notice handler broke")
+            },
+            onNotification: () => {
+              throw new Error("notification handler broke")
+            }
+          }).pipe(Layer.provide(Logger.layer([capture])))
+        )
+      )
+      expect(rows).toEqual([{ v: 1 }])
+      expect(errors.some((m) => m.includes("onNotice callback threw"))).toBe(true)
+      expect(errors.some((m) => m.includes("onNotification callback threw"))).toBe(true)
     }).pipe(Effect.provide(PgServer.layer)),
   60_000
 )
