@@ -112,7 +112,8 @@ export const runScript = (
       min: 0,
       rows: "arrays",
       types: new TypeRegistry({ results: "text" }),
-      onNotice: (notice) => session?.notice(notice as unknown as Record<string, unknown>)
+      onNotice: (notice) => session?.notice(notice as unknown as Record<string, unknown>),
+      onNotification: (n) => session?.notification(n)
     })
     const print: Partial<PrintSettings> = {
       ...(options.format !== undefined ? { format: options.format } : {}),
@@ -150,8 +151,8 @@ export const runScript = (
       return code
     })
     // The reserved connection goes back before the pool closes (the pool would wait for it otherwise).
-    // The client's own log lines (a notification on the script's connection after LISTEN) go to the
-    // error stream: the default logger writes to standard output, which carries only the results.
+    // The client's own log lines (a callback's error, say) go to the error stream: the default
+    // logger writes to standard output, which carries only the results.
     const logger = Logger.make<unknown, void>(({ message }) => {
       const parts = Array.isArray(message) ? message : [message]
       err(`${parts.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ")}\n`)

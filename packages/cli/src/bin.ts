@@ -250,6 +250,14 @@ const main = async () => {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t)
   }
+  // Standard output closed by its reader (`pgline … | head`): exit quietly with status 1 (an error
+  // of pgline's own, psql's meaning) instead of Node's unhandled-error trace; an open transaction
+  // ends with the connection (rolled back).
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e
+    process.exit(1)
+  })
+  process.stderr.on("error", () => {})
   const result = await Effect.runPromise(runScript(actions, options))
   process.exitCode = result.exitCode
 }

@@ -5,7 +5,7 @@
  * a script); a missing file failing only its action, attached short-option values, `--`, and a
  * URL's settings winning over -h/-p/-U. Runs the TypeScript entry with Node 24 (the consumer test runs the built one).
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
@@ -126,6 +126,37 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pgli
         expect(goesOn.code).toBe(0)
         expect(goesOn.stdout).toBe("1\n2\n9\n")
       })
+  )
+
+  it.effect("standard output closed by its reader: a quiet exit with status 1, no stack trace", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const ran = yield* Effect.promise(
+        () =>
+          new Promise<{ code: number | null; stderr: string }>((resolve) => {
+            const child = spawn(
+              process.execPath,
+              [
+                "--conditions=@pgline/source",
+                bin,
+                "-X",
+                "-c",
+                "select repeat('x', 100) from generate_series(1, 200000)",
+                info.url
+              ],
+              { env: { ...process.env, NODE_OPTIONS: "" }, stdio: ["ignore", "pipe", "pipe"] }
+            )
+            let stderr = ""
+            child.stderr.on("data", (d) => {
+              stderr += d
+            })
+            // Like `| head -1`: read the first chunk, then close the pipe.
+            child.stdout.once("data", () => child.stdout.destroy())
+            child.on("exit", (code) => resolve({ code, stderr }))
+          })
+      )
+      expect(ran).toEqual({ code: 1, stderr: "" })
+    })
   )
 
   it.effect("--help lists the pipeline meta-commands; an unknown option is refused", () =>

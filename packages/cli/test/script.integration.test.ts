@@ -3,8 +3,8 @@
  * shape), \set listing and boolean checks, \q, a `-c` meta-command, an unterminated quoted
  * argument, COPY refused with a message, a script ending inside a pipeline (nothing committed, as
  * with psql), several actions with the last one deciding the exit status, a connection that
- * cannot be opened or that the server ends with a FATAL error (exit 2), notifications kept off
- * standard output, ON_ERROR_STOP set between actions and checked in variables,
+ * cannot be opened or that the server ends with a FATAL error (exit 2), notifications printed as
+ * psql prints them, ON_ERROR_STOP set between actions and checked in variables,
  * standard_conforming_strings off, and an error's position in a later statement of a `\;` string.
  */
 import { expect, layer } from "@effect/vitest"
@@ -174,26 +174,50 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
       })
   )
 
-  it.effect("a notification after LISTEN leaves standard output to the script's results", () =>
-    Effect.gen(function* () {
-      const info = yield* PgServer
-      const connection = `${info.url}?sslmode=disable`
-      const result = yield* runScript([{ script: "listen c;\nnotify c, 'x';\nselect 1 as one;\n" }], {
-        connection
+  it.effect(
+    "notifications after LISTEN are printed as psql prints them, after the command they came with",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const connection = `${info.url}?sslmode=disable`
+        const result = yield* runScript(
+          [{ script: "listen c;\nnotify c, 'x';\nbegin;\nnotify c;\nselect 1 as one;\ncommit;\n" }],
+          { connection }
+        )
+        // The script's own backend sent them: its process id, whatever it is.
+        const pid = /PID (\d+)\./.exec(result.stdout)?.[1]
+        expect(Number(pid)).toBeGreaterThan(0)
+        expect(result.stdout).toBe(
+          [
+            "LISTEN",
+            "NOTIFY",
+            `Asynchronous notification "c" with payload "x" received from server process with PID ${pid}.`,
+            "BEGIN",
+            "NOTIFY",
+            " one ",
+            "-----",
+            "   1",
+            "(1 row)",
+            "",
+            "COMMIT",
+            `Asynchronous notification "c" received from server process with PID ${pid}.`,
+            ""
+          ].join("\n")
+        )
+        expect(result.stderr).toBe("")
+        expect(result.exitCode).toBe(0)
+        // A logger the caller installed still hears the client's log lines (only the default,
+        // stdout logger is replaced): here a pipeline the script left open with an unread error.
+        const heard: Array<unknown> = []
+        const mine = Logger.make(({ message }) => {
+          heard.push(message)
+        })
+        const open = yield* runScript([{ script: "\\startpipeline\nselect 1/0 \\bind \\sendpipeline\n" }], {
+          connection
+        }).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([Logger.defaultLogger, mine])))
+        expect(open.stdout).toBe("")
+        expect(JSON.stringify(heard)).toContain("a pipeline closed with an error nobody read")
       })
-      expect(result.stdout).toBe("LISTEN\nNOTIFY\n one \n-----\n   1\n(1 row)\n\n")
-      expect(result.stderr).toContain('notification on channel "c"')
-      expect(result.exitCode).toBe(0)
-      // A logger the caller installed still hears it (only the default, stdout logger is replaced).
-      const heard: Array<unknown> = []
-      const mine = Logger.make(({ message }) => {
-        heard.push(message)
-      })
-      yield* runScript([{ script: "listen c;\nnotify c, 'x';\nselect 1 as one;\n" }], { connection }).pipe(
-        Effect.provideService(Logger.CurrentLoggers, new Set([Logger.defaultLogger, mine]))
-      )
-      expect(JSON.stringify(heard)).toContain('notification on channel \\"c\\"')
-    })
   )
 
   it.effect(

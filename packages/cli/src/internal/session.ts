@@ -224,6 +224,31 @@ export class Session {
     this.options.err(`${this.prefix()}${message}\n`)
   }
 
+  /** Notifications received since the last command ended, printed after it as psql does. */
+  private notifications: Array<{
+    readonly channel: string
+    readonly payload: string
+    readonly processId: number
+  }> = []
+
+  /** A notification on the script's connection (after its LISTEN): printed once the running command ends. */
+  notification(n: { readonly channel: string; readonly payload: string; readonly processId: number }): void {
+    this.notifications.push(n)
+  }
+
+  /** psql's lines for the notifications received so far, on standard output. */
+  private printNotifications(): void {
+    if (this.notifications.length === 0) return
+    const received = this.notifications
+    this.notifications = []
+    for (const n of received)
+      this.options.out(
+        n.payload === ""
+          ? `Asynchronous notification "${n.channel}" received from server process with PID ${n.processId}.\n`
+          : `Asynchronous notification "${n.channel}" with payload "${n.payload}" received from server process with PID ${n.processId}.\n`
+      )
+  }
+
   /** A notice from the server while the script runs (ClientSettings.onNotice). */
   notice(fields: Record<string, unknown>): void {
     if (this.closing) return
@@ -346,6 +371,7 @@ export class Session {
         self.line = item.line
         const stop = self.onErrorStop
         const outcome = yield* self.run(item)
+        self.printNotifications()
         if (self.carry !== "") {
           lexer.seed(self.carry)
           self.carry = ""
@@ -363,6 +389,13 @@ export class Session {
 
   /** `-c` with SQL: the text as one simple query, every result printed; false on failure. */
   runCommand(text: string): Effect.Effect<"ok" | "failed" | "lost"> {
+    return Effect.ensuring(
+      this.runCommandNow(text),
+      Effect.sync(() => this.printNotifications())
+    )
+  }
+
+  private runCommandNow(text: string): Effect.Effect<"ok" | "failed" | "lost"> {
     this.file = undefined
     if (text.startsWith("\\")) {
       // One meta-command (what follows `\\` is ignored, as psql does).
