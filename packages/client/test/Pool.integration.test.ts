@@ -9,7 +9,7 @@
  * Timeouts are liveness bounds (a hang fails the test), never speed assertions.
  */
 import { expect, layer } from "@effect/vitest"
-import { PgServer } from "@pgline/testing"
+import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
 import {
   Cause,
   ConfigProvider,
@@ -599,6 +599,32 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
           expect((yield* pg.query(`select v from ${table}`)).rows, name).toEqual([{ v: "other" }])
           yield* pg.query(`delete from ${table}`)
         }
+      })
+  )
+
+  it.effect(
+    "a statement sent as the server ends an idle session (idle_session_timeout) is sent on another connection",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        // 150 ms each way: the statement leaves after the server timed out (and closed cleanly)
+        // but before its FATAL 57P05 reaches the client, so the statement is pending when it does.
+        const proxy = yield* LatencyProxy.make({ targetHost: info.host, targetPort: info.port, delayMs: 150 })
+        const { pg } = yield* poolClient({
+          url: withProxyUrl(info.url, proxy),
+          max: 1,
+          serverParams: { idle_session_timeout: "400" }
+        })
+        yield* pg.query("create table if not exists idle_ended (n int)")
+        // The answer leaves the server 150 ms before it arrives: its idle clock started then.
+        // Sending 325 ms after the answer is 475 ms into its idle time, 75 ms after the timeout,
+        // and the FATAL arrives at 550 ms.
+        yield* Effect.sleep(325)
+        const inserted = yield* within(15_000)(pg.query("insert into idle_ended values (1)"))
+        expect(inserted.rowCount).toBe(1)
+        expect((yield* pg.query<{ n: number }>("select count(*)::int as n from idle_ended")).rows).toEqual([
+          { n: 1 }
+        ])
       })
   )
 })

@@ -186,6 +186,13 @@ export class Engine {
       this.hooks.onNotice(fields)
       return
     }
+    if (fields.severity === "FATAL" && fields.code === "57P05") {
+      // idle_session_timeout: the server ends a session only while it waits for a command with
+      // none to read, so nothing queued here has started: every step is lost unsent (a pooled
+      // statement is then sent on another connection, as when the socket broke before the write).
+      this.fail(`the server ended the idle session: ${fields.message}`, 0)
+      return
+    }
     if (fields.severity === "FATAL" || fields.severity === "PANIC") {
       // The server ends the session: the statement it was running gets the server's own error
       // (AdminShutdown, …); nothing queued after it ran, and no Sync will be answered.
