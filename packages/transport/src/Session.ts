@@ -243,6 +243,14 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
           )
           continue
         }
+        // A setting pgline cannot read results in (a role's IntervalStyle): no use connecting.
+        for (const [name, value] of started.parameters) {
+          const unreadable = unreadableSetting(name, value)
+          if (unreadable !== undefined) {
+            started.wire.close({ kind: "local", message: "unreadable session setting" })
+            throw new ConnectFailure("Protocol", `${describe(endpoint)}: ${unreadable}`)
+          }
+        }
         return {
           wire: started.wire,
           endpoint,
@@ -284,4 +292,5 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
   throw lastError
 }
 
-export { toSessionOptions } from "./internal/sessionOptions.ts"
+export { toSessionOptions, unreadableSetting } from "./internal/sessionOptions.ts"
+import { unreadableSetting } from "./internal/sessionOptions.ts"

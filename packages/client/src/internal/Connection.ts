@@ -33,7 +33,7 @@ import {
   type TypeRegistry,
   type Writer
 } from "@pgline/codec"
-import type { Session } from "@pgline/transport"
+import { Session } from "@pgline/transport"
 import { Effect } from "effect"
 import type { StatementRejected } from "../PgClientError.ts"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
@@ -598,12 +598,14 @@ export class Connection {
           return
         }
         this.parameters.set(name, value)
+        const unreadable = Session.unreadableSetting(name, value)
+        if (unreadable !== undefined) this.unreadable(unreadable)
       },
       onDesync: (m) => this.protocolViolation(`unexpected ${m.type} with no statement waiting for it`)
     })
     session.wire.setHandler(this.engine.onMessage, (closed) => {
       this.closedMessage = closed.message
-      if (closed.kind === "protocol") this.protocolFailureReason = closed.protocolError?.reason ?? "Grammar"
+      if (closed.kind === "protocol") this.protocolFailureReason ??= closed.protocolError?.reason ?? "Grammar"
       this.engine.fail(closed.message, session.wire.bytesWritten)
       options.onClosed?.()
     })
@@ -652,6 +654,16 @@ export class Connection {
   }
 
   /** The server broke the protocol: nothing it says can be trusted, so the connection is closed. */
+  /**
+   * A SET made the session unreadable (client_encoding, DateStyle, IntervalStyle): closed at once,
+   * before anything is read or written in the new setting; what was pending fails with
+   * ProtocolFailure "UnsupportedSetting".
+   */
+  private unreadable(message: string): void {
+    this.protocolFailureReason = "UnsupportedSetting"
+    this.session.wire.close({ kind: "protocol", message: `the connection was closed: ${message}` })
+  }
+
   protocolViolation(message: string): void {
     this.session.wire.close({ kind: "protocol", message: `the server broke the protocol: ${message}` })
   }

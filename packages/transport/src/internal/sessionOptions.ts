@@ -23,6 +23,40 @@ const endpointKey = (e: Endpoint) => `${e.host}\u0000${e.hostaddr ?? ""}\u0000${
  *   applies them to TCP connections with keepalives on.
  * - tcp_user_timeout: Node cannot set TCP_USER_TIMEOUT; 0 (the system default) changes nothing.
  */
+/** The IntervalStyle values whose text pgline's interval decoder reads. */
+export const isReadableIntervalStyle = (style: string): boolean => {
+  const s = style.trim().toLowerCase()
+  return s === "postgres" || s === "iso_8601"
+}
+
+/**
+ * Why a session setting the server reports (ParameterStatus) leaves the session unreadable to
+ * pgline, or undefined when it does not: client_encoding other than UTF8 (text would be written
+ * and read in the wrong encoding: a SET client_encoding = 'LATIN1' stored "é" as "Ã©" while
+ * reading it back unchanged), a DateStyle not ISO or an IntervalStyle pgline cannot read (dates
+ * and intervals in text results would be misread). client_encoding and DateStyle are pinned at
+ * start-up (IntervalStyle is not: PgBouncer refuses it as a start-up parameter); the client closes
+ * a connection whose setting is or becomes one of these.
+ */
+export const unreadableSetting = (name: string, value: string): string | undefined => {
+  switch (name) {
+    case "client_encoding":
+      return value.replace(/[-_\s]/g, "").toUpperCase() === "UTF8"
+        ? undefined
+        : `client_encoding is ${value}: pgline reads and writes UTF-8 only`
+    case "DateStyle":
+      return value.trim().toUpperCase().startsWith("ISO")
+        ? undefined
+        : `DateStyle is ${value}: pgline reads dates in the ISO style only`
+    case "IntervalStyle":
+      return isReadableIntervalStyle(value)
+        ? undefined
+        : `IntervalStyle is ${value}: pgline reads intervals in the postgres and iso_8601 styles (serverParams: { IntervalStyle: "postgres" } sets it for pgline's sessions)`
+    default:
+      return undefined
+  }
+}
+
 const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
   const refuse = (key: string, message: string) => new PgConfigError({ key, message, reason: "unsupported" })
   const unix = options.hosts.some(usesUnixSocket)
@@ -49,6 +83,13 @@ const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
   }
   if (tcp && options.tcpUserTimeout !== undefined && options.tcpUserTimeout !== 0) {
     return refuse("tcp_user_timeout", "tcp_user_timeout is not supported: Node cannot set TCP_USER_TIMEOUT")
+  }
+  const intervalStyle = options.serverParams["IntervalStyle"]
+  if (intervalStyle !== undefined && !isReadableIntervalStyle(intervalStyle)) {
+    return refuse(
+      "IntervalStyle",
+      `IntervalStyle ${intervalStyle} is not supported: pgline reads intervals in the postgres and iso_8601 styles`
+    )
   }
   return undefined
 }
