@@ -287,4 +287,16 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
         )
       })
   )
+
+  it.effect("SET client_encoding to what pgline cannot read ends the session with status 2", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const result = yield* runScript([{ script: "set client_encoding = 'LATIN1';\nselect 1 as one;\n" }], {
+        connection: `${info.url}?sslmode=disable`
+      })
+      expect(result.exitCode).toBe(2)
+      expect(result.stdout).toBe("")
+      expect(result.stderr).toContain("client_encoding is LATIN1")
+    })
+  )
 })

@@ -319,6 +319,9 @@ export class Session {
     }
     const tag = (error as { _tag?: string } | null)?._tag
     if (tag === "ConnectionLost" || tag === "ProtocolFailure") {
+      // pgline's own reason to close (a SET it cannot read results in): said before psql's line.
+      if (tag === "ProtocolFailure" && (error as { reason?: string }).reason === "UnsupportedSetting")
+        this.error((error as { message: string }).message)
       this.error("connection to server was lost")
       return false
     }
