@@ -106,6 +106,25 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
     })
   )
 
+  it.effect("objects JSON would empty are refused; -0 keeps its sign; an invalid Date says so", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      for (const value of [new Map([["a", 1]]), new Set([1]), new Int32Array([1, 2]), new ArrayBuffer(4)]) {
+        const error = yield* errorOf(pg.query("select $1::jsonb as v", [value]))
+        expect(error._tag).toBe("ParameterError")
+        expect(error.message).toContain("JSON would hold none of its contents")
+      }
+      // An object with toJSON says what it holds.
+      const withJson = { toJSON: () => ({ a: 1 }) }
+      expect((yield* pg.query("select $1::jsonb as v", [withJson])).rows).toEqual([{ v: { a: 1 } }])
+      const zero = (yield* pg.query<{ v: number }>("select $1::float8 as v", [-0])).rows[0]!.v
+      expect(Object.is(zero, -0)).toBe(true)
+      const invalid = yield* errorOf(pg.query("select $1::timestamptz as v", [new Date(Number.NaN)]))
+      expect(invalid._tag).toBe("ParameterError")
+      expect(invalid.message).toContain("an invalid Date")
+    })
+  )
+
   it.effect("timestamp columns: a Date becomes the session's wall clock, an ISO string its UTC one", () =>
     Effect.gen(function* () {
       const pg = yield* PgClient

@@ -105,6 +105,21 @@ const safeDecoder =
   }
 
 const isInt4 = (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647
+/**
+ * Objects JSON.stringify turns into `{}` or drops whatever they hold (a Map's entries, a Set's
+ * values, a typed array's indexes as keys): sent as jsonb they would change silently.
+ */
+const hasNoJson = (value: object): boolean =>
+  typeof (value as { toJSON?: unknown }).toJSON !== "function" &&
+  (value instanceof Map ||
+    value instanceof Set ||
+    value instanceof WeakMap ||
+    value instanceof WeakSet ||
+    value instanceof ArrayBuffer ||
+    ArrayBuffer.isView(value) ||
+    value instanceof Promise ||
+    value instanceof RegExp)
+
 /** 2^63, exact as a double. */
 const TWO_63 = 2 ** 63
 /**
@@ -303,7 +318,14 @@ export class TypeRegistry {
       case "undefined":
         return Oid.unknown
       case "number":
-        return isInt4(value) ? Oid.int4 : isInt8(value) ? Oid.int8 : Oid.float8
+        // -0 is a float: as an integer its sign would be lost.
+        return Object.is(value, -0)
+          ? Oid.float8
+          : isInt4(value)
+            ? Oid.int4
+            : isInt8(value)
+              ? Oid.int8
+              : Oid.float8
       case "bigint":
         return Oid.int8
       case "boolean":
@@ -315,6 +337,11 @@ export class TypeRegistry {
         if (value instanceof PgInterval) return Oid.interval
         if (value instanceof PgRange) return this.inferRange(value)
         if (Array.isArray(value) || value instanceof PgArray) return this.inferArray(value)
+        if (hasNoJson(value))
+          return encodeFail(
+            Oid.unknown,
+            `cannot send ${describeValue(value)} as a parameter: JSON would hold none of its contents (convert it first)`
+          )
         return Oid.jsonb
       }
       default:

@@ -81,6 +81,7 @@ export const describeValue = (value: unknown): string => {
   if (value === null) return "null"
   if (typeof value === "string") return JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)
   if (typeof value === "bigint") return `${value}n`
+  if (value instanceof Date && Number.isNaN(value.getTime())) return "an invalid Date"
   if (typeof value === "object") return value.constructor?.name ?? "object"
   return String(value)
 }
