@@ -288,15 +288,26 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
       })
   )
 
-  it.effect("SET client_encoding to what pgline cannot read ends the session with status 2", () =>
-    Effect.gen(function* () {
-      const info = yield* PgServer
-      const result = yield* runScript([{ script: "set client_encoding = 'LATIN1';\nselect 1 as one;\n" }], {
-        connection: `${info.url}?sslmode=disable`
+  it.effect(
+    "SET client_encoding other than UTF8 is refused and the script goes on; any DateStyle prints",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const result = yield* runScript(
+          [
+            {
+              script:
+                "set client_encoding = 'LATIN1';\nset datestyle = 'German';\nset intervalstyle = 'sql_standard';\nselect '2024-05-01'::date as d, interval '1 day 2 hours' as i;\n"
+            }
+          ],
+          { connection: `${info.url}?sslmode=disable` }
+        )
+        expect(result.exitCode).toBe(0)
+        expect(result.stderr).toContain("client_encoding LATIN1 refused")
+        // What psql prints for the same statements.
+        expect(result.stdout).toBe(
+          "SET\nSET\n     d      |     i     \n------------+-----------\n 01.05.2024 | 1 2:00:00\n(1 row)\n\n"
+        )
       })
-      expect(result.exitCode).toBe(2)
-      expect(result.stdout).toBe("")
-      expect(result.stderr).toContain("client_encoding is LATIN1")
-    })
   )
 })

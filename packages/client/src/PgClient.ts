@@ -18,13 +18,7 @@
  * have run: only a statement that never left the client (its connection died first) is sent again.
  */
 import { type ErrorFields, TypeRegistry } from "@pgline/codec"
-import {
-  type ConnectionLost,
-  PgConfig,
-  type PgConnectError,
-  type PgServerError,
-  Session
-} from "@pgline/transport"
+import { type ConnectionLost, PgConfig, PgConnectError, type PgServerError, Session } from "@pgline/transport"
 import {
   type Cause,
   type Config,
@@ -87,7 +81,8 @@ export interface QueryOptions {
    * (parsed and planned once, then bound by name). Default: the layer's `prepare` (true unless set).
    * `false`: the unnamed statement, parsed and planned for this call only and not cached, for a
    * text run once (a generated statement, DDL) or one whose result columns change between runs
-   * inside a transaction. `true` on a layer with `prepare: false` prepares and caches this text.
+   * inside a transaction. `true` changes nothing on a layer with `prepare: false`, which never
+   * prepares a named statement (behind a transaction-mode pooler one would reach other clients).
    */
   readonly prepare?: boolean
 }
@@ -460,6 +455,20 @@ const guarded =
     }
   }
 
+/**
+ * Why a session's start-up settings leave it unreadable to `registry`, if they do (see
+ * Session.unreadableSetting; DateStyle and IntervalStyle do not matter to a registry that keeps
+ * results as the server's text).
+ */
+const unreadableAtStart = (parameters: ReadonlyMap<string, string>, registry: TypeRegistry) => {
+  for (const [name, value] of parameters) {
+    if (registry.resultsAsText && name !== "client_encoding") continue
+    const unreadable = Session.unreadableSetting(name, value)
+    if (unreadable !== undefined) return unreadable
+  }
+  return undefined
+}
+
 let pools = 0
 
 /** Opens the pool (its first connection at once) and builds the client over it. */
@@ -496,6 +505,17 @@ const openPool = (
         const session = yield* Scope.provide(scope)(Session.open(options)).pipe(
           Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, Exit.void)))
         )
+        // A setting this client cannot read results in, from the start (a role's IntervalStyle).
+        const unreadable = unreadableAtStart(session.parameters, registry)
+        if (unreadable !== undefined) {
+          yield* Scope.close(scope, Exit.void)
+          return yield* Effect.fail(
+            new PgConnectError({
+              reason: "Protocol",
+              message: `${unreadable} (serverParams: { IntervalStyle: "postgres" } sets it for pgline's sessions)`
+            })
+          )
+        }
         const conn = new Connection(session, registry, {
           statementCacheSize,
           prepare: settings.prepare ?? true,

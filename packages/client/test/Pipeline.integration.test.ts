@@ -640,6 +640,29 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
     })
   )
 
+  it.effect("a rule whose action list holds semicolons is one pipelined statement", () =>
+    Effect.gen(function* () {
+      const pg = yield* connect
+      yield* pg.query("create table rule_src (v int)")
+      yield* pg.query("create table rule_a (v int)")
+      yield* pg.query("create table rule_b (v int)")
+      const counts = yield* pg.withPipeline((p) =>
+        Effect.gen(function* () {
+          yield* p.execute(
+            "create rule rule_both as on insert to rule_src do also (insert into rule_a values (new.v); insert into rule_b values (new.v))"
+          )
+          yield* p.execute("insert into rule_src values (7)")
+          const counted = yield* p.execute(
+            "select (select count(*) from rule_a)::int as a, (select count(*) from rule_b)::int as b"
+          )
+          yield* p.sync
+          return (yield* counted).rows
+        })
+      )
+      expect(counts).toEqual([{ a: 1, b: 1 }])
+    })
+  )
+
   // 9. Scope semantics.
   it.effect("closing the scope without a sync syncs and drains; handles stay readable", () =>
     Effect.gen(function* () {

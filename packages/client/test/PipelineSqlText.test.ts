@@ -7,7 +7,13 @@
  * run against the server in Pipeline.integration.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { copyDirection, firstKeyword, isCopyStdio, statementsOf } from "../src/internal/sqlText.ts"
+import {
+  clientEncodingsSet,
+  copyDirection,
+  firstKeyword,
+  isCopyStdio,
+  statementsOf
+} from "../src/internal/sqlText.ts"
 
 describe("statementsOf", () => {
   it("splits at top-level semicolons", () => {
@@ -79,8 +85,21 @@ describe("statementsOf", () => {
     expect(
       statementsOf("create or replace procedure p() language sql begin atomic insert into t values (1); end")
     ).toHaveLength(1)
-    // Only CREATE opens such a body: a transaction's BEGIN and a CASE elsewhere do not.
+    // Only CREATE FUNCTION / PROCEDURE opens such a body, with BEGIN and ATOMIC adjacent: a
+    // transaction's BEGIN, a CASE elsewhere, columns named begin and atomic do not.
     expect(statementsOf("begin; select case when true then 1 end; commit")).toHaveLength(3)
+    expect(statementsOf("create index i on t (begin, atomic); select 1")).toHaveLength(2)
+    expect(statementsOf("create view v as select t.begin atomic from t; select 1")).toHaveLength(2)
+    expect(
+      statementsOf("create function f(begin int, atomic int) returns int language sql return 1; select 1")
+    ).toHaveLength(2)
+  })
+
+  it("keeps semicolons inside parentheses in their statement (a rule's action list), as the server does", () => {
+    const rule =
+      "create rule r as on insert to t do also (insert into a values (1); insert into b values (2))"
+    expect(statementsOf(rule)).toEqual([rule])
+    expect(statementsOf(`${rule}; select 1`)).toHaveLength(2)
   })
 
   it("does not take a $n parameter or a $ inside an identifier for a dollar quote", () => {
@@ -176,5 +195,27 @@ describe("copyDirection", () => {
     expect(copyDirection('copy t ("stdout") from stdin')).toBe("in")
     expect(copyDirection("copy (select 1 as fromé) to '/tmp/x'")).toBeUndefined()
     expect(copyDirection("copy (select 'x' as stdouté) to stdout")).toBe("out")
+  })
+})
+
+describe("clientEncodingsSet", () => {
+  it("reads SET client_encoding, SET NAMES and a SELECT's set_config, in each statement", () => {
+    expect(clientEncodingsSet("set client_encoding = 'LATIN1'")).toEqual(["LATIN1"])
+    expect(clientEncodingsSet('SET LOCAL client_encoding TO latin1; set names "SQL_ASCII"')).toEqual([
+      "latin1",
+      "SQL_ASCII"
+    ])
+    expect(clientEncodingsSet("select set_config('client_encoding', 'WIN1252', false)")).toEqual(["WIN1252"])
+  })
+
+  it("ignores the words elsewhere: strings, bodies, other settings", () => {
+    expect(clientEncodingsSet("select 'set client_encoding = latin1'")).toEqual([])
+    expect(
+      clientEncodingsSet(
+        "create function f() returns void language sql as $$ select set_config('client_encoding', 'LATIN1', false) $$"
+      )
+    ).toEqual([])
+    expect(clientEncodingsSet("set names_list = 'x'")).toEqual([])
+    expect(clientEncodingsSet("select names from t")).toEqual([])
   })
 })

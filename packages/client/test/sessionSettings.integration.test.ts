@@ -13,38 +13,77 @@ import { errorOf } from "./support/pipeline.ts"
 import { poolClient } from "./support/pool.ts"
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("session settings", (it) => {
-  it.effect(
-    "SET client_encoding, DateStyle or IntervalStyle to what pgline cannot read closes the connection",
-    () =>
-      Effect.gen(function* () {
-        const { pg } = yield* poolClient({ max: 1 })
-        yield* pg.query("create table settings_text (t text)")
-        for (const set of [
-          "set client_encoding = 'LATIN1'",
-          "set datestyle = 'SQL, DMY'",
-          "set intervalstyle = 'sql_standard'"
-        ]) {
-          const error = yield* errorOf(pg.query(set))
-          expect(error).toMatchObject({ _tag: "ProtocolFailure", reason: "UnsupportedSetting" })
-          expect(error.message).toContain("pgline reads")
-          // The pool's next connection is pinned again: text, dates and intervals as before.
-          const rows = (yield* pg.query<{ t: string; n: number; d: string; i: unknown }>(
-            "insert into settings_text values ($1) returning t, length(t) as n, '2024-01-05'::date as d, interval '1 day' as i",
-            ["é€"]
-          )).rows
-          expect(rows).toMatchObject([{ t: "é€", n: 2, d: "2024-01-05" }])
-        }
-        // Nothing was stored in another encoding: each row is the two characters sent.
-        expect((yield* pg.query("select distinct length(t) as n from settings_text")).rows).toEqual([
-          { n: 2 }
-        ])
-      })
+  it.effect("a statement setting client_encoding to anything but UTF8 is refused before it is sent", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      yield* pg.query("create table settings_enc (t text)")
+      const insert = "insert into settings_enc values ('é')"
+      for (const set of [
+        "set client_encoding = 'LATIN1'",
+        "SET SESSION client_encoding TO latin1",
+        "set names 'SQL_ASCII'",
+        "select set_config('client_encoding', 'WIN1252', false)"
+      ]) {
+        const error = yield* errorOf(pg.query(set))
+        expect(error).toMatchObject({ _tag: "StatementRejected", reason: "InvalidText" })
+        expect(error.message).toContain("pgline reads and writes UTF-8 only")
+      }
+      // Followed in the same round trip by a write (a pipeline, a transaction's SET LOCAL, a script):
+      // refused as a whole, nothing written.
+      const segment = yield* errorOf(
+        pg.withPipeline((p) => Effect.andThen(p.execute("set client_encoding = 'LATIN1'"), p.execute(insert)))
+      )
+      expect(segment._tag).toBe("StatementRejected")
+      const local = yield* errorOf(
+        pg.pipelineTransaction((p) =>
+          Effect.andThen(p.execute("set local client_encoding = 'LATIN1'"), p.execute(insert))
+        )
+      )
+      expect(local._tag).toBe("StatementRejected")
+      const script = yield* errorOf(pg.script(`set client_encoding = 'LATIN1'; ${insert}`))
+      expect(script._tag).toBe("StatementRejected")
+      expect((yield* pg.query("select count(*)::int as n from settings_enc")).rows).toEqual([{ n: 0 }])
+      // UTF8 in any spelling, and DEFAULT, are fine.
+      for (const set of [
+        "set client_encoding = 'utf-8'",
+        "set names 'UNICODE'",
+        "set client_encoding to default"
+      ])
+        yield* pg.query(set)
+      yield* pg.query(insert)
+      expect((yield* pg.query("select t, length(t) as n from settings_enc")).rows).toEqual([{ t: "é", n: 1 }])
+    })
+  )
+
+  it.effect("a change the server reports (a function's SET, a DateStyle) closes the connection", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      yield* pg.query(
+        "create function settings_latin() returns void language sql as $$ select set_config('client_' || 'encoding', 'LATIN1', false) $$"
+      )
+      for (const set of [
+        "select settings_latin()",
+        "set datestyle = 'SQL, DMY'",
+        "set intervalstyle = 'sql_standard'"
+      ]) {
+        const error = yield* errorOf(pg.query(set))
+        expect(error).toMatchObject({ _tag: "ProtocolFailure", reason: "UnsupportedSetting" })
+        expect(error.message).toContain("pgline reads")
+        // The pool's next connection is as before: dates in ISO, intervals decoded.
+        const rows = (yield* pg.query<{ d: string; i: { days: number } }>(
+          "select '2024-01-05'::date as d, interval '1 day' as i"
+        )).rows
+        expect(rows[0]!.d).toBe("2024-01-05")
+        expect(rows[0]!.i.days).toBe(1)
+      }
+    })
   )
 
   it.effect("UTF8 under another spelling and the iso_8601 interval style are fine", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })
       yield* pg.query("set client_encoding = 'unicode'")
+      yield* pg.query("set client_encoding = 'UNICODE'")
       yield* pg.query("set intervalstyle = 'iso_8601'")
       const row = (yield* pg.query<{ i: { days: number } }>("select interval '3 days' as i")).rows[0]!
       expect(row.i.days).toBe(3)

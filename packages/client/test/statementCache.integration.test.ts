@@ -201,14 +201,14 @@ layer(
     })
   )
 
-  it.effect("query with prepare: true prepares and caches that text only", () =>
+  it.effect("query with prepare: true prepares nothing on a prepare: false layer", () =>
     Effect.gen(function* () {
       const pg = yield* PgClient
       const text = "select $1::int * 2 as v"
       for (let i = 0; i < 3; i++)
         expect((yield* pg.query(text, [i], { prepare: true })).rows).toEqual([{ v: 2 * i }])
       expect((yield* pg.queryValues(text, [4], { prepare: true })).rows).toEqual([[8]])
-      expect(yield* prepared).toEqual([text])
+      expect(yield* prepared).toEqual([])
     })
   )
 })

@@ -29,6 +29,7 @@ import {
   describeValue,
   encodeFail,
   type Format,
+  isContainer,
   makeCodec,
   utf8
 } from "./types/Codec.ts"
@@ -105,21 +106,6 @@ const safeDecoder =
   }
 
 const isInt4 = (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647
-/**
- * Objects JSON.stringify turns into `{}` or drops whatever they hold (a Map's entries, a Set's
- * values, a typed array's indexes as keys): sent as jsonb they would change silently.
- */
-const hasNoJson = (value: object): boolean =>
-  typeof (value as { toJSON?: unknown }).toJSON !== "function" &&
-  (value instanceof Map ||
-    value instanceof Set ||
-    value instanceof WeakMap ||
-    value instanceof WeakSet ||
-    value instanceof ArrayBuffer ||
-    ArrayBuffer.isView(value) ||
-    value instanceof Promise ||
-    value instanceof RegExp)
-
 /** 2^63, exact as a double. */
 const TWO_63 = 2 ** 63
 /**
@@ -153,6 +139,11 @@ export class TypeRegistry {
 
   /** Results as the server's text (options.results === "text"). */
   private readonly textResults: boolean
+
+  /** Whether results are kept as the server's text (`results: "text"`), whatever the session's styles. */
+  get resultsAsText(): boolean {
+    return this.textResults
+  }
 
   constructor(options: TypeRegistryOptions = {}) {
     this.options = options
@@ -318,14 +309,7 @@ export class TypeRegistry {
       case "undefined":
         return Oid.unknown
       case "number":
-        // -0 is a float: as an integer its sign would be lost.
-        return Object.is(value, -0)
-          ? Oid.float8
-          : isInt4(value)
-            ? Oid.int4
-            : isInt8(value)
-              ? Oid.int8
-              : Oid.float8
+        return isInt4(value) ? Oid.int4 : isInt8(value) ? Oid.int8 : Oid.float8
       case "bigint":
         return Oid.int8
       case "boolean":
@@ -337,11 +321,6 @@ export class TypeRegistry {
         if (value instanceof PgInterval) return Oid.interval
         if (value instanceof PgRange) return this.inferRange(value)
         if (Array.isArray(value) || value instanceof PgArray) return this.inferArray(value)
-        if (hasNoJson(value))
-          return encodeFail(
-            Oid.unknown,
-            `cannot send ${describeValue(value)} as a parameter: JSON would hold none of its contents (convert it first)`
-          )
         return Oid.jsonb
       }
       default:
@@ -387,6 +366,17 @@ export class TypeRegistry {
     const element = numberOid !== 0 && other === 0 ? numberOid : other
     if (element === Oid.unknown) return Oid.unknown
     return this.codecs.get(element)?.arrayOid ?? Oid.unknown
+  }
+
+  /**
+   * Whether a value whose type JavaScript cannot tell (inferred OID 0: an array of strings, an
+   * empty one, a range with string bounds) goes as text for the server to read when the parameter
+   * is of type `oid`: for array and range types, and types without a codec. Other types (json,
+   * jsonb, scalars, a registered codec) encode it with their codec.
+   */
+  sendsUntypedAsText(oid: number): boolean {
+    const codec = this.codecs.get(oid)
+    return codec === undefined || isContainer(codec)
   }
 
   /**

@@ -243,14 +243,6 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
           )
           continue
         }
-        // A setting pgline cannot read results in (a role's IntervalStyle): no use connecting.
-        for (const [name, value] of started.parameters) {
-          const unreadable = unreadableSetting(name, value)
-          if (unreadable !== undefined) {
-            started.wire.close({ kind: "local", message: "unreadable session setting" })
-            throw new ConnectFailure("Protocol", `${describe(endpoint)}: ${unreadable}`)
-          }
-        }
         return {
           wire: started.wire,
           endpoint,
@@ -293,4 +285,3 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
 }
 
 export { toSessionOptions, unreadableSetting } from "./internal/sessionOptions.ts"
-import { unreadableSetting } from "./internal/sessionOptions.ts"

@@ -39,7 +39,7 @@ import type { StatementRejected } from "../PgClientError.ts"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, decodeValues, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
-import { firstKeyword, highestPlaceholder } from "./sqlText.ts"
+import { clientEncodingsSet, firstKeyword, highestPlaceholder } from "./sqlText.ts"
 
 /** A statement text prepared on this connection under `name`. */
 export interface Prepared {
@@ -128,8 +128,8 @@ export interface OutcomeSink {
   /** Rows as arrays of values in column order instead of objects (`queryValues`). */
   readonly arrays?: boolean
   /**
-   * Whether the statement is prepared under a name and cached (`query`'s `prepare` option);
-   * undefined: the layer's `prepare`. false: the unnamed statement, parsed for this call only.
+   * `query`'s `prepare` option: false runs the statement on the unnamed statement, parsed for this
+   * call only and not cached; otherwise the layer's `prepare` decides.
    */
   readonly prepare?: boolean | undefined
 }
@@ -598,7 +598,11 @@ export class Connection {
           return
         }
         this.parameters.set(name, value)
-        const unreadable = Session.unreadableSetting(name, value)
+        // DateStyle and IntervalStyle do not matter to a registry that keeps results as text.
+        const unreadable =
+          registry.resultsAsText && name !== "client_encoding"
+            ? undefined
+            : Session.unreadableSetting(name, value)
         if (unreadable !== undefined) this.unreadable(unreadable)
       },
       onDesync: (m) => this.protocolViolation(`unexpected ${m.type} with no statement waiting for it`)
@@ -959,6 +963,8 @@ export class Connection {
     if (text.includes("\u0000"))
       return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
     if (!text.isWellFormed()) return loneSurrogateInText
+    const refused = refusedEncoding(text)
+    if (refused !== undefined) return refused
     const wire = this.session.wire
     step.startOffset = wire.bytesWritten + wire.writer.length
     this.segments++
@@ -1019,12 +1025,16 @@ export class Connection {
     }
     // A statement the user prepared under a name is bound by that name (its text is not parsed
     // again); one run with `prepare: false` neither uses nor fills the cache.
-    const prepare = sink.prepare ?? this.options.prepare
+    const prepare = this.options.prepare && sink.prepare !== false
     let prepared = named ?? (prepare ? this.lookup(text, oids) : undefined)
     const isNew = prepared === undefined
     const placeholders = prepared?.placeholders ?? highestPlaceholder(text)
     if (n > placeholders) return extraParameters(n, placeholders)
     if (isNew && !text.isWellFormed()) return loneSurrogateInText
+    if (isNew) {
+      const refused = refusedEncoding(text)
+      if (refused !== undefined) return refused
+    }
     const known = prepared?.parameterTypes
     // Non-string values are encoded first (their format must be in Bind before any value), one
     // after the other into one scratch buffer: no allocation per value.
@@ -1043,16 +1053,7 @@ export class Connection {
         continue
       }
       try {
-        // A value whose type cannot be told from JavaScript (an array of strings, an empty one, a
-        // range with string bounds) goes as text for the server to read, as on the statement's
-        // first run, even once the statement's parameter types are known: the server's reading
-        // (session time zone, its own input syntax) then holds on every run, as for a string.
-        const oid = oids[i]
-        const format = registry.encodeParameterInto(
-          v,
-          oid === Oid.unknown ? oid : (known?.[i] ?? oid),
-          scratch
-        )
+        const format = registry.encodeParameterInto(v, encodeAs(registry, oids[i]!, known?.[i]), scratch)
         formats[i] = format
         binary += format
       } catch (error) {
@@ -1130,6 +1131,8 @@ export class Connection {
     if (text.includes("\u0000"))
       return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
     if (!text.isWellFormed()) return loneSurrogateInText
+    const refused = refusedEncoding(text)
+    if (refused !== undefined) return refused
     if (values.length > MAX_PARAMETERS) return tooManyParameters(values.length)
     const registry = this.registry
     const oids: Array<number> = []
@@ -1152,8 +1155,7 @@ export class Connection {
       if (typeof v === "string" || v === null || v === undefined) continue
       try {
         scratch.reset()
-        const oid = oids[i]!
-        registry.encodeParameterInto(v, oid === Oid.unknown ? oid : (known?.[i] ?? oid), scratch)
+        registry.encodeParameterInto(v, encodeAs(registry, oids[i]!, known?.[i]), scratch)
       } catch (error) {
         return { _tag: "Parameter", index: i, message: messageOf(error) }
       }
@@ -1388,6 +1390,34 @@ const loneSurrogateInText: EncodeFailure = {
  * Values refused before encoding: `undefined` (a missing value, not NULL: pass null for NULL) and
  * strings with a lone UTF-16 surrogate (UTF-8 cannot carry one; it would be stored as U+FFFD).
  */
+/**
+ * The type a parameter is encoded for: the statement's (`known`, once described or declared), or
+ * the value's inferred one. A value whose type JavaScript cannot tell (inferred OID 0: an array of
+ * strings, an empty one, a range with string bounds) goes as text for the server to read when the
+ * statement's type is an array or range type (as on its first run, so the server's reading, in
+ * the session's time zone and input syntax, holds on every run, as for a string); json, jsonb,
+ * scalars and registered codecs encode it themselves.
+ */
+const encodeAs = (registry: TypeRegistry, inferred: number, known: number | undefined): number =>
+  known === undefined || (inferred === Oid.unknown && registry.sendsUntypedAsText(known)) ? inferred : known
+
+/**
+ * A SET of client_encoding to anything but UTF-8, refused before it is sent: the statements that
+ * follow it in the same round trip would run in that encoding before the server reports the
+ * change (closing the connection then is too late for them), and a SET LOCAL is never reported.
+ */
+const refusedEncoding = (text: string): EncodeFailure | undefined => {
+  for (const value of clientEncodingsSet(text)) {
+    if (value.toUpperCase() === "DEFAULT") continue
+    if (Session.unreadableSetting("client_encoding", value) !== undefined)
+      return {
+        _tag: "Text",
+        message: `client_encoding ${value} refused (nothing was sent): pgline reads and writes UTF-8 only`
+      }
+  }
+  return undefined
+}
+
 const refuseValue = (v: unknown, index: number): EncodeFailure | undefined => {
   if (v === undefined)
     return { _tag: "Parameter", index, message: "undefined is not a parameter value: pass null for SQL NULL" }

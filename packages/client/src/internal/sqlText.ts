@@ -53,7 +53,8 @@ const lex = (
   onSemicolon: (at: number) => void,
   onMeaningful: () => void,
   onPlaceholder: (n: number) => void,
-  onWord?: (word: string) => void
+  onWord?: (word: string) => void,
+  onToken?: (c: string) => void
 ): void => {
   const n = text.length
   let i = 0
@@ -69,7 +70,12 @@ const lex = (
       i++
       continue
     }
-    if (!/\s/.test(c)) onMeaningful()
+    if (!/\s/.test(c)) {
+      onMeaningful()
+      // Anything but a word (punctuation, a quote, a number): what separates two words.
+      if (onToken !== undefined && !(WORD_START.test(c) && !(i > 0 && WORD_CHAR.test(text[i - 1]!))))
+        onToken(c)
+    }
     if (c === "'") {
       // E'…' strings allow backslash escapes; standard strings only ''. The E must stand alone
       // (date'…' is a typed literal, not an escape string).
@@ -134,16 +140,25 @@ export const statementsOf = (text: string): Array<string> => {
   const out: Array<string> = []
   let start = 0
   let meaningful = false
-  let firstWord = ""
+  /** The statement's first words, up to FUNCTION / PROCEDURE of CREATE [OR REPLACE]. */
+  let head = ""
+  let routine = false
   let previous = ""
+  let parens = 0
   let atomic = 0
   const push = (end: number) => {
-    if (atomic > 0 && end < text.length) return
+    // Inside parentheses (a rule's action list) or a BEGIN ATOMIC body the statement goes on.
+    if ((atomic > 0 || parens > 0) && end < text.length) {
+      previous = ""
+      return
+    }
     if (meaningful) out.push(text.slice(start, end))
     start = end + 1
     meaningful = false
-    firstWord = ""
+    head = ""
+    routine = false
     previous = ""
+    parens = 0
     atomic = 0
   }
   lex(
@@ -154,13 +169,21 @@ export const statementsOf = (text: string): Array<string> => {
     },
     () => {},
     (word) => {
-      if (firstWord === "") firstWord = word
-      else if (firstWord === "CREATE") {
+      if (head.length < 40 && !routine) {
+        head = head === "" ? word : `${head} ${word}`
+        routine = /^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE)$/.test(head)
+      } else if (routine && parens === 0) {
+        // BEGIN ATOMIC as two adjacent words opens the body; CASE … END nests inside it.
         if (word === "ATOMIC" && previous === "BEGIN") atomic++
         else if (atomic > 0 && word === "CASE") atomic++
         else if (atomic > 0 && word === "END") atomic--
       }
       previous = word
+    },
+    (c) => {
+      if (c === "(") parens++
+      else if (c === ")" && parens > 0) parens--
+      previous = ""
     }
   )
   push(text.length)
@@ -263,3 +286,33 @@ export const copyDirection = (text: string): "in" | "out" | undefined => {
   )
   return direction
 }
+
+/**
+ * The client_encoding a text sets (`SET [SESSION | LOCAL] client_encoding TO 'x'`, `SET NAMES 'x'`,
+ * `set_config('client_encoding', 'x', …)`), for each such statement in it, so one that would
+ * make the session read and write another encoding is refused before it is sent.
+ */
+export const clientEncodingsSet = (text: string): Array<string> => {
+  if (!/client_encoding|names/i.test(text)) return []
+  const out: Array<string> = []
+  for (const statement of statementsOf(text)) {
+    const body = statement.slice(skipTrivia(statement))
+    const set =
+      /^set\s+(?:(?:session|local)\s+)?(?:client_encoding\s*(?:to\b|=)|names\b)\s*('(?:[^']|'')*'|"(?:[^"]|"")*"|[^\s;]+)/i.exec(
+        body
+      )
+    if (set !== null) out.push(unquote(set[1]!))
+    // In a SELECT only: a function body that calls it is caught when the server reports the change.
+    if (firstKeyword(body) === "SELECT")
+      for (const call of body.matchAll(/set_config\s*\(\s*'client_encoding'\s*,\s*'((?:[^']|'')*)'/gi))
+        out.push(call[1]!.replaceAll("''", "'"))
+  }
+  return out
+}
+
+const unquote = (value: string): string =>
+  value.startsWith("'")
+    ? value.slice(1, -1).replaceAll("''", "'")
+    : value.startsWith('"')
+      ? value.slice(1, -1).replaceAll('""', '"')
+      : value

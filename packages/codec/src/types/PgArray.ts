@@ -15,7 +15,7 @@
  * int32 length and int32 lower bound, then per element int32 length (-1 for NULL) and its bytes.
  */
 import type { ByteWriter } from "./ByteWriter.ts"
-import { type Codec, decodeFail, describeValue, encodeFail, readI32, utf8 } from "./Codec.ts"
+import { type Codec, decodeFail, describeValue, encodeFail, markContainer, readI32, utf8 } from "./Codec.ts"
 import { Oid } from "./Oid.ts"
 
 // MAXDIM in src/include/utils/array.h.
@@ -327,5 +327,5 @@ export const arrayCodec = (
   if (element.binaryDecode !== undefined)
     codec.binaryDecode = (b, s, e) => binaryDecode(element, oid, b, s, e)
   if (element.binaryEncode !== undefined) codec.binaryEncode = (v, out) => binaryEncode(element, oid, v, out)
-  return codec
+  return markContainer(codec)
 }

@@ -18,7 +18,7 @@
  * int32 count, then each range as int32 length and its range_send bytes.
  */
 import type { ByteWriter } from "./ByteWriter.ts"
-import { type Codec, decodeFail, describeValue, encodeFail, readI32, utf8 } from "./Codec.ts"
+import { type Codec, decodeFail, describeValue, encodeFail, markContainer, readI32, utf8 } from "./Codec.ts"
 
 const EMPTY = 0x01
 const LB_INC = 0x02
@@ -234,7 +234,7 @@ export const rangeCodec = (element: Codec, options: RangeOptions): Codec<PgRange
     codec.binaryDecode = (b, s, e) => rangeBinaryDecode(element, oid, b, s, e)
   if (element.binaryEncode !== undefined)
     codec.binaryEncode = (v, out) => rangeBinaryEncode(element, oid, v, out)
-  return codec
+  return markContainer(codec)
 }
 
 // --- multirange
@@ -320,5 +320,5 @@ export const multirangeCodec = (
       }
     }
   }
-  return codec
+  return markContainer(codec)
 }

@@ -501,7 +501,29 @@ const parseJson = (oid: number, t: string): unknown => {
   }
 }
 
+/**
+ * Objects JSON.stringify turns into `{}` or whose contents it drops (a Map's entries, a Set's
+ * values, a typed array's indexes as keys): as JSON they would change silently.
+ */
+const hasNoJson = (value: unknown): boolean =>
+  typeof value === "object" &&
+  value !== null &&
+  typeof (value as { toJSON?: unknown }).toJSON !== "function" &&
+  (value instanceof Map ||
+    value instanceof Set ||
+    value instanceof WeakMap ||
+    value instanceof WeakSet ||
+    value instanceof ArrayBuffer ||
+    ArrayBuffer.isView(value) ||
+    value instanceof Promise ||
+    value instanceof RegExp)
+
 const jsonText = (oid: number, value: unknown): string => {
+  if (hasNoJson(value))
+    return encodeFail(
+      oid,
+      `JSON would hold none of the contents of ${describeValue(value)} (convert it first)`
+    )
   let s: string | undefined
   try {
     s = JSON.stringify(value)

@@ -23,6 +23,12 @@ const endpointKey = (e: Endpoint) => `${e.host}\u0000${e.hostaddr ?? ""}\u0000${
  *   applies them to TCP connections with keepalives on.
  * - tcp_user_timeout: Node cannot set TCP_USER_TIMEOUT; 0 (the system default) changes nothing.
  */
+/** UTF8 in any spelling the server takes for it (utf-8, Unicode, …). */
+const isUtf8 = (value: string): boolean => {
+  const v = value.replace(/[-_\s]/g, "").toUpperCase()
+  return v === "UTF8" || v === "UNICODE"
+}
+
 /** The IntervalStyle values whose text pgline's interval decoder reads. */
 export const isReadableIntervalStyle = (style: string): boolean => {
   const s = style.trim().toLowerCase()
@@ -41,9 +47,7 @@ export const isReadableIntervalStyle = (style: string): boolean => {
 export const unreadableSetting = (name: string, value: string): string | undefined => {
   switch (name) {
     case "client_encoding":
-      return value.replace(/[-_\s]/g, "").toUpperCase() === "UTF8"
-        ? undefined
-        : `client_encoding is ${value}: pgline reads and writes UTF-8 only`
+      return isUtf8(value) ? undefined : `client_encoding is ${value}: pgline reads and writes UTF-8 only`
     case "DateStyle":
       return value.trim().toUpperCase().startsWith("ISO")
         ? undefined
