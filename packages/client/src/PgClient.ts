@@ -81,8 +81,9 @@ export interface QueryOptions {
    * (parsed and planned once, then bound by name). Default: the layer's `prepare` (true unless set).
    * `false`: the unnamed statement, parsed and planned for this call only and not cached, for a
    * text run once (a generated statement, DDL) or one whose result columns change between runs
-   * inside a transaction. `true` changes nothing on a layer with `prepare: false`, which never
-   * prepares a named statement (behind a transaction-mode pooler one would reach other clients).
+   * inside a transaction. `true` changes nothing on a layer with `prepare: false`, which caches no
+   * named statement (behind a transaction-mode pooler one would reach other clients); only
+   * `prepare`, which asks for one by name, prepares there.
    */
   readonly prepare?: boolean
 }
@@ -512,7 +513,7 @@ const openPool = (
           return yield* Effect.fail(
             new PgConnectError({
               reason: "Protocol",
-              message: `${unreadable} (serverParams: { IntervalStyle: "postgres" } sets it for pgline's sessions)`
+              message: unreadable
             })
           )
         }

@@ -93,6 +93,11 @@ describe("statementsOf", () => {
     expect(
       statementsOf("create function f(begin int, atomic int) returns int language sql return 1; select 1")
     ).toHaveLength(2)
+    // A qualified name's part is no keyword: t.end does not close the body, t.case opens nothing.
+    const qualified =
+      "create function f() returns int language sql begin atomic select t.end from t; select t.case from t; end"
+    expect(statementsOf(qualified)).toEqual([qualified])
+    expect(statementsOf(`${qualified}; select 1`)).toHaveLength(2)
   })
 
   it("keeps semicolons inside parentheses in their statement (a rule's action list), as the server does", () => {
@@ -202,10 +207,23 @@ describe("clientEncodingsSet", () => {
   it("reads SET client_encoding, SET NAMES and a SELECT's set_config, in each statement", () => {
     expect(clientEncodingsSet("set client_encoding = 'LATIN1'")).toEqual(["LATIN1"])
     expect(clientEncodingsSet('SET LOCAL client_encoding TO latin1; set names "SQL_ASCII"')).toEqual([
-      "latin1",
+      "LATIN1",
       "SQL_ASCII"
     ])
     expect(clientEncodingsSet("select set_config('client_encoding', 'WIN1252', false)")).toEqual(["WIN1252"])
+  })
+
+  it("reads quoted names, comments between words, casts, E-strings and set_config outside a SELECT", () => {
+    expect(clientEncodingsSet(`set "client_encoding" to 'LATIN1'`)).toEqual(["LATIN1"])
+    expect(clientEncodingsSet("set/**/client_encoding/* x */to -- y\n latin1")).toEqual(["LATIN1"])
+    expect(clientEncodingsSet("set client_encoding to e'utf\\8'")).toEqual(["utf8"])
+    expect(clientEncodingsSet("set client_encoding to $$utf8$$")).toEqual(["utf8"])
+    expect(
+      clientEncodingsSet("with x as (select set_config('client_encoding'::text, 'LATIN1', false)) select 1")
+    ).toEqual(["LATIN1"])
+    expect(clientEncodingsSet("values (set_config('client_encoding', $1, false))")).toEqual([
+      "(an expression)"
+    ])
   })
 
   it("ignores the words elsewhere: strings, bodies, other settings", () => {

@@ -130,6 +130,9 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
         // The README's caveat: the first run cannot know the parameter is jsonb.
         const empty = yield* twice(pg, "select $1::jsonb as v", [[]])
         expect(empty).toEqual({ first: [{ v: {} }], second: [{ v: [] }] })
+        // Into a scalar type the array literal goes as text every time (the server reads it).
+        const literal = yield* twice(pg, "select $1::text as v", [["a", "b"]])
+        expect(literal).toEqual({ first: [{ v: "{a,b}" }], second: [{ v: "{a,b}" }] })
         const conn = yield* pg.reserve
         const statement = yield* conn.prepare("select $1::jsonb as v, $2::text[] as t")
         expect(

@@ -22,6 +22,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("session 
         "set client_encoding = 'LATIN1'",
         "SET SESSION client_encoding TO latin1",
         "set names 'SQL_ASCII'",
+        `set "client_encoding" to 'LATIN1'`,
         "select set_config('client_encoding', 'WIN1252', false)"
       ]) {
         const error = yield* errorOf(pg.query(set))
@@ -42,11 +43,24 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("session 
       expect(local._tag).toBe("StatementRejected")
       const script = yield* errorOf(pg.script(`set client_encoding = 'LATIN1'; ${insert}`))
       expect(script._tag).toBe("StatementRejected")
+      // A statement prepared by name is checked as well, alone or in a pipeline.
+      const prepared = yield* errorOf(
+        Effect.scoped(Effect.flatMap(pg.reserve, (c) => c.prepare("set client_encoding to 'LATIN1'")))
+      )
+      expect(prepared._tag).toBe("StatementRejected")
+      const pipelined = yield* errorOf(
+        pg.withPipeline((p) =>
+          Effect.andThen(p.prepare("set client_encoding to 'LATIN1'", { name: "enc" }), p.execute(insert))
+        )
+      )
+      expect(pipelined._tag).toBe("StatementRejected")
       expect((yield* pg.query("select count(*)::int as n from settings_enc")).rows).toEqual([{ n: 0 }])
       // UTF8 in any spelling, and DEFAULT, are fine.
       for (const set of [
         "set client_encoding = 'utf-8'",
         "set names 'UNICODE'",
+        "set client_encoding to 'U.T.F.8'",
+        "set client_encoding to e'utf8'",
         "set client_encoding to default"
       ])
         yield* pg.query(set)

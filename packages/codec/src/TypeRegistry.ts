@@ -106,6 +106,9 @@ const safeDecoder =
   }
 
 const isInt4 = (n: number) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647
+/** The built-in types' OIDs (a user's registered type has another). */
+const BUILTIN_OIDS: ReadonlySet<number> = new Set(Object.values(Oid))
+
 /** 2^63, exact as a double. */
 const TWO_63 = 2 ** 63
 /**
@@ -371,12 +374,17 @@ export class TypeRegistry {
   /**
    * Whether a value whose type JavaScript cannot tell (inferred OID 0: an array of strings, an
    * empty one, a range with string bounds) goes as text for the server to read when the parameter
-   * is of type `oid`: for array and range types, and types without a codec. Other types (json,
-   * jsonb, scalars, a registered codec) encode it with their codec.
+   * is of type `oid`: for array, range and built-in scalar types, and types without a codec (the
+   * server reads the array literal, or refuses it, on every run as on the first); json, jsonb and
+   * codecs registered for other types encode it themselves.
    */
   sendsUntypedAsText(oid: number): boolean {
     const codec = this.codecs.get(oid)
-    return codec === undefined || isContainer(codec)
+    return (
+      codec === undefined ||
+      isContainer(codec) ||
+      (oid !== Oid.json && oid !== Oid.jsonb && BUILTIN_OIDS.has(oid))
+    )
   }
 
   /**

@@ -1131,8 +1131,6 @@ export class Connection {
     if (text.includes("\u0000"))
       return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
     if (!text.isWellFormed()) return loneSurrogateInText
-    const refused = refusedEncoding(text)
-    if (refused !== undefined) return refused
     if (values.length > MAX_PARAMETERS) return tooManyParameters(values.length)
     const registry = this.registry
     const oids: Array<number> = []
@@ -1146,6 +1144,10 @@ export class Connection {
       }
     }
     const cached = this.lookup(text, oids)
+    if (cached === undefined) {
+      const refused = refusedEncoding(text)
+      if (refused !== undefined) return refused
+    }
     const placeholders = cached?.placeholders ?? highestPlaceholder(text)
     if (values.length > placeholders) return extraParameters(values.length, placeholders)
     const known = cached?.parameterTypes
@@ -1279,6 +1281,8 @@ export class Connection {
     if (text.includes("\u0000"))
       return { failure: { _tag: "Text", message: "a statement text cannot contain a NUL character" } }
     if (!text.isWellFormed()) return { failure: loneSurrogateInText }
+    const refused = refusedEncoding(text)
+    if (refused !== undefined) return { failure: refused }
     const prepared = this.freshPrepared(name, text, highestPlaceholder(text), [])
     const previous = this.named.get(name)
     this.named.set(name, prepared)

@@ -144,6 +144,7 @@ export const statementsOf = (text: string): Array<string> => {
   let head = ""
   let routine = false
   let previous = ""
+  let afterDot = false
   let parens = 0
   let atomic = 0
   const push = (end: number) => {
@@ -169,6 +170,13 @@ export const statementsOf = (text: string): Array<string> => {
     },
     () => {},
     (word) => {
+      // t.end, t.case: a qualified name's part is no keyword.
+      const qualified = afterDot
+      afterDot = false
+      if (qualified) {
+        previous = ""
+        return
+      }
       if (head.length < 40 && !routine) {
         head = head === "" ? word : `${head} ${word}`
         routine = /^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE)$/.test(head)
@@ -184,6 +192,7 @@ export const statementsOf = (text: string): Array<string> => {
       if (c === "(") parens++
       else if (c === ")" && parens > 0) parens--
       previous = ""
+      afterDot = c === "."
     }
   )
   push(text.length)
@@ -287,32 +296,141 @@ export const copyDirection = (text: string): "in" | "out" | undefined => {
   return direction
 }
 
+type Token =
+  | { readonly kind: "word"; readonly value: string }
+  | { readonly kind: "string"; readonly value: string }
+  | { readonly kind: "ident"; readonly value: string }
+  | { readonly kind: "punct"; readonly value: string }
+
 /**
- * The client_encoding a text sets (`SET [SESSION | LOCAL] client_encoding TO 'x'`, `SET NAMES 'x'`,
- * `set_config('client_encoding', 'x', …)`), for each such statement in it, so one that would
- * make the session read and write another encoding is refused before it is sent.
+ * One statement's tokens for the checks below: words upper-cased, string literals by their
+ * content ('…', E'…', $tag$…$tag$), quoted identifiers by name, anything else one character at a
+ * time; comments and whitespace dropped. Escapes are not interpreted beyond doubled quotes.
+ */
+const tokensOf = (text: string): Array<Token> => {
+  const out: Array<Token> = []
+  const n = text.length
+  let i = 0
+  while (i < n) {
+    const c = text[i]!
+    const afterComment = skipComment(text, i)
+    if (afterComment !== i) {
+      i = afterComment
+      continue
+    }
+    if (/\s/.test(c)) {
+      i++
+      continue
+    }
+    if (c === "'") {
+      const last = out[out.length - 1]
+      const escapes = last?.kind === "word" && last.value === "E" && !/\s/.test(text[i - 1] ?? " ")
+      if (escapes) out.pop()
+      let value = ""
+      i++
+      while (i < n) {
+        if (escapes && text[i] === "\\") {
+          value += text[i + 1] ?? ""
+          i += 2
+        } else if (text[i] === "'") {
+          if (text[i + 1] === "'") {
+            value += "'"
+            i += 2
+          } else break
+        } else value += text[i++]
+      }
+      i++
+      out.push({ kind: "string", value })
+      continue
+    }
+    if (c === '"') {
+      let value = ""
+      i++
+      while (i < n) {
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') {
+            value += '"'
+            i += 2
+          } else break
+        } else value += text[i++]
+      }
+      i++
+      out.push({ kind: "ident", value })
+      continue
+    }
+    if (c === "$" && !(i > 0 && WORD_CHAR.test(text[i - 1]!))) {
+      DOLLAR_TAG.lastIndex = i
+      const m = DOLLAR_TAG.exec(text)
+      if (m !== null) {
+        const tag = m[0]
+        const end = text.indexOf(tag, i + tag.length)
+        out.push({ kind: "string", value: text.slice(i + tag.length, end < 0 ? n : end) })
+        i = end < 0 ? n : end + tag.length
+        continue
+      }
+    }
+    if (WORD_START.test(c)) {
+      let j = i + 1
+      while (j < n && WORD_CHAR.test(text[j]!)) j++
+      out.push({ kind: "word", value: text.slice(i, j).toUpperCase() })
+      i = j
+      continue
+    }
+    out.push({ kind: "punct", value: c })
+    i++
+  }
+  return out
+}
+
+/** A setting's name as the server looks it up (case-insensitive, quoted or not). */
+const isName = (t: Token | undefined, name: string): boolean =>
+  t !== undefined && (t.kind === "word" || t.kind === "ident") && t.value.toLowerCase() === name
+
+/** A value as SET takes it: a string's content, a word or a quoted name; undefined otherwise. */
+const settingValue = (t: Token | undefined): string | undefined =>
+  t === undefined || t.kind === "punct" ? undefined : t.value
+
+/**
+ * The client_encoding values a text sets (`SET [SESSION | LOCAL] client_encoding TO x`,
+ * `SET NAMES x`, `set_config('client_encoding', x, …)`), one per such statement or call, so one
+ * that would make the session read and write another encoding is refused before it is sent. A
+ * value set_config takes from anything but a literal is "(an expression)". Function bodies and
+ * SQL built at run time are out of sight: the server reports what they change.
  */
 export const clientEncodingsSet = (text: string): Array<string> => {
   if (!/client_encoding|names/i.test(text)) return []
   const out: Array<string> = []
   for (const statement of statementsOf(text)) {
-    const body = statement.slice(skipTrivia(statement))
-    const set =
-      /^set\s+(?:(?:session|local)\s+)?(?:client_encoding\s*(?:to\b|=)|names\b)\s*('(?:[^']|'')*'|"(?:[^"]|"")*"|[^\s;]+)/i.exec(
-        body
-      )
-    if (set !== null) out.push(unquote(set[1]!))
-    // In a SELECT only: a function body that calls it is caught when the server reports the change.
-    if (firstKeyword(body) === "SELECT")
-      for (const call of body.matchAll(/set_config\s*\(\s*'client_encoding'\s*,\s*'((?:[^']|'')*)'/gi))
-        out.push(call[1]!.replaceAll("''", "'"))
+    const t = tokensOf(statement)
+    if (t[0]?.kind === "word" && t[0].value === "SET") {
+      let at = 1
+      if (t[at]?.kind === "word" && (t[at]!.value === "SESSION" || t[at]!.value === "LOCAL")) at++
+      if (isName(t[at], "client_encoding")) {
+        at++
+        if (
+          (t[at]?.kind === "word" && t[at]!.value === "TO") ||
+          (t[at]?.kind === "punct" && t[at]!.value === "=")
+        )
+          at++
+        const value = settingValue(t[at])
+        if (value !== undefined) out.push(value)
+      } else if (t[at]?.kind === "word" && t[at]!.value === "NAMES") {
+        const value = settingValue(t[at + 1])
+        if (value !== undefined) out.push(value)
+      }
+    }
+    for (let k = 0; k + 2 < t.length; k++) {
+      const call = t[k]!
+      if (call.kind !== "word" || call.value !== "SET_CONFIG" || t[k + 1]!.value !== "(") continue
+      const name = t[k + 2]!
+      if (name.kind !== "string" || name.value.toLowerCase() !== "client_encoding") continue
+      // set_config('client_encoding'::text, value, …): a cast after the name is skipped.
+      let at = k + 3
+      if (t[at]?.value === ":" && t[at + 1]?.value === ":") at += 3
+      if (t[at]?.value !== ",") continue
+      const value = t[at + 1]
+      out.push(value?.kind === "string" ? value.value : "(an expression)")
+    }
   }
   return out
 }
-
-const unquote = (value: string): string =>
-  value.startsWith("'")
-    ? value.slice(1, -1).replaceAll("''", "'")
-    : value.startsWith('"')
-      ? value.slice(1, -1).replaceAll('""', '"')
-      : value

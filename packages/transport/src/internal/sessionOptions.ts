@@ -25,7 +25,8 @@ const endpointKey = (e: Endpoint) => `${e.host}\u0000${e.hostaddr ?? ""}\u0000${
  */
 /** UTF8 in any spelling the server takes for it (utf-8, Unicode, …). */
 const isUtf8 = (value: string): boolean => {
-  const v = value.replace(/[-_\s]/g, "").toUpperCase()
+  // The server compares encoding names with every non-alphanumeric character left out.
+  const v = value.replace(/[^A-Za-z0-9]/g, "").toUpperCase()
   return v === "UTF8" || v === "UNICODE"
 }
 
