@@ -10,7 +10,10 @@
 /** A dollar-quote delimiter where `lastIndex` points (a tag of any length, as the server reads it). */
 const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
 
-/** The words of `text` outside quotes and comments, with each top-level `;` as a word of its own. */
+/**
+ * The words of `text` outside quotes and comments, with each `;` and any other punctuation
+ * character as a word of its own (so two words are adjacent only when nothing stands between).
+ */
 const words = (text: string): Array<string> => {
   const out: Array<string> = []
   const n = text.length
@@ -70,9 +73,19 @@ const words = (text: string): Array<string> => {
       while (isWordChar(text[j])) j++
       out.push(text.slice(i, j).toUpperCase())
       i = j
-    } else i++
+    } else {
+      if (!/\s/.test(c)) out.push(c)
+      i++
+    }
   }
   return out
+}
+
+/** Whether the statement at `start` is CREATE [OR REPLACE] FUNCTION / PROCEDURE. */
+const isRoutine = (ws: ReadonlyArray<string>, start: number): boolean => {
+  if (ws[start] !== "CREATE") return false
+  const at = ws[start + 1] === "OR" && ws[start + 2] === "REPLACE" ? start + 3 : start + 1
+  return ws[at] === "FUNCTION" || ws[at] === "PROCEDURE"
 }
 
 /** Whether a statement starting with these two words opens or ends a transaction block. */
@@ -100,16 +113,23 @@ const endsBlock = (first: string, second: string | undefined): boolean => {
 export const transactionControlIn = (text: string): string | undefined => {
   const ws = words(text)
   let start = 0
-  // Depth of BEGIN ATOMIC … END (and CASE … END inside it): semicolons there do not end anything.
+  // Depth of BEGIN ATOMIC … END (and CASE … END inside it) and of parentheses (a rule's action
+  // list): semicolons there do not end anything.
   let atomic = 0
+  let parens = 0
   for (let i = 0; i <= ws.length; i++) {
     const w = ws[i]
-    if (w === undefined || (w === ";" && atomic === 0)) {
+    if (w === undefined || (w === ";" && atomic === 0 && parens === 0)) {
       const first = ws[start]
       if (i > start && endsBlock(first!, ws[start + 1]))
         return first === "START" || first === "PREPARE" ? `${first} TRANSACTION` : first
       start = i + 1
-    } else if (ws[start] === "CREATE") {
+      atomic = 0
+      parens = 0
+    } else if (w === "(") parens++
+    else if (w === ")") parens = Math.max(0, parens - 1)
+    else if (parens === 0 && ws[i - 1] !== "." && isRoutine(ws, start)) {
+      // BEGIN and ATOMIC adjacent open the body; a qualified name's part (t.end) is no keyword.
       if (w === "BEGIN" && ws[i + 1] === "ATOMIC") atomic++
       else if (atomic > 0 && w === "CASE") atomic++
       else if (atomic > 0 && w === "END") atomic--
