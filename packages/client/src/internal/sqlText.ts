@@ -322,40 +322,14 @@ const tokensOf = (text: string): Array<Token> => {
       i++
       continue
     }
-    if (c === "'") {
+    if (c === "'" || c === '"') {
       const last = out[out.length - 1]
-      const escapes = last?.kind === "word" && last.value === "E" && !/\s/.test(text[i - 1] ?? " ")
+      const escapes =
+        c === "'" && last?.kind === "word" && last.value === "E" && !/\s/.test(text[i - 1] ?? " ")
       if (escapes) out.pop()
-      let value = ""
-      i++
-      while (i < n) {
-        if (escapes && text[i] === "\\") {
-          value += text[i + 1] ?? ""
-          i += 2
-        } else if (text[i] === "'") {
-          if (text[i + 1] === "'") {
-            value += "'"
-            i += 2
-          } else break
-        } else value += text[i++]
-      }
-      i++
-      out.push({ kind: "string", value })
-      continue
-    }
-    if (c === '"') {
-      let value = ""
-      i++
-      while (i < n) {
-        if (text[i] === '"') {
-          if (text[i + 1] === '"') {
-            value += '"'
-            i += 2
-          } else break
-        } else value += text[i++]
-      }
-      i++
-      out.push({ kind: "ident", value })
+      const quoted = readQuoted(text, i, c, escapes)
+      out.push({ kind: c === "'" ? "string" : "ident", value: quoted.value })
+      i = quoted.end
       continue
     }
     if (c === "$" && !(i > 0 && WORD_CHAR.test(text[i - 1]!))) {
@@ -380,6 +354,31 @@ const tokensOf = (text: string): Array<Token> => {
     i++
   }
   return out
+}
+
+/**
+ * The content of the string or quoted identifier whose opening `quote` is at `start` (a doubled
+ * quote is one; with `escapes`, E'…', a backslash takes the next character), and where it ends.
+ */
+const readQuoted = (
+  text: string,
+  start: number,
+  quote: string,
+  escapes: boolean
+): { readonly value: string; readonly end: number } => {
+  let value = ""
+  let i = start + 1
+  while (i < text.length) {
+    if (escapes && text[i] === "\\") {
+      value += text[i + 1] ?? ""
+      i += 2
+    } else if (text[i] === quote) {
+      if (text[i + 1] !== quote) break
+      value += quote
+      i += 2
+    } else value += text[i++]
+  }
+  return { value, end: i + 1 }
 }
 
 /** A setting's name as the server looks it up (case-insensitive, quoted or not). */
