@@ -32,7 +32,7 @@ import {
   Scope,
   Stream
 } from "effect"
-import { Connection } from "./internal/Connection.ts"
+import { Connection, unreadableBy } from "./internal/Connection.ts"
 import { Listener, type ListenerHooks, type Notification } from "./internal/Listener.ts"
 import { blockEffect } from "./internal/outcome.ts"
 import { type LeaseKind, Pool, Pooled } from "./internal/Pool.ts"
@@ -456,20 +456,6 @@ const guarded =
     }
   }
 
-/**
- * Why a session's start-up settings leave it unreadable to `registry`, if they do (see
- * Session.unreadableSetting; DateStyle and IntervalStyle do not matter to a registry that keeps
- * results as the server's text).
- */
-const unreadableAtStart = (parameters: ReadonlyMap<string, string>, registry: TypeRegistry) => {
-  for (const [name, value] of parameters) {
-    if (registry.resultsAsText && name !== "client_encoding") continue
-    const unreadable = Session.unreadableSetting(name, value)
-    if (unreadable !== undefined) return unreadable
-  }
-  return undefined
-}
-
 let pools = 0
 
 /** Opens the pool (its first connection at once) and builds the client over it. */
@@ -507,7 +493,8 @@ const openPool = (
           Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, Exit.void)))
         )
         // A setting this client cannot read results in, from the start (a role's IntervalStyle).
-        const unreadable = unreadableAtStart(session.parameters, registry)
+        let unreadable: string | undefined
+        for (const [name, value] of session.parameters) unreadable ??= unreadableBy(registry, name, value)
         if (unreadable !== undefined) {
           yield* Scope.close(scope, Exit.void)
           return yield* Effect.fail(

@@ -598,11 +598,7 @@ export class Connection {
           return
         }
         this.parameters.set(name, value)
-        // DateStyle and IntervalStyle do not matter to a registry that keeps results as text.
-        const unreadable =
-          registry.resultsAsText && name !== "client_encoding"
-            ? undefined
-            : Session.unreadableSetting(name, value)
+        const unreadable = unreadableBy(registry, name, value)
         if (unreadable !== undefined) this.unreadable(unreadable)
       },
       onDesync: (m) => this.protocolViolation(`unexpected ${m.type} with no statement waiting for it`)
@@ -1404,6 +1400,14 @@ const loneSurrogateInText: EncodeFailure = {
  */
 const encodeAs = (registry: TypeRegistry, inferred: number, known: number | undefined): number =>
   known === undefined || (inferred === Oid.unknown && registry.sendsUntypedAsText(known)) ? inferred : known
+
+/**
+ * Why a session setting leaves results unreadable to `registry`, if it does (see
+ * Session.unreadableSetting): DateStyle and IntervalStyle do not matter to a registry that keeps
+ * results as the server's text, client_encoding always does.
+ */
+export const unreadableBy = (registry: TypeRegistry, name: string, value: string): string | undefined =>
+  registry.resultsAsText && name !== "client_encoding" ? undefined : Session.unreadableSetting(name, value)
 
 /**
  * A SET of client_encoding to anything but UTF-8, refused before it is sent: the statements that

@@ -54,7 +54,8 @@ const lex = (
   onMeaningful: () => void,
   onPlaceholder: (n: number) => void,
   onWord?: (word: string) => void,
-  onToken?: (c: string) => void
+  onToken?: (c: string) => void,
+  onQuoted?: (kind: "string" | "ident" | "dollar", start: number, end: number, escapes: boolean) => void
 ): void => {
   const n = text.length
   let i = 0
@@ -76,31 +77,17 @@ const lex = (
       if (onToken !== undefined && !(WORD_START.test(c) && !(i > 0 && WORD_CHAR.test(text[i - 1]!))))
         onToken(c)
     }
-    if (c === "'") {
+    if (c === "'" || c === '"') {
       // E'…' strings allow backslash escapes; standard strings only ''. The E must stand alone
       // (date'…' is a typed literal, not an escape string).
       const escapes =
-        i > 0 && (text[i - 1] === "E" || text[i - 1] === "e") && !(i > 1 && WORD_CHAR.test(text[i - 2]!))
-      i++
-      while (i < n) {
-        if (escapes && text[i] === "\\") i += 2
-        else if (text[i] === "'") {
-          if (text[i + 1] === "'") i += 2
-          else break
-        } else i++
-      }
-      i++
-      continue
-    }
-    if (c === '"') {
-      i++
-      while (i < n) {
-        if (text[i] === '"') {
-          if (text[i + 1] === '"') i += 2
-          else break
-        } else i++
-      }
-      i++
+        c === "'" &&
+        i > 0 &&
+        (text[i - 1] === "E" || text[i - 1] === "e") &&
+        !(i > 1 && WORD_CHAR.test(text[i - 2]!))
+      const end = quotedEnd(text, i, c, escapes)
+      onQuoted?.(c === "'" ? "string" : "ident", i, end, escapes)
+      i = end
       continue
     }
     if (c === "$" && !(i > 0 && WORD_CHAR.test(text[i - 1]!))) {
@@ -110,6 +97,7 @@ const lex = (
       if (m !== null) {
         const tag = m[0]
         const end = text.indexOf(tag, i + tag.length)
+        onQuoted?.("dollar", i + tag.length, end < 0 ? n : end, false)
         i = end < 0 ? n : end + tag.length
         continue
       }
@@ -309,76 +297,53 @@ type Token =
  */
 const tokensOf = (text: string): Array<Token> => {
   const out: Array<Token> = []
-  const n = text.length
-  let i = 0
-  while (i < n) {
-    const c = text[i]!
-    const afterComment = skipComment(text, i)
-    if (afterComment !== i) {
-      i = afterComment
-      continue
-    }
-    if (/\s/.test(c)) {
-      i++
-      continue
-    }
-    if (c === "'" || c === '"') {
-      const last = out[out.length - 1]
-      const escapes =
-        c === "'" && last?.kind === "word" && last.value === "E" && !/\s/.test(text[i - 1] ?? " ")
-      if (escapes) out.pop()
-      const quoted = readQuoted(text, i, c, escapes)
-      out.push({ kind: c === "'" ? "string" : "ident", value: quoted.value })
-      i = quoted.end
-      continue
-    }
-    if (c === "$" && !(i > 0 && WORD_CHAR.test(text[i - 1]!))) {
-      DOLLAR_TAG.lastIndex = i
-      const m = DOLLAR_TAG.exec(text)
-      if (m !== null) {
-        const tag = m[0]
-        const end = text.indexOf(tag, i + tag.length)
-        out.push({ kind: "string", value: text.slice(i + tag.length, end < 0 ? n : end) })
-        i = end < 0 ? n : end + tag.length
-        continue
+  const punct = (value: string) => out.push({ kind: "punct", value })
+  lex(
+    text,
+    () => punct(";"),
+    () => {},
+    () => punct("$"),
+    (value) => out.push({ kind: "word", value }),
+    // Quotes and $ come back whole through onQuoted (or as a placeholder).
+    (c) => {
+      if (c !== "'" && c !== '"' && c !== "$") punct(c)
+    },
+    (kind, start, end, escapes) => {
+      if (kind === "dollar") {
+        out.push({ kind: "string", value: text.slice(start, end) })
+        return
       }
+      // The E of E'…' came as a word of its own.
+      const last = out[out.length - 1]
+      if (escapes && last?.kind === "word" && last.value === "E") out.pop()
+      const quote = kind === "string" ? "'" : '"'
+      const body = text.slice(start + 1, end - 1)
+      out.push({
+        kind,
+        value: escapes
+          ? body.replace(/\\([\s\S])|''/g, (_, escaped: string | undefined) => escaped ?? "'")
+          : body.replaceAll(quote + quote, quote)
+      })
     }
-    if (WORD_START.test(c)) {
-      let j = i + 1
-      while (j < n && WORD_CHAR.test(text[j]!)) j++
-      out.push({ kind: "word", value: text.slice(i, j).toUpperCase() })
-      i = j
-      continue
-    }
-    out.push({ kind: "punct", value: c })
-    i++
-  }
+  )
   return out
 }
 
 /**
- * The content of the string or quoted identifier whose opening `quote` is at `start` (a doubled
- * quote is one; with `escapes`, E'…', a backslash takes the next character), and where it ends.
+ * Where the string or quoted identifier whose opening `quote` is at `start` ends, just after its
+ * closing quote: a doubled quote is one, and with `escapes` (E'…') a backslash takes the next
+ * character.
  */
-const readQuoted = (
-  text: string,
-  start: number,
-  quote: string,
-  escapes: boolean
-): { readonly value: string; readonly end: number } => {
-  let value = ""
+const quotedEnd = (text: string, start: number, quote: string, escapes: boolean): number => {
   let i = start + 1
   while (i < text.length) {
-    if (escapes && text[i] === "\\") {
-      value += text[i + 1] ?? ""
-      i += 2
-    } else if (text[i] === quote) {
+    if (escapes && text[i] === "\\") i += 2
+    else if (text[i] === quote) {
       if (text[i + 1] !== quote) break
-      value += quote
       i += 2
-    } else value += text[i++]
+    } else i++
   }
-  return { value, end: i + 1 }
+  return i + 1
 }
 
 /** A setting's name as the server looks it up (case-insensitive, quoted or not). */
