@@ -29,10 +29,10 @@ import {
   describeValue,
   encodeFail,
   type Format,
-  isContainer,
   makeCodec,
   utf8
 } from "./types/Codec.ts"
+import { isContainer } from "./internal/containers.ts"
 import { DateTimeCodecs } from "./types/DateTimeCodecs.ts"
 import { DecodeError, TypeEncodeError } from "./types/DecodeError.ts"
 import { InetCodecs } from "./types/InetCodecs.ts"

@@ -41,18 +41,6 @@ export interface Codec<A = unknown> {
   readonly textResults?: boolean
 }
 
-/** Array, range and multirange codecs (made by arrayCodec, rangeCodec, multirangeCodec). */
-const containers = new WeakSet<Codec<any>>()
-
-/** Marks a codec as an array, range or multirange codec; returns it. */
-export const markContainer = <C extends Codec<any>>(codec: C): C => {
-  containers.add(codec)
-  return codec
-}
-
-/** Whether a codec is an array, range or multirange codec. */
-export const isContainer = (codec: Codec<any>): boolean => containers.has(codec)
-
 // ignoreBOM: the default decoder silently drops a leading U+FEFF, which is data in a text column.
 const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
 

@@ -15,7 +15,8 @@
  * int32 length and int32 lower bound, then per element int32 length (-1 for NULL) and its bytes.
  */
 import type { ByteWriter } from "./ByteWriter.ts"
-import { type Codec, decodeFail, describeValue, encodeFail, markContainer, readI32, utf8 } from "./Codec.ts"
+import { type Codec, decodeFail, describeValue, encodeFail, readI32, utf8 } from "./Codec.ts"
+import { markContainer } from "../internal/containers.ts"
 import { Oid } from "./Oid.ts"
 
 // MAXDIM in src/include/utils/array.h.

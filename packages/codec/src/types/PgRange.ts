@@ -18,7 +18,8 @@
  * int32 count, then each range as int32 length and its range_send bytes.
  */
 import type { ByteWriter } from "./ByteWriter.ts"
-import { type Codec, decodeFail, describeValue, encodeFail, markContainer, readI32, utf8 } from "./Codec.ts"
+import { type Codec, decodeFail, describeValue, encodeFail, readI32, utf8 } from "./Codec.ts"
+import { markContainer } from "../internal/containers.ts"
 
 const EMPTY = 0x01
 const LB_INC = 0x02
