@@ -289,7 +289,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
   )
 
   it.effect(
-    "SET client_encoding other than UTF8 is refused and the script goes on; any DateStyle prints",
+    "SET client_encoding other than UTF8 is refused and the script goes on; any DateStyle and extra_float_digits print",
     () =>
       Effect.gen(function* () {
         const info = yield* PgServer
@@ -297,16 +297,16 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
           [
             {
               script:
-                "set client_encoding = 'LATIN1';\nset datestyle = 'German';\nset intervalstyle = 'sql_standard';\nselect '2024-05-01'::date as d, interval '1 day 2 hours' as i;\n"
+                "set client_encoding = 'LATIN1';\nset datestyle = 'German';\nset intervalstyle = 'sql_standard';\nset extra_float_digits = 0;\nselect '2024-05-01'::date as d, interval '1 day 2 hours' as i, 1.2345678901234567::float8 as f;\n"
             }
           ],
           { connection: `${info.url}?sslmode=disable` }
         )
         expect(result.exitCode).toBe(0)
-        expect(result.stderr).toContain("client_encoding LATIN1 refused")
+        expect(result.stderr).toContain("refused (nothing was sent): client_encoding is LATIN1")
         // What psql prints for the same statements.
         expect(result.stdout).toBe(
-          "SET\nSET\n     d      |     i     \n------------+-----------\n 01.05.2024 | 1 2:00:00\n(1 row)\n\n"
+          "SET\nSET\nSET\n     d      |     i     |        f         \n------------+-----------+------------------\n 01.05.2024 | 1 2:00:00 | 1.23456789012346\n(1 row)\n\n"
         )
       })
   )

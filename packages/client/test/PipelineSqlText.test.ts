@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
-  clientEncodingsSet,
+  settingsSet,
   copyDirection,
   firstKeyword,
   isCopyStdio,
@@ -203,37 +203,52 @@ describe("copyDirection", () => {
   })
 })
 
-describe("clientEncodingsSet", () => {
+describe("settingsSet", () => {
+  const encodings = (text: string) =>
+    settingsSet(text).map(([name, value]) => (name === "client_encoding" ? value : `${name}=${value}`))
+
   it("reads SET client_encoding, SET NAMES and a SELECT's set_config, in each statement", () => {
-    expect(clientEncodingsSet("set client_encoding = 'LATIN1'")).toEqual(["LATIN1"])
-    expect(clientEncodingsSet('SET LOCAL client_encoding TO latin1; set names "SQL_ASCII"')).toEqual([
+    expect(encodings("set client_encoding = 'LATIN1'")).toEqual(["LATIN1"])
+    expect(encodings('SET LOCAL client_encoding TO latin1; set names "SQL_ASCII"')).toEqual([
       "LATIN1",
       "SQL_ASCII"
     ])
-    expect(clientEncodingsSet("select set_config('client_encoding', 'WIN1252', false)")).toEqual(["WIN1252"])
+    expect(encodings("select set_config('client_encoding', 'WIN1252', false)")).toEqual(["WIN1252"])
   })
 
   it("reads quoted names, comments between words, casts, E-strings and set_config outside a SELECT", () => {
-    expect(clientEncodingsSet(`set "client_encoding" to 'LATIN1'`)).toEqual(["LATIN1"])
-    expect(clientEncodingsSet("set/**/client_encoding/* x */to -- y\n latin1")).toEqual(["LATIN1"])
-    expect(clientEncodingsSet("set client_encoding to e'utf\\8'")).toEqual(["utf8"])
-    expect(clientEncodingsSet("set client_encoding to $$utf8$$")).toEqual(["utf8"])
+    expect(encodings(`set "client_encoding" to 'LATIN1'`)).toEqual(["LATIN1"])
+    expect(encodings("set/**/client_encoding/* x */to -- y\n latin1")).toEqual(["LATIN1"])
+    expect(encodings("set client_encoding to e'utf\\8'")).toEqual(["utf8"])
+    expect(encodings("set client_encoding to $$utf8$$")).toEqual(["utf8"])
     expect(
-      clientEncodingsSet("with x as (select set_config('client_encoding'::text, 'LATIN1', false)) select 1")
+      encodings("with x as (select set_config('client_encoding'::text, 'LATIN1', false)) select 1")
     ).toEqual(["LATIN1"])
-    expect(clientEncodingsSet("values (set_config('client_encoding', $1, false))")).toEqual([
-      "(an expression)"
-    ])
+    expect(encodings("values (set_config('client_encoding', $1, false))")).toEqual(["(an expression)"])
   })
 
   it("ignores the words elsewhere: strings, bodies, other settings", () => {
-    expect(clientEncodingsSet("select 'set client_encoding = latin1'")).toEqual([])
+    expect(encodings("select 'set client_encoding = latin1'")).toEqual([])
     expect(
-      clientEncodingsSet(
+      encodings(
         "create function f() returns void language sql as $$ select set_config('client_encoding', 'LATIN1', false) $$"
       )
     ).toEqual([])
-    expect(clientEncodingsSet("set names_list = 'x'")).toEqual([])
-    expect(clientEncodingsSet("select names from t")).toEqual([])
+    expect(encodings("set names_list = 'x'")).toEqual([])
+    expect(encodings("select names from t")).toEqual([])
+  })
+
+  it("reads extra_float_digits: numbers, signs, strings, DEFAULT and set_config", () => {
+    expect(settingsSet("set extra_float_digits = 0")).toEqual([["extra_float_digits", "0"]])
+    expect(settingsSet("SET LOCAL Extra_Float_Digits TO -15; set extra_float_digits to 10")).toEqual([
+      ["extra_float_digits", "-15"],
+      ["extra_float_digits", "10"]
+    ])
+    expect(settingsSet(`set "extra_float_digits" = '0.4'`)).toEqual([["extra_float_digits", "0.4"]])
+    expect(settingsSet("set extra_float_digits to default")).toEqual([["extra_float_digits", "DEFAULT"]])
+    expect(settingsSet("select set_config('extra_float_digits', '0', true)")).toEqual([
+      ["extra_float_digits", "0"]
+    ])
+    expect(settingsSet("select 'set extra_float_digits = 0', extra_float_digits from t")).toEqual([])
   })
 })

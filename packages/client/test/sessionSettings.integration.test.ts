@@ -69,6 +69,65 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("session 
     })
   )
 
+  it.effect("extra_float_digits below 1 is refused before it is sent; from 1 up floats read back exact", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const exact = 1.2345678901234567
+      for (const set of [
+        "set extra_float_digits = 0",
+        "SET SESSION extra_float_digits TO -3",
+        "set extra_float_digits = '0.4'",
+        "select set_config('extra_float_digits', '0', false)"
+      ]) {
+        const error = yield* errorOf(pg.query(set))
+        expect(error).toMatchObject({ _tag: "StatementRejected", reason: "InvalidText" })
+        expect(error.message).toContain("extra_float_digits is")
+      }
+      const local = yield* errorOf(
+        pg.pipelineTransaction((p) =>
+          Effect.andThen(p.execute("set local extra_float_digits = 0"), p.execute("select 1"))
+        )
+      )
+      expect(local._tag).toBe("StatementRejected")
+      // The session kept its setting: a statement's first run (text results) reads the float whole.
+      expect(yield* pg.query("show extra_float_digits")).toMatchObject({
+        rows: [{ extra_float_digits: "1" }]
+      })
+      for (const [i, set] of ["set extra_float_digits = 2", "set extra_float_digits to default"].entries()) {
+        yield* pg.query(set)
+        const text = `select ${exact}::float8 as f, ${i} as i`
+        expect((yield* pg.query(text)).rows).toEqual([{ f: exact, i }])
+        expect((yield* pg.query(text)).rows).toEqual([{ f: exact, i }])
+      }
+      // Asked for in serverParams: refused before connecting below 1; from 1 up it overrides a
+      // role's default, which the server does not report.
+      const info = yield* PgServer
+      const refused = yield* Effect.flip(
+        Effect.scoped(
+          Effect.flatMap(poolClient({ url: info.url, serverParams: { extra_float_digits: "0" } }), ({ pg }) =>
+            pg.query("select 1")
+          )
+        )
+      )
+      expect(refused).toMatchObject({
+        _tag: "PgConfigError",
+        key: "extra_float_digits",
+        reason: "unsupported"
+      })
+      yield* pg.query("create role settings_floats login password 'pw'")
+      yield* pg.query("alter role settings_floats set extra_float_digits = 0")
+      const url = new URL(info.url)
+      url.username = "settings_floats"
+      url.password = "pw"
+      const fixed = (yield* poolClient({
+        url: url.toString(),
+        max: 1,
+        serverParams: { extra_float_digits: "1" }
+      })).pg
+      expect((yield* fixed.query(`select ${exact}::float8 as f`)).rows).toEqual([{ f: exact }])
+    })
+  )
+
   it.effect("a change the server reports (a function's SET, a DateStyle) closes the connection", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })

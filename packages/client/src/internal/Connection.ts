@@ -39,7 +39,7 @@ import type { StatementRejected } from "../PgClientError.ts"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, decodeValues, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
-import { clientEncodingsSet, firstKeyword, highestPlaceholder } from "./sqlText.ts"
+import { firstKeyword, highestPlaceholder, settingsSet } from "./sqlText.ts"
 
 /** A statement text prepared on this connection under `name`. */
 export interface Prepared {
@@ -959,7 +959,7 @@ export class Connection {
     if (text.includes("\u0000"))
       return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
     if (!text.isWellFormed()) return loneSurrogateInText
-    const refused = refusedEncoding(text)
+    const refused = refusedSetting(this.registry, text)
     if (refused !== undefined) return refused
     const wire = this.session.wire
     step.startOffset = wire.bytesWritten + wire.writer.length
@@ -1028,7 +1028,7 @@ export class Connection {
     if (n > placeholders) return extraParameters(n, placeholders)
     if (isNew && !text.isWellFormed()) return loneSurrogateInText
     if (isNew) {
-      const refused = refusedEncoding(text)
+      const refused = refusedSetting(this.registry, text)
       if (refused !== undefined) return refused
     }
     const known = prepared?.parameterTypes
@@ -1141,7 +1141,7 @@ export class Connection {
     }
     const cached = this.lookup(text, oids)
     if (cached === undefined) {
-      const refused = refusedEncoding(text)
+      const refused = refusedSetting(this.registry, text)
       if (refused !== undefined) return refused
     }
     const placeholders = cached?.placeholders ?? highestPlaceholder(text)
@@ -1277,7 +1277,7 @@ export class Connection {
     if (text.includes("\u0000"))
       return { failure: { _tag: "Text", message: "a statement text cannot contain a NUL character" } }
     if (!text.isWellFormed()) return { failure: loneSurrogateInText }
-    const refused = refusedEncoding(text)
+    const refused = refusedSetting(this.registry, text)
     if (refused !== undefined) return { failure: refused }
     const prepared = this.freshPrepared(name, text, highestPlaceholder(text), [])
     const previous = this.named.get(name)
@@ -1410,18 +1410,17 @@ export const unreadableBy = (registry: TypeRegistry, name: string, value: string
   registry.resultsAsText && name !== "client_encoding" ? undefined : Session.unreadableSetting(name, value)
 
 /**
- * A SET of client_encoding to anything but UTF-8, refused before it is sent: the statements that
- * follow it in the same round trip would run in that encoding before the server reports the
- * change (closing the connection then is too late for them), and a SET LOCAL is never reported.
+ * A statement setting client_encoding to anything but UTF-8, or extra_float_digits below 1 where
+ * the registry reads binary results, refused before it is sent: the statements that follow it in
+ * the same round trip would run with it before the server reports the change (closing the
+ * connection then is too late for them), a SET LOCAL is never reported, and extra_float_digits
+ * never is.
  */
-const refusedEncoding = (text: string): EncodeFailure | undefined => {
-  for (const value of clientEncodingsSet(text)) {
+const refusedSetting = (registry: TypeRegistry, text: string): EncodeFailure | undefined => {
+  for (const [name, value] of settingsSet(text)) {
     if (value.toUpperCase() === "DEFAULT") continue
-    if (Session.unreadableSetting("client_encoding", value) !== undefined)
-      return {
-        _tag: "Text",
-        message: `client_encoding ${value} refused (nothing was sent): pgline reads and writes UTF-8 only`
-      }
+    const why = unreadableBy(registry, name, value)
+    if (why !== undefined) return { _tag: "Text", message: `refused (nothing was sent): ${why}` }
   }
   return undefined
 }

@@ -354,46 +354,58 @@ const isName = (t: Token | undefined, name: string): boolean =>
 const settingValue = (t: Token | undefined): string | undefined =>
   t === undefined || t.kind === "punct" ? undefined : t.value
 
+/** The settings `settingsSet` looks for (the rest do not change how pgline reads or writes). */
+const WATCHED = ["client_encoding", "extra_float_digits"] as const
+
 /**
- * The client_encoding values a text sets (`SET [SESSION | LOCAL] client_encoding TO x`,
- * `SET NAMES x`, `set_config('client_encoding', x, …)`), one per such statement or call, so one
- * that would make the session read and write another encoding is refused before it is sent. A
- * value set_config takes from anything but a literal is "(an expression)". Function bodies and
- * SQL built at run time are out of sight: the server reports what they change.
+ * The values a text sets for client_encoding and extra_float_digits (`SET [SESSION | LOCAL]
+ * name TO x`, `SET NAMES x` for client_encoding, `set_config('name', x, …)`), one per such
+ * statement or call, so one that would change how the session's results are read is refused
+ * before it is sent. A value set_config takes from anything but a literal is "(an expression)".
+ * Function bodies and SQL built at run time are out of sight.
  */
-export const clientEncodingsSet = (text: string): Array<string> => {
-  if (!/client_encoding|names/i.test(text)) return []
-  const out: Array<string> = []
+export const settingsSet = (text: string): Array<readonly [name: string, value: string]> => {
+  if (!/client_encoding|names|extra_float_digits/i.test(text)) return []
+  const out: Array<readonly [string, string]> = []
   for (const statement of statementsOf(text)) {
     const t = tokensOf(statement)
     if (t[0]?.kind === "word" && t[0].value === "SET") {
       let at = 1
       if (t[at]?.kind === "word" && (t[at]!.value === "SESSION" || t[at]!.value === "LOCAL")) at++
-      if (isName(t[at], "client_encoding")) {
+      const name = WATCHED.find((n) => isName(t[at], n))
+      if (name !== undefined) {
         at++
         if (
           (t[at]?.kind === "word" && t[at]!.value === "TO") ||
           (t[at]?.kind === "punct" && t[at]!.value === "=")
         )
           at++
-        const value = settingValue(t[at])
-        if (value !== undefined) out.push(value)
+        // The rest of the statement: a number comes one character at a time ("-", "1", "0").
+        if (at < t.length)
+          out.push([
+            name,
+            t
+              .slice(at)
+              .map((token) => token.value)
+              .join("")
+          ])
       } else if (t[at]?.kind === "word" && t[at]!.value === "NAMES") {
         const value = settingValue(t[at + 1])
-        if (value !== undefined) out.push(value)
+        if (value !== undefined) out.push(["client_encoding", value])
       }
     }
     for (let k = 0; k + 2 < t.length; k++) {
       const call = t[k]!
       if (call.kind !== "word" || call.value !== "SET_CONFIG" || t[k + 1]!.value !== "(") continue
-      const name = t[k + 2]!
-      if (name.kind !== "string" || name.value.toLowerCase() !== "client_encoding") continue
+      const nameToken = t[k + 2]!
+      const name = WATCHED.find((n) => nameToken.kind === "string" && nameToken.value.toLowerCase() === n)
+      if (name === undefined) continue
       // set_config('client_encoding'::text, value, …): a cast after the name is skipped.
       let at = k + 3
       if (t[at]?.value === ":" && t[at + 1]?.value === ":") at += 3
       if (t[at]?.value !== ",") continue
       const value = t[at + 1]
-      out.push(value?.kind === "string" ? value.value : "(an expression)")
+      out.push([name, value?.kind === "string" ? value.value : "(an expression)"])
     }
   }
   return out

@@ -43,7 +43,9 @@ export const isReadableIntervalStyle = (style: string): boolean => {
  * reading it back unchanged), a DateStyle not ISO or an IntervalStyle pgline cannot read (dates
  * and intervals in text results would be misread). client_encoding and DateStyle are pinned at
  * start-up (IntervalStyle is not: PgBouncer refuses it as a start-up parameter); the client closes
- * a connection whose setting is or becomes one of these.
+ * a connection whose setting is or becomes one of these. extra_float_digits below 1 (the server
+ * rounds float4 and float8 in text results, which a statement's first run reads) is never
+ * reported: the client refuses statements and serverParams that set it.
  */
 export const unreadableSetting = (name: string, value: string): string | undefined => {
   switch (name) {
@@ -57,6 +59,13 @@ export const unreadableSetting = (name: string, value: string): string | undefin
       return isReadableIntervalStyle(value)
         ? undefined
         : `IntervalStyle is ${value}: pgline reads intervals in the postgres and iso_8601 styles (serverParams: { IntervalStyle: "postgres" } sets it for pgline's sessions)`
+    case "extra_float_digits": {
+      // The server takes a fractional value rounded; DEFAULT (1) and anything from 1 up is exact.
+      const digits = value.trim().toUpperCase() === "DEFAULT" ? 1 : Math.round(Number(value))
+      return digits >= 1
+        ? undefined
+        : `extra_float_digits is ${value}: below 1 the server rounds the float4 and float8 values it sends as text, as pgline reads a statement's first results`
+    }
     default:
       return undefined
   }
@@ -88,6 +97,13 @@ const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
   }
   if (tcp && options.tcpUserTimeout !== undefined && options.tcpUserTimeout !== 0) {
     return refuse("tcp_user_timeout", "tcp_user_timeout is not supported: Node cannot set TCP_USER_TIMEOUT")
+  }
+  const floatDigits = options.serverParams["extra_float_digits"]
+  if (floatDigits !== undefined && unreadableSetting("extra_float_digits", floatDigits) !== undefined) {
+    return refuse(
+      "extra_float_digits",
+      `extra_float_digits ${floatDigits} is not supported: below 1 the server rounds floats it sends as text`
+    )
   }
   const intervalStyle = options.serverParams["IntervalStyle"]
   if (intervalStyle !== undefined && !isReadableIntervalStyle(intervalStyle)) {
