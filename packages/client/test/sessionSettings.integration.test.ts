@@ -114,6 +114,18 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("session 
         key: "extra_float_digits",
         reason: "unsupported"
       })
+      for (const options of [
+        "-c extra_float_digits=0",
+        "--extra-float-digits=-1",
+        "-c geqo=off -cextra_float_digits=0"
+      ]) {
+        const viaOptions = yield* Effect.flip(
+          Effect.scoped(
+            Effect.flatMap(poolClient({ url: info.url, options }), ({ pg }) => pg.query("select 1"))
+          )
+        )
+        expect(viaOptions).toMatchObject({ _tag: "PgConfigError", key: "extra_float_digits" })
+      }
       yield* pg.query("create role settings_floats login password 'pw'")
       yield* pg.query("alter role settings_floats set extra_float_digits = 0")
       const url = new URL(info.url)

@@ -98,7 +98,11 @@ const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
   if (tcp && options.tcpUserTimeout !== undefined && options.tcpUserTimeout !== 0) {
     return refuse("tcp_user_timeout", "tcp_user_timeout is not supported: Node cannot set TCP_USER_TIMEOUT")
   }
-  const floatDigits = options.serverParams["extra_float_digits"]
+  // In serverParams, or in options as the server's command line takes it (-c name=value,
+  // --name=value, dashes for underscores).
+  const floatDigits =
+    options.serverParams["extra_float_digits"] ??
+    /(?:^|\s)(?:-c\s*|--)extra[-_]float[-_]digits=(\S*)/i.exec(options.options ?? "")?.[1]
   if (floatDigits !== undefined && unreadableSetting("extra_float_digits", floatDigits) !== undefined) {
     return refuse(
       "extra_float_digits",
