@@ -10,7 +10,7 @@
 import { expect, layer } from "@effect/vitest"
 import type { PgClientApi } from "@pgline/client"
 import { PgServer } from "@pgline/testing"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Scope, Stream } from "effect"
 import { refusingEnum } from "./support/codecs.ts"
 import { errorOf, within } from "./support/pipeline.ts"
 import { poolClient } from "./support/pool.ts"
@@ -178,6 +178,54 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream e
       expect(seen.length).toBe(149)
       expect(Math.max(...seen)).toBe(149)
       expect((yield* pg.query("select 9 as nine")).rows).toEqual([{ nine: 9 }])
+    })
+  )
+
+  it.effect("a connection lost while the consumer works and no chunk is asked for fails the stream", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 2 })
+      for (const kill of ["terminate", "layer"] as const) {
+        const layerScope = yield* Scope.make()
+        const scoped =
+          kill === "layer"
+            ? (yield* Scope.provide(layerScope)(poolClient({ max: 1, closeTimeout: 100 }))).pg
+            : pg
+        const started = yield* Deferred.make<number>()
+        const release = yield* Deferred.make<void>()
+        const seen: Array<number> = []
+        const consumer = yield* Effect.forkChild(
+          Effect.flip(
+            within(20_000)(
+              Stream.runForEach(
+                scoped.stream<{ g: number; pid: number }>(
+                  "select g, pg_backend_pid() as pid from generate_series(1, 100000) g",
+                  { chunkSize: 10 }
+                ),
+                (row) =>
+                  Effect.gen(function* () {
+                    seen.push(row.g)
+                    if (row.g === 1) {
+                      yield* Deferred.succeed(started, row.pid)
+                      yield* Deferred.await(release)
+                    }
+                  })
+              )
+            )
+          )
+        )
+        const pid = yield* Deferred.await(started)
+        // The chunk asked for while the first is read has arrived: nothing is in flight any more.
+        yield* Effect.sleep(300)
+        if (kill === "terminate") yield* pg.query("select pg_terminate_backend($1::int)", [pid])
+        else yield* Effect.forkChild(Scope.close(layerScope, Exit.void))
+        yield* Effect.sleep(300)
+        yield* Deferred.succeed(release, undefined)
+        const error = yield* Fiber.join(consumer)
+        expect(["ConnectionLost", "AdminShutdown"]).toContain(error._tag)
+        // The rows already read arrived first, in order, and then the failure.
+        expect(seen.length).toBeGreaterThan(1)
+        expect(seen).toEqual(seen.map((_, i) => i + 1))
+      }
     })
   )
 

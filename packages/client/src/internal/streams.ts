@@ -264,7 +264,13 @@ class Cursor extends Pullable<Record<string, unknown>> {
     if (this.inFlight || this.complete || this.closing || this.batches.length > 1 || this.step === undefined)
       return
     if (this.batches.length === 1 && this.batches[0]!.read === 0) return
-    if (this.conn.isClosed) return
+    if (this.conn.isClosed) {
+      // Lost while no Execute was waiting to hear of it: the rows already here, then the failure.
+      this.complete = true
+      this.failure ??= lost(this.conn.closeMessage, true, this.conn.protocolFailureReason)
+      this.wake()
+      return
+    }
     this.inFlight = true
     this.step = this.conn.queueExecute(this.step, this.sink, this.chunkSize, this.owner)
   }
