@@ -1083,8 +1083,11 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           const text = typeof statement === "string" ? statement : statement.text
           const values = typeof statement === "string" ? [] : statement.values
           const chunkSize = options.chunkSize ?? 1000
-          if (!Number.isInteger(chunkSize) || chunkSize < 1)
-            return Effect.die(new TypeError(`chunkSize must be an integer ≥ 1, got ${chunkSize}`))
+          // Execute's row limit is an int32 (0 would mean every row).
+          if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > 2 ** 31 - 1)
+            return Effect.die(
+              new TypeError(`chunkSize must be an integer from 1 to 2^31 - 1, got ${chunkSize}`)
+            )
           const invalid = typeof statement === "string" ? undefined : rejectInvalid(statement)
           if (invalid !== undefined) return Effect.fail(invalid)
           if ((verdictOf(text) & COPY_STDIO) !== 0) return Effect.fail(copyRejected())

@@ -229,6 +229,18 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream e
     })
   )
 
+  it.effect("chunkSize up to 2^31 - 1 (every row in one chunk) reads the rows; beyond is refused", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const text = "select g, g + 1 as h, 'x' || g as t, g::float8 as f from generate_series(1, 5000) g"
+      const rows = yield* Stream.runCollect(pg.stream<{ g: number }>(text, { chunkSize: 2 ** 31 - 1 }))
+      expect(rows.map((r) => r.g)).toEqual(Array.from({ length: 5000 }, (_, i) => i + 1))
+      const exit = yield* Effect.exit(Stream.runCollect(pg.stream(text, { chunkSize: 2 ** 31 })))
+      expect(String(exit)).toContain("chunkSize must be an integer from 1 to 2^31 - 1")
+      expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+    })
+  )
+
   it.effect("a cached statement gone stale with DDL is prepared again, as pg.query does", () =>
     Effect.gen(function* () {
       // One connection: the stream's text is cached on it.

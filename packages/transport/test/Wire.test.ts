@@ -212,3 +212,27 @@ describe("Wire reads: the COPY TO fast path", () => {
     expect(feed(pieces).viaSink).toBeGreaterThan(100)
   })
 })
+
+describe("Wire reads", () => {
+  it("a handler that throws closes the wire with its error instead of escaping the socket's event", () => {
+    const socket = new FakeSocket()
+    const wire = new Wire(socket as unknown as Socket)
+    const closed: Array<string> = []
+    const seen: Array<string> = []
+    wire.setHandler(
+      (m) => {
+        seen.push(m.type)
+        throw new TypeError("handler bug")
+      },
+      (cause) => closed.push(`${cause.kind}: ${cause.message}`)
+    )
+    const bytes = Buffer.concat([
+      encodeBackend({ type: "ReadyForQuery", status: "I" }),
+      encodeBackend({ type: "ReadyForQuery", status: "I" })
+    ])
+    expect(() => socket.emit("data", bytes)).not.toThrow()
+    expect(seen).toEqual(["ReadyForQuery"])
+    expect(closed).toEqual(["error: reading the server's messages failed: TypeError: handler bug"])
+    expect(wire.isClosed).toBe(true)
+  })
+})

@@ -79,21 +79,35 @@ export const hold = (conn: Connection, owner: object): Effect.Effect<void, State
  */
 class RawBatch {
   readonly bytes: Array<Uint8Array> = []
-  readonly offsets: Int32Array
-  readonly lengths: Int32Array
+  offsets: Int32Array
+  lengths: Int32Array
   readonly columns: number
   count = 0
   read = 0
 
+  /** Room for `capacity` rows (the chunk size) at most: the arrays start small and double. */
+  private readonly capacity: number
+
   constructor(capacity: number, columns: number) {
+    this.capacity = capacity
     this.columns = columns
-    this.offsets = new Int32Array(capacity * columns)
-    this.lengths = new Int32Array(capacity * columns)
+    const rows = Math.min(capacity, 256)
+    this.offsets = new Int32Array(rows * columns)
+    this.lengths = new Int32Array(rows * columns)
   }
 
   push(m: DataRow): void {
     const n = this.columns
     const at = this.count * n
+    if (at + n > this.offsets.length) {
+      const rows = Math.min(this.capacity, Math.max(1, this.count) * 2)
+      const offsets = new Int32Array(rows * n)
+      const lengths = new Int32Array(rows * n)
+      offsets.set(this.offsets)
+      lengths.set(this.lengths)
+      this.offsets = offsets
+      this.lengths = lengths
+    }
     for (let i = 0; i < n; i++) {
       this.offsets[at + i] = m.offsets[i]!
       this.lengths[at + i] = m.lengths[i]!

@@ -55,7 +55,15 @@ export class Wire {
   private drainWaiters: Array<{ readonly threshold: number; readonly resume: () => void }> = []
   /** Bytes handed to the socket since the wire opened (for "may have run" decisions). */
   bytesWritten = 0
-  private readonly onData = (chunk: Buffer) => this.receive(chunk)
+  private readonly onData = (chunk: Buffer) => {
+    try {
+      this.receive(chunk)
+    } catch (error) {
+      // A handler's bug must not escape into the socket's event (an uncaught exception ends the
+      // process): the connection, whose state is now unknown, closes with the error's text.
+      this.close({ kind: "error", message: `reading the server's messages failed: ${String(error)}` })
+    }
+  }
   private readonly onError = (error: Error) => this.close({ kind: "error", message: error.message })
   private readonly onEnd = () => this.close({ kind: "ended", message: "the server closed the connection" })
   private readonly onDrain = () => this.releaseDrainWaiters()
