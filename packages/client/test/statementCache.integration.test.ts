@@ -155,6 +155,68 @@ layer(client, { timeout: 60_000 })("statement cache", (it) => {
     })
   )
 
+  it.effect("failed, stale and skipped-close statements leave nothing prepared behind on the server", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      const count = Effect.map(
+        pg.query<{ n: number }>("select count(*)::int as n from pg_prepared_statements"),
+        (r) => r.rows[0]!.n
+      )
+      yield* pg.query("create table leak_uniq (id int primary key)")
+      yield* pg.query("insert into leak_uniq values (1)")
+      // Distinct statements that fail while they run (a unique violation), and one text failing
+      // again and again (it stays cached: it is still good).
+      for (let i = 0; i < 30; i++)
+        expect((yield* Effect.flip(pg.query(`insert into leak_uniq values (1) -- ${i}`)))._tag).toBe(
+          "UniqueViolation"
+        )
+      for (let i = 0; i < 10; i++)
+        expect((yield* Effect.flip(pg.query("insert into leak_uniq values ($1)", [1])))._tag).toBe(
+          "UniqueViolation"
+        )
+      expect(yield* count).toBeLessThanOrEqual(5)
+      // A cached statement gone stale with every DDL: the stale one is closed, not only forgotten.
+      yield* pg.query("create table leak_stale (x int)")
+      for (const type of ["bigint", "text", "int", "numeric", "bigint", "text"]) {
+        yield* pg.query(`alter table leak_stale alter column x type ${type} using x::${type}`)
+        yield* pg.query("select x from leak_stale")
+      }
+      expect(yield* count).toBeLessThanOrEqual(5)
+      // New statements refused inside an aborted transaction block evict good ones, whose Close
+      // the server skips with the rest of the segment: sent again after the block.
+      yield* Effect.flip(
+        pg.withTransaction(
+          Effect.gen(function* () {
+            yield* Effect.flip(pg.query("select 1/0"))
+            for (let i = 0; i < 20; i++) yield* Effect.flip(pg.query(`select ${i} as aborted`))
+            return yield* Effect.fail("rolled back")
+          })
+        )
+      )
+      yield* pg.query("select 1 as after_block")
+      expect(yield* count).toBeLessThanOrEqual(5)
+    })
+  )
+
+  it.effect(
+    "a cached statement refused at Bind after a column's type changed is prepared afresh next time",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* PgClient
+        yield* pg.query("create table bind_refused (x int)")
+        yield* pg.query("insert into bind_refused values (5)")
+        // The untyped string parameter is inferred as int4 while x is an int.
+        const text = "select count(*)::int as n from bind_refused where x = $1"
+        expect((yield* pg.query(text, ["5"])).rows).toEqual([{ n: 1 }])
+        expect((yield* pg.query(text, ["5"])).rows).toEqual([{ n: 1 }])
+        yield* pg.query("alter table bind_refused alter column x type text")
+        // The cached statement compares text = integer now: refused once, then prepared afresh.
+        expect((yield* Effect.flip(pg.query(text, ["5"])))._tag).toBe("UndefinedFunction")
+        expect((yield* pg.query(text, ["5"])).rows).toEqual([{ n: 1 }])
+        expect((yield* pg.query(text, ["5"])).rows).toEqual([{ n: 1 }])
+      })
+  )
+
   it.effect("FETCH is described afresh each time: a cursor declared again with other columns", () =>
     Effect.gen(function* () {
       const pg = yield* PgClient

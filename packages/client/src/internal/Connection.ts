@@ -433,11 +433,18 @@ export class StatementStep implements Step {
   }
 
   onError(fields: ErrorFields): void {
-    // A failed Parse leaves no statement behind: forget it so the next use prepares again. A
-    // cached statement the server can no longer use as prepared (its result or parameter types
-    // changed with DDL, or it was deallocated) is forgotten too, so it is prepared afresh next time.
+    // A failed Parse leaves no statement behind: forget it so the next use prepares again. One
+    // parsed but not yet described is closed on the server and forgotten. A statement refused at
+    // Bind when cached (stale after DDL or DEALLOCATE, or an operator no longer fitting a column's
+    // new type) is closed and forgotten too, so the next use prepares it afresh. A statement that
+    // failed only while it ran (a unique violation) stays cached: it is still good.
     const stale = isStaleStatement(fields)
-    if (this.prepared !== undefined && (this.isNew || stale)) this.conn.forget(this.prepared)
+    const p = this.prepared
+    if (p !== undefined) {
+      if (this.describeOnly || (this.isNew && this.stage === 0)) {
+        if (this.isNew) this.conn.forget(p)
+      } else if (this.isNew ? this.stage < 3 : this.stage === 3) this.conn.discard(p)
+    }
     this.sink.settle(
       stale && !this.isNew && this.stage === 3 && !this.describeOnly
         ? { _tag: "ServerError", fields, stale: true }
@@ -503,7 +510,10 @@ export class SyncStep implements Step {
   }
 }
 
-/** Consumes CloseComplete for an evicted statement. */
+/**
+ * Consumes CloseComplete for a statement evicted or discarded from the cache. A Close that an
+ * earlier error in its segment made the server skip is sent again with the next statement.
+ */
 class CloseStep implements Step {
   readonly isSync = false
   readonly internal = true
@@ -511,8 +521,10 @@ class CloseStep implements Step {
   startOffset = 0
   owner: object | undefined = undefined
   readonly conn: Connection
-  constructor(conn: Connection) {
+  readonly name: string
+  constructor(conn: Connection, name: string) {
     this.conn = conn
+    this.name = name
   }
   readonly onMessage = (m: BackendMessage): boolean => {
     if (m.type === "CloseComplete") return true
@@ -520,7 +532,7 @@ class CloseStep implements Step {
     return false
   }
   readonly onError = (): void => {}
-  readonly onAborted = (): void => {}
+  readonly onAborted = (): void => this.conn.closeLater(this.name)
   readonly onLost = (): void => {}
 }
 
@@ -876,14 +888,45 @@ export class Connection {
     return this.engine.transactionStatus
   }
 
-  forget(prepared: Prepared): void {
+  /** Drops a statement from the cache; false when it was not there. */
+  forget(prepared: Prepared): boolean {
     const variants = this.cache.get(prepared.text)
-    if (variants === undefined) return
+    if (variants === undefined) return false
     const i = variants.indexOf(prepared)
-    if (i < 0) return
+    if (i < 0) return false
     variants.splice(i, 1)
     this.cached--
     if (variants.length === 0) this.cache.delete(prepared.text)
+    return true
+  }
+
+  /** Drops a cached statement and closes it on the server with the next statement sent. */
+  discard(prepared: Prepared): void {
+    if (this.forget(prepared)) this.closeLater(prepared.name)
+  }
+
+  /**
+   * Names of statements prepared on the server that the cache no longer holds (discarded, or an
+   * eviction's Close skipped by an error): each is closed after the next statement queued, so a
+   * long-lived connection does not keep them (server memory) until it ends.
+   */
+  private unclosed: Array<string> = []
+
+  closeLater(name: string): void {
+    if (name !== "" && !this.isClosed) this.unclosed.push(name)
+  }
+
+  private closeUnclosed(owner: object | undefined): void {
+    const names = this.unclosed
+    this.unclosed = []
+    for (const name of names) this.queueClose(name, owner)
+  }
+
+  private queueClose(name: string, owner: object | undefined): void {
+    encodeClose(this.session.wire.writer, "S", name)
+    const close = new CloseStep(this, name)
+    close.owner = owner
+    this.engine.enqueue(close)
   }
 
   /**
@@ -903,6 +946,7 @@ export class Connection {
     if (variants === undefined) return
     this.cached -= variants.length
     this.cache.delete(text)
+    for (const p of variants) this.closeLater(p.name)
   }
 
   /**
@@ -1057,6 +1101,12 @@ export class Connection {
       }
     }
     starts[n] = scratch.length
+    // The unnamed statement for texts whose description can change between uses (FETCH, EXECUTE)
+    // and for every text with `prepare: false`: parsed and described each time.
+    const keeps = prepared === undefined && this.keepsPrepared(text, prepare)
+    // Closes go ahead of the statement's frames, so its failure cannot make the server skip them.
+    if (this.unclosed.length > 0) this.closeUnclosed(owner)
+    if (keeps && this.cached >= this.options.statementCacheSize) this.evict(owner)
     const wire = this.session.wire
     const w = wire.writer
     const mark = w.length
@@ -1065,9 +1115,7 @@ export class Connection {
     let name: string
     try {
       if (prepared === undefined) {
-        // The unnamed statement for texts whose description can change between uses (FETCH,
-        // EXECUTE) and for every text with `prepare: false`: parsed and described each time.
-        name = this.keepsPrepared(text, prepare) ? `pgline_${this.nextName}` : ""
+        name = keeps ? `pgline_${this.nextName}` : ""
         encodeParse(w, name, text, oids)
         encodeDescribe(w, "S", name)
       } else {
@@ -1109,8 +1157,6 @@ export class Connection {
     step.owner = owner
     if (maxRows > 0) this.portalStep = step
     this.engine.enqueue(step)
-    // After the statement's step: the Close frame follows its frames, so its step must follow too.
-    if (this.cached > this.options.statementCacheSize) this.evict(owner)
     // While other connections wait for answers, or the server still answers this one, the write
     // waits for the end of the event loop's turn, with whatever else is queued here by then.
     wire.schedule(this.engine.mayWriteLater(wire.bytesWritten))
@@ -1198,10 +1244,7 @@ export class Connection {
     }
     if (oldest === undefined) return
     this.forget(oldest)
-    encodeClose(this.session.wire.writer, "S", oldest.name)
-    const close = new CloseStep(this)
-    close.owner = owner
-    this.engine.enqueue(close)
+    this.queueClose(oldest.name, owner)
   }
 
   /** How rows of this connection's results are built: objects (compiled per shape) or arrays. */
