@@ -281,7 +281,11 @@ export interface PgClientApi extends PgStatements {
   ) => Effect.Effect<Stream.Stream<Notification>, PgServerError | PgClientError, Scope.Scope>
 }
 
-/** Pool settings of `PgClient.layer`. Durations are milliseconds or Effect Duration inputs. */
+/**
+ * Pool settings of `PgClient.layer`. Durations are milliseconds or Effect Duration inputs;
+ * "Infinity" (or beyond 24.8 days, the longest a timer waits) is no limit. A value out of range
+ * fails the layer with PgConfigError.
+ */
 export interface PoolSettings {
   /** Most connections open at once (default 10). `1` gives the single-connection client. */
   readonly max?: number
@@ -402,27 +406,60 @@ export class PgClient extends Context.Service<PgClient, PgClientApi>()("@pgline/
 const connect = (
   resolved: PgConfig.PgConnectOptions,
   settings: ClientSettings
-): Effect.Effect<PgClientApi, PgClientLayerError, Scope.Scope> =>
-  Effect.flatMap(Session.toSessionOptions(resolved, { maxMessageSize: settings.maxMessageSize }), (options) =>
-    openPool(options, settings)
+): Effect.Effect<PgClientApi, PgClientLayerError, Scope.Scope> => {
+  const invalid = invalidSetting(settings)
+  if (invalid !== undefined) return Effect.fail(invalid)
+  return Effect.flatMap(
+    Session.toSessionOptions(resolved, { maxMessageSize: settings.maxMessageSize }),
+    (options) => openPool(options, settings)
   )
-
-const millis = (input: Duration.Input | undefined, fallback: number): number => {
-  if (input === undefined) return fallback
-  const ms = Duration.toMillis(input)
-  return Number.isFinite(ms) ? Math.max(0, ms) : 0
 }
 
-const positiveInteger = (
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  least: number
-): number => {
-  const v = value ?? fallback
-  if (!Number.isInteger(v) || v < least)
-    throw new TypeError(`${name} must be an integer ≥ ${least}, got ${v}`)
-  return v
+/** Timers cannot wait longer (Node fires a longer one at once): a duration beyond it is "never". */
+const LONGEST_TIMER = 2 ** 31 - 1
+
+/** A duration setting in milliseconds: Infinity (no limit) from "Infinity" or beyond LONGEST_TIMER. */
+const millis = (input: Duration.Input | undefined, fallback: number): number => {
+  if (input === undefined) return fallback
+  const ms = Math.max(0, Duration.toMillis(input))
+  return ms > LONGEST_TIMER ? Number.POSITIVE_INFINITY : ms
+}
+
+/** The first pool or client setting out of its range, as the layer's PgConfigError. */
+const invalidSetting = (settings: ClientSettings): PgConfig.PgConfigError | undefined => {
+  const invalid = (key: string, message: string) =>
+    new PgConfig.PgConfigError({ key, reason: "invalid-value", message })
+  const integers: ReadonlyArray<readonly [string, number | undefined, number]> = [
+    ["max", settings.max, 1],
+    ["min", settings.min, 0],
+    ["statementCacheSize", settings.statementCacheSize, 1],
+    ["maxMessageSize", settings.maxMessageSize, 1]
+  ]
+  for (const [key, value, least] of integers)
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < least))
+      return invalid(key, `${key} must be an integer of at least ${least}, got ${value}`)
+  if ((settings.min ?? 0) > (settings.max ?? 10))
+    return invalid("min", `min (${settings.min}) is more than max (${settings.max ?? 10})`)
+  const durations: ReadonlyArray<readonly [string, Duration.Input | undefined]> = [
+    ["idleTimeout", settings.idleTimeout],
+    ["maxLifetime", settings.maxLifetime],
+    ["acquireTimeout", settings.acquireTimeout],
+    ["closeTimeout", settings.closeTimeout],
+    ["cancelGrace", settings.cancelGrace]
+  ]
+  for (const [key, value] of durations) {
+    if (value === undefined) continue
+    let ms: number
+    try {
+      ms = Duration.toMillis(value)
+    } catch (error) {
+      return invalid(key, `${key} is not a duration: ${String(error)}`)
+    }
+    // Duration reads NaN as 0: refused here (Number(process.env.UNSET) must not mean "no wait").
+    if (Number.isNaN(value) || ms < 0)
+      return invalid(key, `${key} must be a duration of 0 or more, got ${String(value)}`)
+  }
+  return undefined
 }
 
 /**
@@ -465,8 +502,9 @@ const openPool = (
 ): Effect.Effect<PgClientApi, PgConnectError | PgServerError, Scope.Scope> =>
   Effect.gen(function* () {
     const context = yield* Effect.context<never>()
-    const max = positiveInteger("max", settings.max, 10, 1)
-    const min = Math.min(positiveInteger("min", settings.min, 0, 0), max)
+    // In range: checked by invalidSetting before the pool opens.
+    const max = settings.max ?? 10
+    const min = settings.min ?? 0
     const maxLifetime = millis(settings.maxLifetime, 3_600_000)
     const poolOptions = {
       max,

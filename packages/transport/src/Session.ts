@@ -99,7 +99,9 @@ const CANCEL_CLOSE_WAIT_MS = 5_000
  * it too), else 10 s. A cancel that never settled kept the client's connection fenced for good.
  */
 const cancelBudgetMs = (connectTimeout: number | undefined): number =>
-  connectTimeout === undefined || connectTimeout <= 0 ? 10_000 : Math.max(2, connectTimeout) * 1000
+  connectTimeout === undefined || connectTimeout <= 0
+    ? 10_000
+    : Math.min(Math.max(2, connectTimeout) * 1000, 2 ** 31 - 1)
 
 const cancelOver = (started: Started, options: StartupOptions): Promise<void> =>
   new Promise((resolve) => {

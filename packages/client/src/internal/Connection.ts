@@ -658,8 +658,12 @@ export class Connection {
     )
   }
 
-  /** Closes the connection `cancelGrace` from now unless the returned timer is cleared first. */
-  private closeAfterGrace(message: string): ReturnType<typeof setTimeout> {
+  /**
+   * Closes the connection `cancelGrace` from now unless the returned timer is cleared first (never
+   * when cancelGrace is Infinity).
+   */
+  private closeAfterGrace(message: string): ReturnType<typeof setTimeout> | undefined {
+    if (!Number.isFinite(this.options.cancelGrace)) return undefined
     return setTimeout(() => {
       if (!this.isClosed) this.session.wire.close({ kind: "local", message })
     }, this.options.cancelGrace)

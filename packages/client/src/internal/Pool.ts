@@ -276,7 +276,9 @@ export class Pool {
 
   private armTimer(): void {
     if (this.timer !== undefined || this.waiters.length === 0) return
-    this.timer = setTimeout(this.expire, Math.max(0, this.waiters[0]!.deadline - performance.now()))
+    // Every waiter has the same acquireTimeout: Infinity (wait for good) needs no timer.
+    const wait = this.waiters[0]!.deadline - performance.now()
+    if (Number.isFinite(wait)) this.timer = setTimeout(this.expire, Math.max(0, wait))
   }
 
   private readonly expire = (): void => {
@@ -464,7 +466,9 @@ export class Pool {
     // is closed, which fails whatever the clean-up still waits for.
     const bounded = Effect.callback<boolean>((resume) => {
       const fiber = this.fork(clean)
-      const timer = setTimeout(() => resume(Effect.succeed(false)), this.options.closeTimeout)
+      const timer = Number.isFinite(this.options.closeTimeout)
+        ? setTimeout(() => resume(Effect.succeed(false)), this.options.closeTimeout)
+        : undefined
       fiber.addObserver((exit) => {
         clearTimeout(timer)
         resume(Effect.succeed(Exit.isSuccess(exit) && exit.value))

@@ -193,8 +193,14 @@ class StartupReader {
 const startsLikePostgres = (bytes: Uint8Array): boolean =>
   bytes[0] === 0x52 || bytes[0] === 0x45 || bytes[0] === 0x76
 
+/**
+ * connect_timeout's deadline, none for 0 or less, and none beyond what a timer can wait (~24.8
+ * days: Node fires a longer timer at once).
+ */
 const deadlineOf = (seconds: number | undefined): number | undefined =>
-  seconds === undefined || seconds <= 0 ? undefined : Date.now() + Math.max(2, seconds) * 1000
+  seconds === undefined || seconds <= 0 || seconds * 1000 > 2 ** 31 - 1
+    ? undefined
+    : Date.now() + Math.max(2, seconds) * 1000
 
 /**
  * Connects to one endpoint, trying the sslmode's attempts in order. Resolves with the session or
