@@ -976,6 +976,10 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       options: Pipeline.PipelineOptions
     ): Effect.Effect<Pipeline.Pipeline, PgClientError | PgServerError, Scope.Scope> =>
       Effect.withFiber((fiber) => {
+        const limit = options.maxPendingBytes
+        // Below 1 byte nothing could ever be written before waiting: execute would wait for good.
+        if (limit !== undefined && !(limit >= 1))
+          return Effect.die(new TypeError(`maxPendingBytes must be 1 or more, got ${limit}`))
         const w = where(fiber)
         switch (w.kind) {
           case "shared":

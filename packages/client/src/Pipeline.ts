@@ -66,7 +66,8 @@ export type Handle<Row = Record<string, unknown>> = Effect.Effect<QueryResult<Ro
 export interface PipelineOptions {
   /**
    * Bytes of written-but-unsent frames above which `execute` waits for the socket to drain.
-   * Bounds memory for huge pipelines; 1 MiB keeps several socket buffers' worth in flight.
+   * Bounds memory for huge pipelines; 1 MiB keeps several socket buffers' worth in flight. Below 1
+   * (or NaN) is a defect.
    */
   readonly maxPendingBytes?: number
 }

@@ -12,7 +12,7 @@ import { expect, layer } from "@effect/vitest"
 import type { Notification, PgClientApi } from "@pgline/client"
 import { PgClient } from "@pgline/client"
 import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
-import { Cause, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Logger, Stream } from "effect"
+import { Cause, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Logger, Scope, Stream } from "effect"
 import { errorOf } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient } from "./support/pool.ts"
 
@@ -58,6 +58,16 @@ const untilListening = (
   )
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("listen", (it) => {
+  it.effect("listen after the client's layer closed fails with ConnectionLost instead of waiting", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const { pg } = yield* Scope.provide(scope)(poolClient({ max: 1 }))
+      yield* Scope.close(scope, Exit.void)
+      const error = yield* errorOf(Stream.runHead(pg.listen("after_close")))
+      expect(error).toMatchObject({ _tag: "ConnectionLost", mayHaveRun: false })
+    })
+  )
+
   it.effect("exact payloads, in order, with the sender's process id", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 2 })

@@ -115,6 +115,25 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
     )
   }
 
+  it.effect(
+    "maxPendingBytes below 1 or NaN is refused (a defect) instead of a pipeline that waits for good",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* connect
+        for (const maxPendingBytes of [0, -1, Number.NaN]) {
+          const exit = yield* Effect.exit(
+            within(10_000)(
+              Effect.scoped(
+                Effect.flatMap(pg.pipelineWith({ maxPendingBytes }), (p) => p.execute("select 1"))
+              )
+            )
+          )
+          expect(String(exit)).toContain("maxPendingBytes must be 1 or more")
+        }
+        expect((yield* within(5_000)(pg.query("select 1 as one"))).rows).toEqual([{ one: 1 }])
+      })
+  )
+
   // 4. Interruption while the owner waits for a sync.
   it.effect("interrupting a fiber waiting on p.sync returns promptly and leaves the connection clean", () =>
     Effect.gen(function* () {

@@ -11,7 +11,7 @@
  * Deliberately not here: the connection's set-up (the client passes `open`), NOTIFY (a plain
  * statement on any connection).
  */
-import type { PgServerError } from "@pgline/transport"
+import { ConnectionLost, type PgServerError } from "@pgline/transport"
 import { Cause, type Context, Duration, Effect, Exit, Fiber, Queue, Schedule, Scope, Semaphore } from "effect"
 import type { PgClientError } from "../PgClientError.ts"
 import { quoteIdentifier } from "../Statement.ts"
@@ -92,6 +92,11 @@ export class Listener {
   subscribe(channel: string, queue: Subscriber): Effect.Effect<void, PgClientError | PgServerError> {
     return this.lock.withPermits(1)(
       Effect.gen({ self: this }, function* () {
+        if (this.closed)
+          return yield* new ConnectionLost({
+            message: "the client's layer has been closed",
+            mayHaveRun: false
+          })
         const existing = this.channels.get(channel)
         if (existing !== undefined) {
           existing.add(queue)
