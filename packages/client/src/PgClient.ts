@@ -46,7 +46,13 @@ import {
   runStatement,
   runStatementOf
 } from "./internal/run.ts"
-import { copyDirection, isCopyStdio, isTransactionControl, statementsOf } from "./internal/sqlText.ts"
+import {
+  copyDirection,
+  endsTransactionBlock,
+  isCopyStdio,
+  isTransactionControl,
+  statementsOf
+} from "./internal/sqlText.ts"
 import { copyIn, copyOut, hold, notCopy, rowStream } from "./internal/streams.ts"
 import { tracingOn } from "./internal/tracing.ts"
 import {
@@ -157,7 +163,8 @@ export interface PgStatements {
   /**
    * BEGIN, what `body` queues on the pipeline, COMMIT, in one round trip; ROLLBACK instead when
    * `body` fails or is interrupted. Inside a transaction it is a savepoint. Fails with the first
-   * error; the connection is outside any failed block afterwards.
+   * error; the connection is outside any failed block afterwards. A statement that would end the
+   * block (COMMIT, ROLLBACK, …) is refused: StatementRejected "TransactionControl".
    */
   readonly pipelineTransaction: <A, E, R>(
     body: (pipeline: Pipeline.Pipeline) => Effect.Effect<A, E, R>
@@ -169,7 +176,8 @@ export interface PgStatements {
    * when the effect runs no statement); the other statements wait for its answer, so none can run
    * outside the block, and a BEGIN the server refuses fails them and the transaction with its
    * error. Nested, it is a savepoint. A COMMIT answered with ROLLBACK fails with StatementRejected
-   * "TransactionRolledBack".
+   * "TransactionRolledBack". A statement of the effect that would end the block (COMMIT,
+   * ROLLBACK, END, ABORT, PREPARE TRANSACTION) is refused: StatementRejected "TransactionControl".
    */
   readonly withTransaction: <A, E, R>(
     effect: Effect.Effect<A, E, R>,
@@ -683,15 +691,19 @@ const invalidChannel = (channel: string): string | undefined =>
 const VERDICT_CACHE_SIZE = 1024
 const COPY_STDIO = 1
 const TRANSACTION_CONTROL = 2
+const ENDS_BLOCK = 4
 const verdicts = new Map<string, number>()
 /**
- * What a text is, as far as routing cares (COPY_STDIO, TRANSACTION_CONTROL bits), remembered per
- * text: one lookup per statement, the same texts recur.
+ * What a text is, as far as routing cares (COPY_STDIO, TRANSACTION_CONTROL, ENDS_BLOCK bits),
+ * remembered per text: one lookup per statement, the same texts recur.
  */
 const verdictOf = (text: string): number => {
   let verdict = verdicts.get(text)
   if (verdict === undefined) {
-    verdict = (isCopyStdio(text) ? COPY_STDIO : 0) | (isTransactionControl(text) ? TRANSACTION_CONTROL : 0)
+    verdict =
+      (isCopyStdio(text) ? COPY_STDIO : 0) |
+      (isTransactionControl(text) ? TRANSACTION_CONTROL : 0) |
+      (endsTransactionBlock(text) ? ENDS_BLOCK : 0)
     if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear()
     verdicts.set(text, verdict)
   }
@@ -872,8 +884,11 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "conn":
             return runStatement(w.conn, text, params, undefined, false, arrays, prepare)
           case "own":
+            if ((verdict & ENDS_BLOCK) !== 0 && Pipeline.isInBlock(w.own.pipeline))
+              return Effect.fail(Pipeline.blockEndRejected())
             return runStatement(w.own.conn, text, params, undefined, false, arrays, prepare)
           case "tx":
+            if ((verdict & ENDS_BLOCK) !== 0) return Effect.fail(Pipeline.blockEndRejected())
             return statementInTurn(fiber, w.level, text, params, arrays, prepare) as Effect.Effect<
               QueryResult<any>,
               PgServerError | PgClientError
@@ -918,6 +933,8 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "own":
             return Pipeline.allIn(w.own.pipeline, statements)
           case "tx":
+            if (list.some((s) => (verdictOf(s.text) & ENDS_BLOCK) !== 0))
+              return Effect.fail(Pipeline.blockEndRejected())
             return results(runInTurn(w.level, list))
           case "released":
             return Effect.fail(released())
@@ -967,7 +984,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
               scope,
               Effect.sync(() => tx.pipelines.delete(scope))
             ),
-            Scope.provide(openOn(tx.conn, options), scope)
+            Scope.provide(openOn(tx.conn, { ...options, inBlock: true }), scope)
           )
         })
       )
@@ -1132,7 +1149,10 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             )
           const invalid = typeof statement === "string" ? undefined : rejectInvalid(statement)
           if (invalid !== undefined) return Effect.fail(invalid)
-          if ((verdictOf(text) & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
+          const verdict = verdictOf(text)
+          if ((verdict & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
+          if ((verdict & ENDS_BLOCK) !== 0 && where(fiber).kind === "tx")
+            return Effect.fail(Pipeline.blockEndRejected())
           if (statementsOf(text).length > 1)
             return Effect.fail(
               new StatementRejected({
@@ -1199,8 +1219,11 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "conn":
             return runScript(w.conn, text)
           case "own":
+            if (Pipeline.isInBlock(w.own.pipeline) && statementsOf(text).some(endsTransactionBlock))
+              return Effect.fail(Pipeline.blockEndRejected())
             return runScript(w.own.conn, text)
           case "tx":
+            if (statementsOf(text).some(endsTransactionBlock)) return Effect.fail(Pipeline.blockEndRejected())
             return inTurn(w.level, w.level.tx.asHolder(runScript(w.level.tx.conn, text)))
           case "released":
             return Effect.fail(released())

@@ -30,6 +30,82 @@ class AppError {
 }
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transactions", (it) => {
+  it.effect(
+    "COMMIT, ROLLBACK and the like inside a transaction block are refused by every path; savepoints work",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 2 })
+        yield* pg.query("create table tx_ender (v int)")
+        const insert = (v: number) => pg.query("insert into tx_ender values ($1)", [v])
+        const enders = [
+          "commit",
+          "ROLLBACK",
+          "end",
+          "abort",
+          "commit and chain",
+          "rollback work",
+          "prepare transaction 'x'"
+        ]
+        const tags: Array<string> = []
+        const refused = <A, E>(self: Effect.Effect<A, E>) =>
+          Effect.flatMap(errorOf(self), (e) =>
+            Effect.sync(() =>
+              tags.push(`${(e as { _tag: string })._tag}/${(e as { reason?: string }).reason}`)
+            )
+          )
+        const failed = yield* Effect.flip(
+          pg.withTransaction(
+            Effect.gen(function* () {
+              yield* insert(1)
+              for (const text of enders) yield* refused(pg.query(text))
+              yield* refused(pg.script("insert into tx_ender values (2); commit"))
+              yield* refused(pg.all([pg.sql`insert into tx_ender values (3)`, pg.sql`commit`]))
+              yield* refused(Stream.runCollect(pg.stream("commit")))
+              yield* refused(Effect.scoped(Effect.flatMap(pg.pipeline, (p) => p.execute("commit"))))
+              // Savepoints stay inside the block.
+              yield* pg.query("savepoint s1")
+              yield* insert(4)
+              yield* pg.query("rollback to savepoint s1")
+              yield* pg.query("release savepoint s1")
+              yield* insert(5)
+              return yield* Effect.fail("undo" as const)
+            })
+          )
+        )
+        expect(failed).toBe("undo")
+        expect(tags).toHaveLength(enders.length + 4)
+        for (const tag of tags) expect(tag).toBe("StatementRejected/TransactionControl")
+        // Everything was rolled back with the block: nothing ran outside it.
+        expect((yield* pg.query("select count(*)::int as n from tx_ender")).rows).toEqual([{ n: 0 }])
+        // The same in a pipeline transaction: its execute and the fiber's own queries.
+        const inPipeline = yield* Effect.flip(
+          pg.pipelineTransaction((p) =>
+            Effect.gen(function* () {
+              yield* p.execute("insert into tx_ender values (6)")
+              yield* refused(p.execute("commit"))
+              yield* refused(p.executeMany("rollback", [[]]))
+              yield* p.sync
+              yield* refused(pg.query("commit"))
+              return yield* Effect.fail("undo" as const)
+            })
+          )
+        )
+        expect(inPipeline).toBe("undo")
+        expect(tags).toHaveLength(enders.length + 7)
+        expect((yield* pg.query("select count(*)::int as n from tx_ender")).rows).toEqual([{ n: 0 }])
+        // Outside a block, on a connection of one's own, they are the user's to send.
+        yield* Effect.scoped(
+          Effect.flatMap(pg.reserve, (c) =>
+            Effect.andThen(
+              c.query("begin"),
+              Effect.andThen(c.query("insert into tx_ender values (7)"), c.query("commit"))
+            )
+          )
+        )
+        expect((yield* pg.query("select count(*)::int as n from tx_ender")).rows).toEqual([{ n: 1 }])
+      })
+  )
+
   it.effect("withTransaction: the effect and its child fibers share one connection and one transaction", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 4 })

@@ -255,6 +255,28 @@ export const isTransactionControl = (text: string): boolean => {
 }
 
 /**
+ * Whether a statement ends a transaction block: COMMIT, END, ROLLBACK (not ROLLBACK TO, which
+ * stays inside), ABORT, PREPARE TRANSACTION, with or without AND CHAIN. Inside withTransaction or a
+ * pipeline transaction such a statement would end the block early and leave the rest outside it.
+ */
+export const endsTransactionBlock = (statement: string): boolean => {
+  const [first, second] = leadingKeywords(statement)
+  switch (first) {
+    case "END":
+    case "ABORT":
+      return true
+    case "COMMIT":
+      return second !== "PREPARED"
+    case "ROLLBACK":
+      return second !== "PREPARED" && second !== "TO"
+    case "PREPARE":
+      return second === "TRANSACTION"
+    default:
+      return false
+  }
+}
+
+/**
  * Whether a statement is COPY … FROM STDIN or COPY … TO STDOUT: the copy protocol, which a
  * statement run for its result cannot carry (the data would be dropped, or the server would wait
  * for data that never comes). COPY to or from a server-side file or program is not.
