@@ -229,6 +229,30 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream e
     })
   )
 
+  it.effect(
+    "two streams of one reserved connection: merged they read every row; zipped they wait for each other until interrupted",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const c = yield* pg.reserve
+            const a = c.stream<{ g: number }>("select g from generate_series(1, 3000) g", { chunkSize: 100 })
+            const b = c.stream<{ g: number }>("select -g as g from generate_series(1, 3000) g", {
+              chunkSize: 100
+            })
+            const merged = yield* within(20_000)(Stream.runCollect(Stream.merge(a, b)))
+            expect(merged.length).toBe(6000)
+            expect(merged.reduce((sum, r) => sum + r.g, 0)).toBe(0)
+            const zipped = yield* Effect.exit(Effect.timeout(Stream.runCollect(Stream.zip(a, b)), 1_000))
+            expect(Exit.isFailure(zipped) && String(zipped.cause)).toContain("TimeoutError")
+            // Interrupted, both streams let go of the connection: it serves again.
+            expect((yield* within(10_000)(c.query("select 1 as one"))).rows).toEqual([{ one: 1 }])
+          })
+        )
+      })
+  )
+
   it.effect("chunkSize up to 2^31 - 1 (every row in one chunk) reads the rows; beyond is refused", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })
