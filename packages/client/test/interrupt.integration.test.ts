@@ -63,7 +63,79 @@ const stallableRelay = Effect.gen(function* () {
   }
 })
 
+/**
+ * A TCP relay to the server that can hold what clients send on the connections open now (the
+ * server reads nothing of it) and let it through later; new connections pass at once.
+ */
+const holdingRelay = Effect.gen(function* () {
+  const info = yield* PgServer
+  const live: Array<{ client: Socket; upstream: Socket; held: Array<Buffer> | undefined }> = []
+  const server = createServer((client) => {
+    const upstream = tcpConnect(info.port, info.host)
+    const entry = { client, upstream, held: undefined as Array<Buffer> | undefined }
+    for (const s of [client, upstream]) s.on("error", () => {})
+    client.on("close", () => upstream.destroy())
+    upstream.on("close", () => client.destroy())
+    client.on("data", (d: Buffer) => (entry.held === undefined ? upstream.write(d) : entry.held.push(d)))
+    upstream.pipe(client)
+    live.push(entry)
+  })
+  const port = yield* Effect.acquireRelease(
+    Effect.callback<number>((resume) => {
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
+      })
+    }),
+    () =>
+      Effect.callback<void>((resume) => {
+        for (const { client, upstream } of live) {
+          client.destroy()
+          upstream.destroy()
+        }
+        server.close(() => resume(Effect.void))
+      })
+  )
+  return {
+    url: `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@127.0.0.1:${port}/${info.database}`,
+    hold: () => {
+      for (const entry of live) entry.held ??= []
+    },
+    release: () => {
+      for (const entry of live) {
+        const held = entry.held ?? []
+        entry.held = undefined
+        for (const d of held) entry.upstream.write(d)
+      }
+    }
+  }
+})
+
 layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("interruption", (it) => {
+  it.effect(
+    "a cancel the server got before it read the statement is sent again; the connection is kept",
+    () =>
+      Effect.gen(function* () {
+        const relay = yield* holdingRelay
+        const { pg } = yield* poolClient({ url: relay.url, max: 1, cancelGrace: 4_000 })
+        const pid = (yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid
+        // The statement stays in the relay: the first cancel reaches a backend waiting for input,
+        // which ignores it; then the statement arrives and runs.
+        relay.hold()
+        const fiber = yield* Effect.forkChild(pg.query("select pg_sleep(30) as held_sleep"))
+        yield* Effect.sleep(100)
+        const interrupting = yield* Effect.forkChild(Fiber.interrupt(fiber))
+        yield* Effect.sleep(300)
+        relay.release()
+        yield* within(10_000)(Fiber.join(interrupting))
+        expect(Exit.hasInterrupts(yield* Fiber.await(fiber))).toBe(true)
+        // Cancelled by a later CancelRequest, not by closing the connection after cancelGrace.
+        const next = (yield* within(5_000)(pg.query<{ pid: number }>("select pg_backend_pid() as pid")))
+          .rows[0]!
+        expect(next.pid).toBe(pid)
+      })
+  )
+
   it.effect("a stalled network: Effect.timeout returns within cancelGrace and the pool goes on", () =>
     Effect.gen(function* () {
       const relay = yield* stallableRelay

@@ -97,6 +97,9 @@ interface PendingInterrupt {
   /** The server closed the cancel connection (the signal was sent). */
   cancelDone: boolean
   timer: ReturnType<typeof setTimeout> | undefined
+  /** CancelRequests sent so far, and the timer of the next one (see checkInterrupts). */
+  cancels: number
+  again: ReturnType<typeof setTimeout> | undefined
 }
 
 interface LockWaiter {
@@ -783,7 +786,9 @@ export class Connection {
       cancelled: false,
       finished: false,
       cancelDone: false,
-      timer: undefined
+      timer: undefined,
+      cancels: 0,
+      again: undefined
     }
     pending.timer = this.closeAfterGrace(
       `an interrupted statement did not stop within ${this.options.cancelGrace} ms of its cancel; the connection was closed`
@@ -795,6 +800,7 @@ export class Connection {
       done: () => {
         pending.finished = true
         clearTimeout(pending.timer)
+        clearTimeout(pending.again)
         this.settleInterrupt(pending)
       }
     }
@@ -808,10 +814,24 @@ export class Connection {
       if (pending.cancelled || pending.finished || pending.owner !== head) continue
       if (this.engine.tailOwner !== head) continue
       pending.cancelled = true
+      pending.cancels++
       this.fenced = true
       void this.session.cancel().then(() => {
         pending.cancelDone = true
         this.settleInterrupt(pending)
+        // A server that got the cancel before it read the statement ignores it (it cancels only a
+        // running one): while the statement has not stopped, ask again, 100 ms later, then 200, …,
+        // under the same conditions (the owner's steps the whole queue), until cancelGrace.
+        if (!pending.finished && !this.isClosed)
+          pending.again = setTimeout(
+            () => {
+              if (pending.finished || this.isClosed) return
+              pending.cancelled = false
+              pending.cancelDone = false
+              this.checkInterrupts()
+            },
+            100 * 2 ** Math.min(pending.cancels - 1, 6)
+          )
       })
     }
   }
