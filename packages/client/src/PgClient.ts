@@ -46,13 +46,7 @@ import {
   runStatement,
   runStatementOf
 } from "./internal/run.ts"
-import {
-  copyDirection,
-  endsTransactionBlock,
-  isCopyStdio,
-  isTransactionControl,
-  statementsOf
-} from "./internal/sqlText.ts"
+import { copyDirection, isCopyStdio, isTransactionControl, statementsOf } from "./internal/sqlText.ts"
 import { copyIn, copyOut, hold, notCopy, rowStream } from "./internal/streams.ts"
 import { tracingOn } from "./internal/tracing.ts"
 import {
@@ -320,7 +314,10 @@ export interface PoolSettings {
 
 /** Settings of `PgClient.layer` beyond the libpq connection settings: the pool's and the client's own. */
 export interface ClientSettings extends PoolSettings {
-  /** Prepared statements kept per connection (default 256). */
+  /**
+   * Prepared statements kept per connection (default 256). 0: none, every statement is parsed as
+   * the unnamed statement each time (as `prepare: false`, but `pg.prepare` still prepares by name).
+   */
   readonly statementCacheSize?: number
   /**
    * false: no named prepared statements; every statement is parsed (and described) each time as
@@ -440,7 +437,7 @@ const invalidSetting = (settings: ClientSettings): PgConfig.PgConfigError | unde
   const integers: ReadonlyArray<readonly [string, number | undefined, number]> = [
     ["max", settings.max, 1],
     ["min", settings.min, 0],
-    ["statementCacheSize", settings.statementCacheSize, 1],
+    ["statementCacheSize", settings.statementCacheSize, 0],
     ["maxMessageSize", settings.maxMessageSize, 1]
   ]
   for (const [key, value, least] of integers)
@@ -691,19 +688,15 @@ const invalidChannel = (channel: string): string | undefined =>
 const VERDICT_CACHE_SIZE = 1024
 const COPY_STDIO = 1
 const TRANSACTION_CONTROL = 2
-const ENDS_BLOCK = 4
 const verdicts = new Map<string, number>()
 /**
- * What a text is, as far as routing cares (COPY_STDIO, TRANSACTION_CONTROL, ENDS_BLOCK bits),
- * remembered per text: one lookup per statement, the same texts recur.
+ * What a text is, as far as routing cares (COPY_STDIO, TRANSACTION_CONTROL bits), remembered per
+ * text: one lookup per statement, the same texts recur.
  */
 const verdictOf = (text: string): number => {
   let verdict = verdicts.get(text)
   if (verdict === undefined) {
-    verdict =
-      (isCopyStdio(text) ? COPY_STDIO : 0) |
-      (isTransactionControl(text) ? TRANSACTION_CONTROL : 0) |
-      (endsTransactionBlock(text) ? ENDS_BLOCK : 0)
+    verdict = (isCopyStdio(text) ? COPY_STDIO : 0) | (isTransactionControl(text) ? TRANSACTION_CONTROL : 0)
     if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear()
     verdicts.set(text, verdict)
   }
@@ -884,11 +877,8 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "conn":
             return runStatement(w.conn, text, params, undefined, false, arrays, prepare)
           case "own":
-            if ((verdict & ENDS_BLOCK) !== 0 && Pipeline.isInBlock(w.own.pipeline))
-              return Effect.fail(Pipeline.blockEndRejected())
             return runStatement(w.own.conn, text, params, undefined, false, arrays, prepare)
           case "tx":
-            if ((verdict & ENDS_BLOCK) !== 0) return Effect.fail(Pipeline.blockEndRejected())
             return statementInTurn(fiber, w.level, text, params, arrays, prepare) as Effect.Effect<
               QueryResult<any>,
               PgServerError | PgClientError
@@ -933,8 +923,6 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "own":
             return Pipeline.allIn(w.own.pipeline, statements)
           case "tx":
-            if (list.some((s) => (verdictOf(s.text) & ENDS_BLOCK) !== 0))
-              return Effect.fail(Pipeline.blockEndRejected())
             return results(runInTurn(w.level, list))
           case "released":
             return Effect.fail(released())
@@ -984,7 +972,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
               scope,
               Effect.sync(() => tx.pipelines.delete(scope))
             ),
-            Scope.provide(openOn(tx.conn, { ...options, inBlock: true }), scope)
+            Scope.provide(openOn(tx.conn, options), scope)
           )
         })
       )
@@ -1149,10 +1137,7 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             )
           const invalid = typeof statement === "string" ? undefined : rejectInvalid(statement)
           if (invalid !== undefined) return Effect.fail(invalid)
-          const verdict = verdictOf(text)
-          if ((verdict & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
-          if ((verdict & ENDS_BLOCK) !== 0 && where(fiber).kind === "tx")
-            return Effect.fail(Pipeline.blockEndRejected())
+          if ((verdictOf(text) & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
           if (statementsOf(text).length > 1)
             return Effect.fail(
               new StatementRejected({
@@ -1219,11 +1204,8 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
           case "conn":
             return runScript(w.conn, text)
           case "own":
-            if (Pipeline.isInBlock(w.own.pipeline) && statementsOf(text).some(endsTransactionBlock))
-              return Effect.fail(Pipeline.blockEndRejected())
             return runScript(w.own.conn, text)
           case "tx":
-            if (statementsOf(text).some(endsTransactionBlock)) return Effect.fail(Pipeline.blockEndRejected())
             return inTurn(w.level, w.level.tx.asHolder(runScript(w.level.tx.conn, text)))
           case "released":
             return Effect.fail(released())

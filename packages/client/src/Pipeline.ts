@@ -39,7 +39,7 @@ import {
   type RunOn,
   statementName
 } from "./internal/prepared.ts"
-import { endsTransactionBlock, firstKeyword, statementsOf } from "./internal/sqlText.ts"
+import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { savepointName } from "./internal/Transaction.ts"
 import { tracingOn } from "./internal/tracing.ts"
 import { blockEffect, encodeFailure, lost as lostError, outcomeToExit } from "./internal/outcome.ts"
@@ -438,12 +438,6 @@ interface Core {
   readonly closeNow: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void> | undefined
   /** Ends the segment with a Sync now; `done` gets the answer. */
   readonly queueSyncNow: (done: (answer: SyncAnswer) => void) => void
-  /**
-   * How many transaction blocks the pipeline's statements are inside (a pipeline transaction's
-   * body, a pipeline opened in withTransaction): while above 0, statements that would end the
-   * block (COMMIT, ROLLBACK, …) are refused.
-   */
-  readonly block: { depth: number }
 }
 
 /** PipelineOptions, and what the client knows of the pipeline's connection. */
@@ -456,8 +450,6 @@ export interface OpenOptions extends PipelineOptions {
    * pool's clean-up after telling their callers they succeeded.
    */
   readonly leased?: boolean
-  /** The pipeline runs inside a transaction block it must not end (opened in withTransaction). */
-  readonly inBlock?: boolean
 }
 
 /** Each pipeline's core (its token and the steps transactionIn queues directly). */
@@ -510,7 +502,6 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
   const token = {}
   const leased = options.leased === true
   const maxPending = options.maxPendingBytes ?? 1024 * 1024
-  const block = { depth: options.inBlock === true ? 1 : 0 }
   const tracer = owner.getRef(Tracer.Tracer)
   let pipelineSpan: Tracer.Span | undefined
   let open = true
@@ -577,7 +568,6 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
     write: (state: HandleState) => EncodeFailure | StatementRejected | undefined
   ): Effect.Effect<HandleState, PgClientError> =>
     Effect.suspend(() => {
-      if (block.depth > 0 && endsTransactionBlock(text)) return Effect.fail(blockEndRejected())
       const state = queueNowWith(text, write)
       if (!(state instanceof HandleState)) return Effect.fail(state)
       return conn.session.wire.pendingBytes > maxPending
@@ -609,19 +599,24 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
       return conn.queueStatement(statement.text, params, state, token, 0, prepared)
     })
 
+  // Checked and traced as the prepared statement's text, not its name.
   const executePrepared = <Row>(name: string, params?: ReadonlyArray<unknown>) =>
-    Effect.map(
-      queueWith(name, (state) => {
-        const prepared = conn.namedStatement(name)
-        if (prepared === undefined)
-          return new StatementRejected({
+    Effect.suspend(() => {
+      const prepared = conn.namedStatement(name)
+      if (prepared === undefined)
+        return Effect.fail(
+          new StatementRejected({
             reason: "Closed",
             message: `no statement is prepared under ${JSON.stringify(name)} on this connection (by pg.prepare or p.prepare)`
           })
-        return conn.queueStatement(prepared.text, params ?? [], state, token, 0, prepared)
-      }),
-      (state) => state as unknown as Handle<Row>
-    )
+        )
+      return Effect.map(
+        queueWith(prepared.text, (state) =>
+          conn.queueStatement(prepared.text, params ?? [], state, token, 0, prepared)
+        ),
+        (state) => state as unknown as Handle<Row>
+      )
+    })
 
   const prepare = (text: string, options: PrepareOptions = {}) => {
     const name = statementName(options.name)
@@ -701,8 +696,7 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
     Effect.suspend(() => {
       if (!open) return Effect.fail(closed())
       if (conn.isClosed) return Effect.fail<PgClientError>(connectionGone(conn))
-      const rejected =
-        rejectText(text) ?? (block.depth > 0 && endsTransactionBlock(text) ? blockEndRejected() : undefined)
+      const rejected = rejectText(text)
       if (rejected !== undefined) return Effect.fail(rejected)
       const many = new ManySink()
       if (pipelineSpan !== undefined) {
@@ -887,7 +881,6 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
     token,
     idle,
     queueNow: (text) => queueNowWith(text, (state) => conn.queueStatement(text, [], state, token)),
-    block,
     setSpan: (span) => {
       pipelineSpan = span
     },
@@ -929,17 +922,6 @@ export const allIn = <const T extends Record<string, Statement<any>> | ReadonlyA
     for (const k of keys) handles.push(yield* p.execute((statements as Record<string, Statement<any>>)[k]!))
     yield* Effect.exit(p.sync)
     return yield* shape(statements, keys, handles)
-  })
-
-/** Whether `p`'s statements are inside a transaction block they must not end (see Core.block). */
-export const isInBlock = (p: Pipeline): boolean => (cores.get(p)?.block.depth ?? 0) > 0
-
-/** A statement that would end the transaction block it runs in, refused before it is sent. */
-export const blockEndRejected = () =>
-  new StatementRejected({
-    reason: "TransactionControl",
-    message:
-      "COMMIT, ROLLBACK, END, ABORT and PREPARE TRANSACTION inside withTransaction or a pipeline transaction would end its block and run what follows outside it: return from the block to commit, fail it to roll back (a nested withTransaction, or SAVEPOINT and ROLLBACK TO, undo part of it)"
   })
 
 /** Puts results back in the shape of the statements (struct or tuple). */
@@ -1120,9 +1102,10 @@ const transactionOn = <A, E, R>(
   const savepoint = conn.transactionStatus === "I" ? undefined : savepointName()
   const begin = core.queueNow(savepoint === undefined ? "begin" : `savepoint ${savepoint}`)
   if (!(begin instanceof HandleState)) return Effect.fail(begin)
-  core.block.depth++
+  // While the body runs, nothing of it may end the block (see Connection.blocks).
+  conn.blocks++
   return Effect.flatMap(Effect.exit(restore(body(p))), (value) => {
-    core.block.depth--
+    conn.blocks--
     let end: HandleState | undefined
     let interrupt: { readonly done: () => void } | undefined
     if (Exit.isSuccess(value)) {

@@ -10,6 +10,7 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   settingsSet,
   copyDirection,
+  endsTransactionBlock,
   firstKeyword,
   isCopyStdio,
   statementsOf
@@ -250,5 +251,39 @@ describe("settingsSet", () => {
       ["extra_float_digits", "0"]
     ])
     expect(settingsSet("select 'set extra_float_digits = 0', extra_float_digits from t")).toEqual([])
+  })
+})
+
+describe("endsTransactionBlock", () => {
+  it("COMMIT, END, ROLLBACK, ABORT and PREPARE TRANSACTION in any spelling end a block", () => {
+    for (const text of [
+      "commit",
+      "COMMIT WORK",
+      "commit and chain",
+      "end transaction",
+      "abort",
+      "rollback",
+      "rollback transaction and no chain",
+      "/* first */ rollback",
+      "prepare /* x */ transaction 'gid'"
+    ])
+      expect([text, endsTransactionBlock(text)]).toEqual([text, true])
+  })
+
+  it("ROLLBACK TO, the PREPARED forms and other statements do not", () => {
+    for (const text of [
+      "rollback to savepoint a",
+      "ROLLBACK WORK TO SAVEPOINT a",
+      "rollback transaction to a",
+      "rollback -- back\n to savepoint a",
+      "commit prepared 'gid'",
+      "rollback /* x */ prepared 'gid'",
+      "prepare q as select 1",
+      "savepoint a",
+      "select 'commit'",
+      "begin",
+      "endless"
+    ])
+      expect([text, endsTransactionBlock(text)]).toEqual([text, false])
   })
 })

@@ -93,6 +93,72 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
         expect(inPipeline).toBe("undo")
         expect(tags).toHaveLength(enders.length + 7)
         expect((yield* pg.query("select count(*)::int as n from tx_ender")).rows).toEqual([{ n: 0 }])
+        // Statements prepared by name (in the block, or earlier on a reserved connection), and a
+        // pipeline the fiber opened before the block: checked by their text too.
+        const enderRuns = <A, E>(self: Effect.Effect<A, E>) =>
+          Effect.flip(
+            pg.withTransaction(
+              Effect.andThen(insert(8), Effect.andThen(refused(self), Effect.fail("undo" as const)))
+            )
+          )
+        yield* enderRuns(Effect.flatMap(pg.prepare("commit"), (s) => s.execute()))
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const c = yield* pg.reserve
+            const early = yield* c.prepare("commit", { name: "finish" })
+            yield* Effect.flip(
+              c.withTransaction(
+                Effect.andThen(
+                  c.query("insert into tx_ender values (9)"),
+                  Effect.andThen(refused(early.execute()), Effect.fail("undo" as const))
+                )
+              )
+            )
+            yield* Effect.flip(
+              c.pipelineTransaction((p) =>
+                Effect.andThen(
+                  p.execute("insert into tx_ender values (10)"),
+                  Effect.andThen(refused(p.executePrepared("finish")), Effect.fail("undo" as const))
+                )
+              )
+            )
+            // A harmless statement whose name reads like a keyword runs.
+            yield* c.prepare("select 42 as v", { name: "end" })
+            const named = yield* c.pipelineTransaction((p) =>
+              Effect.flatMap(p.executePrepared("end"), (h) => h)
+            )
+            expect(named.rows).toEqual([{ v: 42 }])
+          })
+        )
+        yield* Effect.flip(
+          pg.withPipeline((p) =>
+            pg.withTransaction(
+              Effect.andThen(
+                insert(11),
+                Effect.andThen(
+                  refused(Effect.flatMap(p.execute("commit"), (h) => h)),
+                  Effect.fail("undo" as const)
+                )
+              )
+            )
+          )
+        )
+        expect(tags).toHaveLength(enders.length + 11)
+        for (const tag of tags) expect(tag).toBe("StatementRejected/TransactionControl")
+        expect((yield* pg.query("select count(*)::int as n from tx_ender")).rows).toEqual([{ n: 0 }])
+        // ROLLBACK TO in every spelling stays inside the block.
+        yield* pg.withTransaction(
+          Effect.gen(function* () {
+            yield* pg.query("savepoint a")
+            for (const back of [
+              "rollback work to savepoint a",
+              "ROLLBACK TRANSACTION TO SAVEPOINT a",
+              "rollback -- back\n to savepoint a",
+              "rollback /* back */ to a"
+            ])
+              yield* pg.query(back)
+          })
+        )
         // Outside a block, on a connection of one's own, they are the user's to send.
         yield* Effect.scoped(
           Effect.flatMap(pg.reserve, (c) =>

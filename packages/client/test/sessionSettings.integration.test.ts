@@ -117,7 +117,8 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("session 
       for (const options of [
         "-c extra_float_digits=0",
         "--extra-float-digits=-1",
-        "-c geqo=off -cextra_float_digits=0"
+        "-c geqo=off -cextra_float_digits=0",
+        "-c extra_float_digits=3 -c extra_float_digits=0"
       ]) {
         const viaOptions = yield* Effect.flip(
           Effect.scoped(
@@ -126,6 +127,15 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("session 
         )
         expect(viaOptions).toMatchObject({ _tag: "PgConfigError", key: "extra_float_digits" })
       }
+      // The server applies the last one: 0 then 3 is 3, read exact on a first run.
+      const lastWins = (yield* poolClient({
+        url: info.url,
+        max: 1,
+        options: "-c extra_float_digits=0 -c extra_float_digits=3"
+      })).pg
+      expect((yield* lastWins.query(`select ${exact}::float8 as f, 'last' as w`)).rows).toEqual([
+        { f: exact, w: "last" }
+      ])
       yield* pg.query("create role settings_floats login password 'pw'")
       yield* pg.query("alter role settings_floats set extra_float_digits = 0")
       const url = new URL(info.url)

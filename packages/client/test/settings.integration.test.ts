@@ -36,7 +36,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("client s
         ["min", { min: -1 }],
         ["min", { min: 3, max: 2 }],
         ["statementCacheSize", { statementCacheSize: Number.NaN }],
-        ["statementCacheSize", { statementCacheSize: 0 }],
+        ["statementCacheSize", { statementCacheSize: -1 }],
         ["maxMessageSize", { maxMessageSize: 0 }],
         ["acquireTimeout", { acquireTimeout: Number.NaN }],
         ["idleTimeout", { idleTimeout: -5 }],
@@ -78,6 +78,28 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("client s
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1, connectTimeout: 3_000_000 })
       expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+    })
+  )
+
+  it.effect("statementCacheSize 0: no statement stays prepared; pg.prepare still prepares by name", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1, statementCacheSize: 0 })
+      for (let i = 0; i < 3; i++)
+        expect((yield* pg.query("select $1::int + 1 as v", [i])).rows).toEqual([{ v: i + 1 }])
+      const count = pg.query<{ n: number }>("select count(*)::int as n from pg_prepared_statements")
+      expect((yield* count).rows).toEqual([{ n: 0 }])
+      const named = yield* Effect.scoped(
+        Effect.flatMap(pg.reserve, (c) =>
+          Effect.flatMap(c.prepare("select $1::int * 2 as v"), (s) =>
+            Effect.zip(
+              s.execute([21]),
+              c.query<{ n: number }>("select count(*)::int as n from pg_prepared_statements")
+            )
+          )
+        )
+      )
+      expect(named[0].rows).toEqual([{ v: 42 }])
+      expect(named[1].rows).toEqual([{ n: 1 }])
     })
   )
 

@@ -39,7 +39,13 @@ import type { StatementRejected } from "../PgClientError.ts"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, decodeValues, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
-import { firstKeyword, highestPlaceholder, settingsSet } from "./sqlText.ts"
+import {
+  endsTransactionBlock,
+  firstKeyword,
+  highestPlaceholder,
+  settingsSet,
+  statementsOf
+} from "./sqlText.ts"
 
 /** A statement text prepared on this connection under `name`. */
 export interface Prepared {
@@ -140,7 +146,7 @@ export interface OutcomeSink {
 /** Refusals detected while encoding, before anything was written. */
 export type EncodeFailure =
   | { readonly _tag: "Parameter"; readonly index: number; readonly message: string }
-  | { readonly _tag: "Text"; readonly message: string }
+  | { readonly _tag: "Text"; readonly message: string; readonly reason?: "TransactionControl" }
 
 export interface ConnectionOptions {
   /** Prepared statements kept per connection (least recently used are closed beyond it). */
@@ -912,6 +918,14 @@ export class Connection {
     return this.engine.transactionStatus
   }
 
+  /**
+   * Transaction blocks whose body runs on this connection (withTransaction, a pipeline
+   * transaction): while above 0, a statement that would end the block (COMMIT, ROLLBACK, …) is
+   * refused before it is sent, whichever path it takes. The driver ends its blocks after
+   * lowering this.
+   */
+  blocks = 0
+
   /** Drops a statement from the cache; false when it was not there. */
   forget(prepared: Prepared): boolean {
     const variants = this.cache.get(prepared.text)
@@ -954,12 +968,13 @@ export class Connection {
   }
 
   /**
-   * Whether a text is prepared under a name and cached. Not with `prepare: false`, and not for
-   * FETCH or EXECUTE: the same text returns other columns when the cursor or the SQL-level
-   * prepared statement it names is declared again, so its description must be fresh each time.
+   * Whether a text is prepared under a name and cached. Not with `prepare: false` or a cache size
+   * of 0, nor for FETCH or EXECUTE: the same text returns other columns when the cursor or the
+   * SQL-level prepared statement it names is declared again, so its description must be fresh
+   * each time.
    */
   private keepsPrepared(text: string, prepare: boolean): boolean {
-    if (!prepare) return false
+    if (!prepare || this.options.statementCacheSize === 0) return false
     const keyword = firstKeyword(text)
     return keyword !== "FETCH" && keyword !== "EXECUTE"
   }
@@ -1027,6 +1042,7 @@ export class Connection {
     if (text.includes("\u0000"))
       return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
     if (!text.isWellFormed()) return loneSurrogateInText
+    if (this.blocks > 0 && statementsOf(text).some(endsTransactionBlock)) return blockEnd
     const refused = refusedSetting(this.registry, text)
     if (refused !== undefined) return refused
     const wire = this.session.wire
@@ -1073,6 +1089,7 @@ export class Connection {
     const registry = this.registry
     const n = values.length
     if (n > MAX_PARAMETERS) return tooManyParameters(n)
+    if (this.blocks > 0 && endsTransactionBlock(named?.text ?? text)) return blockEnd
     const oids = this.scratchOids
     // Setting an array's length calls into V8's runtime even when it stays the same, until V8 has
     // optimised this method (~3k instructions a statement for these three before): only on change.
@@ -1198,6 +1215,7 @@ export class Connection {
       return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
     if (!text.isWellFormed()) return loneSurrogateInText
     if (values.length > MAX_PARAMETERS) return tooManyParameters(values.length)
+    if (this.blocks > 0 && endsTransactionBlock(text)) return blockEnd
     const registry = this.registry
     const oids: Array<number> = []
     for (let i = 0; i < values.length; i++) {
@@ -1490,6 +1508,14 @@ const refusedSetting = (registry: TypeRegistry, text: string): EncodeFailure | u
     if (why !== undefined) return { _tag: "Text", message: `refused (nothing was sent): ${why}` }
   }
   return undefined
+}
+
+/** A statement that would end the transaction block it runs in (see Connection.blocks). */
+const blockEnd: EncodeFailure = {
+  _tag: "Text",
+  reason: "TransactionControl",
+  message:
+    "COMMIT, ROLLBACK, END, ABORT and PREPARE TRANSACTION inside withTransaction or a pipeline transaction would end its block and run what follows outside it: return from the block to commit, fail it to roll back (a nested withTransaction, or SAVEPOINT and ROLLBACK TO, undo part of it)"
 }
 
 const refuseValue = (v: unknown, index: number): EncodeFailure | undefined => {

@@ -341,9 +341,12 @@ export const topLevelWithin = <A, E, R>(
   tx.forHolder = forHolder
   const level = new TxLevel(tx)
   tx.push(level)
+  // While the body runs, nothing of it may end the block (see Connection.blocks).
+  conn.blocks++
   return Effect.flatMap(
     Effect.exit(restore(Effect.provideService(effect, CurrentTransaction, level))),
     (exit): Effect.Effect<A, E | TxError> => {
+      conn.blocks--
       tx.pop(level)
       tx.bodyEnded = true
       // A statement of a forked fiber may still carry the BEGIN: wait for its answer.

@@ -91,7 +91,7 @@ export const outcomeToExit = (
 export const encodeFailure = (failure: EncodeFailure): ParameterError | StatementRejected =>
   failure._tag === "Parameter"
     ? new ParameterError({ message: failure.message, index: failure.index })
-    : new StatementRejected({ message: failure.message, reason: "InvalidText" })
+    : new StatementRejected({ message: failure.message, reason: failure.reason ?? "InvalidText" })
 
 /**
  * The Effect a caller's block returns, or a defect when the block throws instead of returning one

@@ -255,22 +255,27 @@ export const isTransactionControl = (text: string): boolean => {
 }
 
 /**
- * Whether a statement ends a transaction block: COMMIT, END, ROLLBACK (not ROLLBACK TO, which
- * stays inside), ABORT, PREPARE TRANSACTION, with or without AND CHAIN. Inside withTransaction or a
- * pipeline transaction such a statement would end the block early and leave the rest outside it.
+ * Whether a statement ends a transaction block: COMMIT, END, ROLLBACK (not ROLLBACK [WORK |
+ * TRANSACTION] TO, which stays inside), ABORT, PREPARE TRANSACTION, with or without AND CHAIN; not
+ * COMMIT / ROLLBACK PREPARED (another session's two-phase transaction). Comments between the words
+ * are skipped. Inside withTransaction or a pipeline transaction such a statement would end the
+ * block early and leave the rest outside it.
  */
 export const endsTransactionBlock = (statement: string): boolean => {
-  const [first, second] = leadingKeywords(statement)
-  switch (first) {
+  switch (firstKeyword(statement)) {
     case "END":
     case "ABORT":
       return true
     case "COMMIT":
-      return second !== "PREPARED"
     case "ROLLBACK":
-      return second !== "PREPARED" && second !== "TO"
-    case "PREPARE":
-      return second === "TRANSACTION"
+    case "PREPARE": {
+      const words = tokensOf(statement)
+        .filter((t) => t.kind === "word")
+        .map((t) => t.value)
+      if (words[0] === "PREPARE") return words[1] === "TRANSACTION"
+      const next = words[1] === "WORK" || words[1] === "TRANSACTION" ? words[2] : words[1]
+      return next !== "PREPARED" && !(words[0] === "ROLLBACK" && next === "TO")
+    }
     default:
       return false
   }

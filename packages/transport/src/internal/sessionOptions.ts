@@ -98,11 +98,11 @@ const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
   if (tcp && options.tcpUserTimeout !== undefined && options.tcpUserTimeout !== 0) {
     return refuse("tcp_user_timeout", "tcp_user_timeout is not supported: Node cannot set TCP_USER_TIMEOUT")
   }
-  // In serverParams, or in options as the server's command line takes it (-c name=value,
-  // --name=value, dashes for underscores).
+  // In serverParams, or else the last one in options as the server's command line takes it
+  // (-c name=value, --name=value, dashes for underscores): the server applies them in that order.
   const floatDigits =
     options.serverParams["extra_float_digits"] ??
-    /(?:^|\s)(?:-c\s*|--)extra[-_]float[-_]digits=(\S*)/i.exec(options.options ?? "")?.[1]
+    [...(options.options ?? "").matchAll(/(?:^|\s)(?:-c\s*|--)extra[-_]float[-_]digits=(\S*)/gi)].at(-1)?.[1]
   if (floatDigits !== undefined && unreadableSetting("extra_float_digits", floatDigits) !== undefined) {
     return refuse(
       "extra_float_digits",
