@@ -1146,6 +1146,7 @@ export class Connection {
     // and for every text with `prepare: false`: parsed and described each time.
     const keeps = prepared === undefined && this.keepsPrepared(text, prepare)
     // Closes go ahead of the statement's frames, so its failure cannot make the server skip them.
+    const closing = this.unclosed.length > 0 || (keeps && this.cached >= this.options.statementCacheSize)
     if (this.unclosed.length > 0) this.closeUnclosed(owner)
     if (keeps && this.cached >= this.options.statementCacheSize) this.evict(owner)
     const wire = this.session.wire
@@ -1183,8 +1184,10 @@ export class Connection {
       endBind(w, bind, resultFormats)
       encodeExecute(w, "", maxRows)
     } catch (error) {
-      // Undo the partial frames: nothing of this statement may reach the server.
+      // Undo the partial frames: nothing of this statement may reach the server. Closes written
+      // before it get their answers with a Flush (no Sync may follow them).
       w.pos = mark
+      if (closing) this.queueFlush()
       return { _tag: "Text", message: messageOf(error) }
     }
     if (prepared === undefined) {
