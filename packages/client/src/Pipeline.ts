@@ -42,7 +42,13 @@ import {
 import { firstKeyword, statementsOf } from "./internal/sqlText.ts"
 import { savepointName } from "./internal/Transaction.ts"
 import { tracingOn } from "./internal/tracing.ts"
-import { blockEffect, encodeFailure, lost as lostError, outcomeToExit } from "./internal/outcome.ts"
+import {
+  blockEffect,
+  blockOpen,
+  encodeFailure,
+  lost as lostError,
+  outcomeToExit
+} from "./internal/outcome.ts"
 import {
   ConnectionLost,
   type PgClientError,
@@ -1100,11 +1106,13 @@ const transactionOn = <A, E, R>(
 ): Effect.Effect<A, E | PgServerError | PipelineAborted | PgClientError, R> => {
   const p = core.pipeline
   const savepoint = conn.transactionStatus === "I" ? undefined : savepointName()
+  if (savepoint === undefined && conn.blocks > 0) return Effect.fail(blockOpen())
   const begin = core.queueNow(savepoint === undefined ? "begin" : `savepoint ${savepoint}`)
   if (!(begin instanceof HandleState)) return Effect.fail(begin)
-  // While the body runs, nothing of it may end the block (see Connection.blocks).
+  // While the body runs, nothing of it may end the block (see Connection.blocks). A body that
+  // throws instead of returning an Effect dies, and the block is undone as for any failure.
   conn.blocks++
-  return Effect.flatMap(Effect.exit(restore(body(p))), (value) => {
+  return Effect.flatMap(Effect.exit(restore(blockEffect(() => body(p)))), (value) => {
     conn.blocks--
     let end: HandleState | undefined
     let interrupt: { readonly done: () => void } | undefined

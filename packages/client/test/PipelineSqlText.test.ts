@@ -279,6 +279,8 @@ describe("endsTransactionBlock", () => {
       "commit prepared 'gid'",
       "rollback /* x */ prepared 'gid'",
       "prepare q as select 1",
+      "PREPARE transaction AS select 42",
+      "prepare transaction (int) as select $1",
       "savepoint a",
       "select 'commit'",
       "begin",

@@ -31,6 +31,63 @@ class AppError {
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transactions", (it) => {
   it.effect(
+    "a pipeline transaction whose body throws is undone; the connection's own COMMIT works after",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        yield* pg.query("create table tx_thrower (v int)")
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const c = yield* pg.reserve
+            const pid = (yield* c.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid
+            const thrown = yield* Effect.exit(
+              c.pipelineTransaction((): Effect.Effect<void> => {
+                throw new Error("a bug in the body")
+              })
+            )
+            expect(Exit.isFailure(thrown) && Cause.hasDies(thrown.cause)).toBe(true)
+            // No block was left open.
+            expect(
+              (yield* c.query<{ s: string | null }>("select pg_current_xact_id_if_assigned()::text as s"))
+                .rows
+            ).toEqual([{ s: null }])
+            yield* c.query("begin")
+            yield* c.query("insert into tx_thrower values (1)")
+            yield* c.query("commit")
+            yield* c.withTransaction(c.query("insert into tx_thrower values (2)"))
+            expect((yield* c.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid).toBe(pid)
+          })
+        )
+        expect((yield* pg.query("select v from tx_thrower order by v")).rows).toEqual([{ v: 1 }, { v: 2 }])
+      })
+  )
+
+  it.effect("a second fiber's top-level block on a connection whose block has not begun yet is refused", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      yield* pg.query("create table tx_two (v int)")
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const c = yield* pg.reserve
+          // A's BEGIN goes out with its first statement, after the sleep.
+          const a = yield* Effect.forkChild(
+            c.withTransaction(Effect.andThen(Effect.sleep(200), c.query("insert into tx_two values (1)")))
+          )
+          yield* Effect.sleep(50)
+          const b = yield* Effect.flip(c.withTransaction(c.query("insert into tx_two values (2)")))
+          expect(b).toMatchObject({ _tag: "StatementRejected", reason: "TransactionControl" })
+          const bp = yield* Effect.flip(
+            c.pipelineTransaction((p) => p.execute("insert into tx_two values (3)"))
+          )
+          expect(bp).toMatchObject({ _tag: "StatementRejected", reason: "TransactionControl" })
+          yield* Fiber.join(a)
+        })
+      )
+      expect((yield* pg.query("select v from tx_two")).rows).toEqual([{ v: 1 }])
+    })
+  )
+
+  it.effect(
     "COMMIT, ROLLBACK and the like inside a transaction block are refused by every path; savepoints work",
     () =>
       Effect.gen(function* () {
@@ -159,6 +216,24 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
               yield* pg.query(back)
           })
         )
+        // A withTransaction that is a savepoint in a block the user began on a reserved connection.
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const c = yield* pg.reserve
+            yield* c.query("begin")
+            yield* Effect.flip(
+              c.withTransaction(
+                Effect.andThen(
+                  c.query("insert into tx_ender values (12)"),
+                  Effect.andThen(refused(c.query("commit")), Effect.fail("undo" as const))
+                )
+              )
+            )
+            yield* c.query("rollback")
+          })
+        )
+        expect(tags).toHaveLength(enders.length + 12)
+        expect((yield* pg.query("select count(*)::int as n from tx_ender")).rows).toEqual([{ n: 0 }])
         // Outside a block, on a connection of one's own, they are the user's to send.
         yield* Effect.scoped(
           Effect.flatMap(pg.reserve, (c) =>

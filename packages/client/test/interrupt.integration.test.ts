@@ -111,7 +111,94 @@ const holdingRelay = Effect.gen(function* () {
   }
 })
 
+/**
+ * A relay with latency, once `slow()` is called: the first connection's (the pool's) answers are
+ * delayed by `answerDelay` ms, and what later connections (CancelRequests) send by `cancelDelay`
+ * ms, so a cancel completes before the answer to the statement it stopped arrives.
+ */
+const latencyRelay = (answerDelay: number, cancelDelay: number) =>
+  Effect.gen(function* () {
+    const info = yield* PgServer
+    let slow = false
+    let first = true
+    const sockets: Array<Socket> = []
+    let cancels = 0
+    const server = createServer((client) => {
+      const upstream = tcpConnect(info.port, info.host)
+      sockets.push(client, upstream)
+      for (const s of [client, upstream]) s.on("error", () => {})
+      const isMain = first
+      first = false
+      client.on("close", () => upstream.destroy())
+      upstream.on("close", () => client.destroy())
+      if (isMain) {
+        client.on("data", (d: Buffer) => upstream.write(d))
+        upstream.on("data", (d: Buffer) =>
+          slow ? setTimeout(() => client.write(d), answerDelay) : client.write(d)
+        )
+      } else {
+        client.on("data", (d: Buffer) => {
+          if (slow) cancels++
+          setTimeout(() => upstream.write(d), slow ? cancelDelay : 0)
+        })
+        upstream.on("data", (d: Buffer) => client.write(d))
+      }
+    })
+    const port = yield* Effect.acquireRelease(
+      Effect.callback<number>((resume) => {
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address()
+          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
+        })
+      }),
+      () =>
+        Effect.callback<void>((resume) => {
+          for (const s of sockets) s.destroy()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    return {
+      url: `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@127.0.0.1:${port}/${info.database}`,
+      slow: () => {
+        slow = true
+      },
+      cancels: () => cancels
+    }
+  })
+
 layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("interruption", (it) => {
+  it.effect(
+    "a cancel whose statement's answer is still on its way is not sent again (it would hit the next)",
+    () =>
+      Effect.gen(function* () {
+        const relay = yield* latencyRelay(300, 600)
+        const { pg } = yield* poolClient({ url: relay.url, max: 1, cancelGrace: 10_000 })
+        yield* pg.query("select 1")
+        const mine = yield* pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            relay.slow()
+            const tx = yield* Effect.exit(
+              pg.pipelineTransaction((q) =>
+                Effect.andThen(
+                  q.execute("select pg_sleep(5)"),
+                  Effect.andThen(Effect.sleep(100), Effect.interrupt)
+                )
+              )
+            )
+            expect(Exit.hasInterrupts(tx)).toBe(true)
+            // Nobody interrupts this one.
+            return yield* Effect.exit(
+              Effect.flatMap(p.execute("select pg_sleep(1.5), 'mine' as who"), (h) =>
+                Effect.andThen(p.sync, h)
+              )
+            )
+          })
+        )
+        expect(Exit.isSuccess(mine)).toBe(true)
+        expect(relay.cancels()).toBe(1)
+      })
+  )
+
   it.effect(
     "a cancel the server got before it read the statement is sent again; the connection is kept",
     () =>

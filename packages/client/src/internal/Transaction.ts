@@ -25,6 +25,7 @@ import { type PgClientError, StatementRejected } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
 import type { PipelineAborted } from "../PgClientError.ts"
 import type { Connection } from "./Connection.ts"
+import { blockOpen } from "./outcome.ts"
 import { type Bound, runSegment, runStatement, runStatementOf } from "./run.ts"
 
 /** Options of `withTransaction`: the BEGIN's isolation level and access mode (the server's defaults otherwise). */
@@ -336,6 +337,7 @@ export const topLevelWithin = <A, E, R>(
   } catch (error) {
     return Effect.fail(new StatementRejected({ reason: "InvalidText", message: String(error) }))
   }
+  if (conn.blocks > 0) return Effect.fail(blockOpen())
   // The BEGIN goes out with the first statement (see runBegun).
   const tx = new TxState(conn, key, text)
   tx.forHolder = forHolder
@@ -425,7 +427,10 @@ export const nested = <A, E, R>(
         tx.pop(level)
         return yield* Effect.failCause(opened.cause)
       }
+      // While the body runs, nothing of it may end the block (see Connection.blocks).
+      conn.blocks++
       const exit = yield* Effect.exit(restore(Effect.provideService(effect, CurrentTransaction, level)))
+      conn.blocks--
       level.active = false
       if (Exit.isSuccess(exit)) {
         const released = yield* Effect.exit(tx.asHolder(runStatement(conn, `release savepoint ${name}`, [])))

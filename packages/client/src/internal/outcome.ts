@@ -104,3 +104,14 @@ export const blockEffect = <A, E, R>(block: () => Effect.Effect<A, E, R>): Effec
     return Effect.die(defect)
   }
 }
+
+/**
+ * A top-level transaction block asked for on a connection where another fiber's block is open (its
+ * BEGIN maybe not answered yet): the two would share one server transaction, so it is refused.
+ */
+export const blockOpen = () =>
+  new StatementRejected({
+    reason: "TransactionControl",
+    message:
+      "another transaction block is open on this connection (a concurrent withTransaction or pipelineTransaction of another fiber): blocks on one connection run one at a time"
+  })

@@ -269,10 +269,11 @@ export const endsTransactionBlock = (statement: string): boolean => {
     case "COMMIT":
     case "ROLLBACK":
     case "PREPARE": {
-      const words = tokensOf(statement)
-        .filter((t) => t.kind === "word")
-        .map((t) => t.value)
-      if (words[0] === "PREPARE") return words[1] === "TRANSACTION"
+      const tokens = tokensOf(statement)
+      // PREPARE TRANSACTION 'gid'; PREPARE transaction AS … names a statement "transaction".
+      if (tokens[0]?.value === "PREPARE")
+        return tokens[1]?.kind === "word" && tokens[1].value === "TRANSACTION" && tokens[2]?.kind === "string"
+      const words = tokens.filter((t) => t.kind === "word").map((t) => t.value)
       const next = words[1] === "WORK" || words[1] === "TRANSACTION" ? words[2] : words[1]
       return next !== "PREPARED" && !(words[0] === "ROLLBACK" && next === "TO")
     }

@@ -55,6 +55,8 @@ export class Wire {
   private drainWaiters: Array<{ readonly threshold: number; readonly resume: () => void }> = []
   /** Bytes handed to the socket since the wire opened (for "may have run" decisions). */
   bytesWritten = 0
+  /** Bytes received from the peer since the wire opened. */
+  bytesRead = 0
   private readonly onData = (chunk: Buffer) => {
     try {
       this.receive(chunk)
@@ -128,6 +130,7 @@ export class Wire {
   firstBytes: Uint8Array = new Uint8Array(0)
 
   private receive(chunk: Buffer): void {
+    this.bytesRead += chunk.length
     if (this.firstBytes.length < 32) {
       const joined = new Uint8Array(Math.min(32, this.firstBytes.length + chunk.length))
       joined.set(this.firstBytes)
