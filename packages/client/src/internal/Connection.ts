@@ -1149,9 +1149,10 @@ export class Connection {
     // and for every text with `prepare: false`: parsed and described each time.
     const keeps = prepared === undefined && this.keepsPrepared(text, prepare)
     // Closes go ahead of the statement's frames, so its failure cannot make the server skip them.
-    const closing = this.unclosed.length > 0 || (keeps && this.cached >= this.options.statementCacheSize)
+    const evicting = keeps && this.cached >= this.options.statementCacheSize
+    const closing = evicting || this.unclosed.length > 0
     if (this.unclosed.length > 0) this.closeUnclosed(owner)
-    if (keeps && this.cached >= this.options.statementCacheSize) this.evict(owner)
+    if (evicting) this.evict(owner)
     const wire = this.session.wire
     const w = wire.writer
     const mark = w.length
