@@ -70,14 +70,19 @@ const stallableRelay = Effect.gen(function* () {
 const holdingRelay = Effect.gen(function* () {
   const info = yield* PgServer
   const live: Array<{ client: Socket; upstream: Socket; held: Array<Buffer> | undefined }> = []
+  // Once set, the first connection's answers arrive this many ms late.
+  let answerDelay = 0
   const server = createServer((client) => {
     const upstream = tcpConnect(info.port, info.host)
     const entry = { client, upstream, held: undefined as Array<Buffer> | undefined }
+    const main = live.length === 0
     for (const s of [client, upstream]) s.on("error", () => {})
     client.on("close", () => upstream.destroy())
     upstream.on("close", () => client.destroy())
     client.on("data", (d: Buffer) => (entry.held === undefined ? upstream.write(d) : entry.held.push(d)))
-    upstream.pipe(client)
+    upstream.on("data", (d: Buffer) =>
+      main && answerDelay > 0 ? setTimeout(() => client.write(d), answerDelay) : client.write(d)
+    )
     live.push(entry)
   })
   const port = yield* Effect.acquireRelease(
@@ -100,6 +105,9 @@ const holdingRelay = Effect.gen(function* () {
     url: `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@127.0.0.1:${port}/${info.database}`,
     hold: () => {
       for (const entry of live) entry.held ??= []
+    },
+    delayAnswers: (ms: number) => {
+      answerDelay = ms
     },
     release: () => {
       for (const entry of live) {
@@ -167,6 +175,36 @@ const latencyRelay = (answerDelay: number, cancelDelay: number) =>
   })
 
 layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("interruption", (it) => {
+  it.effect(
+    "a cancel ignored while an earlier answer was on its way is sent again once the server is quiet",
+    () =>
+      Effect.gen(function* () {
+        const relay = yield* holdingRelay
+        const { pg } = yield* poolClient({ url: relay.url, max: 1, cancelGrace: 4_000 })
+        const pid = (yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid
+        relay.delayAnswers(150)
+        const fiber = yield* Effect.forkChild(
+          pg.withPipeline((p) =>
+            Effect.gen(function* () {
+              yield* p.execute("select 1 as early")
+              yield* p.flush
+              yield* Effect.sleep(30)
+              relay.hold()
+              return yield* Effect.flatten(p.execute("select pg_sleep(30) as held_sleep"))
+            })
+          )
+        )
+        yield* Effect.sleep(60)
+        const interrupting = yield* Effect.forkChild(Fiber.interrupt(fiber))
+        yield* Effect.sleep(340)
+        relay.release()
+        yield* within(10_000)(Fiber.join(interrupting))
+        const next = (yield* within(5_000)(pg.query<{ pid: number }>("select pg_backend_pid() as pid")))
+          .rows[0]!
+        expect(next.pid).toBe(pid)
+      })
+  )
+
   it.effect(
     "a cancel whose statement's answer is still on its way is not sent again (it would hit the next)",
     () =>

@@ -824,23 +824,29 @@ export class Connection {
       this.fenced = true
       const wire = this.session.wire
       const sentAt = performance.now()
-      const readBefore = wire.bytesRead
       void this.session.cancel().then(() => {
         pending.cancelDone = true
         this.settleInterrupt(pending)
         // A server that got the cancel before it read the statement ignores it (it cancels only a
-        // running one), and the statement runs on. Asked again only while nothing at all has come
-        // from the server since the cancel (an answer on its way means the statement stopped or
-        // runs and was cancelled), after twice the cancel's own round trip (at least 250 ms), then
-        // twice that, …, and under the same conditions (the owner's steps the whole queue).
+        // running one), and the statement runs on. Asked again only after a quiet spell: nothing
+        // at all came from the server for twice the cancel's own round trip (at least 250 ms;
+        // an answer on its way means a statement stopped, and the wait starts over), then twice
+        // that, …, and under the same conditions (the owner's steps the whole queue).
         if (pending.finished || this.isClosed) return
         const delay = Math.max(250, 2 * (performance.now() - sentAt)) * 2 ** Math.min(pending.cancels - 1, 5)
-        pending.again = setTimeout(() => {
-          if (pending.finished || this.isClosed || wire.bytesRead !== readBefore) return
+        let read = wire.bytesRead
+        const quiet = () => {
+          if (pending.finished || this.isClosed) return
+          if (wire.bytesRead !== read) {
+            read = wire.bytesRead
+            pending.again = setTimeout(quiet, delay)
+            return
+          }
           pending.cancelled = false
           pending.cancelDone = false
           this.checkInterrupts()
-        }, delay)
+        }
+        pending.again = setTimeout(quiet, delay)
       })
     }
   }

@@ -113,5 +113,5 @@ export const blockOpen = () =>
   new StatementRejected({
     reason: "TransactionControl",
     message:
-      "another transaction block is open on this connection (a concurrent withTransaction or pipelineTransaction of another fiber): blocks on one connection run one at a time"
+      "a transaction block is already open on this connection whose BEGIN has not been answered (another fiber's withTransaction or pipelineTransaction, or this fiber's pipeline transaction before its sync): blocks on one connection run one at a time"
   })
