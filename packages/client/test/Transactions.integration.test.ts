@@ -81,6 +81,21 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transact
           )
           expect(bp).toMatchObject({ _tag: "StatementRejected", reason: "TransactionControl" })
           yield* Fiber.join(a)
+          // Started once A's BEGIN is answered, B's block is a savepoint inside A's (documented):
+          // it succeeds, and A's failure takes it along.
+          const a2 = yield* Effect.forkChild(
+            Effect.flip(
+              c.withTransaction(
+                Effect.andThen(
+                  c.query("insert into tx_two values (4)"),
+                  Effect.andThen(Effect.sleep(300), Effect.fail("A fails" as const))
+                )
+              )
+            )
+          )
+          yield* Effect.sleep(100)
+          yield* c.withTransaction(c.query("insert into tx_two values (5)"))
+          expect(yield* Fiber.join(a2)).toBe("A fails")
         })
       )
       expect((yield* pg.query("select v from tx_two")).rows).toEqual([{ v: 1 }])
