@@ -18,38 +18,49 @@ import { Effect, Exit, Fiber, Random } from "effect"
 import { errorOf, within } from "./support/pipeline.ts"
 import { poolClient, untilRunning } from "./support/pool.ts"
 
-/** A TCP relay to the server whose open connections can be frozen (bytes held, sockets kept open). */
+/**
+ * A TCP relay to the test server, closed with the scope: `wire` joins each client socket to its
+ * upstream (`index` 0 for the first connection, the pool's); errors are ignored and a close on
+ * either side closes the other. Returns the URL that goes through it.
+ */
+const relay = (wire: (client: Socket, upstream: Socket, index: number) => void) =>
+  Effect.gen(function* () {
+    const info = yield* PgServer
+    const sockets: Array<Socket> = []
+    const server = createServer((client) => {
+      const upstream = tcpConnect(info.port, info.host)
+      for (const s of [client, upstream]) s.on("error", () => {})
+      client.on("close", () => upstream.destroy())
+      upstream.on("close", () => client.destroy())
+      wire(client, upstream, sockets.length / 2)
+      sockets.push(client, upstream)
+    })
+    const port = yield* Effect.acquireRelease(
+      Effect.callback<number>((resume) => {
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address()
+          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
+        })
+      }),
+      () =>
+        Effect.callback<void>((resume) => {
+          for (const s of sockets) s.destroy()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    return `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@127.0.0.1:${port}/${info.database}`
+  })
+
+/** A relay whose open connections can be frozen (bytes held, sockets kept open). */
 const stallableRelay = Effect.gen(function* () {
-  const info = yield* PgServer
-  const frozen = new Set<Socket>()
   const live: Array<[Socket, Socket]> = []
-  const server = createServer((client) => {
-    const upstream = tcpConnect(info.port, info.host)
-    for (const s of [client, upstream]) s.on("error", () => {})
-    client.on("close", () => upstream.destroy())
-    upstream.on("close", () => client.destroy())
+  const url = yield* relay((client, upstream) => {
     client.pipe(upstream)
     upstream.pipe(client)
     live.push([client, upstream])
   })
-  const port = yield* Effect.acquireRelease(
-    Effect.callback<number>((resume) => {
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-      })
-    }),
-    () =>
-      Effect.callback<void>((resume) => {
-        for (const [a, b] of live) {
-          a.destroy()
-          b.destroy()
-        }
-        server.close(() => resume(Effect.void))
-      })
-  )
   return {
-    url: `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@127.0.0.1:${port}/${info.database}`,
+    url,
     /** Stops forwarding on every connection open now (new connections still pass). */
     freeze: () => {
       for (const [client, upstream] of live) {
@@ -57,52 +68,29 @@ const stallableRelay = Effect.gen(function* () {
         upstream.unpipe(client)
         client.pause()
         upstream.pause()
-        frozen.add(client)
       }
     }
   }
 })
 
 /**
- * A TCP relay to the server that can hold what clients send on the connections open now (the
- * server reads nothing of it) and let it through later; new connections pass at once.
+ * A relay that can hold what clients send on the connections open now (the server reads nothing
+ * of it) and let it through later; new connections pass at once.
  */
 const holdingRelay = Effect.gen(function* () {
-  const info = yield* PgServer
-  const live: Array<{ client: Socket; upstream: Socket; held: Array<Buffer> | undefined }> = []
+  const live: Array<{ upstream: Socket; held: Array<Buffer> | undefined }> = []
   // Once set, the first connection's answers arrive this many ms late.
   let answerDelay = 0
-  const server = createServer((client) => {
-    const upstream = tcpConnect(info.port, info.host)
-    const entry = { client, upstream, held: undefined as Array<Buffer> | undefined }
-    const main = live.length === 0
-    for (const s of [client, upstream]) s.on("error", () => {})
-    client.on("close", () => upstream.destroy())
-    upstream.on("close", () => client.destroy())
+  const url = yield* relay((client, upstream, index) => {
+    const entry = { upstream, held: undefined as Array<Buffer> | undefined }
     client.on("data", (d: Buffer) => (entry.held === undefined ? upstream.write(d) : entry.held.push(d)))
     upstream.on("data", (d: Buffer) =>
-      main && answerDelay > 0 ? setTimeout(() => client.write(d), answerDelay) : client.write(d)
+      index === 0 && answerDelay > 0 ? setTimeout(() => client.write(d), answerDelay) : client.write(d)
     )
     live.push(entry)
   })
-  const port = yield* Effect.acquireRelease(
-    Effect.callback<number>((resume) => {
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-      })
-    }),
-    () =>
-      Effect.callback<void>((resume) => {
-        for (const { client, upstream } of live) {
-          client.destroy()
-          upstream.destroy()
-        }
-        server.close(() => resume(Effect.void))
-      })
-  )
   return {
-    url: `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@127.0.0.1:${port}/${info.database}`,
+    url,
     hold: () => {
       for (const entry of live) entry.held ??= []
     },
@@ -126,20 +114,10 @@ const holdingRelay = Effect.gen(function* () {
  */
 const latencyRelay = (answerDelay: number, cancelDelay: number) =>
   Effect.gen(function* () {
-    const info = yield* PgServer
     let slow = false
-    let first = true
-    const sockets: Array<Socket> = []
     let cancels = 0
-    const server = createServer((client) => {
-      const upstream = tcpConnect(info.port, info.host)
-      sockets.push(client, upstream)
-      for (const s of [client, upstream]) s.on("error", () => {})
-      const isMain = first
-      first = false
-      client.on("close", () => upstream.destroy())
-      upstream.on("close", () => client.destroy())
-      if (isMain) {
+    const url = yield* relay((client, upstream, index) => {
+      if (index === 0) {
         client.on("data", (d: Buffer) => upstream.write(d))
         upstream.on("data", (d: Buffer) =>
           slow ? setTimeout(() => client.write(d), answerDelay) : client.write(d)
@@ -152,21 +130,8 @@ const latencyRelay = (answerDelay: number, cancelDelay: number) =>
         upstream.on("data", (d: Buffer) => client.write(d))
       }
     })
-    const port = yield* Effect.acquireRelease(
-      Effect.callback<number>((resume) => {
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-        })
-      }),
-      () =>
-        Effect.callback<void>((resume) => {
-          for (const s of sockets) s.destroy()
-          server.close(() => resume(Effect.void))
-        })
-    )
     return {
-      url: `postgres://${encodeURIComponent(info.user)}:${encodeURIComponent(info.password)}@127.0.0.1:${port}/${info.database}`,
+      url,
       slow: () => {
         slow = true
       },
