@@ -11,7 +11,7 @@ import { PgClient, type PgClientApi } from "@pgline/client"
 import { PgInterval } from "@pgline/codec"
 import { PgServer } from "@pgline/testing"
 import { Effect, Layer } from "effect"
-import { errorOf } from "./support/pipeline.ts"
+import { errorOf, within } from "./support/pipeline.ts"
 
 const client = Layer.unwrap(
   Effect.map(PgServer, (info) => PgClient.layer({ url: info.url, sslmode: "disable", max: 1 }))
@@ -127,9 +127,11 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
     Effect.scoped(
       Effect.gen(function* () {
         const pg = yield* PgClient
-        // The README's caveat: the first run cannot know the parameter is jsonb.
+        // The first run waits for the statement's description: [] is a JSON array on every run.
         const empty = yield* twice(pg, "select $1::jsonb as v", [[]])
-        expect(empty).toEqual({ first: [{ v: {} }], second: [{ v: [] }] })
+        expect(empty).toEqual({ first: [{ v: [] }], second: [{ v: [] }] })
+        const strings = yield* twice(pg, "select $1::json as v", [["a", null]])
+        expect(strings).toEqual({ first: [{ v: ["a", null] }], second: [{ v: ["a", null] }] })
         // Into a scalar type the array literal goes as text every time (the server reads it).
         const literal = yield* twice(pg, "select $1::text as v", [["a", "b"]])
         expect(literal).toEqual({ first: [{ v: "{a,b}" }], second: [{ v: "{a,b}" }] })
@@ -187,5 +189,112 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
       expect(Object.getOwnPropertyDescriptor(row, "__proto__")?.value).toEqual({ isAdmin: true })
       expect(row["c129"]).toBe(129)
     })
+  )
+
+  it.effect("held Binds: JSON arrays into a jsonb column alike on every run, in a pipeline in order", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      yield* pg.query("create temp table held_log (n serial primary key, v jsonb not null)")
+      // A fresh text each time: into a jsonb column (no cast) an array of strings is JSON.
+      const first = yield* pg.query("insert into held_log (v) values ($1) returning v", [["a", "b"]])
+      expect(first.rows).toEqual([{ v: ["a", "b"] }])
+      // Two texts never seen, each held for its description, plain statements and a batch of the
+      // first text queued behind them: everything runs in the order queued, values as JSON.
+      const insert = "insert into held_log (v) values ($1) /* one */"
+      const status = yield* pg.withPipeline((p) =>
+        Effect.gen(function* () {
+          const a = yield* p.execute(insert, [[]])
+          yield* p.execute("insert into held_log (v) values ('1')")
+          const b = yield* p.execute("insert into held_log (v) values ($1::jsonb) /* two */", [["c"]])
+          const many = yield* p.executeMany(insert, [[["d"]], ['"s"'], [[]], [[null]]])
+          const status = yield* within(10_000)(p.sync)
+          expect((yield* a).rowCount).toBe(1)
+          expect((yield* b).rowCount).toBe(1)
+          expect(yield* many).toEqual({ rowCount: 4, statements: 4 })
+          return status
+        })
+      )
+      expect(status).toBe("I")
+      const rows = (yield* pg.query<{ v: unknown }>("select v from held_log order by n")).rows
+      expect(rows.map((r) => r.v)).toEqual([["a", "b"], [], 1, ["c"], ["d"], "s", [], [null]])
+    })
+  )
+
+  it.effect("held Binds: a failure before one, or in its own Parse, skips it without a hang", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      // The segment failed before the held statement: the server skips its Parse and Describe.
+      yield* pg.withPipeline((p) =>
+        Effect.gen(function* () {
+          const fails = yield* p.execute("select 1/0 as x")
+          const held = yield* p.execute("select $1::jsonb as v /* skipped */", [["x"]])
+          const after = yield* p.execute("select 2 as two")
+          expect((yield* Effect.flip(within(10_000)(p.sync)))._tag).toBe("DivisionByZero")
+          expect((yield* Effect.flip(fails))._tag).toBe("DivisionByZero")
+          expect((yield* Effect.flip(held))._tag).toBe("PipelineAborted")
+          expect((yield* Effect.flip(after))._tag).toBe("PipelineAborted")
+        })
+      )
+      // The text was forgotten with its skipped Parse: its next run prepares it and reads JSON.
+      const again = yield* pg.query("select $1::jsonb as v /* skipped */", [["x"]])
+      expect(again.rows).toEqual([{ v: ["x"] }])
+      // The held statement's own Parse fails: it gets the server's error, what follows is skipped.
+      yield* pg.withPipeline((p) =>
+        Effect.gen(function* () {
+          const held = yield* p.execute("selec $1::jsonb as v", [[]])
+          const after = yield* p.execute("select 2 as two")
+          expect((yield* Effect.flip(within(10_000)(p.sync)))._tag).toBe("SyntaxError")
+          expect((yield* Effect.flip(held))._tag).toBe("SyntaxError")
+          expect((yield* Effect.flip(after))._tag).toBe("PipelineAborted")
+        })
+      )
+      // The connection serves on.
+      expect((yield* pg.query("select $1::jsonb as v /* later */", [[]])).rows).toEqual([{ v: [] }])
+    })
+  )
+
+  it.effect(
+    "held Binds: a value the parameter's codec refuses fails as ParameterError and skips the rest",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* PgClient
+        yield* pg.script("drop type if exists held_mood; create type held_mood as enum ('sad', 'ok')")
+        const type = (yield* pg.query<{ oid: number; arr: number }>(
+          "select oid::int as oid, typarray::int as arr from pg_type where typname = 'held_mood'"
+        )).rows[0]!
+        pg.types.registerEnum({ name: "held_mood", oid: type.oid, arrayOid: type.arr, labels: ["sad", "ok"] })
+        // An array where the enum's codec wants a label: refused on the first run as on the next.
+        for (let i = 0; i < 2; i++) {
+          const error = yield* errorOf(pg.query("select $1::held_mood as m", [["sad"]]))
+          expect(error._tag).toBe("ParameterError")
+          expect(error.message).toContain("is not a label of enum held_mood")
+        }
+        // In a pipeline the refused statement ends its segment as a failed one would.
+        yield* pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            const held = yield* p.execute("select $1::held_mood as m /* pipelined */", [["ok"]])
+            const after = yield* p.execute("select 2 as two")
+            // Nobody read the refused handle: the sync reports it.
+            expect((yield* Effect.flip(within(10_000)(p.sync)))._tag).toBe("ParameterError")
+            expect((yield* Effect.flip(held))._tag).toBe("ParameterError")
+            expect((yield* Effect.flip(after))._tag).toBe("PipelineAborted")
+          })
+        )
+        // In a pipeline transaction nothing of the block is committed.
+        yield* pg.query("create temp table held_moods (m held_mood)")
+        const tx = yield* Effect.flip(
+          within(10_000)(
+            pg.pipelineTransaction((p) =>
+              Effect.gen(function* () {
+                yield* p.execute("insert into held_moods values ('ok')")
+                yield* p.execute("insert into held_moods values ($1) /* in a block */", [["sad"]])
+              })
+            )
+          )
+        )
+        expect(tx._tag).toBe("ParameterError")
+        expect((yield* pg.query("select count(*)::int as n from held_moods")).rows).toEqual([{ n: 0 }])
+        expect((yield* pg.query("select $1::held_mood as m", ["ok"])).rows).toEqual([{ m: "ok" }])
+      })
   )
 })

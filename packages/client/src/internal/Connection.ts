@@ -31,7 +31,7 @@ import {
   type TransactionStatus,
   TypeEncodeError,
   type TypeRegistry,
-  type Writer
+  Writer
 } from "@pgline/codec"
 import { Session } from "@pgline/transport"
 import { Effect } from "effect"
@@ -63,6 +63,11 @@ export interface Prepared {
   /** From the Describe answered at preparation; undefined until then. */
   fields: ReadonlyArray<FieldDescription> | undefined
   parameterTypes: ReadonlyArray<number> | undefined
+  /**
+   * The step that was to describe it failed, was skipped or was lost: no description will come
+   * (a Bind held for its parameter types goes out with the inferred ones, to be refused or skipped).
+   */
+  undescribed: boolean
   /** Decoders per column for the binary-where-possible result formats used once described. */
   resultFormats: ReadonlyArray<FormatCode> | undefined
   decoders: ReadonlyArray<Decoder> | undefined
@@ -93,6 +98,12 @@ export type Outcome =
       readonly protocol?: string | undefined
     }
   | { readonly _tag: "DecodeFailed"; readonly error: DecodeError; readonly column: string }
+  /**
+   * Refused by the client after it was queued: a value held until the statement's parameter types
+   * were known could not be encoded for them (see Connection.holdBind); the server was made to
+   * refuse the statement's Bind, so its segment failed there.
+   */
+  | { readonly _tag: "Refused"; readonly failure: EncodeFailure }
 
 interface PendingInterrupt {
   readonly owner: object
@@ -164,6 +175,48 @@ export interface ConnectionOptions {
 }
 
 const emptyFields: ReadonlyArray<FieldInfo> = []
+
+/**
+ * Offsets of frames held behind a Bind (see Connection.holdBind) count from here: above any offset
+ * written, so a held step never counts as sent (Engine.fail, mayWriteLater).
+ */
+const HELD = 2 ** 52
+
+/** A run of frames written behind a held Bind, at position `at` of the held stream. */
+interface HeldBytes {
+  readonly bytes: Uint8Array
+  readonly at: number
+}
+
+/** A statement whose Bind and Execute wait for its parameter types (Connection.holdBind). */
+interface HeldBind {
+  readonly step: StatementStep
+  readonly prepared: Prepared
+  /** Copies of the values and their inferred OIDs. */
+  readonly values: ReadonlyArray<unknown>
+  readonly oids: ReadonlyArray<number>
+  readonly maxRows: number
+  /** About the bytes its Bind will take (counted in Connection.pendingBytes while held). */
+  readonly size: number
+  /** Its position in the held stream. */
+  at: number
+}
+
+/**
+ * Whether a value's bytes are guessed from JavaScript alone where the statement's parameter type
+ * would change them: a value (not a string or null) whose type JavaScript cannot tell (inferred OID
+ * 0: an array of strings or nulls, an empty array, a range with string bounds), which goes as an
+ * array or range literal for the server to read, where a json or jsonb parameter (or a registered
+ * codec) would encode it itself.
+ */
+const guessed = (values: ReadonlyArray<unknown>, oids: ReadonlyArray<number>): boolean => {
+  for (let i = 0; i < values.length; i++) {
+    if (oids[i] !== Oid.unknown) continue
+    const v = values[i]
+    if (v !== null && v !== undefined && typeof v !== "string") return true
+  }
+  return false
+}
 const noFormats: ReadonlyArray<FormatCode> = []
 
 export class StatementStep implements Step {
@@ -184,7 +237,10 @@ export class StatementStep implements Step {
   private readonly sink: OutcomeSink
 
   /** The result formats this step's Bind asked for ([] = all text). */
-  private readonly formats: ReadonlyArray<FormatCode>
+  readonly formats: ReadonlyArray<FormatCode>
+
+  /** Set when a held Bind could not be encoded (the server refuses the Bind sent instead). */
+  refused: EncodeFailure | undefined = undefined
 
   constructor(
     conn: Connection,
@@ -351,7 +407,10 @@ export class StatementStep implements Step {
       case "ParameterDescription":
         if (this.stage !== 1) return this.violation(m.type)
         this.stage = 2
-        if (this.prepared !== undefined) this.prepared.parameterTypes = m.parameterTypes
+        if (this.prepared !== undefined) {
+          this.prepared.parameterTypes = m.parameterTypes
+          this.conn.resumeHeld()
+        }
         return false
       case "RowDescription":
         if (this.stage !== 2) return this.violation(m.type)
@@ -454,6 +513,11 @@ export class StatementStep implements Step {
         if (this.isNew) this.conn.forget(p)
       } else if (this.isNew ? this.stage < 3 : this.stage === 3) this.conn.discard(p)
     }
+    this.undescribed()
+    if (this.refused !== undefined) {
+      this.sink.settle({ _tag: "Refused", failure: this.refused })
+      return
+    }
     this.sink.settle(
       stale && !this.isNew && this.stage === 3 && !this.describeOnly
         ? { _tag: "ServerError", fields, stale: true }
@@ -463,11 +527,21 @@ export class StatementStep implements Step {
 
   onAborted(culprit: Culprit): void {
     if (this.isNew && this.prepared !== undefined) this.conn.forget(this.prepared)
+    this.undescribed()
     this.sink.settle({ _tag: "Aborted", culprit })
   }
 
   onLost(message: string, mayHaveRun: boolean): void {
+    this.undescribed()
     this.sink.settle({ _tag: "Lost", message, mayHaveRun, protocol: this.conn.protocolFailureReason })
+  }
+
+  /** A step that was to describe its statement ended before the description: Binds held for it go on. */
+  private undescribed(): void {
+    const p = this.prepared
+    if (p === undefined || this.stage >= 2 || !(this.isNew || this.describeOnly)) return
+    p.undescribed = true
+    this.conn.resumeHeld()
   }
 }
 
@@ -628,6 +702,7 @@ export class Connection {
       this.closedMessage = closed.message
       if (closed.kind === "protocol") this.protocolFailureReason ??= closed.protocolError?.reason ?? "Grammar"
       this.engine.fail(closed.message, session.wire.bytesWritten)
+      this.resumeHeld()
       options.onClosed?.()
     })
   }
@@ -970,7 +1045,7 @@ export class Connection {
   }
 
   private queueClose(name: string, owner: object | undefined): void {
-    encodeClose(this.session.wire.writer, "S", name)
+    encodeClose(this.out, "S", name)
     const close = new CloseStep(this, name)
     close.owner = owner
     this.engine.enqueue(close)
@@ -1054,12 +1129,12 @@ export class Connection {
     if (this.blocks > 0 && statementsOf(text).some(endsTransactionBlock)) return blockEnd
     const refused = refusedSetting(this.registry, text)
     if (refused !== undefined) return refused
-    const wire = this.session.wire
-    step.startOffset = wire.bytesWritten + wire.writer.length
+    const w = this.out
+    step.startOffset = this.offsetOf(w.length)
     this.segments++
-    encodeQuery(wire.writer, text)
+    encodeQuery(w, text)
     this.engine.enqueue(step)
-    wire.schedule()
+    this.scheduleOut()
     return undefined
   }
 
@@ -1068,14 +1143,14 @@ export class Connection {
    * Flush so the server sends them without a Sync. Returns the step that reads them.
    */
   queueExecute(previous: StatementStep, sink: OutcomeSink, maxRows: number, owner: object): StatementStep {
-    const wire = this.session.wire
     const step = previous.continuation(sink)
-    step.startOffset = wire.bytesWritten + wire.writer.length
+    const w = this.out
+    step.startOffset = this.offsetOf(w.length)
     step.owner = owner
-    encodeExecute(wire.writer, "", maxRows)
-    encodeFlush(wire.writer)
+    encodeExecute(w, "", maxRows)
+    encodeFlush(w)
     this.engine.enqueue(step)
-    wire.schedule()
+    this.scheduleOut()
     return step
   }
 
@@ -1126,8 +1201,85 @@ export class Connection {
       if (refused !== undefined) return refused
     }
     const known = prepared?.parameterTypes
-    // Non-string values are encoded first (their format must be in Bind before any value), one
-    // after the other into one scratch buffer: no allocation per value.
+    const encoded = this.encodeValues(values, oids, known)
+    if (encoded !== undefined) return encoded
+    // A value whose bytes depend on the parameter's type (an array of strings or an empty one:
+    // an array literal for an array type, JSON for json) waits for the statement's description
+    // when a cached statement's first run would otherwise guess, so every run reads it alike.
+    // The unnamed statement for texts whose description can change between uses (FETCH, EXECUTE)
+    // and for every text with `prepare: false`: parsed and described each time.
+    const keeps = prepared === undefined && this.keepsPrepared(text, prepare)
+    const hold =
+      known === undefined && (prepared === undefined ? keeps : !prepared.undescribed) && guessed(values, oids)
+    // Closes go ahead of the statement's frames, so its failure cannot make the server skip them.
+    const evicting = keeps && this.cached >= this.options.statementCacheSize
+    const closing = evicting || this.unclosed.length > 0
+    if (this.unclosed.length > 0) this.closeUnclosed(owner)
+    if (evicting) this.evict(owner)
+    const w = this.out
+    const mark = w.length
+    const startOffset = this.offsetOf(mark)
+    let resultFormats: ReadonlyArray<FormatCode> = noFormats
+    let name: string
+    try {
+      if (prepared === undefined) {
+        name = keeps ? `pgline_${this.nextName}` : ""
+        encodeParse(w, name, text, oids)
+        encodeDescribe(w, "S", name)
+      } else {
+        name = prepared.name
+        resultFormats = prepared.resultFormats ?? noFormats
+      }
+      if (!hold) this.encodeBind(w, name, n, resultFormats, maxRows, values)
+    } catch (error) {
+      // Undo the partial frames: nothing of this statement may reach the server. Closes written
+      // before it get their answers with a Flush (no Sync may follow them).
+      w.pos = mark
+      if (closing) this.queueFlush()
+      return { _tag: "Text", message: messageOf(error) }
+    }
+    if (prepared === undefined) {
+      if (name !== "") this.nextName++
+      prepared = this.freshPrepared(name, text, placeholders, oids.slice())
+      if (name !== "") this.remember(prepared)
+    }
+    prepared.lastUsed = ++this.clock
+    const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
+    // A held statement not new here starts with its Bind, which is written later.
+    step.startOffset = hold && !isNew ? this.offsetOf(w.length) : startOffset
+    step.owner = owner
+    if (maxRows > 0) this.portalStep = step
+    this.engine.enqueue(step)
+    if (hold) {
+      let size = 32 + 4 * n + this.scratchBytes.length
+      for (let i = 0; i < n; i++) {
+        const v = values[i]
+        if (typeof v === "string") size += v.length
+      }
+      this.holdBind({ step, prepared, values: values.slice(), oids: oids.slice(), maxRows, size, at: 0 })
+      return undefined
+    }
+    // While other connections wait for answers, or the server still answers this one, the write
+    // waits for the end of the event loop's turn, with whatever else is queued here by then.
+    if (this.held === undefined) {
+      const wire = this.session.wire
+      wire.schedule(this.engine.mayWriteLater(wire.bytesWritten))
+    }
+    return undefined
+  }
+
+  /**
+   * Encodes the non-string values into the scratch buffer, one after the other (their formats
+   * must be in Bind before any value): no allocation per value. For `known` parameter types, or
+   * the inferred `oids` where unknown (see encodeAs).
+   */
+  private encodeValues(
+    values: ReadonlyArray<unknown>,
+    oids: ReadonlyArray<number>,
+    known: ReadonlyArray<number> | undefined
+  ): EncodeFailure | undefined {
+    const registry = this.registry
+    const n = values.length
     const formats = this.scratchFormats
     const starts = this.scratchStarts
     const scratch = this.scratchBytes
@@ -1151,70 +1303,190 @@ export class Connection {
       }
     }
     starts[n] = scratch.length
-    // The unnamed statement for texts whose description can change between uses (FETCH, EXECUTE)
-    // and for every text with `prepare: false`: parsed and described each time.
-    const keeps = prepared === undefined && this.keepsPrepared(text, prepare)
-    // Closes go ahead of the statement's frames, so its failure cannot make the server skip them.
-    const evicting = keeps && this.cached >= this.options.statementCacheSize
-    const closing = evicting || this.unclosed.length > 0
-    if (this.unclosed.length > 0) this.closeUnclosed(owner)
-    if (evicting) this.evict(owner)
+    this.scratchBinary = binary
+    return undefined
+  }
+
+  /** Whether the last encodeValues had a binary value (else the format list is empty: all text). */
+  private scratchBinary = 0
+
+  /** Bind (from the values encodeValues left in the scratch buffer, strings read from `values`) and Execute. */
+  private encodeBind(
+    w: Writer,
+    name: string,
+    n: number,
+    resultFormats: ReadonlyArray<FormatCode>,
+    maxRows: number,
+    values: ReadonlyArray<unknown>
+  ): void {
+    const starts = this.scratchStarts
+    // All-text parameters compress to an empty format list (the protocol's default).
+    const bind = beginBind(w, "", name, this.scratchBinary === 0 ? noFormats : this.scratchFormats, n)
+    const encoded = this.scratchBytes.bytes
+    for (let i = 0; i < n; i++) {
+      const v = values[i]
+      if (typeof v === "string") {
+        const value = w.beginValue()
+        w.utf8(v)
+        w.endValue(value)
+      } else if (v === null || v === undefined) w.i32(-1)
+      else {
+        const start = starts[i]!
+        const end = starts[i + 1]!
+        w.i32(end - start)
+        w.bytesFrom(encoded, start, end)
+      }
+    }
+    endBind(w, bind, resultFormats)
+    encodeExecute(w, "", maxRows)
+  }
+
+  // --- Binds held for their parameter types -----------------------------------------------------
+
+  /**
+   * Frames written behind a held Bind, in order: byte runs and the held Binds between them (see
+   * holdBind). Undefined while nothing is held: frames go to the wire's writer.
+   */
+  private held: Array<HeldBytes | HeldBind> | undefined = undefined
+  /** Where frames go while something is held (cut into `held` at each held Bind). */
+  private readonly holdWriter = new Writer(1024)
+  /** Bytes of the held stream before holdWriter's (positions in it, for the steps' offsets). */
+  private heldBase = 0
+  /** Bytes in `held`'s runs (not yet moved to the wire). */
+  private heldBytes = 0
+  /** Who waits for held frames to move (see whenBelow). */
+  private heldWaiters: Array<() => void> = []
+
+  /** Frames written and not yet on the socket: the wire's, and those held behind a Bind. */
+  get pendingBytes(): number {
+    const wire = this.session.wire.pendingBytes
+    return this.held === undefined ? wire : wire + this.heldBytes + this.holdWriter.length
+  }
+
+  /**
+   * Calls `resume` once pendingBytes is below `threshold`, or the connection closed (a pipeline's
+   * back-pressure). While frames are held it waits for them to move first.
+   */
+  whenBelow(threshold: number, resume: () => void): void {
+    if (this.held === undefined || this.isClosed) this.session.wire.whenBelow(threshold, resume)
+    else this.heldWaiters.push(() => this.whenBelow(threshold, resume))
+  }
+
+  /** The writer frames are encoded into: the wire's, or the held stream's behind a held Bind. */
+  private get out(): Writer {
+    return this.held === undefined ? this.session.wire.writer : this.holdWriter
+  }
+
+  /** The stream offset of position `mark` of `out` (HELD + a position in the held stream when held). */
+  private offsetOf(mark: number): number {
+    return this.held === undefined ? this.session.wire.bytesWritten + mark : HELD + this.heldBase + mark
+  }
+
+  /** Schedules the wire's write, unless what was written is held. */
+  private scheduleOut(later = false): void {
+    if (this.held === undefined) this.session.wire.schedule(later)
+  }
+
+  /**
+   * Holds `bind`'s statement's Bind and Execute, and every frame written after them, until the
+   * statement's parameter types are known (its ParameterDescription, asked for by its own Describe
+   * or an earlier one's, which a Flush makes the server send without a Sync): the same values then
+   * encode alike on every run of the statement. Costs the first run one round trip.
+   */
+  private holdBind(bind: HeldBind): void {
+    this.heldBytes += bind.size
+    if (this.held === undefined) {
+      const wire = this.session.wire
+      encodeFlush(wire.writer)
+      wire.schedule()
+      this.held = [bind]
+      this.heldBase = 0
+      return
+    }
+    this.cutHeld()
+    bind.at = this.heldBase
+    this.held.push(bind)
+  }
+
+  /** Moves what holdWriter has into the held stream as one run of bytes. */
+  private cutHeld(): void {
+    const w = this.holdWriter
+    if (w.length === 0) return
+    const bytes = w.subarray().slice()
+    w.reset()
+    this.held!.push({ bytes, at: this.heldBase })
+    this.heldBase += bytes.length
+    this.heldBytes += bytes.length
+  }
+
+  /**
+   * A statement's description arrived (or will not): writes what was held up to the next Bind
+   * whose parameter types are still unknown, each held Bind encoded for its statement's types.
+   */
+  resumeHeld(): void {
+    const held = this.held
+    if (held === undefined) return
+    if (this.isClosed) {
+      this.held = undefined
+      this.heldBytes = 0
+      this.holdWriter.reset()
+      this.wakeHeldWaiters()
+      return
+    }
+    this.cutHeld()
     const wire = this.session.wire
     const w = wire.writer
-    const mark = w.length
-    const startOffset = wire.bytesWritten + mark
-    let resultFormats: ReadonlyArray<FormatCode> = noFormats
-    let name: string
-    try {
-      if (prepared === undefined) {
-        name = keeps ? `pgline_${this.nextName}` : ""
-        encodeParse(w, name, text, oids)
-        encodeDescribe(w, "S", name)
-      } else {
-        name = prepared.name
-        resultFormats = prepared.resultFormats ?? noFormats
+    let i = 0
+    for (; i < held.length; i++) {
+      const piece = held[i]!
+      if ("bytes" in piece) {
+        const at = HELD + piece.at
+        this.engine.rebase(at, at + piece.bytes.length, wire.bytesWritten + w.length - at)
+        w.bytes(piece.bytes)
+        this.heldBytes -= piece.bytes.length
+        continue
       }
-      // All-text parameters compress to an empty format list (the protocol's default).
-      const bind = beginBind(w, "", name, binary === 0 ? noFormats : formats, n)
-      const encoded = scratch.bytes
-      for (let i = 0; i < n; i++) {
-        const v = values[i]
-        if (typeof v === "string") {
-          const value = w.beginValue()
-          w.utf8(v)
-          w.endValue(value)
-        } else if (v === null || v === undefined) w.i32(-1)
-        else {
-          const start = starts[i]!
-          const end = starts[i + 1]!
-          w.i32(end - start)
-          w.bytesFrom(encoded, start, end)
-        }
-      }
-      endBind(w, bind, resultFormats)
-      encodeExecute(w, "", maxRows)
-    } catch (error) {
-      // Undo the partial frames: nothing of this statement may reach the server. Closes written
-      // before it get their answers with a Flush (no Sync may follow them).
-      w.pos = mark
-      if (closing) this.queueFlush()
-      return { _tag: "Text", message: messageOf(error) }
+      const p = piece.prepared
+      if (p.parameterTypes === undefined && !p.undescribed) break
+      if (piece.step.startOffset >= HELD) piece.step.startOffset = wire.bytesWritten + w.length
+      this.writeHeldBind(w, piece, p)
+      this.heldBytes -= piece.size
     }
-    if (prepared === undefined) {
-      if (name !== "") this.nextName++
-      prepared = this.freshPrepared(name, text, placeholders, oids.slice())
-      if (name !== "") this.remember(prepared)
+    if (i === held.length) {
+      this.held = undefined
+      this.heldBase = 0
+      this.heldBytes = 0
+    } else {
+      this.held = held.slice(i)
+      encodeFlush(w)
     }
-    prepared.lastUsed = ++this.clock
-    const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
-    step.startOffset = startOffset
-    step.owner = owner
-    if (maxRows > 0) this.portalStep = step
-    this.engine.enqueue(step)
-    // While other connections wait for answers, or the server still answers this one, the write
-    // waits for the end of the event loop's turn, with whatever else is queued here by then.
-    wire.schedule(this.engine.mayWriteLater(wire.bytesWritten))
-    return undefined
+    wire.schedule()
+    this.wakeHeldWaiters()
+  }
+
+  private wakeHeldWaiters(): void {
+    if (this.heldWaiters.length === 0) return
+    const waiters = this.heldWaiters
+    this.heldWaiters = []
+    for (const resume of waiters) resume()
+  }
+
+  /**
+   * A held Bind and Execute, its values encoded for the statement's parameter types (the inferred
+   * ones if it was not described: the server then refuses or skips it). Values the types refuse
+   * make the step fail with them, behind a Bind the server refuses (no values for a statement that
+   * takes some), so the rest of the segment is skipped as after a failed statement.
+   */
+  private writeHeldBind(w: Writer, bind: HeldBind, p: Prepared): void {
+    const step = bind.step
+    const failure = this.encodeValues(bind.values, bind.oids, p.parameterTypes)
+    if (failure === undefined) {
+      this.encodeBind(w, p.name, bind.values.length, step.formats, bind.maxRows, bind.values)
+      return
+    }
+    step.refused = failure
+    this.scratchBinary = 0
+    this.encodeBind(w, p.name, 0, step.formats, bind.maxRows, [])
   }
 
   /**
@@ -1343,6 +1615,7 @@ export class Connection {
       fieldInfo: undefined,
       lastUsed: ++this.clock,
       confirmed: false,
+      undescribed: false,
       parseSegment: this.segments
     }
   }
@@ -1353,12 +1626,12 @@ export class Connection {
     owner: object | undefined,
     encode: (w: Writer) => void
   ): void {
-    const wire = this.session.wire
-    step.startOffset = wire.bytesWritten + wire.writer.length
+    const w = this.out
+    step.startOffset = this.offsetOf(w.length)
     step.owner = owner
-    encode(wire.writer)
+    encode(w)
     this.engine.enqueue(step)
-    wire.schedule()
+    this.scheduleOut()
   }
 
   /**
@@ -1426,21 +1699,24 @@ export class Connection {
     ) => void,
     owner?: object
   ): void {
-    const wire = this.session.wire
     const step = new SyncStep((status, error, lost) =>
       done(status, error, lost === undefined ? undefined : { ...lost, protocol: this.protocolFailureReason })
     )
     step.owner = owner
-    step.startOffset = wire.bytesWritten + wire.writer.length
+    const w = this.out
+    step.startOffset = this.offsetOf(w.length)
     this.segments++
-    encodeSync(wire.writer)
+    encodeSync(w)
     this.engine.enqueue(step)
-    wire.schedule(this.engine.mayWriteLater(wire.bytesWritten))
+    if (this.held === undefined) {
+      const wire = this.session.wire
+      wire.schedule(this.engine.mayWriteLater(wire.bytesWritten))
+    }
   }
 
   queueFlush(): void {
-    encodeFlush(this.session.wire.writer)
-    this.session.wire.schedule()
+    encodeFlush(this.out)
+    this.scheduleOut()
   }
 }
 

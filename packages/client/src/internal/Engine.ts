@@ -143,6 +143,17 @@ export class Engine {
     return head !== undefined && head.startOffset < bytesWritten
   }
 
+  /**
+   * Adds `delta` to the start offset of every pending step starting in [from, to): frames held
+   * behind a Bind moved to the wire (see Connection.holdBind).
+   */
+  rebase(from: number, to: number, delta: number): void {
+    for (let i = this.head; i < this.queue.length; i++) {
+      const step = this.queue[i]!
+      if (step.startOffset >= from && step.startOffset < to) step.startOffset += delta
+    }
+  }
+
   /** The owner of the step the server answers next (the statement it runs or will run next). */
   get headOwner(): object | undefined {
     return this.queue[this.head]?.owner
