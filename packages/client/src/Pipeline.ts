@@ -115,8 +115,8 @@ export interface Pipeline {
   /**
    * Queues Parse under a name + Describe (libpq's PQsendPrepare, psql's \parse); the handle gives
    * the PreparedStatement once the server has described it. Statements after it in the segment may
-   * execute it already (a value whose type JavaScript cannot tell, such as an array of strings,
-   * waits for the description, with what is queued after it).
+   * execute it already (values other than strings and nulls wait for the description, with what
+   * is queued after it, so they are encoded for the statement's parameter types).
    */
   readonly prepare: (
     text: string,
@@ -212,10 +212,8 @@ const answerOf = ({
   if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
   // The segment's first failure, unless its handle was read (then its reader has it).
   const first = ended.firstFailure
-  if (first !== undefined && !first.read) {
-    if (first.failure !== undefined) return Effect.fail(fromErrorFields(first.failure))
-    if (first.refused !== undefined) return Effect.fail(encodeFailure(first.refused))
-  }
+  if (first !== undefined && !first.read && first.failure !== undefined)
+    return Effect.fail(fromErrorFields(first.failure))
   if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
   return Effect.succeed(status ?? "I")
 }
@@ -245,13 +243,7 @@ class Segment {
 interface Readable {
   read: boolean
   readonly failure: ErrorFields | undefined
-  /** Refused by the client after it was queued (a held Bind's values: see Connection.holdBind). */
-  readonly refused: EncodeFailure | undefined
 }
-
-/** An outcome that failed its segment: the server's error, or the client's refusal of a held Bind. */
-const failsSegment = (outcome: Outcome): boolean =>
-  outcome._tag === "ServerError" || outcome._tag === "Refused"
 
 /** Waits for `isDone`, asking the server for results first when nobody has yet. */
 const awaitSettled = (
@@ -291,9 +283,6 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
   get failure(): ErrorFields | undefined {
     return this.outcome?._tag === "ServerError" ? this.outcome.fields : undefined
   }
-  get refused(): EncodeFailure | undefined {
-    return this.outcome?._tag === "Refused" ? this.outcome.failure : undefined
-  }
   /** Settled with a result that stands (its segment's implicit COMMIT did not fail). */
   succeeded(): this is { readonly outcome: Extract<Outcome, { _tag: "Done" }> } {
     return this.outcome?._tag === "Done" && this.segment.syncError === undefined
@@ -302,7 +291,7 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
     this.outcome = outcome
     const segment = this.segment
     segment.unsettled--
-    if (failsSegment(outcome) && segment.firstFailure === undefined) segment.firstFailure = this
+    if (outcome._tag === "ServerError" && segment.firstFailure === undefined) segment.firstFailure = this
     if (this.span !== undefined) endStatementSpan(this.span, outcome)
     const waiters = this.waiters
     this.waiters = undefined
@@ -348,9 +337,6 @@ class ManySink implements OutcomeSink, Readable {
   get failure(): ErrorFields | undefined {
     return this.firstFailure?._tag === "ServerError" ? this.firstFailure.fields : undefined
   }
-  get refused(): EncodeFailure | undefined {
-    return this.firstFailure?._tag === "Refused" ? this.firstFailure.failure : undefined
-  }
   /**
    * The sink of a statement queued in `segment` (the segment may change only between executeMany
    * calls); one per segment, shared by its statements. Counts the statement.
@@ -365,7 +351,7 @@ class ManySink implements OutcomeSink, Readable {
     const sink: OutcomeSink = {
       settle(outcome: Outcome) {
         segment.unsettled--
-        if (failsSegment(outcome) && segment.firstFailure === undefined) segment.firstFailure = many
+        if (outcome._tag === "ServerError" && segment.firstFailure === undefined) segment.firstFailure = many
         many.settle(outcome)
       }
     }
@@ -379,7 +365,7 @@ class ManySink implements OutcomeSink, Readable {
     if (outcome._tag === "Done") this.rowCount += outcome.result.rowCount
     else if (
       this.firstFailure === undefined ||
-      (this.firstFailure._tag === "Aborted" && failsSegment(outcome))
+      (this.firstFailure._tag === "Aborted" && outcome._tag === "ServerError")
     )
       this.firstFailure = outcome
     this.remaining--
@@ -847,13 +833,8 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
       const finalSync =
         segment.size > 0
           ? Effect.flatMap(queueSync(), ({ ended, lost }) => {
-              const unreadFirst = ended.firstFailure?.read === false ? ended.firstFailure : undefined
-              const refused = unreadFirst?.refused
-              if (refused !== undefined && lost === undefined)
-                return Effect.logWarning(
-                  `pgline: a pipeline closed with an error nobody read: ${encodeFailure(refused)._tag}: ${refused.message}`
-                )
-              const unread = unreadFirst?.failure ?? ended.syncError
+              const first = ended.firstFailure?.read === false ? ended.firstFailure.failure : undefined
+              const unread = first ?? ended.syncError
               if (unread === undefined || lost !== undefined) return Effect.void
               return Effect.logWarning(
                 `pgline: a pipeline closed with an error nobody read: ${fromErrorFields(unread)._tag}: ${unread.message}`

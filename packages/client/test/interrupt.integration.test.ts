@@ -69,6 +69,10 @@ const stallableRelay = Effect.gen(function* () {
         client.pause()
         upstream.pause()
       }
+    },
+    /** Closes every connection open now. */
+    cut: () => {
+      for (const [client] of live) client.destroy()
     }
   }
 })
@@ -223,6 +227,45 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("interrup
         const next = (yield* within(5_000)(pg.query<{ pid: number }>("select pg_backend_pid() as pid")))
           .rows[0]!
         expect(next.pid).toBe(pid)
+      })
+  )
+
+  it.effect(
+    "a Bind held for its statement's description never counts as sent when the connection is lost",
+    () =>
+      Effect.gen(function* () {
+        for (const variant of ["cached earlier in the segment", "prepared by name in the segment"] as const) {
+          const relay = yield* stallableRelay
+          const { pg } = yield* poolClient({ url: relay.url, max: 1 })
+          expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+          // withPipeline itself fails at its final sync (ConnectionLost): the handles are read inside.
+          const exits: Array<unknown> = []
+          yield* Effect.exit(
+            pg.withPipeline((p) =>
+              Effect.gen(function* () {
+                // The server's answers (the description) never reach the client.
+                relay.freeze()
+                let held: Effect.Effect<unknown, unknown>
+                if (variant === "cached earlier in the segment") {
+                  yield* p.execute("select $1::jsonb as v /* lost */", [null])
+                  held = yield* p.execute("select $1::jsonb as v /* lost */", [["a"]])
+                } else {
+                  yield* p.prepare("select $1::jsonb as v", { name: "held_lost" })
+                  held = yield* p.executePrepared("held_lost", [["a"]])
+                }
+                const behind = yield* p.execute("select 3 as three")
+                yield* p.flush
+                relay.cut()
+                exits.push(yield* Effect.flip(within(5_000)(held)), yield* Effect.flip(within(5_000)(behind)))
+              })
+            )
+          )
+          // Neither Bind left the client: both may be sent again.
+          expect(exits).toMatchObject([
+            { _tag: "ConnectionLost", mayHaveRun: false },
+            { _tag: "ConnectionLost", mayHaveRun: false }
+          ])
+        }
       })
   )
 

@@ -235,6 +235,18 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
           expect((yield* Effect.flip(after))._tag).toBe("PipelineAborted")
         })
       )
+      // A batch whose held statement fails at its Parse, larger than the pipeline's pending bytes:
+      // rows queued after the failure is known are skipped at once, and nothing waits for good.
+      const batch = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const p = yield* pg.pipelineWith({ maxPendingBytes: 4096 })
+          const rows = Array.from({ length: 2000 }, (_, i) => [[`value ${i}`]])
+          const many = yield* p.executeMany("selec $1::jsonb as v /* batch */", rows)
+          const sync = yield* Effect.flip(within(10_000)(p.sync))
+          return { sync: sync._tag, many: (yield* Effect.flip(within(10_000)(many)))._tag }
+        })
+      )
+      expect(batch).toEqual({ sync: "SyntaxError", many: "SyntaxError" })
       // The text was forgotten with its skipped Parse: its next run prepares it and reads JSON.
       const again = yield* pg.query("select $1::jsonb as v /* skipped */", [["x"]])
       expect(again.rows).toEqual([{ v: ["x"] }])
@@ -253,48 +265,132 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
     })
   )
 
+  it.effect("an array the parameter's codec refuses goes as text for the server, on every run alike", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      yield* pg.script("drop type if exists held_mood; create type held_mood as enum ('sad', 'ok')")
+      const type = (yield* pg.query<{ oid: number; arr: number }>(
+        "select oid::int as oid, typarray::int as arr from pg_type where typname = 'held_mood'"
+      )).rows[0]!
+      pg.types.registerEnum({ name: "held_mood", oid: type.oid, arrayOid: type.arr, labels: ["sad", "ok"] })
+      // An array where the enum's codec wants a label: the server reads "{sad}" and refuses it,
+      // on the first run (held for the description) as on the next.
+      for (let i = 0; i < 2; i++) {
+        const error = yield* errorOf(pg.query("select $1::held_mood as m", [["sad"]]))
+        expect(error._tag).toBe("InvalidTextRepresentation")
+      }
+      // Inside a transaction both runs leave it failed alike (the server refused the value).
+      yield* pg.query("create temp table held_moods (m held_mood)")
+      for (let i = 0; i < 2; i++) {
+        const outcome = yield* Effect.exit(
+          pg.withTransaction(
+            Effect.gen(function* () {
+              yield* pg.query("insert into held_moods values ('ok')")
+              const refused = yield* Effect.flip(
+                pg.query("insert into held_moods values ($1) /* tx */", [["ok"]])
+              )
+              expect(refused._tag).toBe("InvalidTextRepresentation")
+              yield* pg.query("insert into held_moods values ('sad')")
+            })
+          )
+        )
+        expect(outcome).toMatchObject({ _tag: "Failure" })
+        expect(String(outcome)).toContain("InFailedSqlTransaction")
+      }
+      // In a pipeline transaction nothing of the block is committed.
+      const tx = yield* Effect.flip(
+        within(10_000)(
+          pg.pipelineTransaction((p) =>
+            Effect.gen(function* () {
+              yield* p.execute("insert into held_moods values ('ok')")
+              yield* p.execute("insert into held_moods values ($1) /* in a block */", [["sad"]])
+            })
+          )
+        )
+      )
+      expect(tx._tag).toBe("InvalidTextRepresentation")
+      expect((yield* pg.query("select count(*)::int as n from held_moods")).rows).toEqual([{ n: 0 }])
+      expect((yield* pg.query("select $1::held_mood as m", ["ok"])).rows).toEqual([{ m: "ok" }])
+    })
+  )
+
+  it.effect("held Binds: values are read when queued, not when the description arrives", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      const tags = ["a", "b"]
+      const rows = yield* pg.withPipeline((p) =>
+        Effect.gen(function* () {
+          const h = yield* p.execute("select $1::text[] as t, $2::jsonb as j /* mutated */", [tags, { tags }])
+          tags[0] = "changed"
+          return (yield* h).rows
+        })
+      )
+      expect(rows).toEqual([{ t: ["a", "b"], j: { tags: ["a", "b"] } }])
+      // A generator that reuses one array for every row.
+      yield* pg.query("create temp table held_rows (n int, tags text[])")
+      function* reused() {
+        const row: [number, Array<string>] = [0, [""]]
+        for (let n = 0; n < 3; n++) {
+          row[0] = n
+          row[1][0] = `t${n}`
+          yield row
+        }
+      }
+      yield* pg.withPipeline((p) =>
+        Effect.flatMap(p.executeMany("insert into held_rows values ($1, $2)", reused()), (h) => h)
+      )
+      const stored = (yield* pg.query<{ tags: Array<string> }>("select tags from held_rows order by n")).rows
+      expect(stored.map((r) => r.tags)).toEqual([["t0"], ["t1"], ["t2"]])
+    })
+  )
+
   it.effect(
-    "held Binds: a value the parameter's codec refuses fails as ParameterError and skips the rest",
+    "values bound to a statement prepared by name before its description are encoded for its types",
     () =>
       Effect.gen(function* () {
         const pg = yield* PgClient
-        yield* pg.script("drop type if exists held_mood; create type held_mood as enum ('sad', 'ok')")
-        const type = (yield* pg.query<{ oid: number; arr: number }>(
-          "select oid::int as oid, typarray::int as arr from pg_type where typname = 'held_mood'"
-        )).rows[0]!
-        pg.types.registerEnum({ name: "held_mood", oid: type.oid, arrayOid: type.arr, labels: ["sad", "ok"] })
-        // An array where the enum's codec wants a label: refused on the first run as on the next.
-        for (let i = 0; i < 2; i++) {
-          const error = yield* errorOf(pg.query("select $1::held_mood as m", [["sad"]]))
-          expect(error._tag).toBe("ParameterError")
-          expect(error.message).toContain("is not a label of enum held_mood")
-        }
-        // In a pipeline the refused statement ends its segment as a failed one would.
-        yield* pg.withPipeline((p) =>
-          Effect.gen(function* () {
-            const held = yield* p.execute("select $1::held_mood as m /* pipelined */", [["ok"]])
-            const after = yield* p.execute("select 2 as two")
-            // Nobody read the refused handle: the sync reports it.
-            expect((yield* Effect.flip(within(10_000)(p.sync)))._tag).toBe("ParameterError")
-            expect((yield* Effect.flip(held))._tag).toBe("ParameterError")
-            expect((yield* Effect.flip(after))._tag).toBe("PipelineAborted")
-          })
-        )
-        // In a pipeline transaction nothing of the block is committed.
-        yield* pg.query("create temp table held_moods (m held_mood)")
-        const tx = yield* Effect.flip(
-          within(10_000)(
-            pg.pipelineTransaction((p) =>
-              Effect.gen(function* () {
-                yield* p.execute("insert into held_moods values ('ok')")
-                yield* p.execute("insert into held_moods values ($1) /* in a block */", [["sad"]])
-              })
-            )
+        // p.prepare declares no types: float4 was read from float8's bytes (2 as 2.8e-45), int8 and
+        // date were refused with protocol errors.
+        const cases: ReadonlyArray<readonly [string, unknown, unknown]> = [
+          ["float4", 2, 2],
+          ["int8", 1, 1n],
+          ["int2", 3, 3],
+          ["numeric", 1.5, "1.5"],
+          ["date", new Date(Date.UTC(2024, 0, 2)), "2024-01-02"],
+          ["bytea", new Uint8Array([1, 2]), new Uint8Array([1, 2])],
+          ["jsonb", ["x"], ["x"]]
+        ]
+        for (const [type, value, expected] of cases) {
+          const rows = yield* pg.withPipeline((p) =>
+            Effect.gen(function* () {
+              const name = `held_named_${type}`
+              yield* p.prepare(`select $1::${type} as v`, { name })
+              const h = yield* p.executePrepared(name, [value])
+              yield* p.close(name)
+              return (yield* within(10_000)(h)).rows
+            })
           )
-        )
-        expect(tx._tag).toBe("ParameterError")
-        expect((yield* pg.query("select count(*)::int as n from held_moods")).rows).toEqual([{ n: 0 }])
-        expect((yield* pg.query("select $1::held_mood as m", ["ok"])).rows).toEqual([{ m: "ok" }])
+          expect(rows).toEqual([{ v: expected }])
+        }
       })
+  )
+
+  it.effect("held Binds: queued after its segment's failure is known, nothing waits for good", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      const status = yield* pg.withPipeline((p) =>
+        Effect.gen(function* () {
+          const fails = yield* p.execute("select 1/0 as x")
+          expect((yield* Effect.flip(within(10_000)(fails)))._tag).toBe("DivisionByZero")
+          // Let the connection take in the error before the next statement (a real wait).
+          yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+          const held = yield* p.execute("select $1::jsonb as v /* after the failure */", [["a"]])
+          const status = yield* within(10_000)(p.sync)
+          expect((yield* Effect.flip(within(10_000)(held)))._tag).toBe("PipelineAborted")
+          return status
+        })
+      )
+      expect(status).toBe("I")
+    })
   )
 })

@@ -28,6 +28,8 @@ import {
   type FieldDescription,
   type FormatCode,
   Oid,
+  PgArray,
+  PgRange,
   type TransactionStatus,
   TypeEncodeError,
   type TypeRegistry,
@@ -37,7 +39,7 @@ import { Session } from "@pgline/transport"
 import { Effect } from "effect"
 import type { StatementRejected } from "../PgClientError.ts"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
-import { type Culprit, commandOf, Engine, rowCountOf, type Step } from "./Engine.ts"
+import { type Culprit, commandOf, Engine, type Move, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, decodeValues, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
 import {
   endsTransactionBlock,
@@ -98,12 +100,6 @@ export type Outcome =
       readonly protocol?: string | undefined
     }
   | { readonly _tag: "DecodeFailed"; readonly error: DecodeError; readonly column: string }
-  /**
-   * Refused by the client after it was queued: a value held until the statement's parameter types
-   * were known could not be encoded for them (see Connection.holdBind); the server was made to
-   * refuse the statement's Bind, so its segment failed there.
-   */
-  | { readonly _tag: "Refused"; readonly failure: EncodeFailure }
 
 interface PendingInterrupt {
   readonly owner: object
@@ -182,6 +178,24 @@ const emptyFields: ReadonlyArray<FieldInfo> = []
  */
 const HELD = 2 ** 52
 
+/**
+ * A value as it is now, for a Bind encoded later: arrays (JS arrays, PgArray), plain objects,
+ * ranges, Dates and byte arrays are copied, deeply; strings, numbers and other class instances
+ * (PgInterval, PgTimestamp, a registered codec's own) are kept as they are.
+ */
+const snapshot = (v: unknown): unknown => {
+  if (typeof v !== "object" || v === null) return v
+  if (Array.isArray(v)) return v.map(snapshot)
+  if (v instanceof Date) return new Date(v.getTime())
+  if (v instanceof Uint8Array) return new Uint8Array(v)
+  if (v instanceof PgArray) return new PgArray(v.elements.map(snapshot), v.dims, v.lowerBounds)
+  if (v instanceof PgRange)
+    return new PgRange(snapshot(v.lower), snapshot(v.upper), v.lowerInclusive, v.upperInclusive, v.isEmpty)
+  const proto = Object.getPrototypeOf(v)
+  if (proto !== Object.prototype && proto !== null) return v
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, snapshot(x)]))
+}
+
 /** A run of frames written behind a held Bind, at position `at` of the held stream. */
 interface HeldBytes {
   readonly bytes: Uint8Array
@@ -192,9 +206,15 @@ interface HeldBytes {
 interface HeldBind {
   readonly step: StatementStep
   readonly prepared: Prepared
-  /** Copies of the values and their inferred OIDs. */
+  /**
+   * The values as they were when queued: strings and nulls, copies of those whose bytes depend on
+   * the parameter's type (encoded once the types are known, for `oids`, their inferred types), and
+   * for each other value its bytes encoded then (`encoded`), with its format.
+   */
   readonly values: ReadonlyArray<unknown>
   readonly oids: ReadonlyArray<number>
+  readonly encoded: ReadonlyArray<Uint8Array | undefined>
+  readonly formats: ReadonlyArray<FormatCode>
   readonly maxRows: number
   /** About the bytes its Bind will take (counted in Connection.pendingBytes while held). */
   readonly size: number
@@ -203,18 +223,32 @@ interface HeldBind {
 }
 
 /**
- * Whether a value's bytes are guessed from JavaScript alone where the statement's parameter type
- * would change them: a value (not a string or null) whose type JavaScript cannot tell (inferred OID
- * 0: an array of strings or nulls, an empty array, a range with string bounds), which goes as an
- * array or range literal for the server to read, where a json or jsonb parameter (or a registered
- * codec) would encode it itself.
+ * Whether value `i` is typed by its Parse: a string or null (sent as text, whatever the type), or
+ * a value whose inferred type the Parse declared (`declared`: the OIDs of the statement's Parse),
+ * so the server's type is that one. Otherwise its bytes would be guessed from JavaScript alone:
+ * a value whose type JavaScript cannot tell (inferred OID 0: an array of strings or nulls, an
+ * empty array, a range with string bounds) goes as an array or range literal where a json or jsonb
+ * parameter (or a registered codec) would encode it itself, and any value bound to a statement
+ * prepared by name (whose Parse declares no types) goes in its inferred type's binary form.
  */
-const guessed = (values: ReadonlyArray<unknown>, oids: ReadonlyArray<number>): boolean => {
-  for (let i = 0; i < values.length; i++) {
-    if (oids[i] !== Oid.unknown) continue
-    const v = values[i]
-    if (v !== null && v !== undefined && typeof v !== "string") return true
-  }
+const typedByParse = (
+  values: ReadonlyArray<unknown>,
+  oids: ReadonlyArray<number>,
+  declared: ReadonlyArray<number>,
+  i: number
+): boolean => {
+  const v = values[i]
+  if (v === null || v === undefined || typeof v === "string") return true
+  return oids[i] !== Oid.unknown && declared[i] === oids[i]
+}
+
+/** Whether some value is not typed by its Parse (see typedByParse). */
+const untyped = (
+  values: ReadonlyArray<unknown>,
+  oids: ReadonlyArray<number>,
+  declared: ReadonlyArray<number>
+) => {
+  for (let i = 0; i < values.length; i++) if (!typedByParse(values, oids, declared, i)) return true
   return false
 }
 const noFormats: ReadonlyArray<FormatCode> = []
@@ -238,9 +272,6 @@ export class StatementStep implements Step {
 
   /** The result formats this step's Bind asked for ([] = all text). */
   readonly formats: ReadonlyArray<FormatCode>
-
-  /** Set when a held Bind could not be encoded (the server refuses the Bind sent instead). */
-  refused: EncodeFailure | undefined = undefined
 
   constructor(
     conn: Connection,
@@ -514,10 +545,6 @@ export class StatementStep implements Step {
       } else if (this.isNew ? this.stage < 3 : this.stage === 3) this.conn.discard(p)
     }
     this.undescribed()
-    if (this.refused !== undefined) {
-      this.sink.settle({ _tag: "Refused", failure: this.refused })
-      return
-    }
     this.sink.settle(
       stale && !this.isNew && this.stage === 3 && !this.describeOnly
         ? { _tag: "ServerError", fields, stale: true }
@@ -1209,8 +1236,11 @@ export class Connection {
     // The unnamed statement for texts whose description can change between uses (FETCH, EXECUTE)
     // and for every text with `prepare: false`: parsed and described each time.
     const keeps = prepared === undefined && this.keepsPrepared(text, prepare)
+    const declared = prepared === undefined ? oids : prepared.oids
     const hold =
-      known === undefined && (prepared === undefined ? keeps : !prepared.undescribed) && guessed(values, oids)
+      known === undefined &&
+      (prepared === undefined ? keeps : !prepared.undescribed) &&
+      untyped(values, oids, declared)
     // Closes go ahead of the statement's frames, so its failure cannot make the server skip them.
     const evicting = keeps && this.cached >= this.options.statementCacheSize
     const closing = evicting || this.unclosed.length > 0
@@ -1245,18 +1275,15 @@ export class Connection {
     }
     prepared.lastUsed = ++this.clock
     const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
-    // A held statement not new here starts with its Bind, which is written later.
-    step.startOffset = hold && !isNew ? this.offsetOf(w.length) : startOffset
+    step.startOffset = startOffset
     step.owner = owner
     if (maxRows > 0) this.portalStep = step
     this.engine.enqueue(step)
     if (hold) {
-      let size = 32 + 4 * n + this.scratchBytes.length
-      for (let i = 0; i < n; i++) {
-        const v = values[i]
-        if (typeof v === "string") size += v.length
-      }
-      this.holdBind({ step, prepared, values: values.slice(), oids: oids.slice(), maxRows, size, at: 0 })
+      const bind = this.heldBindOf(step, prepared, values, oids, declared, maxRows)
+      this.holdBind(bind)
+      // Not new here, it starts with its Bind, which waits in the held stream.
+      if (!isNew) step.startOffset = HELD + bind.at
       return undefined
     }
     // While other connections wait for answers, or the server still answers this one, the write
@@ -1299,7 +1326,17 @@ export class Connection {
         formats[i] = format
         binary += format
       } catch (error) {
-        return { _tag: "Parameter", index: i, message: messageOf(error) }
+        if (known === undefined || oids[i] !== Oid.unknown)
+          return { _tag: "Parameter", index: i, message: messageOf(error) }
+        // A value whose type JavaScript cannot tell that the parameter's codec refuses (an array
+        // where an enum's codec wants a label) goes as on a first run that could not wait for the
+        // statement's description: as text, which the server reads or refuses alike on every run.
+        scratch.length = starts[i]!
+        try {
+          formats[i] = registry.encodeParameterInto(v, Oid.unknown, scratch)
+        } catch (second) {
+          return { _tag: "Parameter", index: i, message: messageOf(second) }
+        }
       }
     }
     starts[n] = scratch.length
@@ -1394,6 +1431,7 @@ export class Connection {
    * encode alike on every run of the statement. Costs the first run one round trip.
    */
   private holdBind(bind: HeldBind): void {
+    if (this.isClosed) return
     this.heldBytes += bind.size
     if (this.held === undefined) {
       const wire = this.session.wire
@@ -1401,11 +1439,14 @@ export class Connection {
       wire.schedule()
       this.held = [bind]
       this.heldBase = 0
-      return
+    } else {
+      this.cutHeld()
+      bind.at = this.heldBase
+      this.held.push(bind)
     }
-    this.cutHeld()
-    bind.at = this.heldBase
-    this.held.push(bind)
+    // Its step may have ended as it was queued (skipped in a segment that failed already): no
+    // description will come for it.
+    if (bind.prepared.undescribed) this.resumeHeld()
   }
 
   /** Moves what holdWriter has into the held stream as one run of bytes. */
@@ -1436,12 +1477,14 @@ export class Connection {
     this.cutHeld()
     const wire = this.session.wire
     const w = wire.writer
+    // Where each run of bytes moves to, for the offsets of the steps whose frames it holds.
+    const moves: Array<Move> = []
     let i = 0
     for (; i < held.length; i++) {
       const piece = held[i]!
       if ("bytes" in piece) {
         const at = HELD + piece.at
-        this.engine.rebase(at, at + piece.bytes.length, wire.bytesWritten + w.length - at)
+        moves.push({ from: at, to: at + piece.bytes.length, delta: wire.bytesWritten + w.length - at })
         w.bytes(piece.bytes)
         this.heldBytes -= piece.bytes.length
         continue
@@ -1452,6 +1495,7 @@ export class Connection {
       this.writeHeldBind(w, piece, p)
       this.heldBytes -= piece.size
     }
+    if (moves.length > 0) this.engine.rebase((held[0] as HeldBind).step, moves)
     if (i === held.length) {
       this.held = undefined
       this.heldBase = 0
@@ -1472,21 +1516,79 @@ export class Connection {
   }
 
   /**
-   * A held Bind and Execute, its values encoded for the statement's parameter types (the inferred
-   * ones if it was not described: the server then refuses or skips it). Values the types refuse
-   * make the step fail with them, behind a Bind the server refuses (no values for a statement that
-   * takes some), so the rest of the segment is skipped as after a failed statement.
+   * What a held Bind keeps of `values` (encoded by encodeValues just before, into the scratch
+   * buffer): a caller may change or reuse its arrays once the statement is queued.
+   */
+  private heldBindOf(
+    step: StatementStep,
+    prepared: Prepared,
+    values: ReadonlyArray<unknown>,
+    oids: ReadonlyArray<number>,
+    declared: ReadonlyArray<number>,
+    maxRows: number
+  ): HeldBind {
+    const n = values.length
+    const kept: Array<unknown> = new Array(n)
+    const encoded: Array<Uint8Array | undefined> = new Array(n)
+    const formats: Array<FormatCode> = new Array(n)
+    const starts = this.scratchStarts
+    const bytes = this.scratchBytes.bytes
+    let size = 32 + 4 * n + this.scratchBytes.length
+    for (let i = 0; i < n; i++) {
+      const v = values[i]
+      formats[i] = this.scratchFormats[i]!
+      if (typeof v === "string") {
+        kept[i] = v
+        size += v.length
+      } else if (v === null || v === undefined) kept[i] = null
+      else if (!typedByParse(values, oids, declared, i)) kept[i] = snapshot(v)
+      else {
+        kept[i] = v
+        encoded[i] = bytes.slice(starts[i]!, starts[i + 1]!)
+      }
+    }
+    return { step, prepared, values: kept, oids: oids.slice(), encoded, formats, maxRows, size, at: 0 }
+  }
+
+  /**
+   * A held Bind and Execute, its held values encoded for the statement's parameter types (the
+   * inferred ones if it was not described: the server then skips or refuses it), the others as
+   * they were encoded when queued. A value the type's codec refuses goes as text, for the server to
+   * read or refuse (as encodeValues sends a value whose type JavaScript cannot tell).
    */
   private writeHeldBind(w: Writer, bind: HeldBind, p: Prepared): void {
-    const step = bind.step
-    const failure = this.encodeValues(bind.values, bind.oids, p.parameterTypes)
-    if (failure === undefined) {
-      this.encodeBind(w, p.name, bind.values.length, step.formats, bind.maxRows, bind.values)
-      return
+    const registry = this.registry
+    const known = p.parameterTypes
+    const values = bind.values
+    const n = values.length
+    const formats = this.scratchFormats
+    const starts = this.scratchStarts
+    const scratch = this.scratchBytes
+    if (formats.length !== n) formats.length = n
+    if (starts.length !== n + 1) starts.length = n + 1
+    scratch.reset()
+    let binary = 0
+    for (let i = 0; i < n; i++) {
+      const v = values[i]
+      starts[i] = scratch.length
+      const pre = bind.encoded[i]
+      if (pre !== undefined) scratch.raw(pre)
+      else if (typeof v !== "string" && v !== null) {
+        try {
+          formats[i] = registry.encodeParameterInto(v, encodeAs(registry, bind.oids[i]!, known?.[i]), scratch)
+        } catch {
+          scratch.length = starts[i]!
+          formats[i] = registry.encodeParameterInto(v, Oid.unknown, scratch)
+        }
+        binary += formats[i]!
+        continue
+      }
+      formats[i] = bind.formats[i]!
+      binary += formats[i]!
     }
-    step.refused = failure
-    this.scratchBinary = 0
-    this.encodeBind(w, p.name, 0, step.formats, bind.maxRows, [])
+    starts[n] = scratch.length
+    this.scratchBinary = binary
+    this.encodeBind(w, p.name, n, bind.step.formats, bind.maxRows, values)
   }
 
   /**

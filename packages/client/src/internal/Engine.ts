@@ -144,13 +144,26 @@ export class Engine {
   }
 
   /**
-   * Adds `delta` to the start offset of every pending step starting in [from, to): frames held
-   * behind a Bind moved to the wire (see Connection.holdBind).
+   * Moves the start offsets of the pending steps queued from `first` on (frames held behind a Bind
+   * that went to the wire, see Connection.holdBind): a step starting in a move's [from, to) gets its
+   * delta. The moves and those steps' offsets both ascend, so one pass over the held steps does it.
    */
-  rebase(from: number, to: number, delta: number): void {
-    for (let i = this.head; i < this.queue.length; i++) {
+  rebase(first: Step, moves: ReadonlyArray<Move>): void {
+    let start = this.head
+    for (let i = this.queue.length - 1; i >= this.head; i--) {
+      if (this.queue[i] === first) {
+        start = i
+        break
+      }
+    }
+    const lowest = moves[0]!.from
+    let m = 0
+    for (let i = start; i < this.queue.length && m < moves.length; i++) {
       const step = this.queue[i]!
-      if (step.startOffset >= from && step.startOffset < to) step.startOffset += delta
+      const at = step.startOffset
+      if (at < lowest) continue
+      while (m < moves.length && at >= moves[m]!.to) m++
+      if (m < moves.length && at >= moves[m]!.from) step.startOffset = at + moves[m]!.delta
     }
   }
 
@@ -301,3 +314,10 @@ export const commandOf = (tag: string): string => {
 }
 
 export type { RowDescription }
+
+/** Frames at stream offsets [from, to) moved by `delta` (see Engine.rebase). */
+export interface Move {
+  readonly from: number
+  readonly to: number
+  readonly delta: number
+}

@@ -85,8 +85,6 @@ export const outcomeToExit = (
           typeOid: outcome.error.oid
         })
       )
-    case "Refused":
-      return Effect.fail(encodeFailure(outcome.failure))
   }
 }
 
