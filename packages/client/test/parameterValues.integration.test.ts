@@ -132,6 +132,13 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
         expect(empty).toEqual({ first: [{ v: [] }], second: [{ v: [] }] })
         const strings = yield* twice(pg, "select $1::json as v", [["a", null]])
         expect(strings).toEqual({ first: [{ v: ["a", null] }], second: [{ v: ["a", null] }] })
+        // On the unnamed statement (prepare: false) nothing waits: the array literal every time.
+        for (let i = 0; i < 2; i++) {
+          const unnamed = yield* pg.query("select $1::jsonb as v, $2::text[] as t", [[], ["x"]], {
+            prepare: false
+          })
+          expect(unnamed.rows).toEqual([{ v: {}, t: ["x"] }])
+        }
         // Into a scalar type the array literal goes as text every time (the server reads it).
         const literal = yield* twice(pg, "select $1::text as v", [["a", "b"]])
         expect(literal).toEqual({ first: [{ v: "{a,b}" }], second: [{ v: "{a,b}" }] })
