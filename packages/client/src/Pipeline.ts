@@ -212,8 +212,10 @@ const answerOf = ({
   if (lost !== undefined) return Effect.fail(lostError(lost.message, lost.mayHaveRun, lost.protocol))
   // The segment's first failure, unless its handle was read (then its reader has it).
   const first = ended.firstFailure
-  if (first !== undefined && !first.read && first.failure !== undefined)
-    return Effect.fail(fromErrorFields(first.failure))
+  if (first !== undefined && !first.read) {
+    if (first.failure !== undefined) return Effect.fail(fromErrorFields(first.failure))
+    if (first.refused !== undefined) return Effect.fail(encodeFailure(first.refused))
+  }
   if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
   return Effect.succeed(status ?? "I")
 }
@@ -243,7 +245,13 @@ class Segment {
 interface Readable {
   read: boolean
   readonly failure: ErrorFields | undefined
+  /** Refused by the client after it was queued (a held Bind's value: see Connection.holdBind). */
+  readonly refused: EncodeFailure | undefined
 }
+
+/** An outcome that failed its segment: the server's error, or the client's refusal of a held Bind. */
+const failsSegment = (outcome: Outcome): boolean =>
+  outcome._tag === "ServerError" || outcome._tag === "Refused"
 
 /** Waits for `isDone`, asking the server for results first when nobody has yet. */
 const awaitSettled = (
@@ -283,6 +291,9 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
   get failure(): ErrorFields | undefined {
     return this.outcome?._tag === "ServerError" ? this.outcome.fields : undefined
   }
+  get refused(): EncodeFailure | undefined {
+    return this.outcome?._tag === "Refused" ? this.outcome.failure : undefined
+  }
   /** Settled with a result that stands (its segment's implicit COMMIT did not fail). */
   succeeded(): this is { readonly outcome: Extract<Outcome, { _tag: "Done" }> } {
     return this.outcome?._tag === "Done" && this.segment.syncError === undefined
@@ -291,7 +302,7 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
     this.outcome = outcome
     const segment = this.segment
     segment.unsettled--
-    if (outcome._tag === "ServerError" && segment.firstFailure === undefined) segment.firstFailure = this
+    if (failsSegment(outcome) && segment.firstFailure === undefined) segment.firstFailure = this
     if (this.span !== undefined) endStatementSpan(this.span, outcome)
     const waiters = this.waiters
     this.waiters = undefined
@@ -337,6 +348,9 @@ class ManySink implements OutcomeSink, Readable {
   get failure(): ErrorFields | undefined {
     return this.firstFailure?._tag === "ServerError" ? this.firstFailure.fields : undefined
   }
+  get refused(): EncodeFailure | undefined {
+    return this.firstFailure?._tag === "Refused" ? this.firstFailure.failure : undefined
+  }
   /**
    * The sink of a statement queued in `segment` (the segment may change only between executeMany
    * calls); one per segment, shared by its statements. Counts the statement.
@@ -351,7 +365,7 @@ class ManySink implements OutcomeSink, Readable {
     const sink: OutcomeSink = {
       settle(outcome: Outcome) {
         segment.unsettled--
-        if (outcome._tag === "ServerError" && segment.firstFailure === undefined) segment.firstFailure = many
+        if (failsSegment(outcome) && segment.firstFailure === undefined) segment.firstFailure = many
         many.settle(outcome)
       }
     }
@@ -365,7 +379,7 @@ class ManySink implements OutcomeSink, Readable {
     if (outcome._tag === "Done") this.rowCount += outcome.result.rowCount
     else if (
       this.firstFailure === undefined ||
-      (this.firstFailure._tag === "Aborted" && outcome._tag === "ServerError")
+      (this.firstFailure._tag === "Aborted" && failsSegment(outcome))
     )
       this.firstFailure = outcome
     this.remaining--
@@ -833,8 +847,13 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
       const finalSync =
         segment.size > 0
           ? Effect.flatMap(queueSync(), ({ ended, lost }) => {
-              const first = ended.firstFailure?.read === false ? ended.firstFailure.failure : undefined
-              const unread = first ?? ended.syncError
+              const unreadFirst = ended.firstFailure?.read === false ? ended.firstFailure : undefined
+              const refused = unreadFirst?.refused
+              if (refused !== undefined && lost === undefined)
+                return Effect.logWarning(
+                  `pgline: a pipeline closed with an error nobody read: ${encodeFailure(refused)._tag}: ${refused.message}`
+                )
+              const unread = unreadFirst?.failure ?? ended.syncError
               if (unread === undefined || lost !== undefined) return Effect.void
               return Effect.logWarning(
                 `pgline: a pipeline closed with an error nobody read: ${fromErrorFields(unread)._tag}: ${unread.message}`

@@ -234,7 +234,11 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("interrup
     "a Bind held for its statement's description never counts as sent when the connection is lost",
     () =>
       Effect.gen(function* () {
-        for (const variant of ["cached earlier in the segment", "prepared by name in the segment"] as const) {
+        for (const variant of [
+          "new",
+          "cached earlier in the segment",
+          "prepared by name in the segment"
+        ] as const) {
           const relay = yield* stallableRelay
           const { pg } = yield* poolClient({ url: relay.url, max: 1 })
           expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
@@ -246,7 +250,9 @@ layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("interrup
                 // The server's answers (the description) never reach the client.
                 relay.freeze()
                 let held: Effect.Effect<unknown, unknown>
-                if (variant === "cached earlier in the segment") {
+                if (variant === "new")
+                  held = yield* p.execute("select $1::jsonb as v /* lost, new */", [["a"]])
+                else if (variant === "cached earlier in the segment") {
                   yield* p.execute("select $1::jsonb as v /* lost */", [null])
                   held = yield* p.execute("select $1::jsonb as v /* lost */", [["a"]])
                 } else {

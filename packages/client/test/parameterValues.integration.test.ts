@@ -285,6 +285,11 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
       for (let i = 0; i < 2; i++) {
         const error = yield* errorOf(pg.query("select $1::held_mood as m", [["sad"]]))
         expect(error._tag).toBe("InvalidTextRepresentation")
+        // A batch checks its statements before writing any: the same reading there.
+        const batch = yield* errorOf(
+          pg.all([pg.sql`select ${["sad"]}::held_mood as m /* all */`, pg.sql`select 1 as one`])
+        )
+        expect(batch._tag).toBe("InvalidTextRepresentation")
       }
       // Inside a transaction both runs leave it failed alike (the server refused the value).
       yield* pg.query("create temp table held_moods (m held_mood)")
@@ -363,22 +368,65 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
           ["int8", 1, 1n],
           ["int2", 3, 3],
           ["numeric", 1.5, "1.5"],
+          ["numeric", 2n ** 70n, (2n ** 70n).toString()],
           ["date", new Date(Date.UTC(2024, 0, 2)), "2024-01-02"],
           ["bytea", new Uint8Array([1, 2]), new Uint8Array([1, 2])],
-          ["jsonb", ["x"], ["x"]]
+          ["jsonb", ["x"], ["x"]],
+          ["jsonb", { b: Buffer.from("hi") }, { b: { type: "Buffer", data: [104, 105] } }]
         ]
         for (const [type, value, expected] of cases) {
-          const rows = yield* pg.withPipeline((p) =>
+          const name = `held_named_${type}`
+          // Before the description (held), then after it: the same result.
+          const { first, later } = yield* pg.withPipeline((p) =>
             Effect.gen(function* () {
-              const name = `held_named_${type}`
               yield* p.prepare(`select $1::${type} as v`, { name })
               const h = yield* p.executePrepared(name, [value])
+              yield* within(10_000)(p.sync)
+              const again = yield* p.executePrepared(name, [value])
               yield* p.close(name)
-              return (yield* within(10_000)(h)).rows
+              return { first: (yield* within(10_000)(h)).rows, later: (yield* within(10_000)(again)).rows }
             })
           )
-          expect(rows).toEqual([{ v: expected }])
+          expect({ type, first, later }).toEqual({ type, first: [{ v: expected }], later: [{ v: expected }] })
         }
+        // A value its type refuses: ParameterError both times; held, it fails the rest of its
+        // segment (queued already) as a failed statement would.
+        const refused = yield* pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            yield* p.prepare("select $1::bool as v", { name: "held_named_bool" })
+            const h = yield* p.executePrepared("held_named_bool", [1])
+            const after = yield* p.execute("select 2 as two")
+            const sync = yield* Effect.flip(within(10_000)(p.sync))
+            return {
+              sync: sync._tag,
+              h: (yield* Effect.flip(h))._tag,
+              after: (yield* Effect.flip(after))._tag
+            }
+          })
+        )
+        expect(refused).toEqual({ sync: "ParameterError", h: "ParameterError", after: "PipelineAborted" })
+        // Described by now (the name stays for the connection's life): refused before it is sent.
+        const laterRefused = yield* errorOf(
+          pg.withPipeline((p) =>
+            Effect.gen(function* () {
+              yield* p.prepare("select $1::bool as v /* again */", { name: "held_named_bool_2" })
+              yield* within(10_000)(p.sync)
+              return yield* p.executePrepared("held_named_bool_2", [1])
+            })
+          )
+        )
+        expect(laterRefused._tag).toBe("ParameterError")
+        // A value that cannot become JSON (a bigint inside) fails its statement, not the connection.
+        const unjson = yield* pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            yield* p.prepare("select $1::jsonb as v", { name: "held_named_unjson" })
+            const h = yield* p.executePrepared("held_named_unjson", [{ cents: 5n }])
+            yield* Effect.exit(within(10_000)(p.sync))
+            return (yield* Effect.flip(h))._tag
+          })
+        )
+        expect(unjson).toBe("ParameterError")
+        expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
       })
   )
 

@@ -100,6 +100,12 @@ export type Outcome =
       readonly protocol?: string | undefined
     }
   | { readonly _tag: "DecodeFailed"; readonly error: DecodeError; readonly column: string }
+  /**
+   * Refused by the client after it was queued: a value held until the statement's parameter types
+   * were known that its type's codec refuses (see Connection.writeHeldBind). Statements after it
+   * were queued already: the server was made to refuse its Bind, so its segment failed there.
+   */
+  | { readonly _tag: "Refused"; readonly failure: EncodeFailure }
 
 interface PendingInterrupt {
   readonly owner: object
@@ -185,9 +191,14 @@ const HELD = 2 ** 52
  */
 const snapshot = (v: unknown): unknown => {
   if (typeof v !== "object" || v === null) return v
-  if (Array.isArray(v)) return v.map(snapshot)
+  if (Array.isArray(v)) {
+    const copy: Array<unknown> & { toJSON?: unknown } = v.map(snapshot)
+    if (Object.hasOwn(v, "toJSON")) copy.toJSON = (v as { toJSON?: unknown }).toJSON
+    return copy
+  }
   if (v instanceof Date) return new Date(v.getTime())
-  if (v instanceof Uint8Array) return new Uint8Array(v)
+  if (Buffer.isBuffer(v)) return Buffer.from(v)
+  if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return (v as unknown as { slice(): unknown }).slice()
   if (v instanceof PgArray) return new PgArray(v.elements.map(snapshot), v.dims, v.lowerBounds)
   if (v instanceof PgRange)
     return new PgRange(snapshot(v.lower), snapshot(v.upper), v.lowerInclusive, v.upperInclusive, v.isEmpty)
@@ -272,6 +283,9 @@ export class StatementStep implements Step {
 
   /** The result formats this step's Bind asked for ([] = all text). */
   readonly formats: ReadonlyArray<FormatCode>
+
+  /** Set when a held Bind's value was refused (the server refuses the Bind sent instead). */
+  refused: EncodeFailure | undefined = undefined
 
   constructor(
     conn: Connection,
@@ -545,6 +559,10 @@ export class StatementStep implements Step {
       } else if (this.isNew ? this.stage < 3 : this.stage === 3) this.conn.discard(p)
     }
     this.undescribed()
+    if (this.refused !== undefined) {
+      this.sink.settle({ _tag: "Refused", failure: this.refused })
+      return
+    }
     this.sink.settle(
       stale && !this.isNew && this.stage === 3 && !this.describeOnly
         ? { _tag: "ServerError", fields, stale: true }
@@ -1228,19 +1246,20 @@ export class Connection {
       if (refused !== undefined) return refused
     }
     const known = prepared?.parameterTypes
-    const encoded = this.encodeValues(values, oids, known)
-    if (encoded !== undefined) return encoded
-    // A value whose bytes depend on the parameter's type (an array of strings or an empty one:
-    // an array literal for an array type, JSON for json) waits for the statement's description
-    // when a cached statement's first run would otherwise guess, so every run reads it alike.
     // The unnamed statement for texts whose description can change between uses (FETCH, EXECUTE)
     // and for every text with `prepare: false`: parsed and described each time.
     const keeps = prepared === undefined && this.keepsPrepared(text, prepare)
+    // A value whose bytes depend on the parameter's type, which its Parse does not fix (an array
+    // of strings or an empty one: an array literal for an array type, JSON for json; any value
+    // bound by name before the statement's description) waits for the description, so every run
+    // reads it alike. Those bound by name are encoded only then.
     const declared = prepared === undefined ? oids : prepared.oids
     const hold =
       known === undefined &&
       (prepared === undefined ? keeps : !prepared.undescribed) &&
       untyped(values, oids, declared)
+    const encoded = this.encodeValues(values, oids, known, hold ? declared : undefined)
+    if (encoded !== undefined) return encoded
     // Closes go ahead of the statement's frames, so its failure cannot make the server skip them.
     const evicting = keeps && this.cached >= this.options.statementCacheSize
     const closing = evicting || this.unclosed.length > 0
@@ -1282,8 +1301,8 @@ export class Connection {
     if (hold) {
       const bind = this.heldBindOf(step, prepared, values, oids, declared, maxRows)
       this.holdBind(bind)
-      // Not new here, it starts with its Bind, which waits in the held stream.
-      if (!isNew) step.startOffset = HELD + bind.at
+      // Nothing of it runs before its Bind, which waits in the held stream.
+      step.startOffset = HELD + bind.at
       return undefined
     }
     // While other connections wait for answers, or the server still answers this one, the write
@@ -1303,7 +1322,8 @@ export class Connection {
   private encodeValues(
     values: ReadonlyArray<unknown>,
     oids: ReadonlyArray<number>,
-    known: ReadonlyArray<number> | undefined
+    known: ReadonlyArray<number> | undefined,
+    held?: ReadonlyArray<number>
   ): EncodeFailure | undefined {
     const registry = this.registry
     const n = values.length
@@ -1318,6 +1338,11 @@ export class Connection {
       const v = values[i]
       starts[i] = scratch.length
       if (typeof v === "string" || v === null || v === undefined) {
+        formats[i] = 0
+        continue
+      }
+      // A held value of a type its Parse does not declare is encoded once the type is known.
+      if (held !== undefined && oids[i] !== Oid.unknown && held[i] !== oids[i]) {
         formats[i] = 0
         continue
       }
@@ -1574,11 +1599,24 @@ export class Connection {
       const pre = bind.encoded[i]
       if (pre !== undefined) scratch.raw(pre)
       else if (typeof v !== "string" && v !== null) {
+        const inferred = bind.oids[i]!
         try {
-          formats[i] = registry.encodeParameterInto(v, encodeAs(registry, bind.oids[i]!, known?.[i]), scratch)
-        } catch {
+          formats[i] = registry.encodeParameterInto(v, encodeAs(registry, inferred, known?.[i]), scratch)
+        } catch (error) {
           scratch.length = starts[i]!
-          formats[i] = registry.encodeParameterInto(v, Oid.unknown, scratch)
+          // A value whose type JavaScript cannot tell goes as text, as encodeValues sends it.
+          let refused = inferred === Oid.unknown ? undefined : error
+          if (refused === undefined) {
+            try {
+              formats[i] = registry.encodeParameterInto(v, Oid.unknown, scratch)
+            } catch (second) {
+              refused = second
+            }
+          }
+          if (refused !== undefined) {
+            this.refuseHeldBind(w, bind, p, { _tag: "Parameter", index: i, message: messageOf(refused) })
+            return
+          }
         }
         binary += formats[i]!
         continue
@@ -1589,6 +1627,17 @@ export class Connection {
     starts[n] = scratch.length
     this.scratchBinary = binary
     this.encodeBind(w, p.name, n, bind.step.formats, bind.maxRows, values)
+  }
+
+  /**
+   * A held value its type refuses: the step fails with `failure`. Statements after it are queued
+   * already, so the server is made to refuse its Bind (no values for a statement that takes some)
+   * and skips the rest of the segment, as after a failed statement.
+   */
+  private refuseHeldBind(w: Writer, bind: HeldBind, p: Prepared, failure: EncodeFailure): void {
+    bind.step.refused = failure
+    this.scratchBinary = 0
+    this.encodeBind(w, p.name, 0, bind.step.formats, bind.maxRows, [])
   }
 
   /**
@@ -1621,20 +1670,9 @@ export class Connection {
     }
     const placeholders = cached?.placeholders ?? highestPlaceholder(text)
     if (values.length > placeholders) return extraParameters(values.length, placeholders)
-    const known = cached?.parameterTypes
-    const scratch = this.scratchBytes
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i]
-      if (typeof v === "string" || v === null || v === undefined) continue
-      try {
-        scratch.reset()
-        registry.encodeParameterInto(v, encodeAs(registry, oids[i]!, known?.[i]), scratch)
-      } catch (error) {
-        return { _tag: "Parameter", index: i, message: messageOf(error) }
-      }
-    }
-    scratch.reset()
-    return undefined
+    const failure = this.encodeValues(values, oids, cached?.parameterTypes)
+    this.scratchBytes.reset()
+    return failure
   }
 
   /**

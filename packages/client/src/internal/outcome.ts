@@ -85,6 +85,8 @@ export const outcomeToExit = (
           typeOid: outcome.error.oid
         })
       )
+    case "Refused":
+      return Effect.fail(encodeFailure(outcome.failure))
   }
 }
 
