@@ -9,13 +9,13 @@
 import { expect, layer } from "@effect/vitest"
 import { PgClient, type PgClientApi } from "@pgline/client"
 import { PgInterval } from "@pgline/codec"
-import { PgServer } from "@pgline/testing"
+import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
 import { Effect, Layer } from "effect"
-import { errorOf, within } from "./support/pipeline.ts"
+import { connectTo, errorOf, within } from "./support/pipeline.ts"
 
 const client = Layer.unwrap(
   Effect.map(PgServer, (info) => PgClient.layer({ url: info.url, sslmode: "disable", max: 1 }))
-).pipe(Layer.provide(PgServer.layer))
+).pipe(Layer.provideMerge(PgServer.layer))
 
 /** The rows of the same text and parameters run twice (prepared on the first run, cached after). */
 const twice = (pg: PgClientApi, text: string, params: ReadonlyArray<unknown>) =>
@@ -447,5 +447,36 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
       )
       expect(status).toBe("I")
     })
+  )
+
+  it.effect("held Binds cost one round trip more, on a statement's first run on the connection only", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const proxy = yield* LatencyProxy.make({ targetHost: info.host, targetPort: info.port, delayMs: 2 })
+        const pg = yield* connectTo(withProxyUrl(info.url, proxy))
+        const flightsOf = <A, E>(effect: Effect.Effect<A, E>) =>
+          Effect.gen(function* () {
+            const before = proxy.stats().clientFlights
+            yield* effect
+            return proxy.stats().clientFlights - before
+          })
+        const held = pg.query("select $1::jsonb as v /* round trips */", [[]])
+        expect(yield* flightsOf(held)).toBe(2)
+        expect(yield* flightsOf(held)).toBe(1)
+        // A new text whose values its Parse types is not held.
+        expect(yield* flightsOf(pg.query("select $1::text as v /* round trips */", ["a"]))).toBe(1)
+        // In a pipeline, each held statement new to the connection adds one.
+        const batch = pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            yield* p.execute("select $1::jsonb as a /* batch */", [["x"]])
+            yield* p.execute("select 1 as one")
+            yield* p.execute("select $1::json as b /* batch */", [[]])
+          })
+        )
+        expect(yield* flightsOf(batch)).toBe(3)
+        expect(yield* flightsOf(batch)).toBe(1)
+      })
+    )
   )
 })
