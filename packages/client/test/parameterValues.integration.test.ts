@@ -372,7 +372,8 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
           ["date", new Date(Date.UTC(2024, 0, 2)), "2024-01-02"],
           ["bytea", new Uint8Array([1, 2]), new Uint8Array([1, 2])],
           ["jsonb", ["x"], ["x"]],
-          ["jsonb", { b: Buffer.from("hi") }, { b: { type: "Buffer", data: [104, 105] } }]
+          ["jsonb", { b: Buffer.from("hi") }, { b: { type: "Buffer", data: [104, 105] } }],
+          ["jsonb", Object.defineProperty({ a: 1 }, "toJSON", { value: () => "hidden" }), "hidden"]
         ]
         for (const [type, value, expected] of cases) {
           const name = `held_named_${type}`
@@ -400,11 +401,15 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
             return {
               sync: sync._tag,
               h: (yield* Effect.flip(h))._tag,
-              after: (yield* Effect.flip(after))._tag
+              after: yield* Effect.flip(after)
             }
           })
         )
-        expect(refused).toEqual({ sync: "ParameterError", h: "ParameterError", after: "PipelineAborted" })
+        expect(refused).toMatchObject({
+          sync: "ParameterError",
+          h: "ParameterError",
+          after: { _tag: "PipelineAborted", index: 1, failedTag: "ParameterError" }
+        })
         // Described by now (the name stays for the connection's life): refused before it is sent.
         const laterRefused = yield* errorOf(
           pg.withPipeline((p) =>
@@ -426,6 +431,34 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
           })
         )
         expect(unjson).toBe("ParameterError")
+        // One that cannot even be copied when queued (it refers to itself): refused, nothing sent.
+        const cyclic: Record<string, unknown> = { a: 1 }
+        cyclic.self = cyclic
+        const copied = yield* pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            yield* p.prepare("select $1::jsonb as v", { name: "held_named_cyclic" })
+            const refused = yield* Effect.flip(p.executePrepared("held_named_cyclic", [cyclic]))
+            const next = yield* p.execute("select 2 as two")
+            return { refused: refused._tag, next: (yield* within(10_000)(next)).rows }
+          })
+        )
+        expect(copied).toEqual({ refused: "ParameterError", next: [{ two: 2 }] })
+        // The name still belongs to an older statement without parameters (the new Parse refused
+        // as a duplicate): the Bind sent for the refused value is refused by it too, nothing runs.
+        yield* pg.query("create temp table held_dup (n int)")
+        const dup = yield* pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            yield* p.prepare("insert into held_dup values (1)", { name: "held_dup" })
+            yield* within(10_000)(p.sync)
+            const again = yield* p.prepare("select $1::jsonb as v", { name: "held_dup" })
+            yield* p.sendSync
+            const bound = yield* p.executePrepared("held_dup", [{ cents: 5n }])
+            yield* Effect.exit(within(10_000)(p.sync))
+            return { again: (yield* Effect.flip(again))._tag, bound: (yield* Effect.flip(bound))._tag }
+          })
+        )
+        expect(dup).toEqual({ again: "DuplicatePreparedStatement", bound: "ParameterError" })
+        expect((yield* pg.query("select count(*)::int as n from held_dup")).rows).toEqual([{ n: 0 }])
         expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
       })
   )

@@ -190,6 +190,7 @@ const HELD = 2 ** 52
  * (PgInterval, PgTimestamp, a registered codec's own) are kept as they are.
  */
 const snapshot = (v: unknown): unknown => {
+  copiedBytes += typeof v === "string" ? v.length + 8 : 8
   if (typeof v !== "object" || v === null) return v
   if (Array.isArray(v)) {
     const copy: Array<unknown> & { toJSON?: unknown } = v.map(snapshot)
@@ -197,6 +198,7 @@ const snapshot = (v: unknown): unknown => {
     return copy
   }
   if (v instanceof Date) return new Date(v.getTime())
+  if (ArrayBuffer.isView(v)) copiedBytes += v.byteLength
   if (Buffer.isBuffer(v)) return Buffer.from(v)
   if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return (v as unknown as { slice(): unknown }).slice()
   if (v instanceof PgArray) return new PgArray(v.elements.map(snapshot), v.dims, v.lowerBounds)
@@ -204,8 +206,17 @@ const snapshot = (v: unknown): unknown => {
     return new PgRange(snapshot(v.lower), snapshot(v.upper), v.lowerInclusive, v.upperInclusive, v.isEmpty)
   const proto = Object.getPrototypeOf(v)
   if (proto !== Object.prototype && proto !== null) return v
-  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, snapshot(x)]))
+  const copy = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, snapshot(x)]))
+  const toJSON = Object.getOwnPropertyDescriptor(v, "toJSON")
+  if (toJSON !== undefined && !toJSON.enumerable) Object.defineProperty(copy, "toJSON", toJSON)
+  return copy
 }
+
+/** About the bytes the last snapshot copied (for a held Bind's share of the pending bytes). */
+let copiedBytes = 0
+
+/** The parameter formats of a Bind the server refuses whatever its statement (see refuseHeldBind). */
+const refusedFormats: ReadonlyArray<FormatCode> = [0, 0]
 
 /** A run of frames written behind a held Bind, at position `at` of the held stream. */
 interface HeldBytes {
@@ -286,6 +297,15 @@ export class StatementStep implements Step {
 
   /** Set when a held Bind's value was refused (the server refuses the Bind sent instead). */
   refused: EncodeFailure | undefined = undefined
+
+  get refusedAs(): string | undefined {
+    const refused = this.refused
+    return refused === undefined
+      ? undefined
+      : refused._tag === "Parameter"
+        ? "ParameterError"
+        : "StatementRejected"
+  }
 
   constructor(
     conn: Connection,
@@ -527,6 +547,10 @@ export class StatementStep implements Step {
   }
 
   private finish(tag: string): void {
+    if (this.refused !== undefined) {
+      this.sink.settle({ _tag: "Refused", failure: this.refused })
+      return
+    }
     if (this.decodeRow === undefined) this.adopt()
     if (this.decodeFailure !== undefined) {
       this.sink.settle({
@@ -1260,6 +1284,14 @@ export class Connection {
       untyped(values, oids, declared)
     const encoded = this.encodeValues(values, oids, known, hold ? declared : undefined)
     if (encoded !== undefined) return encoded
+    // What a held Bind keeps of the values, taken now (before anything is written: a value that
+    // cannot be copied is refused here, nothing sent).
+    let kept: Omit<HeldBind, "step" | "prepared"> | undefined
+    if (hold) {
+      const copied = this.heldBindOf(values, oids, declared, maxRows)
+      if ("_tag" in copied) return copied
+      kept = copied
+    }
     // Closes go ahead of the statement's frames, so its failure cannot make the server skip them.
     const evicting = keeps && this.cached >= this.options.statementCacheSize
     const closing = evicting || this.unclosed.length > 0
@@ -1298,8 +1330,8 @@ export class Connection {
     step.owner = owner
     if (maxRows > 0) this.portalStep = step
     this.engine.enqueue(step)
-    if (hold) {
-      const bind = this.heldBindOf(step, prepared, values, oids, declared, maxRows)
+    if (kept !== undefined) {
+      const bind: HeldBind = { ...kept, step, prepared }
       this.holdBind(bind)
       // Nothing of it runs before its Bind, which waits in the held stream.
       step.startOffset = HELD + bind.at
@@ -1545,13 +1577,11 @@ export class Connection {
    * buffer): a caller may change or reuse its arrays once the statement is queued.
    */
   private heldBindOf(
-    step: StatementStep,
-    prepared: Prepared,
     values: ReadonlyArray<unknown>,
     oids: ReadonlyArray<number>,
     declared: ReadonlyArray<number>,
     maxRows: number
-  ): HeldBind {
+  ): Omit<HeldBind, "step" | "prepared"> | EncodeFailure {
     const n = values.length
     const kept: Array<unknown> = new Array(n)
     const encoded: Array<Uint8Array | undefined> = new Array(n)
@@ -1566,13 +1596,20 @@ export class Connection {
         kept[i] = v
         size += v.length
       } else if (v === null || v === undefined) kept[i] = null
-      else if (!typedByParse(values, oids, declared, i)) kept[i] = snapshot(v)
-      else {
+      else if (!typedByParse(values, oids, declared, i)) {
+        copiedBytes = 0
+        try {
+          kept[i] = snapshot(v)
+        } catch (error) {
+          return { _tag: "Parameter", index: i, message: `the value cannot be copied: ${messageOf(error)}` }
+        }
+        size += copiedBytes
+      } else {
         kept[i] = v
         encoded[i] = bytes.slice(starts[i]!, starts[i + 1]!)
       }
     }
-    return { step, prepared, values: kept, oids: oids.slice(), encoded, formats, maxRows, size, at: 0 }
+    return { values: kept, oids: oids.slice(), encoded, formats, maxRows, size, at: 0 }
   }
 
   /**
@@ -1626,18 +1663,25 @@ export class Connection {
     }
     starts[n] = scratch.length
     this.scratchBinary = binary
-    this.encodeBind(w, p.name, n, bind.step.formats, bind.maxRows, values)
+    const mark = w.length
+    try {
+      this.encodeBind(w, p.name, n, bind.step.formats, bind.maxRows, values)
+    } catch (error) {
+      w.pos = mark
+      this.refuseHeldBind(w, bind, p, { _tag: "Text", message: messageOf(error) })
+    }
   }
 
   /**
    * A held value its type refuses: the step fails with `failure`. Statements after it are queued
-   * already, so the server is made to refuse its Bind (no values for a statement that takes some)
-   * and skips the rest of the segment, as after a failed statement.
+   * already, so the server is made to refuse its Bind (two parameter formats for no parameters,
+   * which no statement takes) and skips the rest of the segment, as after a failed statement.
    */
   private refuseHeldBind(w: Writer, bind: HeldBind, p: Prepared, failure: EncodeFailure): void {
     bind.step.refused = failure
-    this.scratchBinary = 0
-    this.encodeBind(w, p.name, 0, bind.step.formats, bind.maxRows, [])
+    const at = beginBind(w, "", p.name, refusedFormats, 0)
+    endBind(w, at, noFormats)
+    encodeExecute(w, "", bind.maxRows)
   }
 
   /**

@@ -25,6 +25,11 @@ export interface Culprit {
   /** Index of the failed statement within its segment (0-based), or -1 when it was the sync itself. */
   readonly index: number
   readonly fields: ErrorFields
+  /**
+   * The failure's tag when the client refused the statement and made the server fail it (a held
+   * Bind's value: ParameterError), `fields` then being the server's error for the Bind sent instead.
+   */
+  readonly tag?: string | undefined
 }
 
 export interface Step {
@@ -43,6 +48,8 @@ export interface Step {
    * ReadyForQuery ends it) and receives every message of its answer, results and copy data included.
    */
   readonly simple?: boolean
+  /** Set when the client refused this step after queueing it (see Culprit.tag). */
+  readonly refusedAs?: string | undefined
   /** True for steps the driver adds on its own (closing an evicted statement): not counted in segment indexes. */
   readonly internal?: boolean
   /** Position within the segment, for PipelineAborted; set by the engine. */
@@ -232,7 +239,10 @@ export class Engine {
       step.onError(fields)
       return
     }
-    const culprit: Culprit = { index: step.segmentIndex, fields }
+    const culprit: Culprit =
+      step.refusedAs === undefined
+        ? { index: step.segmentIndex, fields }
+        : { index: step.segmentIndex, fields, tag: step.refusedAs }
     this.failure = culprit
     this.shift()
     step.onError(fields)

@@ -65,13 +65,15 @@ export const outcomeToExit = (
     case "ServerError":
       return Effect.fail(fromErrorFields(outcome.fields))
     case "Aborted": {
-      const culprit = fromErrorFields(outcome.culprit.fields)
+      // A statement the client refused after queueing it has no SQLSTATE of its own.
+      const refused = outcome.culprit.tag
+      const failedTag = refused ?? fromErrorFields(outcome.culprit.fields)._tag
       return Effect.fail(
         new PipelineAborted({
-          message: `skipped: statement ${outcome.culprit.index} of the segment failed with ${culprit._tag}`,
+          message: `skipped: statement ${outcome.culprit.index} of the segment failed with ${failedTag}`,
           index: outcome.culprit.index,
-          failedTag: culprit._tag,
-          failedCode: outcome.culprit.fields.code
+          failedTag,
+          failedCode: refused === undefined ? outcome.culprit.fields.code : ""
         })
       )
     }
