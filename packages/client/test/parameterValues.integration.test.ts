@@ -512,4 +512,23 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
       })
     )
   )
+
+  it.effect("a batch whose held value cannot be copied is refused whole, nothing of it sent", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      yield* pg.query("create temp table held_batch (n int)")
+      // An array of strings (held on a first run) whose own toJSON is a getter that throws.
+      const odd = Object.defineProperty(["a"], "toJSON", {
+        get() {
+          throw new Error("toJSON getter")
+        }
+      })
+      const refused = yield* errorOf(
+        pg.all([pg.sql`insert into held_batch values (1)`, pg.sql`select ${odd}::text[] as v /* batch */`])
+      )
+      expect(refused._tag).toBe("ParameterError")
+      expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+      expect((yield* pg.query("select count(*)::int as n from held_batch")).rows).toEqual([{ n: 0 }])
+    })
+  )
 })

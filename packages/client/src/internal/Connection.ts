@@ -1716,7 +1716,18 @@ export class Connection {
     if (values.length > placeholders) return extraParameters(values.length, placeholders)
     const failure = this.encodeValues(values, oids, cached?.parameterTypes)
     this.scratchBytes.reset()
-    return failure
+    if (failure !== undefined || cached?.parameterTypes !== undefined) return failure
+    // A value queueStatement may hold is copied when queued: one that cannot be is refused here.
+    const declared = cached?.oids ?? oids
+    for (let i = 0; i < values.length; i++) {
+      if (typedByParse(values, oids, declared, i)) continue
+      try {
+        snapshot(values[i])
+      } catch (error) {
+        return { _tag: "Parameter", index: i, message: `the value cannot be copied: ${messageOf(error)}` }
+      }
+    }
+    return undefined
   }
 
   /**
