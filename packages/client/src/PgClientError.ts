@@ -11,7 +11,11 @@ import type { QueryResult } from "./QueryResult.ts"
 
 export { ConnectionLost, PgConnectError, ProtocolFailure }
 
-/** A parameter value could not be encoded for its type; nothing was sent. */
+/**
+ * A parameter value could not be encoded for its type; nothing of the statement ran (one bound by
+ * name before its statement's description is refused when the description arrives: the server is
+ * made to refuse its Bind, so the rest of its segment fails too).
+ */
 export class ParameterError extends Schema.TaggedError<ParameterError>()("ParameterError", {
   message: Schema.String,
   /** 0-based index of the offending parameter. */
