@@ -1349,13 +1349,16 @@ export class Connection {
   /**
    * Encodes the non-string values into the scratch buffer, one after the other (their formats
    * must be in Bind before any value): no allocation per value. For `known` parameter types, or
-   * the inferred `oids` where unknown (see encodeAs).
+   * the inferred `oids` where unknown (see encodeAs). `held`: the OIDs the statement's Parse
+   * declares, when its Bind will be held (values of other types are left for its release);
+   * `released`: a held Bind being released (values encoded when it was queued are taken as they are).
    */
   private encodeValues(
     values: ReadonlyArray<unknown>,
     oids: ReadonlyArray<number>,
     known: ReadonlyArray<number> | undefined,
-    held?: ReadonlyArray<number>
+    held?: ReadonlyArray<number>,
+    released?: HeldBind
   ): EncodeFailure | undefined {
     const registry = this.registry
     const n = values.length
@@ -1376,6 +1379,13 @@ export class Connection {
       // A held value of a type its Parse does not declare is encoded once the type is known.
       if (held !== undefined && oids[i] !== Oid.unknown && held[i] !== oids[i]) {
         formats[i] = 0
+        continue
+      }
+      const pre = released?.encoded[i]
+      if (pre !== undefined) {
+        scratch.raw(pre)
+        formats[i] = released!.formats[i]!
+        binary += formats[i]!
         continue
       }
       try {
@@ -1615,57 +1625,18 @@ export class Connection {
   /**
    * A held Bind and Execute, its held values encoded for the statement's parameter types (the
    * inferred ones if it was not described: the server then skips or refuses it), the others as
-   * they were encoded when queued. A value the type's codec refuses goes as text, for the server to
-   * read or refuse (as encodeValues sends a value whose type JavaScript cannot tell).
+   * they were encoded when queued, as encodeValues encodes any statement's. A value it refuses, or
+   * a Bind too large to write, is refused (refuseHeldBind).
    */
   private writeHeldBind(w: Writer, bind: HeldBind, p: Prepared): void {
-    const registry = this.registry
-    const known = p.parameterTypes
-    const values = bind.values
-    const n = values.length
-    const formats = this.scratchFormats
-    const starts = this.scratchStarts
-    const scratch = this.scratchBytes
-    if (formats.length !== n) formats.length = n
-    if (starts.length !== n + 1) starts.length = n + 1
-    scratch.reset()
-    let binary = 0
-    for (let i = 0; i < n; i++) {
-      const v = values[i]
-      starts[i] = scratch.length
-      const pre = bind.encoded[i]
-      if (pre !== undefined) scratch.raw(pre)
-      else if (typeof v !== "string" && v !== null) {
-        const inferred = bind.oids[i]!
-        try {
-          formats[i] = registry.encodeParameterInto(v, encodeAs(registry, inferred, known?.[i]), scratch)
-        } catch (error) {
-          scratch.length = starts[i]!
-          // A value whose type JavaScript cannot tell goes as text, as encodeValues sends it.
-          let refused = inferred === Oid.unknown ? undefined : error
-          if (refused === undefined) {
-            try {
-              formats[i] = registry.encodeParameterInto(v, Oid.unknown, scratch)
-            } catch (second) {
-              refused = second
-            }
-          }
-          if (refused !== undefined) {
-            this.refuseHeldBind(w, bind, p, { _tag: "Parameter", index: i, message: messageOf(refused) })
-            return
-          }
-        }
-        binary += formats[i]!
-        continue
-      }
-      formats[i] = bind.formats[i]!
-      binary += formats[i]!
+    const failure = this.encodeValues(bind.values, bind.oids, p.parameterTypes, undefined, bind)
+    if (failure !== undefined) {
+      this.refuseHeldBind(w, bind, p, failure)
+      return
     }
-    starts[n] = scratch.length
-    this.scratchBinary = binary
     const mark = w.length
     try {
-      this.encodeBind(w, p.name, n, bind.step.formats, bind.maxRows, values)
+      this.encodeBind(w, p.name, bind.values.length, bind.step.formats, bind.maxRows, bind.values)
     } catch (error) {
       w.pos = mark
       this.refuseHeldBind(w, bind, p, { _tag: "Text", message: messageOf(error) })
@@ -1714,20 +1685,15 @@ export class Connection {
     }
     const placeholders = cached?.placeholders ?? highestPlaceholder(text)
     if (values.length > placeholders) return extraParameters(values.length, placeholders)
-    const failure = this.encodeValues(values, oids, cached?.parameterTypes)
-    this.scratchBytes.reset()
-    if (failure !== undefined || cached?.parameterTypes !== undefined) return failure
+    const known = cached?.parameterTypes
+    const failure = this.encodeValues(values, oids, known)
     // A value queueStatement may hold is copied when queued: one that cannot be is refused here.
-    const declared = cached?.oids ?? oids
-    for (let i = 0; i < values.length; i++) {
-      if (typedByParse(values, oids, declared, i)) continue
-      try {
-        snapshot(values[i])
-      } catch (error) {
-        return { _tag: "Parameter", index: i, message: `the value cannot be copied: ${messageOf(error)}` }
-      }
-    }
-    return undefined
+    const copied =
+      failure === undefined && known === undefined
+        ? this.heldBindOf(values, oids, cached?.oids ?? oids, 0)
+        : undefined
+    this.scratchBytes.reset()
+    return failure ?? (copied !== undefined && "_tag" in copied ? copied : undefined)
   }
 
   /**
