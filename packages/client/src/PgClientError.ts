@@ -51,7 +51,9 @@ export class StatementRejected extends Schema.TaggedError<StatementRejected>()("
     /** A named prepared statement asked of the shared pool (it lives on one connection). */
     "SharedConnection",
     /** A named prepared statement used after its close. */
-    "Closed"
+    "Closed",
+    /** A name prepared again while its earlier Parse, in an earlier pipeline segment, is unanswered. */
+    "PreparePending"
   ])
 }) {}
 

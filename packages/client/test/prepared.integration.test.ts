@@ -9,6 +9,7 @@
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
 import { Effect } from "effect"
+import { within } from "./support/pipeline.ts"
 import { poolClient } from "./support/pool.ts"
 
 const INT4 = 23
@@ -169,6 +170,80 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
         status: "I",
         echo: [{ echoed: "x" }],
         gone: "StatementRejected"
+      })
+    })
+  )
+
+  it.effect(
+    "preparing a taken name again in a pipeline: the server refuses it, the name keeps its statement",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const out = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            const p = yield* conn.pipeline
+            yield* p.prepare("select $1::float4 as v", { name: "taken" })
+            yield* within(10_000)(p.sync)
+            // In a later segment, not waited for: the statement bound by name is still the float4 one.
+            const again = yield* p.prepare("select $1::int8 as v, 2 as w", { name: "taken" })
+            yield* p.sendSync
+            const across = yield* p.executePrepared("taken", [2])
+            // In the same segment: the new Parse's failure skips the execution.
+            const again2 = yield* p.prepare("select $1::int8 as v, 2 as w", { name: "taken" })
+            const skipped = yield* p.executePrepared("taken", [3])
+            yield* Effect.exit(within(10_000)(p.sync))
+            const later = yield* within(10_000)(Effect.flatten(p.executePrepared("taken", [4])))
+            return {
+              again: (yield* Effect.flip(again))._tag,
+              across: (yield* within(10_000)(across)).rows,
+              again2: (yield* Effect.flip(again2))._tag,
+              skipped: (yield* Effect.flip(skipped))._tag,
+              later: later.rows,
+              listed: (yield* within(10_000)(
+                Effect.flatten(p.execute("select statement from pg_prepared_statements where name = 'taken'"))
+              )).rows
+            }
+          })
+        )
+        expect(out).toEqual({
+          again: "DuplicatePreparedStatement",
+          across: [{ v: 2 }],
+          again2: "DuplicatePreparedStatement",
+          skipped: "PipelineAborted",
+          later: [{ v: 4 }],
+          listed: [{ statement: "select $1::float4 as v" }]
+        })
+      })
+  )
+
+  it.effect("a name whose Parse in an earlier segment is unanswered is refused before anything is sent", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const out = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const p = yield* conn.pipeline
+          const bad = yield* p.prepare("selec $1::int as v", { name: "pending" })
+          yield* p.sendSync
+          const refused = yield* Effect.flip(p.prepare("select $1::int as v", { name: "pending" }))
+          yield* Effect.exit(within(10_000)(p.sync))
+          // Answered (it failed): the name is free, and preparing it now works.
+          const good = yield* within(10_000)(
+            Effect.flatten(p.prepare("select $1::int as v", { name: "pending" }))
+          )
+          yield* within(10_000)(p.sync)
+          return {
+            bad: (yield* Effect.flip(bad))._tag,
+            refused: { tag: refused._tag, reason: "reason" in refused ? refused.reason : undefined },
+            rows: (yield* good.execute([5])).rows
+          }
+        })
+      )
+      expect(out).toEqual({
+        bad: "SyntaxError",
+        refused: { tag: "StatementRejected", reason: "PreparePending" },
+        rows: [{ v: 5 }]
       })
     })
   )

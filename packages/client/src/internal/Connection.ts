@@ -159,7 +159,11 @@ export interface OutcomeSink {
 /** Refusals detected while encoding, before anything was written. */
 export type EncodeFailure =
   | { readonly _tag: "Parameter"; readonly index: number; readonly message: string }
-  | { readonly _tag: "Text"; readonly message: string; readonly reason?: "TransactionControl" }
+  | {
+      readonly _tag: "Text"
+      readonly message: string
+      readonly reason?: "TransactionControl" | "PreparePending"
+    }
 
 export interface ConnectionOptions {
   /** Prepared statements kept per connection (least recently used are closed beyond it). */
@@ -1811,16 +1815,27 @@ export class Connection {
     if (!text.isWellFormed()) return { failure: loneSurrogateInText }
     const refused = refusedSetting(this.registry, text)
     if (refused !== undefined) return { failure: refused }
-    const prepared = this.freshPrepared(name, text, highestPlaceholder(text), [])
+    // A name taken here stays its statement's until the server says otherwise: it refuses the new
+    // Parse (42P05), and a Bind by name meanwhile reaches the statement it had. Unless the earlier
+    // Parse is in an earlier segment and unanswered: then which one the name will hold is unknown.
     const previous = this.named.get(name)
-    this.named.set(name, prepared)
+    if (previous !== undefined && !previous.confirmed && previous.parseSegment !== this.segments)
+      return {
+        failure: {
+          _tag: "Text",
+          reason: "PreparePending",
+          message: `the statement prepared under ${JSON.stringify(name)} in an earlier segment is not answered yet: sync before preparing the name again`
+        }
+      }
+    const prepared = this.freshPrepared(name, text, highestPlaceholder(text), [])
+    if (previous === undefined) this.named.set(name, prepared)
     const step = new StatementStep(this, prepared, true, noFormats, {
       settle: (o) => {
-        // Not created (or skipped): the name keeps what it named before.
-        if (o._tag !== "Done" && this.named.get(name) === prepared) {
-          if (previous === undefined) this.named.delete(name)
-          else this.named.set(name, previous)
-        }
+        const current = this.named.get(name)
+        // Created where the server had no statement of that name (one dropped by SQL's DEALLOCATE).
+        if (o._tag === "Done") {
+          if (previous !== undefined && current === previous) this.named.set(name, prepared)
+        } else if (current === prepared) this.named.delete(name)
         sink.settle(o)
       }
     }).describing(true)
