@@ -310,4 +310,49 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
         )
       })
   )
+
+  it.effect(
+    "named statements in pipelines: a failed \\parse frees the name, and \\bind_named runs what the server has",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const connection = `${info.url}?sslmode=disable`
+        const script = [
+          // A \\parse that fails leaves the name to an SQL PREPARE, which \\bind_named then runs.
+          "\\startpipeline",
+          "selec 1 \\parse s4",
+          "\\endpipeline",
+          "prepare s4 as select 5 as five;",
+          "\\startpipeline",
+          "\\bind_named s4 \\sendpipeline",
+          "\\endpipeline",
+          // DEALLOCATE frees the name on the server: the new \\parse's statement is the one bound.
+          "select 1::int4 as a \\parse s2",
+          "\\startpipeline",
+          "deallocate s2;",
+          "\\syncpipeline",
+          "select 'hello'::text as b, 2 as c \\parse s2",
+          "\\bind_named s2 \\sendpipeline",
+          "\\endpipeline",
+          // A name \\parse'd again after a sync, its first \\parse (which fails) not yet answered.
+          "\\startpipeline",
+          "selec 1 \\parse s6",
+          "\\syncpipeline",
+          "select 6 as six \\parse s6",
+          "\\bind_named s6 \\sendpipeline",
+          "\\endpipeline",
+          ""
+        ].join("\n")
+        const r = yield* runScript([{ script, fileName: "n.sql" }], {
+          connection,
+          quiet: true,
+          format: "unaligned",
+          tuplesOnly: true
+        })
+        expect(r.stdout).toBe("5\nhello|2\n6\n")
+        expect(r.stderr.match(/syntax error at or near "selec"/g)).toHaveLength(2)
+        expect(r.stderr).not.toContain("lost")
+        expect(r.exitCode).toBe(0)
+      })
+  )
 })

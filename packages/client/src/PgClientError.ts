@@ -52,8 +52,11 @@ export class StatementRejected extends Schema.TaggedError<StatementRejected>()("
     "SharedConnection",
     /** A named prepared statement used after its close. */
     "Closed",
-    /** A name prepared again while its earlier Parse, in an earlier pipeline segment, is unanswered. */
-    "PreparePending"
+    /**
+     * Bound or described by name in a pipeline segment after the one preparing it, whose Parse
+     * then failed or was skipped: the statement does not exist, so nothing ran.
+     */
+    "PrepareFailed"
   ])
 }) {}
 

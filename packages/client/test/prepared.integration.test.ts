@@ -175,7 +175,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
   )
 
   it.effect(
-    "preparing a taken name again in a pipeline: the server refuses it, the name keeps its statement",
+    "preparing a taken name again in a pipeline: refused by the server, nothing runs the older statement",
     () =>
       Effect.gen(function* () {
         const { pg } = yield* poolClient({ max: 1 })
@@ -185,18 +185,28 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
             const p = yield* conn.pipeline
             yield* p.prepare("select $1::float4 as v", { name: "taken" })
             yield* within(10_000)(p.sync)
-            // In a later segment, not waited for: the statement bound by name is still the float4 one.
+            // Bound in a later segment, before the answer: it waits for it, and as the new Parse
+            // failed it is refused (the name's older statement is not what was asked for), failing
+            // the rest of its segment.
             const again = yield* p.prepare("select $1::int8 as v, 2 as w", { name: "taken" })
             yield* p.sendSync
             const across = yield* p.executePrepared("taken", [2])
+            const afterAcross = yield* p.execute("select 1 as one")
+            yield* p.sendSync
             // In the same segment: the new Parse's failure skips the execution.
             const again2 = yield* p.prepare("select $1::int8 as v, 2 as w", { name: "taken" })
             const skipped = yield* p.executePrepared("taken", [3])
             yield* Effect.exit(within(10_000)(p.sync))
+            // Answered: the name is the older statement's again.
             const later = yield* within(10_000)(Effect.flatten(p.executePrepared("taken", [4])))
+            const acrossError = yield* Effect.flip(within(10_000)(across))
             return {
               again: (yield* Effect.flip(again))._tag,
-              across: (yield* within(10_000)(across)).rows,
+              across: {
+                tag: acrossError._tag,
+                reason: "reason" in acrossError ? acrossError.reason : undefined
+              },
+              afterAcross: (yield* Effect.flip(afterAcross))._tag,
               again2: (yield* Effect.flip(again2))._tag,
               skipped: (yield* Effect.flip(skipped))._tag,
               later: later.rows,
@@ -208,7 +218,8 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
         )
         expect(out).toEqual({
           again: "DuplicatePreparedStatement",
-          across: [{ v: 2 }],
+          across: { tag: "StatementRejected", reason: "PrepareFailed" },
+          afterAcross: "PipelineAborted",
           again2: "DuplicatePreparedStatement",
           skipped: "PipelineAborted",
           later: [{ v: 4 }],
@@ -217,34 +228,108 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
       })
   )
 
-  it.effect("a name whose Parse in an earlier segment is unanswered is refused before anything is sent", () =>
+  it.effect(
+    "a name prepared again while its earlier Parse is unanswered: each Bind runs the statement asked for",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const out = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            const p = yield* conn.pipeline
+            const bad = yield* p.prepare("selec $1::int as v", { name: "pending" })
+            yield* p.sendSync
+            // Queued before the first Parse's answer: the name is free on the server by then.
+            const good = yield* p.prepare("select $1::int * 10 as v", { name: "pending" })
+            const same = yield* p.executePrepared("pending", [1])
+            yield* p.sendSync
+            const next = yield* p.executePrepared("pending", ["2"])
+            const described = yield* p.describe(yield* within(10_000)(good))
+            yield* within(10_000)(p.sync)
+            return {
+              bad: (yield* Effect.flip(bad))._tag,
+              same: (yield* same).rows,
+              next: (yield* next).rows,
+              described: (yield* described).fields.map((f) => f.name)
+            }
+          })
+        )
+        expect(out).toEqual({ bad: "SyntaxError", same: [{ v: 10 }], next: [{ v: 20 }], described: ["v"] })
+      })
+  )
+
+  it.effect("after SQL DEALLOCATE, preparing the name again and binding it reads the new statement", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })
       const out = yield* Effect.scoped(
         Effect.gen(function* () {
           const conn = yield* pg.reserve
           const p = yield* conn.pipeline
-          const bad = yield* p.prepare("selec $1::int as v", { name: "pending" })
-          yield* p.sendSync
-          const refused = yield* Effect.flip(p.prepare("select $1::int as v", { name: "pending" }))
-          yield* Effect.exit(within(10_000)(p.sync))
-          // Answered (it failed): the name is free, and preparing it now works.
-          const good = yield* within(10_000)(
-            Effect.flatten(p.prepare("select $1::int as v", { name: "pending" }))
-          )
+          yield* p.prepare("select 1::int4 as a", { name: "gone" })
+          yield* p.prepare("select 2::int4 as a", { name: "gone2" })
           yield* within(10_000)(p.sync)
+          yield* p.execute("deallocate gone")
+          yield* p.execute("deallocate gone2")
+          yield* within(10_000)(p.sync)
+          // The client still has a record of each name; the server has none.
+          yield* p.prepare("select 'abcd'::text as a", { name: "gone" })
+          const same = yield* p.executePrepared("gone")
+          yield* p.prepare("select 'hello'::text as b, 2::int4 as c", { name: "gone2" })
+          yield* p.sendSync
+          const across = yield* p.executePrepared("gone2")
+          yield* within(10_000)(p.sync)
+          return { same: (yield* same).rows, across: (yield* across).rows }
+        })
+      )
+      expect(out).toEqual({ same: [{ a: "abcd" }], across: [{ b: "hello", c: 2 }] })
+    })
+  )
+
+  it.effect("a Close the server skips leaves the statement usable, and the lease's end closes it", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const first = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const s = yield* conn.prepare("select 'kept' as v", { name: "skipped_close" })
+          const p = yield* conn.pipeline
+          const failing = yield* p.execute("select 1/0 as v")
+          const closed = yield* p.close(s)
+          const status = yield* Effect.exit(within(10_000)(p.sync))
+          // The name still holds it on the server: preparing the name again is refused there, and
+          // what is bound by name in a later segment meanwhile is refused too, not run against it.
+          yield* p.prepare("select 'other' as v, 2 as w", { name: "skipped_close" })
+          yield* p.sendSync
+          const bound = yield* p.executePrepared("skipped_close")
+          yield* Effect.exit(within(10_000)(p.sync))
+          const boundError = yield* Effect.flip(bound)
           return {
-            bad: (yield* Effect.flip(bad))._tag,
-            refused: { tag: refused._tag, reason: "reason" in refused ? refused.reason : undefined },
-            rows: (yield* good.execute([5])).rows
+            failing: (yield* Effect.flip(failing))._tag,
+            closed: (yield* Effect.flip(closed))._tag,
+            status: status._tag,
+            bound: { tag: boundError._tag, reason: "reason" in boundError ? boundError.reason : undefined },
+            after: (yield* within(10_000)(Effect.flatten(p.executePrepared("skipped_close")))).rows,
+            pid: conn.processId
           }
         })
       )
-      expect(out).toEqual({
-        bad: "SyntaxError",
-        refused: { tag: "StatementRejected", reason: "PreparePending" },
-        rows: [{ v: 5 }]
+      expect(first).toMatchObject({
+        failing: "DivisionByZero",
+        closed: "PipelineAborted",
+        bound: { tag: "StatementRejected", reason: "PrepareFailed" },
+        after: [{ v: "kept" }]
       })
+      const second = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const listed = yield* conn.query(
+            "select name from pg_prepared_statements where name = 'skipped_close'"
+          )
+          const again = yield* conn.prepare("select 'again' as v", { name: "skipped_close" })
+          return { pid: conn.processId, listed: listed.rows, rows: (yield* again.execute()).rows }
+        })
+      )
+      expect(second).toEqual({ pid: first.pid, listed: [], rows: [{ v: "again" }] })
     })
   )
 

@@ -174,8 +174,11 @@ export class Session {
   private mode: SendMode = QUERY
   private pipe: PipelineState | undefined
   private readonly named = new Map<string, PreparedStatement>()
-  /** Names \\parse queued in the open pipeline whose description has not been read yet. */
-  private readonly parsed = new Set<string>()
+  /**
+   * Names \\parse queued in the open pipeline whose answer has not been read yet, each with the
+   * latest such \\parse's token.
+   */
+  private readonly parsed = new Map<string, object>()
 
   constructor(conn: PgConnection, options: SessionOptions) {
     this.conn = conn
@@ -802,14 +805,18 @@ export class Session {
             self.named.delete(name)
           }
           const handle = yield* p.pipeline.prepare(text, options)
-          self.parsed.add(name)
+          const token = {}
+          self.parsed.set(name, token)
+          // Answered: the name is the statement's if it was created; a failed \\parse leaves it as
+          // it was (the server's, or free for an SQL PREPARE).
+          const settled = Effect.sync(() => {
+            if (self.parsed.get(name) === token) self.parsed.delete(name)
+          })
           return self.enqueued(p, {
             _tag: "Empty",
-            handle: Effect.tap(handle, (s) =>
-              Effect.sync(() => {
-                self.parsed.delete(name)
-                self.named.set(name, s)
-              })
+            handle: Effect.ensuring(
+              Effect.tap(handle, (s) => Effect.sync(() => self.named.set(name, s))),
+              settled
             ),
             text
           })

@@ -60,6 +60,15 @@ export interface Prepared {
   lastUsed: number
   /** ParseComplete has arrived: the statement exists on the server. */
   confirmed: boolean
+  /** A Close of it (pg.prepare's statements) is queued and unanswered: it cannot be bound. */
+  closing: boolean
+  /**
+   * The record its name had when its Parse was queued, until that Parse is answered: the name
+   * goes back to it (or to the nearest one before it still on the server) if the Parse fails.
+   */
+  shadowed: Prepared | undefined
+  /** Its Close was answered: the server no longer has it. */
+  closed: boolean
   /** The segment (count of Syncs queued before it) whose Parse created it. */
   readonly parseSegment: number
   /** From the Describe answered at preparation; undefined until then. */
@@ -162,7 +171,7 @@ export type EncodeFailure =
   | {
       readonly _tag: "Text"
       readonly message: string
-      readonly reason?: "TransactionControl" | "PreparePending"
+      readonly reason?: "TransactionControl" | "PrepareFailed"
     }
 
 export interface ConnectionOptions {
@@ -232,6 +241,8 @@ interface HeldBytes {
 interface HeldBind {
   readonly step: StatementStep
   readonly prepared: Prepared
+  /** The segment it was queued in (see writeHeldBind). */
+  readonly segment: number
   /**
    * The values as they were when queued: strings and nulls, copies of those whose bytes depend on
    * the parameter's type (encoded once the types are known, for `oids`, their inferred types), and
@@ -278,6 +289,22 @@ const untyped = (
   return false
 }
 const noFormats: ReadonlyArray<FormatCode> = []
+
+/**
+ * The statement the server has under a name whose latest Parse failed: the nearest earlier record
+ * whose Parse succeeded, unless a Close of the name was answered since (undefined: none).
+ */
+const onServer = (shadowed: Prepared | undefined): Prepared | undefined => {
+  for (let p = shadowed; p !== undefined && !p.closed; p = p.shadowed) if (p.confirmed) return p
+  return undefined
+}
+
+/** A statement bound or described by name whose Parse, answered after it was queued, failed. */
+const notCreated = (p: Prepared): EncodeFailure => ({
+  _tag: "Text",
+  reason: "PrepareFailed",
+  message: `the statement prepared under ${JSON.stringify(p.name)} was not created (its Parse failed or was skipped): nothing ran under that name`
+})
 
 export class StatementStep implements Step {
   readonly isSync = false
@@ -700,12 +727,19 @@ class CloseNamedStep implements Step {
   owner: object | undefined = undefined
   private readonly conn: Connection
   private readonly sink: OutcomeSink
-  constructor(conn: Connection, sink: OutcomeSink) {
+  /** The record of the statement closed, when pgline prepared it. */
+  private readonly prepared: Prepared | undefined
+  constructor(conn: Connection, sink: OutcomeSink, prepared: Prepared | undefined) {
     this.conn = conn
     this.sink = sink
+    this.prepared = prepared
+  }
+  private ended(closed: boolean): void {
+    if (this.prepared !== undefined) this.conn.closedNamed(this.prepared, closed)
   }
   readonly onMessage = (m: BackendMessage): boolean => {
     if (m.type === "CloseComplete") {
+      this.ended(true)
       this.sink.settle({
         _tag: "Done",
         result: { rows: [], command: "", rowCount: 0, fields: emptyFields, tag: "" }
@@ -715,8 +749,14 @@ class CloseNamedStep implements Step {
     this.conn.protocolViolation(`unexpected ${m.type} where CloseComplete was due`)
     return false
   }
-  readonly onError = (fields: ErrorFields): void => this.sink.settle({ _tag: "ServerError", fields })
-  readonly onAborted = (culprit: Culprit): void => this.sink.settle({ _tag: "Aborted", culprit })
+  readonly onError = (fields: ErrorFields): void => {
+    this.ended(false)
+    this.sink.settle({ _tag: "ServerError", fields })
+  }
+  readonly onAborted = (culprit: Culprit): void => {
+    this.ended(false)
+    this.sink.settle({ _tag: "Aborted", culprit })
+  }
   readonly onLost = (message: string, mayHaveRun: boolean): void =>
     this.sink.settle({ _tag: "Lost", message, mayHaveRun })
 }
@@ -1282,15 +1322,21 @@ export class Connection {
     // bound by name before the statement's description) waits for the description, so every run
     // reads it alike. Those bound by name are encoded only then.
     const declared = prepared === undefined ? oids : prepared.oids
+    // Bound by name in a later segment than its statement's unanswered Parse: the Bind would run
+    // whatever the server has under the name should that Parse fail, so it waits for the answer.
     const hold =
-      known === undefined &&
-      (prepared === undefined ? keeps : !prepared.undescribed) &&
-      untyped(values, oids, declared)
+      (named !== undefined &&
+        !named.confirmed &&
+        !named.undescribed &&
+        named.parseSegment !== this.segments) ||
+      (known === undefined &&
+        (prepared === undefined ? keeps : !prepared.undescribed) &&
+        untyped(values, oids, declared))
     const encoded = this.encodeValues(values, oids, known, hold ? declared : undefined)
     if (encoded !== undefined) return encoded
     // What a held Bind keeps of the values, taken now (before anything is written: a value that
     // cannot be copied is refused here, nothing sent).
-    let kept: Omit<HeldBind, "step" | "prepared"> | undefined
+    let kept: Omit<HeldBind, "step" | "prepared" | "segment"> | undefined
     if (hold) {
       const copied = this.heldBindOf(values, oids, declared, maxRows)
       if ("_tag" in copied) return copied
@@ -1335,7 +1381,7 @@ export class Connection {
     if (maxRows > 0) this.portalStep = step
     this.engine.enqueue(step)
     if (kept !== undefined) {
-      const bind: HeldBind = { ...kept, step, prepared }
+      const bind: HeldBind = { ...kept, step, prepared, segment: this.segments }
       this.holdBind(bind)
       // Nothing of it runs before its Bind, which waits in the held stream.
       step.startOffset = HELD + bind.at
@@ -1595,7 +1641,7 @@ export class Connection {
     oids: ReadonlyArray<number>,
     declared: ReadonlyArray<number>,
     maxRows: number
-  ): Omit<HeldBind, "step" | "prepared"> | EncodeFailure {
+  ): Omit<HeldBind, "step" | "prepared" | "segment"> | EncodeFailure {
     const n = values.length
     const kept: Array<unknown> = new Array(n)
     const encoded: Array<Uint8Array | undefined> = new Array(n)
@@ -1633,6 +1679,13 @@ export class Connection {
    * a Bind too large to write, is refused (refuseHeldBind).
    */
   private writeHeldBind(w: Writer, bind: HeldBind, p: Prepared): void {
+    // Bound by name in a later segment than its statement's Parse, which failed or was skipped:
+    // whatever the server has under the name is not it. (In the Parse's own segment the server
+    // skips the Bind, written below with the inferred types.)
+    if (!p.confirmed && bind.segment !== p.parseSegment) {
+      this.refuseHeldBind(w, bind, p, notCreated(p))
+      return
+    }
     const failure = this.encodeValues(bind.values, bind.oids, p.parameterTypes, undefined, bind)
     if (failure !== undefined) {
       this.refuseHeldBind(w, bind, p, failure)
@@ -1754,9 +1807,13 @@ export class Connection {
     return [...this.named.keys()]
   }
 
-  /** The statement prepared here under `name` by `queueParse`, if it exists (as far as we know). */
+  /**
+   * The statement prepared here under `name` by `queueParse`, if it exists (as far as we know) and
+   * no Close of it is queued.
+   */
   namedStatement(name: string): Prepared | undefined {
-    return this.named.get(name)
+    const prepared = this.named.get(name)
+    return prepared === undefined || prepared.closing ? undefined : prepared
   }
 
   /** The record of a statement about to be parsed under `name`; nothing is known of it yet. */
@@ -1780,6 +1837,9 @@ export class Connection {
       fieldInfo: undefined,
       lastUsed: ++this.clock,
       confirmed: false,
+      closing: false,
+      shadowed: undefined,
+      closed: false,
       undescribed: false,
       parseSegment: this.segments
     }
@@ -1815,27 +1875,24 @@ export class Connection {
     if (!text.isWellFormed()) return { failure: loneSurrogateInText }
     const refused = refusedSetting(this.registry, text)
     if (refused !== undefined) return { failure: refused }
-    // A name taken here stays its statement's until the server says otherwise: it refuses the new
-    // Parse (42P05), and a Bind by name meanwhile reaches the statement it had. Unless the earlier
-    // Parse is in an earlier segment and unanswered: then which one the name will hold is unknown.
-    const previous = this.named.get(name)
-    if (previous !== undefined && !previous.confirmed && previous.parseSegment !== this.segments)
-      return {
-        failure: {
-          _tag: "Text",
-          reason: "PreparePending",
-          message: `the statement prepared under ${JSON.stringify(name)} in an earlier segment is not answered yet: sync before preparing the name again`
-        }
-      }
+    // The name is the new statement's at once: what is bound by name after it in its segment runs
+    // only if its Parse succeeds (the server skips the rest of a segment after a failure), and a
+    // Bind by name in a later segment waits for the Parse's answer (queueStatement). A name taken
+    // on the server makes the Parse fail (42P05); the name then goes back to the statement it had,
+    // unless that one was closed or never created.
     const prepared = this.freshPrepared(name, text, highestPlaceholder(text), [])
-    if (previous === undefined) this.named.set(name, prepared)
+    prepared.shadowed = this.named.get(name)
+    this.named.set(name, prepared)
     const step = new StatementStep(this, prepared, true, noFormats, {
       settle: (o) => {
-        const current = this.named.get(name)
-        // Created where the server had no statement of that name (one dropped by SQL's DEALLOCATE).
-        if (o._tag === "Done") {
-          if (previous !== undefined && current === previous) this.named.set(name, prepared)
-        } else if (current === prepared) this.named.delete(name)
+        // Created: what it shadowed matters no more (a failed one keeps the link for the records
+        // queued after it, which may fall back past it).
+        if (o._tag === "Done") prepared.shadowed = undefined
+        else if (this.named.get(name) === prepared) {
+          const fallback = onServer(prepared.shadowed)
+          if (fallback !== undefined) this.named.set(name, fallback)
+          else this.named.delete(name)
+        }
         sink.settle(o)
       }
     }).describing(true)
@@ -1846,9 +1903,25 @@ export class Connection {
     return { prepared }
   }
 
-  /** Describe of a statement prepared under a name: its parameter types and result fields afresh. */
+  /**
+   * Describe of a statement prepared under a name: its parameter types and result fields afresh.
+   * One whose Parse, before an earlier Sync, is unanswered is described whatever its Parse's
+   * outcome (the Describe is in another segment): if that Parse failed, the description is of
+   * whatever the server has under the name, so the step fails instead.
+   */
   queueDescribeNamed(prepared: Prepared, sink: OutcomeSink, owner?: object): void {
-    const step = new StatementStep(this, prepared, false, noFormats, sink).describing(false)
+    const pending = !prepared.confirmed && prepared.parseSegment !== this.segments
+    const settled: OutcomeSink = pending
+      ? {
+          settle: (o) =>
+            sink.settle(
+              o._tag === "Done" && !prepared.confirmed
+                ? { _tag: "Refused", failure: notCreated(prepared) }
+                : o
+            )
+        }
+      : sink
+    const step = new StatementStep(this, prepared, false, noFormats, settled).describing(false)
     this.writeStep(step, owner, (w) => encodeDescribe(w, "S", prepared.name))
   }
 
@@ -1861,10 +1934,23 @@ export class Connection {
     return undefined
   }
 
-  /** Close of a statement prepared under a name; the name is free again at once. */
+  /**
+   * Close of a statement prepared under a name. It cannot be bound from now on; the name is free
+   * once the server has closed it. A Close the server skips (after an error earlier in its
+   * segment) leaves the statement as it was, usable, and closed when a lease ends.
+   */
   queueCloseNamed(name: string, sink: OutcomeSink, owner?: object): void {
-    this.named.delete(name)
-    this.writeStep(new CloseNamedStep(this, sink), owner, (w) => encodeClose(w, "S", name))
+    const prepared = this.named.get(name)
+    if (prepared !== undefined) prepared.closing = true
+    this.writeStep(new CloseNamedStep(this, sink, prepared), owner, (w) => encodeClose(w, "S", name))
+  }
+
+  /** A Close of a named statement was answered (closed) or skipped or refused (not closed). */
+  closedNamed(prepared: Prepared, closed: boolean): void {
+    prepared.closing = false
+    if (!closed) return
+    prepared.closed = true
+    if (this.named.get(prepared.name) === prepared) this.named.delete(prepared.name)
   }
 
   queueSync(
