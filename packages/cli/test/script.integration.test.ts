@@ -341,6 +341,22 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
           "select 6 as six \\parse s6",
           "\\bind_named s6 \\sendpipeline",
           "\\endpipeline",
+          // A \\parse of a taken name fails (42P05); bound in a later segment, as psql's Bind by name,
+          // the name runs the statement the server has: the first.
+          "\\startpipeline",
+          "select 1 as one \\parse s1",
+          "\\syncpipeline",
+          "select 2 as two \\parse s1",
+          "\\syncpipeline",
+          "\\bind_named s1 \\sendpipeline",
+          "\\endpipeline",
+          // The same pipeline: a failed \\parse, then an SQL PREPARE of its name, then \\bind_named.
+          "\\startpipeline",
+          "selec 1 \\parse s7",
+          "\\syncpipeline",
+          "prepare s7 as select 7 as seven;",
+          "\\bind_named s7 \\sendpipeline",
+          "\\endpipeline",
           ""
         ].join("\n")
         const r = yield* runScript([{ script, fileName: "n.sql" }], {
@@ -349,8 +365,9 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
           format: "unaligned",
           tuplesOnly: true
         })
-        expect(r.stdout).toBe("5\nhello|2\n6\n")
-        expect(r.stderr.match(/syntax error at or near "selec"/g)).toHaveLength(2)
+        expect(r.stdout).toBe("5\nhello|2\n6\n1\n7\n")
+        expect(r.stderr.match(/syntax error at or near "selec"/g)).toHaveLength(3)
+        expect(r.stderr.match(/prepared statement "s1" already exists/g)).toHaveLength(1)
         expect(r.stderr).not.toContain("lost")
         expect(r.exitCode).toBe(0)
       })

@@ -285,6 +285,51 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
     })
   )
 
+  it.effect(
+    "a Close queued while the name's re-prepare is unanswered closes whichever statement the name keeps",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const out = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            const first = yield* conn.prepare("select 1::int4 as a", { name: "close_pending" })
+            const p = yield* conn.pipeline
+            // Refused by the server (the name is taken): the name falls back to the first statement,
+            // which the Close, queued before that answer, then closes.
+            const again = yield* p.prepare("select 'x'::text as a", { name: "close_pending" })
+            yield* p.sendSync
+            const closed = yield* p.close("close_pending")
+            const afterClose = yield* Effect.flip(p.executePrepared("close_pending"))
+            yield* Effect.exit(within(10_000)(p.sync))
+            const byName = yield* Effect.flip(p.executePrepared("close_pending"))
+            const byHandle = yield* Effect.flip(p.execute(first))
+            const listed = yield* within(10_000)(
+              Effect.flatten(
+                p.execute("select name from pg_prepared_statements where name = 'close_pending'")
+              )
+            )
+            return {
+              again: (yield* Effect.flip(again))._tag,
+              closed: yield* within(10_000)(closed),
+              afterClose: afterClose._tag === "StatementRejected" ? afterClose.reason : afterClose._tag,
+              byName: byName._tag === "StatementRejected" ? byName.reason : byName._tag,
+              byHandle: byHandle._tag === "StatementRejected" ? byHandle.reason : byHandle._tag,
+              listed: listed.rows
+            }
+          })
+        )
+        expect(out).toEqual({
+          again: "DuplicatePreparedStatement",
+          closed: undefined,
+          afterClose: "Closed",
+          byName: "Closed",
+          byHandle: "Closed",
+          listed: []
+        })
+      })
+  )
+
   it.effect("a Close the server skips leaves the statement usable, and the lease's end closes it", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })

@@ -161,6 +161,13 @@ export const serverErrorText = (error: Record<string, unknown>, query: string | 
 const isServerError = (e: unknown): e is Record<string, unknown> & { code: string } =>
   typeof e === "object" && e !== null && typeof (e as { code?: unknown }).code === "string" && "severity" in e
 
+/**
+ * SQL EXECUTE of a statement prepared under `name`, the values as literals (EXECUTE coerces them to
+ * the statement's parameter types, which a bound parameter of unknown type could not be).
+ */
+const executeText = (name: string, params: ReadonlyArray<string>): string =>
+  `execute ${quoteIdent(name)}${params.length === 0 ? "" : `(${params.map(quoteLiteral).join(", ")})`}`
+
 export class Session {
   private readonly conn: PgConnection
   private readonly options: SessionOptions
@@ -507,10 +514,7 @@ export class Session {
         code: "26000",
         message: "unnamed prepared statement does not exist"
       })
-    // The values as literals (EXECUTE coerces them to the statement's parameter types, which a
-    // bound parameter of unknown type could not be).
-    const args = params.length === 0 ? "" : `(${params.map(quoteLiteral).join(", ")})`
-    return viaSql(`execute ${quoteIdent(name)}${args}`, [])
+    return viaSql(executeText(name, params), [])
   }
 
   /** The text a send uses: the buffer, or the previous query when the buffer is empty (psql's rule). */
@@ -535,16 +539,20 @@ export class Session {
   /** Queues a statement in the pipeline (SQL; or \sendpipeline): the extended protocol, no Sync. */
   private queue(text: string, mode: SendMode): Effect.Effect<"ok" | "failed" | "lost"> {
     const p = this.pipe!
-    // A name \\parse queued earlier in this pipeline is bound at once (the server answers in order).
+    // A name whose \\parse in this pipeline is not read yet runs as SQL EXECUTE, as psql's Bind by
+    // name does: whatever the server has under the name when it runs (that Parse's statement, or,
+    // if it failed, the one the name had or one an SQL PREPARE made since).
     const queued: Effect.Effect<Effect.Effect<QueryResult, unknown>, unknown> = mode._tag === "Prepared"
-      ? this.parsed.has(mode.name) || this.named.has(mode.name)
-        ? p.pipeline.executePrepared(this.serverName(mode.name), mode.params)
-        : this.preparedNamed(
-            mode.name,
-            (s) => p.pipeline.execute(s, mode.params),
-            (sql, params) => p.pipeline.execute(sql, params),
-            mode.params
-          )
+      ? this.parsed.has(mode.name)
+        ? p.pipeline.execute(executeText(this.serverName(mode.name), mode.params))
+        : this.named.has(mode.name)
+          ? p.pipeline.executePrepared(this.serverName(mode.name), mode.params)
+          : this.preparedNamed(
+              mode.name,
+              (s) => p.pipeline.execute(s, mode.params),
+              (sql, params) => p.pipeline.execute(sql, params),
+              mode.params
+            )
       : p.pipeline.execute(text, mode._tag === "Params" ? mode.params : [])
     return this.timed(
       Effect.match(queued, {

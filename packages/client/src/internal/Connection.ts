@@ -727,15 +727,17 @@ class CloseNamedStep implements Step {
   owner: object | undefined = undefined
   private readonly conn: Connection
   private readonly sink: OutcomeSink
-  /** The record of the statement closed, when pgline prepared it. */
-  private readonly prepared: Prepared | undefined
-  constructor(conn: Connection, sink: OutcomeSink, prepared: Prepared | undefined) {
+  private readonly name: string
+  /** The records the name may stand for on the server when the Close runs (see queueCloseNamed). */
+  private readonly records: ReadonlyArray<Prepared>
+  constructor(conn: Connection, sink: OutcomeSink, name: string, records: ReadonlyArray<Prepared>) {
     this.conn = conn
     this.sink = sink
-    this.prepared = prepared
+    this.name = name
+    this.records = records
   }
   private ended(closed: boolean): void {
-    if (this.prepared !== undefined) this.conn.closedNamed(this.prepared, closed)
+    if (this.records.length > 0) this.conn.closedNamed(this.name, this.records, closed)
   }
   readonly onMessage = (m: BackendMessage): boolean => {
     if (m.type === "CloseComplete") {
@@ -1885,13 +1887,17 @@ export class Connection {
     this.named.set(name, prepared)
     const step = new StatementStep(this, prepared, true, noFormats, {
       settle: (o) => {
-        // Created: what it shadowed matters no more (a failed one keeps the link for the records
-        // queued after it, which may fall back past it).
+        // Created: what it shadowed matters no more. Not created: it links straight to what the
+        // name falls back to (records queued after it, while it was pending, link to it), so the
+        // links never outgrow the Parses in flight.
         if (o._tag === "Done") prepared.shadowed = undefined
-        else if (this.named.get(name) === prepared) {
+        else {
           const fallback = onServer(prepared.shadowed)
-          if (fallback !== undefined) this.named.set(name, fallback)
-          else this.named.delete(name)
+          prepared.shadowed = fallback
+          if (this.named.get(name) === prepared) {
+            if (fallback !== undefined) this.named.set(name, fallback)
+            else this.named.delete(name)
+          }
         }
         sink.settle(o)
       }
@@ -1940,17 +1946,24 @@ export class Connection {
    * segment) leaves the statement as it was, usable, and closed when a lease ends.
    */
   queueCloseNamed(name: string, sink: OutcomeSink, owner?: object): void {
-    const prepared = this.named.get(name)
-    if (prepared !== undefined) prepared.closing = true
-    this.writeStep(new CloseNamedStep(this, sink, prepared), owner, (w) => encodeClose(w, "S", name))
+    // Whichever the name stands for when the Close runs: the latest record, or, should its Parse
+    // still fail, one it falls back to.
+    const records: Array<Prepared> = []
+    for (let p = this.named.get(name); p !== undefined && !p.closed; p = p.shadowed) {
+      p.closing = true
+      records.push(p)
+    }
+    this.writeStep(new CloseNamedStep(this, sink, name, records), owner, (w) => encodeClose(w, "S", name))
   }
 
   /** A Close of a named statement was answered (closed) or skipped or refused (not closed). */
-  closedNamed(prepared: Prepared, closed: boolean): void {
-    prepared.closing = false
-    if (!closed) return
-    prepared.closed = true
-    if (this.named.get(prepared.name) === prepared) this.named.delete(prepared.name)
+  closedNamed(name: string, records: ReadonlyArray<Prepared>, closed: boolean): void {
+    for (const p of records) {
+      p.closing = false
+      if (closed) p.closed = true
+    }
+    const current = this.named.get(name)
+    if (closed && current !== undefined && records.includes(current)) this.named.delete(name)
   }
 
   queueSync(
