@@ -357,6 +357,32 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
           "prepare s7 as select 7 as seven;",
           "\\bind_named s7 \\sendpipeline",
           "\\endpipeline",
+          // An SQL DEALLOCATE (or DEALLOCATE ALL) drops a \\parse'd statement, an SQL PREPARE takes its
+          // name: \\bind_named runs the new one, in a pipeline too.
+          "select 1::int4 as a \\parse s8",
+          "deallocate s8;",
+          "prepare s8 as select 'abcd'::text as z, 2 as y;",
+          "\\bind_named s8 \\g",
+          "\\startpipeline",
+          "select 1::int4 as a \\parse s9",
+          "\\syncpipeline",
+          "\\getresults",
+          "deallocate all;",
+          "\\syncpipeline",
+          "prepare s9 as select 'abcd'::text as z, 2 as y;",
+          "\\syncpipeline",
+          "\\bind_named s9 \\sendpipeline",
+          "\\endpipeline",
+          // A \\close_prepared after a \\parse not yet read: the name is free for an SQL PREPARE.
+          "\\startpipeline",
+          "select 1::int4 as a \\parse s10",
+          "\\close_prepared s10",
+          "\\endpipeline",
+          "prepare s10 as select 'efgh'::text as a;",
+          "\\bind_named s10 \\g",
+          "\\startpipeline",
+          "\\bind_named s10 \\sendpipeline",
+          "\\endpipeline",
           ""
         ].join("\n")
         const r = yield* runScript([{ script, fileName: "n.sql" }], {
@@ -365,7 +391,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
           format: "unaligned",
           tuplesOnly: true
         })
-        expect(r.stdout).toBe("5\nhello|2\n6\n1\n7\n")
+        expect(r.stdout).toBe("5\nhello|2\n6\n1\n7\nabcd|2\nabcd|2\nefgh\nefgh\n")
         expect(r.stderr.match(/syntax error at or near "selec"/g)).toHaveLength(3)
         expect(r.stderr.match(/prepared statement "s1" already exists/g)).toHaveLength(1)
         expect(r.stderr).not.toContain("lost")

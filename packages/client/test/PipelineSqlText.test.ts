@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
+  deallocatedName,
   settingsSet,
   copyDirection,
   endsTransactionBlock,
@@ -287,5 +288,17 @@ describe("endsTransactionBlock", () => {
       "endless"
     ])
       expect([text, endsTransactionBlock(text)]).toEqual([text, false])
+  })
+})
+
+describe("deallocatedName", () => {
+  it("reads the name DEALLOCATE drops as the server names it; undefined for ALL or a text it cannot read", () => {
+    expect(deallocatedName("deallocate Foo")).toBe("foo")
+    expect(deallocatedName("  /* c */ DEALLOCATE PREPARE bar_1;")).toBe("bar_1")
+    expect(deallocatedName('deallocate "Mixed ""Q"""')).toBe('Mixed "Q"')
+    expect(deallocatedName("deallocate prepare")).toBe("prepare")
+    expect(deallocatedName("deallocate all")).toBeUndefined()
+    expect(deallocatedName("DEALLOCATE PREPARE ALL")).toBeUndefined()
+    expect(deallocatedName("deallocate x -- trailing")).toBeUndefined()
   })
 })

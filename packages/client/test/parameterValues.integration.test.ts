@@ -95,6 +95,17 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
       const surrogate = yield* errorOf(pg.query("select $1::text[] as v", [["a\ud800b"]]))
       expect(surrogate._tag).toBe("ParameterError")
       expect(surrogate.message).toContain("lone UTF-16 surrogate")
+      // Into jsonb, on the statement's first run (held for its description) and on later runs
+      // alike, in an array or an object; a backslash before "ud800" in a string is no surrogate.
+      yield* pg.query("select $1::jsonb as v /* surrogate */", [["ok"]])
+      for (const value of [["a\ud800"], { k: "\udfff" }]) {
+        const json = yield* errorOf(pg.query("select $1::jsonb as v /* surrogate */", [value]))
+        expect(json._tag).toBe("ParameterError")
+        expect(json.message).toContain("lone UTF-16 surrogate")
+      }
+      const first = yield* errorOf(pg.query("select $1::jsonb as v /* surrogate, first */", [["a\ud800"]]))
+      expect(first._tag).toBe("ParameterError")
+      expect((yield* pg.query("select $1::jsonb as v", [["\\ud800"]])).rows).toEqual([{ v: ["\\ud800"] }])
       const undefinedElement = yield* errorOf(pg.query("select $1::int4[] as v", [[1, undefined, 3]]))
       expect(undefinedElement._tag).toBe("ParameterError")
       expect(undefinedElement.message).toContain("pass null")

@@ -330,6 +330,110 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
       })
   )
 
+  it.effect(
+    "SQL DEALLOCATE and DISCARD ALL drop named statements: bound by name afterwards, refused, never misread",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const out = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            const one = yield* conn.prepare("select 1::int4 as a", { name: "dropped_one" })
+            const kept = yield* conn.prepare("select 2::int4 as a", { name: "dropped_kept" })
+            const p = yield* conn.pipeline
+            // Queued before the DEALLOCATE's answer, an SQL PREPARE takes the name again: binding it
+            // by name now would run that text statement and read it as the int4 one.
+            const failed = yield* p.execute("deallocate no_such_statement")
+            yield* p.sendSync
+            yield* p.execute("deallocate dropped_one")
+            yield* p.execute("prepare dropped_one as select 'abcd'::text as a")
+            yield* p.sendSync
+            const byName = yield* Effect.flip(p.executePrepared("dropped_one"))
+            const byHandle = yield* Effect.flip(p.execute(one))
+            yield* within(10_000)(p.sync)
+            // A DEALLOCATE that failed dropped nothing: the other statement still runs.
+            const stillKept = (yield* within(10_000)(Effect.flatten(p.execute(kept)))).rows
+            yield* within(10_000)(p.sync)
+            // Alone in its segment (with others there it is refused: an implicit transaction block).
+            yield* p.execute("discard all")
+            const afterDiscard = yield* Effect.flip(p.execute(kept))
+            yield* within(10_000)(p.sync)
+            const listed = yield* within(10_000)(
+              Effect.flatten(p.execute("select count(*)::int as n from pg_prepared_statements"))
+            )
+            return {
+              failed: (yield* Effect.flip(failed))._tag,
+              byName: byName._tag === "StatementRejected" ? byName.reason : byName._tag,
+              byHandle: byHandle._tag === "StatementRejected" ? byHandle.reason : byHandle._tag,
+              stillKept,
+              afterDiscard:
+                afterDiscard._tag === "StatementRejected" ? afterDiscard.reason : afterDiscard._tag,
+              listed: listed.rows
+            }
+          })
+        )
+        expect(out).toEqual({
+          failed: "InvalidSqlStatementName",
+          byName: "Closed",
+          byHandle: "Closed",
+          stillKept: [{ a: 2 }],
+          afterDiscard: "Closed",
+          listed: [{ n: 1 }]
+        })
+      })
+  )
+
+  it.effect("a script that deallocates a named statement drops it for the client too", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const out = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const s = yield* conn.prepare("select 1::int4 as a", { name: "script_dropped" })
+          const t = yield* conn.prepare("select 2::int4 as a", { name: "script_kept" })
+          yield* conn.script(
+            "select 1; deallocate script_dropped; prepare script_dropped as select 'x'::text as a"
+          )
+          const dropped = yield* Effect.flip(s.execute())
+          return {
+            dropped: dropped._tag === "StatementRejected" ? dropped.reason : dropped._tag,
+            kept: (yield* t.execute()).rows
+          }
+        })
+      )
+      expect(out).toEqual({ dropped: "Closed", kept: [{ a: 2 }] })
+    })
+  )
+
+  it.effect(
+    "while a second Close of a name is unanswered the name cannot be bound, the first one skipped",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const out = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            const p = yield* conn.pipeline
+            yield* p.prepare("select $1::int * 10 as v", { name: "closed_twice" })
+            yield* within(10_000)(p.sync)
+            yield* p.execute("select 1 / 0 as q")
+            yield* p.close("closed_twice")
+            const first = yield* p.sendSync
+            yield* p.close("closed_twice")
+            yield* Effect.exit(within(10_000)(first))
+            const run = yield* Effect.flip(p.executePrepared("closed_twice", [3]))
+            const after = yield* p.execute("select 2 as two")
+            yield* within(10_000)(p.sync)
+            return {
+              run: run._tag === "StatementRejected" ? run.reason : run._tag,
+              after: (yield* after).rows
+            }
+          })
+        )
+        expect(out).toEqual({ run: "Closed", after: [{ two: 2 }] })
+      })
+  )
+
   it.effect("a Close the server skips leaves the statement usable, and the lease's end closes it", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })

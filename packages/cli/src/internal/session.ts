@@ -165,6 +165,13 @@ const isServerError = (e: unknown): e is Record<string, unknown> & { code: strin
  * SQL EXECUTE of a statement prepared under `name`, the values as literals (EXECUTE coerces them to
  * the statement's parameter types, which a bound parameter of unknown type could not be).
  */
+/** The client's refusal of a statement it knows is gone (StatementRejected `Closed`). */
+const isClosedStatement = (e: unknown): boolean =>
+  typeof e === "object" &&
+  e !== null &&
+  (e as { _tag?: unknown })._tag === "StatementRejected" &&
+  (e as { reason?: unknown }).reason === "Closed"
+
 const executeText = (name: string, params: ReadonlyArray<string>): string =>
   `execute ${quoteIdent(name)}${params.length === 0 ? "" : `(${params.map(quoteLiteral).join(", ")})`}`
 
@@ -507,7 +514,7 @@ export class Session {
     params: ReadonlyArray<string>
   ): Effect.Effect<A, unknown> {
     const s = this.named.get(name)
-    if (s !== undefined) return f(s)
+    if (s !== undefined) return this.unlessDropped(name, params, f(s), (sql) => viaSql(sql, []))
     if (name === "")
       return Effect.fail({
         severity: "ERROR",
@@ -515,6 +522,23 @@ export class Session {
         message: "unnamed prepared statement does not exist"
       })
     return viaSql(executeText(name, params), [])
+  }
+
+  /**
+   * `run` of a statement \\parse made; if the client reports it gone (an SQL DEALLOCATE or
+   * DISCARD ALL dropped it since), SQL EXECUTE instead, so the server runs what it has under the
+   * name now (an SQL PREPARE's), as psql's Bind by name does.
+   */
+  private unlessDropped<A>(
+    name: string,
+    params: ReadonlyArray<string>,
+    run: Effect.Effect<A, unknown>,
+    viaSql: (text: string) => Effect.Effect<A, unknown>
+  ): Effect.Effect<A, unknown> {
+    return Effect.catchIf(run, isClosedStatement, () => {
+      this.named.delete(name)
+      return viaSql(executeText(this.serverName(name), params))
+    })
   }
 
   /** The text a send uses: the buffer, or the previous query when the buffer is empty (psql's rule). */
@@ -546,7 +570,12 @@ export class Session {
       ? this.parsed.has(mode.name)
         ? p.pipeline.execute(executeText(this.serverName(mode.name), mode.params))
         : this.named.has(mode.name)
-          ? p.pipeline.executePrepared(this.serverName(mode.name), mode.params)
+          ? this.unlessDropped(
+              mode.name,
+              mode.params,
+              p.pipeline.executePrepared(this.serverName(mode.name), mode.params),
+              (sql) => p.pipeline.execute(sql)
+            )
           : this.preparedNamed(
               mode.name,
               (s) => p.pipeline.execute(s, mode.params),
@@ -822,8 +851,13 @@ export class Session {
           })
           return self.enqueued(p, {
             _tag: "Empty",
+            // Not recorded if a \\close_prepared of the name came in between.
             handle: Effect.ensuring(
-              Effect.tap(handle, (s) => Effect.sync(() => self.named.set(name, s))),
+              Effect.tap(handle, (s) =>
+                Effect.sync(() => {
+                  if (self.parsed.get(name) === token) self.named.set(name, s)
+                })
+              ),
               settled
             ),
             text

@@ -42,9 +42,12 @@ import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, type Move, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, decodeValues, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
 import {
+  deallocatedName,
+  dropsStatements,
   endsTransactionBlock,
   firstKeyword,
   highestPlaceholder,
+  leadingKeywords,
   settingsSet,
   statementsOf
 } from "./sqlText.ts"
@@ -55,13 +58,15 @@ export interface Prepared {
   readonly text: string
   /** The highest $n of the text: a statement given more values than that is refused. */
   readonly placeholders: number
+  /** Its place among the records made on this connection (see Connection.deallocated). */
+  readonly seq: number
   /** Parameter OIDs declared in Parse (inferred from the first call's values). */
   readonly oids: ReadonlyArray<number>
   lastUsed: number
   /** ParseComplete has arrived: the statement exists on the server. */
   confirmed: boolean
-  /** A Close of it (pg.prepare's statements) is queued and unanswered: it cannot be bound. */
-  closing: boolean
+  /** Closes of it (close, SQL DEALLOCATE) queued and unanswered: while above 0 it cannot be bound. */
+  closing: number
   /**
    * The record its name had when its Parse was queued, until that Parse is answered: the name
    * goes back to it (or to the nearest one before it still on the server) if the Parse fails.
@@ -299,6 +304,12 @@ const onServer = (shadowed: Prepared | undefined): Prepared | undefined => {
   return undefined
 }
 
+/** A name an SQL statement drops, with the records it may stand for (StatementStep.drops). */
+interface NamedDrop {
+  readonly name: string
+  readonly records: ReadonlyArray<Prepared>
+}
+
 /** A statement bound or described by name whose Parse, answered after it was queued, failed. */
 const notCreated = (p: Prepared): EncodeFailure => ({
   _tag: "Text",
@@ -329,6 +340,12 @@ export class StatementStep implements Step {
   /** Set when a held Bind's value was refused (the server refuses the Bind sent instead). */
   refused: EncodeFailure | undefined = undefined
 
+  /**
+   * Named statements this statement drops (an SQL DEALLOCATE or DISCARD ALL): each name with the
+   * records it may stand for, not bindable while it runs (see Connection.droppedBy).
+   */
+  drops: ReadonlyArray<NamedDrop> | undefined = undefined
+
   get refusedAs(): string | undefined {
     const refused = this.refused
     return refused === undefined
@@ -351,6 +368,14 @@ export class StatementStep implements Step {
     this.formats = formats
     this.sink = sink
     this.stage = isNew ? 0 : 3
+  }
+
+  /** The statement ended: the names it was to drop are dropped (`done`) or usable again. */
+  private dropped(done: boolean): void {
+    const drops = this.drops
+    if (drops === undefined) return
+    this.drops = undefined
+    for (const d of drops) this.conn.closedNamed(d.name, d.records, done)
   }
 
   /**
@@ -533,6 +558,7 @@ export class StatementStep implements Step {
         return false
       case "CommandComplete":
         if (this.stage !== 4) return this.violation(m.type)
+        this.dropped(dropsStatements(m.tag))
         this.finish(m.tag)
         return true
       case "EmptyQueryResponse":
@@ -607,6 +633,7 @@ export class StatementStep implements Step {
     // new type) is closed and forgotten too, so the next use prepares it afresh. A statement that
     // failed only while it ran (a unique violation) stays cached: it is still good.
     const stale = isStaleStatement(fields)
+    this.dropped(false)
     const p = this.prepared
     if (p !== undefined) {
       if (this.describeOnly || (this.isNew && this.stage === 0)) {
@@ -627,11 +654,13 @@ export class StatementStep implements Step {
 
   onAborted(culprit: Culprit): void {
     if (this.isNew && this.prepared !== undefined) this.conn.forget(this.prepared)
+    this.dropped(false)
     this.undescribed()
     this.sink.settle({ _tag: "Aborted", culprit })
   }
 
   onLost(message: string, mayHaveRun: boolean): void {
+    this.dropped(false)
     this.undescribed()
     this.sink.settle({ _tag: "Lost", message, mayHaveRun, protocol: this.conn.protocolFailureReason })
   }
@@ -774,6 +803,8 @@ export class Connection {
   private clock = 0
   /** Syncs queued so far: the current segment's number. */
   private segments = 0
+  /** Prepared records made so far (each one's `seq`). */
+  records = 0
   /** The pipeline holding the connection, if any; other statements wait for it (see `acquire`). */
   private exclusiveOwner: object | undefined = undefined
   private exclusiveIdle: () => boolean = () => false
@@ -1378,6 +1409,7 @@ export class Connection {
     }
     prepared.lastUsed = ++this.clock
     const step = new StatementStep(this, prepared, isNew, resultFormats, sink)
+    if (this.named.size > 0) step.drops = this.droppedBy(prepared.text)
     step.startOffset = startOffset
     step.owner = owner
     if (maxRows > 0) this.portalStep = step
@@ -1815,7 +1847,7 @@ export class Connection {
    */
   namedStatement(name: string): Prepared | undefined {
     const prepared = this.named.get(name)
-    return prepared === undefined || prepared.closing ? undefined : prepared
+    return prepared === undefined || prepared.closing > 0 ? undefined : prepared
   }
 
   /** The record of a statement about to be parsed under `name`; nothing is known of it yet. */
@@ -1829,6 +1861,7 @@ export class Connection {
       name,
       text,
       placeholders,
+      seq: ++this.records,
       oids,
       fields: undefined,
       parameterTypes: undefined,
@@ -1839,7 +1872,7 @@ export class Connection {
       fieldInfo: undefined,
       lastUsed: ++this.clock,
       confirmed: false,
-      closing: false,
+      closing: 0,
       shadowed: undefined,
       closed: false,
       undescribed: false,
@@ -1950,16 +1983,53 @@ export class Connection {
     // still fail, one it falls back to.
     const records: Array<Prepared> = []
     for (let p = this.named.get(name); p !== undefined && !p.closed; p = p.shadowed) {
-      p.closing = true
+      p.closing++
       records.push(p)
     }
     this.writeStep(new CloseNamedStep(this, sink, name, records), owner, (w) => encodeClose(w, "S", name))
   }
 
+  /**
+   * A statement of the session dropped prepared statements (`tag` DEALLOCATE with `text`, DEALLOCATE
+   * ALL, DISCARD ALL): the named ones prepared before it (records up to `before`) are gone from the
+   * server, so they are forgotten here too (bound by name afterwards they would read whatever the
+   * server has under the name then). Cached statements are prepared again on their next use.
+   */
+  deallocated(tag: string, text: string, before: number): void {
+    const name = tag === "DEALLOCATE" ? deallocatedName(text) : undefined
+    for (const key of name === undefined ? [...this.named.keys()] : [name]) {
+      const current = this.named.get(key)
+      for (let p = current; p !== undefined; p = p.shadowed) if (p.seq <= before) p.closed = true
+      if (current !== undefined && current.seq <= before) this.named.delete(key)
+    }
+  }
+
+  /**
+   * The named statements an SQL statement drops (DEALLOCATE [PREPARE] name or ALL, DISCARD ALL),
+   * each name with the records it may stand for, which are not bindable from now on (as after
+   * queueCloseNamed): a Bind by name queued before the statement's answer would otherwise reach
+   * whatever the server has then (an SQL PREPARE of the name) and read it with the old description.
+   */
+  private droppedBy(text: string): ReadonlyArray<NamedDrop> | undefined {
+    const [first, second] = leadingKeywords(text)
+    if (first !== "DEALLOCATE" && !(first === "DISCARD" && second === "ALL")) return undefined
+    const one = first === "DEALLOCATE" ? deallocatedName(text) : undefined
+    const drops: Array<NamedDrop> = []
+    for (const name of one === undefined ? this.named.keys() : [one]) {
+      const records: Array<Prepared> = []
+      for (let p = this.named.get(name); p !== undefined && !p.closed; p = p.shadowed) {
+        p.closing++
+        records.push(p)
+      }
+      if (records.length > 0) drops.push({ name, records })
+    }
+    return drops.length === 0 ? undefined : drops
+  }
+
   /** A Close of a named statement was answered (closed) or skipped or refused (not closed). */
   closedNamed(name: string, records: ReadonlyArray<Prepared>, closed: boolean): void {
     for (const p of records) {
-      p.closing = false
+      p.closing--
       if (closed) p.closed = true
     }
     const current = this.named.get(name)

@@ -294,7 +294,7 @@ export const runScript = (
         conn,
         fiber,
         (owner, complete) => {
-          const step = new ScriptStep(conn, (outcome) => {
+          const step = new ScriptStep(conn, text, (outcome) => {
             complete()
             resume(scriptExit(conn, outcome))
           })

@@ -24,6 +24,7 @@ import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import type { Connection } from "./Connection.ts"
 import { commandOf, rowCountOf, type Step } from "./Engine.ts"
 import { diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
+import { dropsStatements, statementsOf } from "./sqlText.ts"
 
 /** How a simple-query step ended. */
 export interface SimpleEnd {
@@ -114,10 +115,15 @@ export class ScriptStep extends SimpleStep {
   private copy = false
   private decodeFailure: ScriptDecodeFailure | undefined
   private readonly done: (outcome: ScriptOutcome) => void
+  private readonly text: string
+  /** The connection's prepared records made before the script was queued. */
+  private readonly queuedAt: number
 
-  constructor(conn: Connection, done: (outcome: ScriptOutcome) => void) {
+  constructor(conn: Connection, text: string, done: (outcome: ScriptOutcome) => void) {
     super(conn)
+    this.text = text
     this.done = done
+    this.queuedAt = conn.records
   }
 
   protected message(m: BackendMessage): void {
@@ -164,6 +170,9 @@ export class ScriptStep extends SimpleStep {
         return
       }
       case "CommandComplete": {
+        // The statement that completed is the script's next one (each completes in turn).
+        if (dropsStatements(m.tag))
+          this.conn.deallocated(m.tag, statementsOf(this.text)[this.results.length] ?? "", this.queuedAt)
         const command = commandOf(m.tag)
         const rows = this.rows
         this.results.push({

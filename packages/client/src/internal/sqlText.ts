@@ -438,3 +438,23 @@ export const settingsSet = (text: string): Array<readonly [name: string, value: 
   }
   return out
 }
+
+/** Whether a command tag says prepared statements were dropped (DEALLOCATE, DISCARD ALL). */
+export const dropsStatements = (tag: string): boolean =>
+  tag.charCodeAt(0) === 68 && (tag === "DEALLOCATE" || tag === "DEALLOCATE ALL" || tag === "DISCARD ALL")
+
+const DEALLOCATE_NAME =
+  /^deallocate\s+(?:prepare\s+)?(?:"((?:[^"]|"")*)"|([A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*))\s*;?\s*$/i
+
+/**
+ * The prepared statement a `DEALLOCATE [PREPARE] name` drops, as the server names it (unquoted
+ * names folded to lower case, quoted ones as written); undefined for `DEALLOCATE ALL` and for a
+ * text it cannot read (then every statement may be gone).
+ */
+export const deallocatedName = (statement: string): string | undefined => {
+  const m = DEALLOCATE_NAME.exec(statement.slice(skipTrivia(statement)))
+  if (m === null) return undefined
+  if (m[1] !== undefined) return m[1].replaceAll('""', '"')
+  const word = m[2]!
+  return word.toUpperCase() === "ALL" ? undefined : word.replace(/[A-Z]+/g, (c) => c.toLowerCase())
+}

@@ -531,8 +531,15 @@ const jsonText = (oid: number, value: unknown): string => {
     return encodeFail(oid, `not JSON-serialisable: ${(e as Error).message}`)
   }
   if (s === undefined) return encodeFail(oid, `not JSON-serialisable: ${describeValue(value)}`)
+  // JSON.stringify writes a lone surrogate as a \\udXXX escape (its only \\ud escapes), which jsonb
+  // refuses: refused here, as a lone surrogate anywhere else in a parameter is.
+  if (s.includes("\\ud") && LONE_SURROGATE_ESCAPE.test(s))
+    return encodeFail(oid, "a string in the value holds a lone UTF-16 surrogate, which UTF-8 cannot carry")
   return s
 }
+
+/** A \\ud800–\\udfff escape not itself escaped (after an even run of backslashes). */
+const LONE_SURROGATE_ESCAPE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/
 
 /** JSON.parse's result for bytes [s, e), or a DecodeError naming the type. */
 const parseJsonAt = (oid: number, b: Uint8Array, s: number, e: number): unknown => {
