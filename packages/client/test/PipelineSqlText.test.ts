@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
-  deallocatedName,
+  droppedStatements,
   settingsSet,
   copyDirection,
   endsTransactionBlock,
@@ -291,14 +291,23 @@ describe("endsTransactionBlock", () => {
   })
 })
 
-describe("deallocatedName", () => {
-  it("reads the name DEALLOCATE drops as the server names it; undefined for ALL or a text it cannot read", () => {
-    expect(deallocatedName("deallocate Foo")).toBe("foo")
-    expect(deallocatedName("  /* c */ DEALLOCATE PREPARE bar_1;")).toBe("bar_1")
-    expect(deallocatedName('deallocate "Mixed ""Q"""')).toBe('Mixed "Q"')
-    expect(deallocatedName("deallocate prepare")).toBe("prepare")
-    expect(deallocatedName("deallocate all")).toBeUndefined()
-    expect(deallocatedName("DEALLOCATE PREPARE ALL")).toBeUndefined()
-    expect(deallocatedName("deallocate x -- trailing")).toBeUndefined()
+describe("droppedStatements", () => {
+  it("reads what DEALLOCATE and DISCARD ALL drop, as the server names it", () => {
+    expect(droppedStatements("deallocate Foo")).toEqual({ name: "foo" })
+    expect(droppedStatements("  /* c */ DEALLOCATE PREPARE bar_1;")).toEqual({ name: "bar_1" })
+    expect(droppedStatements('deallocate "Mixed ""Q"""')).toEqual({ name: 'Mixed "Q"' })
+    expect(droppedStatements("deallocate prepare")).toEqual({ name: "prepare" })
+    expect(droppedStatements('deallocate "ALL"')).toEqual({ name: "ALL" })
+    expect(droppedStatements("deallocate a -- drop a only")).toEqual({ name: "a" })
+    expect(droppedStatements("deallocate /* x */ a;;")).toEqual({ name: "a" })
+    expect(droppedStatements("deallocate all")).toBe("all")
+    expect(droppedStatements("DEALLOCATE PREPARE ALL")).toBe("all")
+    expect(droppedStatements("discard /* c */ all")).toBe("all")
+    expect(droppedStatements("discard -- c\n all")).toBe("all")
+    // A name it cannot decode: every statement may be gone.
+    expect(droppedStatements('deallocate U&"\\0061"')).toBe("all")
+    expect(droppedStatements("discard plans")).toBeUndefined()
+    expect(droppedStatements("select 1")).toBeUndefined()
+    expect(droppedStatements("select E'x'")).toBeUndefined()
   })
 })

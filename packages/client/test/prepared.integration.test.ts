@@ -434,6 +434,57 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
       })
   )
 
+  it.effect(
+    "SQL that drops statements, read through comments; a script in flight; names over 63 bytes refused",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        const out = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            const a = yield* conn.prepare("select 1::int4 as a", { name: "cm_a" })
+            const b = yield* conn.prepare("select 2::int4 as a", { name: "cm_b" })
+            // Only cm_a goes: cm_b stays bindable (and on the server).
+            yield* conn.query("deallocate /* x */ cm_a -- only this one")
+            const aGone = yield* Effect.flip(a.execute())
+            const bRows = (yield* b.execute()).rows
+            // A comment between DISCARD and ALL hides nothing.
+            yield* conn.query("discard /* c */ all")
+            yield* conn.query("prepare cm_b as select 'abcd'::text as a")
+            const bGone = yield* Effect.flip(b.execute())
+            // A script still running when the statement is queued: the name is not bound meanwhile.
+            const c = yield* conn.prepare("select 3::int4 as a", { name: "cm_c" })
+            const [, raced] = yield* Effect.all(
+              [
+                conn.script(
+                  "select pg_sleep(0.05); deallocate cm_c; prepare cm_c as select 'efgh'::text as a"
+                ),
+                Effect.flip(c.execute())
+              ],
+              { concurrency: "unbounded" }
+            )
+            const long = yield* Effect.flip(conn.prepare("select 1", { name: "n".repeat(64) }))
+            return {
+              aGone: aGone._tag === "StatementRejected" ? aGone.reason : aGone._tag,
+              bRows,
+              bGone: bGone._tag === "StatementRejected" ? bGone.reason : bGone._tag,
+              raced: raced._tag === "StatementRejected" ? raced.reason : raced._tag,
+              long: long._tag === "StatementRejected" ? long.reason : long._tag,
+              fine: (yield* conn.prepare("select 4 as a", { name: "n".repeat(63) })).name.length
+            }
+          })
+        )
+        expect(out).toEqual({
+          aGone: "Closed",
+          bRows: [{ a: 2 }],
+          bGone: "Closed",
+          raced: "Closed",
+          long: "InvalidText",
+          fine: 63
+        })
+      })
+  )
+
   it.effect("a Close the server skips leaves the statement usable, and the lease's end closes it", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 1 })

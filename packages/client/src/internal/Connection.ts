@@ -42,12 +42,11 @@ import type { FieldInfo, QueryResult } from "../QueryResult.ts"
 import { type Culprit, commandOf, Engine, type Move, rowCountOf, type Step } from "./Engine.ts"
 import { compileRowDecoder, decodeValues, diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
 import {
-  deallocatedName,
+  droppedStatements,
   dropsStatements,
   endsTransactionBlock,
   firstKeyword,
   highestPlaceholder,
-  leadingKeywords,
   settingsSet,
   statementsOf
 } from "./sqlText.ts"
@@ -58,8 +57,6 @@ export interface Prepared {
   readonly text: string
   /** The highest $n of the text: a statement given more values than that is refused. */
   readonly placeholders: number
-  /** Its place among the records made on this connection (see Connection.deallocated). */
-  readonly seq: number
   /** Parameter OIDs declared in Parse (inferred from the first call's values). */
   readonly oids: ReadonlyArray<number>
   lastUsed: number
@@ -305,7 +302,7 @@ const onServer = (shadowed: Prepared | undefined): Prepared | undefined => {
 }
 
 /** A name an SQL statement drops, with the records it may stand for (StatementStep.drops). */
-interface NamedDrop {
+export interface NamedDrop {
   readonly name: string
   readonly records: ReadonlyArray<Prepared>
 }
@@ -803,8 +800,6 @@ export class Connection {
   private clock = 0
   /** Syncs queued so far: the current segment's number. */
   private segments = 0
-  /** Prepared records made so far (each one's `seq`). */
-  records = 0
   /** The pipeline holding the connection, if any; other statements wait for it (see `acquire`). */
   private exclusiveOwner: object | undefined = undefined
   private exclusiveIdle: () => boolean = () => false
@@ -1861,7 +1856,6 @@ export class Connection {
       name,
       text,
       placeholders,
-      seq: ++this.records,
       oids,
       fields: undefined,
       parameterTypes: undefined,
@@ -1990,32 +1984,16 @@ export class Connection {
   }
 
   /**
-   * A statement of the session dropped prepared statements (`tag` DEALLOCATE with `text`, DEALLOCATE
-   * ALL, DISCARD ALL): the named ones prepared before it (records up to `before`) are gone from the
-   * server, so they are forgotten here too (bound by name afterwards they would read whatever the
-   * server has under the name then). Cached statements are prepared again on their next use.
-   */
-  deallocated(tag: string, text: string, before: number): void {
-    const name = tag === "DEALLOCATE" ? deallocatedName(text) : undefined
-    for (const key of name === undefined ? [...this.named.keys()] : [name]) {
-      const current = this.named.get(key)
-      for (let p = current; p !== undefined; p = p.shadowed) if (p.seq <= before) p.closed = true
-      if (current !== undefined && current.seq <= before) this.named.delete(key)
-    }
-  }
-
-  /**
    * The named statements an SQL statement drops (DEALLOCATE [PREPARE] name or ALL, DISCARD ALL),
    * each name with the records it may stand for, which are not bindable from now on (as after
    * queueCloseNamed): a Bind by name queued before the statement's answer would otherwise reach
    * whatever the server has then (an SQL PREPARE of the name) and read it with the old description.
    */
   private droppedBy(text: string): ReadonlyArray<NamedDrop> | undefined {
-    const [first, second] = leadingKeywords(text)
-    if (first !== "DEALLOCATE" && !(first === "DISCARD" && second === "ALL")) return undefined
-    const one = first === "DEALLOCATE" ? deallocatedName(text) : undefined
+    const dropped = droppedStatements(text)
+    if (dropped === undefined) return undefined
     const drops: Array<NamedDrop> = []
-    for (const name of one === undefined ? this.named.keys() : [one]) {
+    for (const name of dropped === "all" ? [...this.named.keys()] : [dropped.name]) {
       const records: Array<Prepared> = []
       for (let p = this.named.get(name); p !== undefined && !p.closed; p = p.shadowed) {
         p.closing++
@@ -2024,6 +2002,23 @@ export class Connection {
       if (records.length > 0) drops.push({ name, records })
     }
     return drops.length === 0 ? undefined : drops
+  }
+
+  /**
+   * For a script (simple-query protocol) just queued: per statement of `text`, what it drops of the
+   * named statements (see droppedBy), marked as not bindable until ScriptStep reads its answer.
+   */
+  scriptDrops(text: string): Array<ReadonlyArray<NamedDrop> | undefined> | undefined {
+    if (this.named.size === 0) return undefined
+    let drops: Array<ReadonlyArray<NamedDrop> | undefined> | undefined
+    const statements = statementsOf(text)
+    for (let k = 0; k < statements.length; k++) {
+      const d = this.droppedBy(statements[k]!)
+      if (d === undefined) continue
+      drops ??= []
+      drops[k] = d
+    }
+    return drops
   }
 
   /** A Close of a named statement was answered (closed) or skipped or refused (not closed). */

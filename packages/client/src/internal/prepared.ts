@@ -46,6 +46,13 @@ export const statementName = (name: string | undefined): string | StatementRejec
     })
   if (name.includes("\u0000") || !name.isWellFormed())
     return new StatementRejected({ reason: "InvalidText", message: "the statement name cannot be sent" })
+  // SQL reads a longer name cut to 63 bytes (DEALLOCATE, EXECUTE): the two would name different
+  // statements.
+  if (Buffer.byteLength(name, "utf8") > 63)
+    return new StatementRejected({
+      reason: "InvalidText",
+      message: `a prepared statement's name is at most 63 bytes (SQL cuts longer names): ${JSON.stringify(name.slice(0, 20))}…`
+    })
   return name
 }
 

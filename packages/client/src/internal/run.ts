@@ -294,13 +294,16 @@ export const runScript = (
         conn,
         fiber,
         (owner, complete) => {
-          const step = new ScriptStep(conn, text, (outcome) => {
+          const step = new ScriptStep(conn, (outcome) => {
             complete()
             resume(scriptExit(conn, outcome))
           })
           step.owner = owner
           const failure = conn.queueQuery(text, step)
-          return failure === undefined ? undefined : encodeFailure(failure)
+          if (failure !== undefined) return encodeFailure(failure)
+          // Queued: what it drops of the named statements is not bindable until its answers.
+          step.drops = conn.scriptDrops(text)
+          return undefined
         },
         (error) => resume(Effect.fail(error)),
         after

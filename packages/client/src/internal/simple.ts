@@ -21,10 +21,10 @@ import {
   type TransactionStatus
 } from "@pgline/codec"
 import type { FieldInfo, QueryResult } from "../QueryResult.ts"
-import type { Connection } from "./Connection.ts"
+import type { Connection, NamedDrop } from "./Connection.ts"
 import { commandOf, rowCountOf, type Step } from "./Engine.ts"
 import { diagnoseRow, type RowDecoder } from "./rowDecoder.ts"
-import { dropsStatements, statementsOf } from "./sqlText.ts"
+import { dropsStatements } from "./sqlText.ts"
 
 /** How a simple-query step ended. */
 export interface SimpleEnd {
@@ -115,15 +115,27 @@ export class ScriptStep extends SimpleStep {
   private copy = false
   private decodeFailure: ScriptDecodeFailure | undefined
   private readonly done: (outcome: ScriptOutcome) => void
-  private readonly text: string
-  /** The connection's prepared records made before the script was queued. */
-  private readonly queuedAt: number
+  /**
+   * Per statement, the named statements it drops (Connection.scriptDrops), not bindable until its
+   * answer: dropped on its DEALLOCATE / DISCARD ALL completion, usable again if it never completes.
+   */
+  drops: Array<ReadonlyArray<NamedDrop> | undefined> | undefined = undefined
 
-  constructor(conn: Connection, text: string, done: (outcome: ScriptOutcome) => void) {
+  constructor(conn: Connection, done: (outcome: ScriptOutcome) => void) {
     super(conn)
-    this.text = text
     this.done = done
-    this.queuedAt = conn.records
+  }
+
+  /** Statement `k`'s drops settle (`done`: it dropped them); undefined `k`: every one left, not done. */
+  private settleDrops(k: number | undefined, done: boolean): void {
+    const drops = this.drops
+    if (drops === undefined) return
+    for (let i = k ?? 0; i < (k === undefined ? drops.length : k + 1); i++) {
+      const d = drops[i]
+      if (d === undefined) continue
+      drops[i] = undefined
+      for (const n of d) this.conn.closedNamed(n.name, n.records, done)
+    }
   }
 
   protected message(m: BackendMessage): void {
@@ -171,8 +183,7 @@ export class ScriptStep extends SimpleStep {
       }
       case "CommandComplete": {
         // The statement that completed is the script's next one (each completes in turn).
-        if (dropsStatements(m.tag))
-          this.conn.deallocated(m.tag, statementsOf(this.text)[this.results.length] ?? "", this.queuedAt)
+        this.settleDrops(this.results.length, dropsStatements(m.tag))
         const command = commandOf(m.tag)
         const rows = this.rows
         this.results.push({
@@ -212,6 +223,8 @@ export class ScriptStep extends SimpleStep {
   }
 
   protected end(end: SimpleEnd): void {
+    // Statements that never completed (after an error, or the connection lost) dropped nothing.
+    this.settleDrops(undefined, false)
     this.done({
       ...end,
       results: this.results,

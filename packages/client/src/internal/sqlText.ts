@@ -443,18 +443,51 @@ export const settingsSet = (text: string): Array<readonly [name: string, value: 
 export const dropsStatements = (tag: string): boolean =>
   tag.charCodeAt(0) === 68 && (tag === "DEALLOCATE" || tag === "DEALLOCATE ALL" || tag === "DISCARD ALL")
 
-const DEALLOCATE_NAME =
-  /^deallocate\s+(?:prepare\s+)?(?:"((?:[^"]|"")*)"|([A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*))\s*;?\s*$/i
-
 /**
- * The prepared statement a `DEALLOCATE [PREPARE] name` drops, as the server names it (unquoted
- * names folded to lower case, quoted ones as written); undefined for `DEALLOCATE ALL` and for a
- * text it cannot read (then every statement may be gone).
+ * What a statement drops of the session's prepared statements: `DEALLOCATE [PREPARE] name` that
+ * name (as the server names it: unquoted names folded to lower case, quoted ones as written),
+ * `DEALLOCATE [PREPARE] ALL` and `DISCARD ALL` every one ("all"), and a DEALLOCATE this cannot read
+ * (a U&"…" name) every one too; undefined for any other statement. Comments and a final `;` may
+ * stand anywhere between the words.
  */
-export const deallocatedName = (statement: string): string | undefined => {
-  const m = DEALLOCATE_NAME.exec(statement.slice(skipTrivia(statement)))
-  if (m === null) return undefined
-  if (m[1] !== undefined) return m[1].replaceAll('""', '"')
-  const word = m[2]!
-  return word.toUpperCase() === "ALL" ? undefined : word.replace(/[A-Z]+/g, (c) => c.toLowerCase())
+export const droppedStatements = (statement: string): { readonly name: string } | "all" | undefined => {
+  const words: Array<{ readonly word: string; readonly quoted: boolean }> = []
+  const n = statement.length
+  // A DEALLOCATE this cannot read drops what it may: everything.
+  const unreadable = () =>
+    words.length > 0 && words[0]!.word.toUpperCase() === "DEALLOCATE" ? "all" : undefined
+  let i = 0
+  while (i < n && words.length < 4) {
+    const c = statement[i]!
+    const afterComment = skipComment(statement, i)
+    if (afterComment !== i) i = afterComment
+    else if (c === ";" || /\s/.test(c)) i++
+    else if (c === '"') {
+      const end = quotedEnd(statement, i, '"', false)
+      words.push({ word: statement.slice(i + 1, end - 1).replaceAll('""', '"'), quoted: true })
+      i = end
+    } else if (WORD_START.test(c)) {
+      let j = i + 1
+      while (j < n && WORD_CHAR.test(statement[j]!)) j++
+      // U&"…" is a name this does not decode.
+      if (statement[j] === '"' || statement[j] === "'") return unreadable()
+      const word = statement.slice(i, j)
+      if (words.length === 0) {
+        const first = word.toUpperCase()
+        if (first !== "DEALLOCATE" && first !== "DISCARD") return undefined
+      }
+      words.push({ word, quoted: false })
+      i = j
+    } else return unreadable()
+  }
+  const keyword = (k: number) =>
+    words[k] === undefined || words[k]!.quoted ? "" : words[k]!.word.toUpperCase()
+  if (keyword(0) === "DISCARD") return keyword(1) === "ALL" ? "all" : undefined
+  if (keyword(0) !== "DEALLOCATE") return undefined
+  const at = keyword(1) === "PREPARE" && words.length > 2 ? 2 : 1
+  const target = words[at]
+  if (target === undefined || words.length > at + 1) return "all"
+  if (target.quoted) return { name: target.word }
+  if (keyword(at) === "ALL") return "all"
+  return { name: target.word.replace(/[A-Z]+/g, (c) => c.toLowerCase()) }
 }
