@@ -12,6 +12,10 @@ import { Effect } from "effect"
 import { within } from "./support/pipeline.ts"
 import { poolClient } from "./support/pool.ts"
 
+/** A StatementRejected's reason, or any other error's tag. */
+const reasonOf = (e: { readonly _tag: string }): string =>
+  e._tag === "StatementRejected" ? (e as unknown as { readonly reason: string }).reason : e._tag
+
 const INT4 = 23
 const TEXT = 25
 
@@ -312,9 +316,9 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
             return {
               again: (yield* Effect.flip(again))._tag,
               closed: yield* within(10_000)(closed),
-              afterClose: afterClose._tag === "StatementRejected" ? afterClose.reason : afterClose._tag,
-              byName: byName._tag === "StatementRejected" ? byName.reason : byName._tag,
-              byHandle: byHandle._tag === "StatementRejected" ? byHandle.reason : byHandle._tag,
+              afterClose: reasonOf(afterClose),
+              byName: reasonOf(byName),
+              byHandle: reasonOf(byHandle),
               listed: listed.rows
             }
           })
@@ -363,11 +367,10 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
             )
             return {
               failed: (yield* Effect.flip(failed))._tag,
-              byName: byName._tag === "StatementRejected" ? byName.reason : byName._tag,
-              byHandle: byHandle._tag === "StatementRejected" ? byHandle.reason : byHandle._tag,
+              byName: reasonOf(byName),
+              byHandle: reasonOf(byHandle),
               stillKept,
-              afterDiscard:
-                afterDiscard._tag === "StatementRejected" ? afterDiscard.reason : afterDiscard._tag,
+              afterDiscard: reasonOf(afterDiscard),
               listed: listed.rows
             }
           })
@@ -396,7 +399,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
           )
           const dropped = yield* Effect.flip(s.execute())
           return {
-            dropped: dropped._tag === "StatementRejected" ? dropped.reason : dropped._tag,
+            dropped: reasonOf(dropped),
             kept: (yield* t.execute()).rows
           }
         })
@@ -425,7 +428,7 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
             const after = yield* p.execute("select 2 as two")
             yield* within(10_000)(p.sync)
             return {
-              run: run._tag === "StatementRejected" ? run.reason : run._tag,
+              run: reasonOf(run),
               after: (yield* after).rows
             }
           })
@@ -465,11 +468,11 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
             )
             const long = yield* Effect.flip(conn.prepare("select 1", { name: "n".repeat(64) }))
             return {
-              aGone: aGone._tag === "StatementRejected" ? aGone.reason : aGone._tag,
+              aGone: reasonOf(aGone),
               bRows,
-              bGone: bGone._tag === "StatementRejected" ? bGone.reason : bGone._tag,
-              raced: raced._tag === "StatementRejected" ? raced.reason : raced._tag,
-              long: long._tag === "StatementRejected" ? long.reason : long._tag,
+              bGone: reasonOf(bGone),
+              raced: reasonOf(raced),
+              long: reasonOf(long),
               fine: (yield* conn.prepare("select 4 as a", { name: "n".repeat(63) })).name.length
             }
           })

@@ -161,10 +161,6 @@ export const serverErrorText = (error: Record<string, unknown>, query: string | 
 const isServerError = (e: unknown): e is Record<string, unknown> & { code: string } =>
   typeof e === "object" && e !== null && typeof (e as { code?: unknown }).code === "string" && "severity" in e
 
-/**
- * SQL EXECUTE of a statement prepared under `name`, the values as literals (EXECUTE coerces them to
- * the statement's parameter types, which a bound parameter of unknown type could not be).
- */
 /** The client's refusal of a statement it knows is gone (StatementRejected `Closed`). */
 const isClosedStatement = (e: unknown): boolean =>
   typeof e === "object" &&
@@ -172,6 +168,10 @@ const isClosedStatement = (e: unknown): boolean =>
   (e as { _tag?: unknown })._tag === "StatementRejected" &&
   (e as { reason?: unknown }).reason === "Closed"
 
+/**
+ * SQL EXECUTE of a statement prepared under `name`, the values as literals (EXECUTE coerces them to
+ * the statement's parameter types, which a bound parameter of unknown type could not be).
+ */
 const executeText = (name: string, params: ReadonlyArray<string>): string =>
   `execute ${quoteIdent(name)}${params.length === 0 ? "" : `(${params.map(quoteLiteral).join(", ")})`}`
 

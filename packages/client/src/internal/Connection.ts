@@ -555,7 +555,7 @@ export class StatementStep implements Step {
         return false
       case "CommandComplete":
         if (this.stage !== 4) return this.violation(m.type)
-        this.dropped(dropsStatements(m.tag))
+        if (this.drops !== undefined) this.dropped(dropsStatements(m.tag))
         this.finish(m.tag)
         return true
       case "EmptyQueryResponse":
@@ -1973,14 +1973,21 @@ export class Connection {
    * segment) leaves the statement as it was, usable, and closed when a lease ends.
    */
   queueCloseNamed(name: string, sink: OutcomeSink, owner?: object): void {
-    // Whichever the name stands for when the Close runs: the latest record, or, should its Parse
-    // still fail, one it falls back to.
+    const records = this.markClosing(name)
+    this.writeStep(new CloseNamedStep(this, sink, name, records), owner, (w) => encodeClose(w, "S", name))
+  }
+
+  /**
+   * Marks what `name` may stand for when a Close of it (or an SQL DEALLOCATE) runs as not bindable
+   * until closedNamed: the latest record, or, should its Parse still fail, those it falls back to.
+   */
+  private markClosing(name: string): Array<Prepared> {
     const records: Array<Prepared> = []
     for (let p = this.named.get(name); p !== undefined && !p.closed; p = p.shadowed) {
       p.closing++
       records.push(p)
     }
-    this.writeStep(new CloseNamedStep(this, sink, name, records), owner, (w) => encodeClose(w, "S", name))
+    return records
   }
 
   /**
@@ -1994,11 +2001,7 @@ export class Connection {
     if (dropped === undefined) return undefined
     const drops: Array<NamedDrop> = []
     for (const name of dropped === "all" ? [...this.named.keys()] : [dropped.name]) {
-      const records: Array<Prepared> = []
-      for (let p = this.named.get(name); p !== undefined && !p.closed; p = p.shadowed) {
-        p.closing++
-        records.push(p)
-      }
+      const records = this.markClosing(name)
       if (records.length > 0) drops.push({ name, records })
     }
     return drops.length === 0 ? undefined : drops
