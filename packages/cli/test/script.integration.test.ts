@@ -247,22 +247,27 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("runScrip
       })
   )
 
-  it.effect("with standard_conforming_strings off, a backslash-escaped quote does not end the string", () =>
-    Effect.gen(function* () {
-      const info = yield* PgServer
-      const connection = `${info.url}?sslmode=disable`
-      const result = yield* runScript(
-        [
-          {
-            script:
-              "set standard_conforming_strings = off;\nset escape_string_warning = off;\nselect 'O\\'Brien' as name;\n\\echo after\n",
-            fileName: "s.sql"
-          }
-        ],
-        { connection, quiet: true, format: "unaligned", tuplesOnly: true }
-      )
-      expect(result).toEqual({ exitCode: 0, stdout: "O'Brien\nafter\n", stderr: "" })
-    })
+  it.effect(
+    "standard_conforming_strings off is refused, nothing sent; an E'…' string's backslash escapes a quote",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const connection = `${info.url}?sslmode=disable`
+        const result = yield* runScript(
+          [
+            {
+              script:
+                "set standard_conforming_strings = off;\nselect E'O\\'Brien' as name, 'a\\' as b;\n\\echo after\n",
+              fileName: "s.sql"
+            }
+          ],
+          { connection, quiet: true, format: "unaligned", tuplesOnly: true }
+        )
+        expect(result.exitCode).toBe(0)
+        expect(result.stdout).toBe("O'Brien|a\\\nafter\n")
+        expect(result.stderr).toContain("pgline:s.sql:1: ")
+        expect(result.stderr).toContain("standard_conforming_strings is OFF")
+      })
   )
 
   it.effect(

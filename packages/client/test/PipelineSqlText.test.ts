@@ -253,6 +253,18 @@ describe("settingsSet", () => {
     ])
     expect(settingsSet("select 'set extra_float_digits = 0', extra_float_digits from t")).toEqual([])
   })
+
+  it("reads standard_conforming_strings: words, strings and set_config", () => {
+    expect(settingsSet("set standard_conforming_strings = off")).toEqual([
+      ["standard_conforming_strings", "OFF"]
+    ])
+    expect(settingsSet("set local standard_conforming_strings to 'no'")).toEqual([
+      ["standard_conforming_strings", "no"]
+    ])
+    expect(settingsSet("select set_config('standard_conforming_strings', 'off', false)")).toEqual([
+      ["standard_conforming_strings", "off"]
+    ])
+  })
 })
 
 describe("endsTransactionBlock", () => {
@@ -309,5 +321,18 @@ describe("droppedStatements", () => {
     expect(droppedStatements("discard plans")).toBeUndefined()
     expect(droppedStatements("select 1")).toBeUndefined()
     expect(droppedStatements("select E'x'")).toBeUndefined()
+  })
+
+  it("cuts a name over 63 bytes as the server does, on a character boundary", () => {
+    const long = "n".repeat(70)
+    expect(droppedStatements(`deallocate ${long}`)).toEqual({ name: "n".repeat(63) })
+    expect(droppedStatements(`deallocate "${"N".repeat(64)}"`)).toEqual({ name: "N".repeat(63) })
+    // 62 ASCII bytes then a 2-byte character: it does not fit, so 62 bytes are kept.
+    expect(droppedStatements(`deallocate ${"a".repeat(62)}é${"b".repeat(5)}`)).toEqual({
+      name: "a".repeat(62)
+    })
+    // A 4-byte character (two UTF-16 units) at bytes 60-63 fits whole.
+    expect(droppedStatements(`deallocate "${"a".repeat(59)}😀x"`)).toEqual({ name: `${"a".repeat(59)}😀` })
+    expect(droppedStatements(`deallocate ${"a".repeat(63)}`)).toEqual({ name: "a".repeat(63) })
   })
 })

@@ -408,6 +408,28 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("named pr
     })
   )
 
+  it.effect("SQL DEALLOCATE of a name over 63 bytes drops the statement its first 63 bytes name", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      const name = "long_name_".padEnd(63, "x")
+      const out = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const s = yield* conn.prepare("select 1::int4 as a", { name })
+          // The server cuts the name (with a NOTICE) and drops `name`; a text statement takes it.
+          yield* conn.query(`deallocate ${name}yyyyyyy`)
+          yield* conn.query(`prepare ${name} as select 'abcd'::text as a`)
+          const dropped = yield* Effect.flip(s.execute())
+          const p = yield* conn.pipeline
+          const byName = yield* Effect.flip(p.executePrepared(name))
+          yield* within(10_000)(p.sync)
+          return { dropped: reasonOf(dropped), byName: reasonOf(byName) }
+        })
+      )
+      expect(out).toEqual({ dropped: "Closed", byName: "Closed" })
+    })
+  )
+
   it.effect(
     "while a second Close of a name is unanswered the name cannot be bound, the first one skipped",
     () =>

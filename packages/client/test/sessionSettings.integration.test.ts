@@ -224,4 +224,73 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("session 
       expect(refused).toMatchObject({ _tag: "PgConfigError", key: "IntervalStyle", reason: "unsupported" })
     })
   )
+
+  it.effect(
+    "standard_conforming_strings stays on: pinned at start-up, a SET to off refused before it is sent",
+    () =>
+      Effect.gen(function* () {
+        const info = yield* PgServer
+        const { pg } = yield* poolClient({ max: 1 })
+        // With it off the server reads 'a\' as an unfinished string, so pgline would split scripts
+        // and read DEALLOCATE where the server does not: a dropped statement would stay bindable.
+        for (const set of [
+          "set standard_conforming_strings = off",
+          "SET SESSION standard_conforming_strings TO false",
+          "set local standard_conforming_strings = 'no'",
+          "select set_config('standard_conforming_strings', 'off', false)"
+        ]) {
+          const error = yield* errorOf(pg.query(set))
+          expect(error).toMatchObject({ _tag: "StatementRejected", reason: "InvalidText" })
+          expect(error.message).toContain("standard_conforming_strings is")
+        }
+        const script = yield* errorOf(
+          pg.script("set standard_conforming_strings = off; select 'a\\'; deallocate x; select '' as b")
+        )
+        expect(script._tag).toBe("StatementRejected")
+        for (const set of [
+          "set standard_conforming_strings = on",
+          "set standard_conforming_strings to true",
+          "set standard_conforming_strings = 1",
+          "set standard_conforming_strings to default"
+        ])
+          yield* pg.query(set)
+        // A role whose default is off still gets it on: start-up parameters come first.
+        const admin = (yield* poolClient({ max: 1 })).pg
+        yield* admin.query("create role settings_scs login password 'pw'")
+        yield* admin.query("alter role settings_scs set standard_conforming_strings = off")
+        const url = new URL(info.url)
+        url.username = "settings_scs"
+        url.password = "pw"
+        const role = (yield* poolClient({ url: url.toString(), max: 1 })).pg
+        const shown = (yield* role.query<{ s: string; t: string }>(
+          "select current_setting('standard_conforming_strings') as s, 'a\\b' as t"
+        )).rows
+        expect(shown).toEqual([{ s: "on", t: "a\\b" }])
+        // A function that turns it off: the change is reported and the connection closed.
+        yield* pg.query(
+          "create function settings_scs_off() returns void language sql as $$ select set_config('standard_' || 'conforming_strings', 'off', false) $$"
+        )
+        const closed = yield* errorOf(pg.query("select settings_scs_off()"))
+        expect(closed).toMatchObject({ _tag: "ProtocolFailure", reason: "UnsupportedSetting" })
+        expect((yield* pg.query("select current_setting('standard_conforming_strings') as s")).rows).toEqual([
+          { s: "on" }
+        ])
+        // Asked for off in the configuration: refused before connecting.
+        for (const config of [
+          { serverParams: { standard_conforming_strings: "off" } },
+          { options: "-c standard_conforming_strings=off" }
+        ]) {
+          const refused = yield* Effect.flip(
+            Effect.scoped(
+              Effect.flatMap(poolClient({ url: info.url, ...config }), ({ pg }) => pg.query("select 1"))
+            )
+          )
+          expect(refused).toMatchObject({
+            _tag: "PgConfigError",
+            key: "standard_conforming_strings",
+            reason: "unsupported"
+          })
+        }
+      })
+  )
 })

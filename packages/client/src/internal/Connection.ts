@@ -1262,7 +1262,11 @@ export class Connection {
    */
   queueQuery(
     text: string,
-    step: Step & { startOffset: number; owner?: object | undefined }
+    step: Step & {
+      startOffset: number
+      owner?: object | undefined
+      drops?: Array<ReadonlyArray<NamedDrop> | undefined> | undefined
+    }
   ): EncodeFailure | undefined {
     if (text.includes("\u0000"))
       return { _tag: "Text", message: "a statement text cannot contain a NUL character" }
@@ -1274,6 +1278,9 @@ export class Connection {
     step.startOffset = this.offsetOf(w.length)
     this.segments++
     encodeQuery(w, text)
+    // A script: what it drops of the named statements is not bindable until its answers. Marked
+    // before the step is enqueued, which ends it at once on a lost connection (releasing them).
+    if ("drops" in step) step.drops = this.scriptDrops(text)
     this.engine.enqueue(step)
     this.scheduleOut()
     return undefined
@@ -2011,7 +2018,7 @@ export class Connection {
    * For a script (simple-query protocol) just queued: per statement of `text`, what it drops of the
    * named statements (see droppedBy), marked as not bindable until ScriptStep reads its answer.
    */
-  scriptDrops(text: string): Array<ReadonlyArray<NamedDrop> | undefined> | undefined {
+  private scriptDrops(text: string): Array<ReadonlyArray<NamedDrop> | undefined> | undefined {
     if (this.named.size === 0) return undefined
     let drops: Array<ReadonlyArray<NamedDrop> | undefined> | undefined
     const statements = statementsOf(text)
@@ -2121,14 +2128,18 @@ const encodeAs = (registry: TypeRegistry, inferred: number, known: number | unde
 /**
  * Why a session setting leaves results unreadable to `registry`, if it does (see
  * Session.unreadableSetting): DateStyle and IntervalStyle do not matter to a registry that keeps
- * results as the server's text, client_encoding always does.
+ * results as the server's text, client_encoding and standard_conforming_strings always do.
  */
 export const unreadableBy = (registry: TypeRegistry, name: string, value: string): string | undefined =>
-  registry.resultsAsText && name !== "client_encoding" ? undefined : Session.unreadableSetting(name, value)
+  registry.resultsAsText && name !== "client_encoding" && name !== "standard_conforming_strings"
+    ? undefined
+    : Session.unreadableSetting(name, value)
 
 /**
- * A statement setting client_encoding to anything but UTF-8, or extra_float_digits below 1 where
- * the registry reads binary results, refused before it is sent: the statements that follow it in
+ * A statement setting client_encoding to anything but UTF-8, standard_conforming_strings off (the
+ * texts queued after it would be read here as the server no longer reads them), or
+ * extra_float_digits below 1 where the registry reads binary results, refused before it is sent:
+ * the statements that follow it in
  * the same round trip would run with it before the server reports the change (closing the
  * connection then is too late for them), a SET LOCAL is never reported, and extra_float_digits
  * never is.

@@ -301,8 +301,6 @@ export const runScript = (
           step.owner = owner
           const failure = conn.queueQuery(text, step)
           if (failure !== undefined) return encodeFailure(failure)
-          // Queued: what it drops of the named statements is not bindable until its answers.
-          step.drops = conn.scriptDrops(text)
           return undefined
         },
         (error) => resume(Effect.fail(error)),

@@ -383,17 +383,17 @@ const settingValue = (t: Token | undefined): string | undefined =>
   t === undefined || t.kind === "punct" ? undefined : t.value
 
 /** The settings `settingsSet` looks for (the rest do not change how pgline reads or writes). */
-const WATCHED = ["client_encoding", "extra_float_digits"] as const
+const WATCHED = ["client_encoding", "extra_float_digits", "standard_conforming_strings"] as const
 
 /**
- * The values a text sets for client_encoding and extra_float_digits (`SET [SESSION | LOCAL]
+ * The values a text sets for client_encoding, extra_float_digits and standard_conforming_strings (`SET [SESSION | LOCAL]
  * name TO x`, `SET NAMES x` for client_encoding, `set_config('name', x, …)`), one per such
  * statement or call, so one that would change how the session's results are read is refused
  * before it is sent. A value set_config takes from anything but a literal is "(an expression)".
  * Function bodies and SQL built at run time are out of sight.
  */
 export const settingsSet = (text: string): Array<readonly [name: string, value: string]> => {
-  if (!/client_encoding|names|extra_float_digits/i.test(text)) return []
+  if (!/client_encoding|names|extra_float_digits|standard_conforming_strings/i.test(text)) return []
   const out: Array<readonly [string, string]> = []
   for (const statement of statementsOf(text)) {
     const t = tokensOf(statement)
@@ -487,7 +487,28 @@ export const droppedStatements = (statement: string): { readonly name: string } 
   const at = keyword(1) === "PREPARE" && words.length > 2 ? 2 : 1
   const target = words[at]
   if (target === undefined || words.length > at + 1) return "all"
-  if (target.quoted) return { name: target.word }
+  if (target.quoted) return { name: identifierCut(target.word) }
   if (keyword(at) === "ALL") return "all"
-  return { name: target.word.replace(/[A-Z]+/g, (c) => c.toLowerCase()) }
+  return { name: identifierCut(target.word.replace(/[A-Z]+/g, (c) => c.toLowerCase())) }
+}
+
+/** The longest name the server keeps, in UTF-8 bytes (NAMEDATALEN - 1). */
+const MAX_IDENTIFIER_BYTES = 63
+
+/**
+ * A name as the server keeps it: one over 63 UTF-8 bytes is cut to 63, on a character boundary
+ * (with a NOTICE), so `DEALLOCATE` of a longer name drops the statement named by its first 63 bytes.
+ */
+export const identifierCut = (name: string): string => {
+  // Up to 21 UTF-16 units no name passes 63 bytes (a unit is at most 3 bytes, a pair 4).
+  if (name.length <= 21) return name
+  let bytes = 0
+  for (let i = 0; i < name.length; ) {
+    const code = name.codePointAt(i)!
+    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4
+    if (bytes + size > MAX_IDENTIFIER_BYTES) return name.slice(0, i)
+    bytes += size
+    i += code >= 0x10000 ? 2 : 1
+  }
+  return name
 }

@@ -1,6 +1,7 @@
 /**
  * Resolved configuration (PgConfig) → what a session needs: start-up parameters pgline pins
- * (client_encoding UTF8 and an ISO DateStyle, which the text decoders rely on), the password per
+ * (client_encoding UTF8 and an ISO DateStyle, which the text decoders rely on, and
+ * standard_conforming_strings on, which its reading of SQL text relies on), the password per
  * host (explicit, else the password file, looked up before connecting), the require_auth policy and
  * the TLS settings.
  */
@@ -28,6 +29,12 @@ const isUtf8 = (value: string): boolean => {
   // The server compares encoding names with every non-alphanumeric character left out.
   const v = value.replace(/[^A-Za-z0-9]/g, "").toUpperCase()
   return v === "UTF8" || v === "UNICODE"
+}
+
+/** A boolean setting's value the server reads as true: on, or a prefix of true or yes, or 1. */
+const isOn = (value: string): boolean => {
+  const v = value.trim().toLowerCase()
+  return v === "on" || v === "1" || (v.length > 0 && ("true".startsWith(v) || "yes".startsWith(v)))
 }
 
 /** The IntervalStyle values whose text pgline's interval decoder reads. */
@@ -59,6 +66,10 @@ export const unreadableSetting = (name: string, value: string): string | undefin
       return isReadableIntervalStyle(value)
         ? undefined
         : `IntervalStyle is ${value}: pgline reads intervals in the postgres and iso_8601 styles (serverParams: { IntervalStyle: "postgres" } sets it for pgline's sessions)`
+    case "standard_conforming_strings":
+      return isOn(value)
+        ? undefined
+        : `standard_conforming_strings is ${value}: pgline reads SQL text (where a statement ends, what it drops or commits) with backslashes as plain characters in '…' strings, as the server does only with it on`
     case "extra_float_digits": {
       // The server takes a fractional value rounded; DEFAULT (1) and anything from 1 up is exact.
       const digits = value.trim().toUpperCase() === "DEFAULT" ? 1 : Math.round(Number(value))
@@ -109,6 +120,18 @@ const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
       `extra_float_digits ${floatDigits} is not supported: below 1 the server rounds floats it sends as text`
     )
   }
+  // Pinned on at start-up; a start-up parameter would override a command-line one silently.
+  const conforming =
+    options.serverParams["standard_conforming_strings"] ??
+    [...(options.options ?? "").matchAll(/(?:^|\s)(?:-c\s*|--)standard[-_]conforming[-_]strings=(\S*)/gi)].at(
+      -1
+    )?.[1]
+  if (conforming !== undefined && !isOn(conforming)) {
+    return refuse(
+      "standard_conforming_strings",
+      `standard_conforming_strings ${conforming} is not supported: pgline reads SQL text with it on`
+    )
+  }
   const intervalStyle = options.serverParams["IntervalStyle"]
   if (intervalStyle !== undefined && !isReadableIntervalStyle(intervalStyle)) {
     return refuse(
@@ -153,6 +176,8 @@ export const toSessionOptions = (
     const runtimeParameters: Record<string, string> = {
       ...options.serverParams,
       client_encoding: "UTF8",
+      // pgline reads SQL text (statement ends, DEALLOCATE, COMMIT) as the server does with it on.
+      standard_conforming_strings: "on",
       // The text decoders read ISO dates; PgConfig keeps only a day/month order from the user.
       DateStyle:
         dateStyle === undefined
