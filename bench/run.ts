@@ -288,6 +288,11 @@ interface Job {
   readonly params: WorkerParams
   /** Units of work per run (rows, transfers, queries, statements) as asked; P7: callers. */
   readonly units: number
+  /**
+   * Through a proxy: its workers start and warm up with the proxy's delay at 0, set back to the
+   * class's delay before the first timed run (see runGroup).
+   */
+  readonly warmUnproxied?: boolean
 }
 
 interface JobResult extends Job {
@@ -469,10 +474,19 @@ const runGroup = async (group: Group, admin: pg.Client): Promise<Array<JobResult
   if (group.jobs.some((j) => j.workload === "upsert")) await admin.query(TRUNCATE_UPSERT)
   const interleave = group.jobs.length > 1
   const workers: Array<Worker> = []
-  for (const job of group.jobs) {
-    const w = spawnWorker(job, classById(job.latency).url, interleave)
-    workers.push(w)
-    await nextEvent(w, PHASE_TIMEOUT_MS, interleave ? "start-up and warm-up" : "the whole job")
+  // Warm-ups as long as direct ones (thousands of operations, V8's steady state) would take minutes
+  // per worker at the proxy's delay: they run with the delay at 0, the timed runs at the class's.
+  const latencyClass = classById(group.jobs[0]!.latency)
+  const unproxied = interleave && latencyClass.proxy !== undefined && group.jobs.every((j) => j.warmUnproxied)
+  if (unproxied) latencyClass.proxy!.setDelay(0)
+  try {
+    for (const job of group.jobs) {
+      const w = spawnWorker(job, classById(job.latency).url, interleave)
+      workers.push(w)
+      await nextEvent(w, PHASE_TIMEOUT_MS, interleave ? "start-up and warm-up" : "the whole job")
+    }
+  } finally {
+    if (unproxied) latencyClass.proxy!.setDelay(latencyClass.delayMs!)
   }
   const k = workers.length
   const rounds = Math.max(...group.jobs.map((j) => j.params.runs))
@@ -705,7 +719,8 @@ const planJobs = (pgbench: string | undefined, libpqBench: string | undefined): 
     latency: ClassId,
     mode: Mode,
     units: number,
-    params: Omit<WorkerParams, "runs" | "warmup"> & { warmup?: number; runs?: number }
+    params: Omit<WorkerParams, "runs" | "warmup"> & { warmup?: number; runs?: number },
+    warmUnproxied = false
   ) => {
     if (!selected.includes(id)) return
     jobs.push({
@@ -716,6 +731,7 @@ const planJobs = (pgbench: string | undefined, libpqBench: string | undefined): 
       latency,
       mode,
       units,
+      ...(warmUnproxied ? { warmUnproxied } : {}),
       params: {
         warmup: 1,
         runs,
@@ -748,15 +764,18 @@ const planJobs = (pgbench: string | undefined, libpqBench: string | undefined): 
   }
   // P2: the money transfer. Direct, 50 warm-up rounds (5,000 transfers) for the same reason as
   // P5's 20 (V8's steady state, not its warm-up: pgline's pipelined transfer takes ~110 µs from a
-  // few thousand transfers on, ~490 µs over the first few hundred); through the proxies 3.
+  // few thousand transfers on, ~490 µs over the first few hundred). Through the proxies as many
+  // transfers, with the proxy's delay at 0 while they run (warmUnproxied); with 3 rounds at the
+  // delay (150 and 60 transfers), pgline's ~4 ms transfer was timed at 5.31 ms against libpq's 4.59.
   for (const latency of ids) {
     const transfers = config.transfers[latency]
-    const warmup = latency === "direct" ? config.transferWarmupDirect : 3
+    const warmup = Math.ceil((config.transferWarmupDirect * config.transfers.direct) / transfers)
+    const unproxied = latency !== "direct"
     for (const driver of ["pgline", "libpq", "pgbench", "pg", "postgresjs", "effect-sql"] as const) {
-      add("P2", driver, "transfer", latency, "pipelined", transfers, { transfers, warmup })
+      add("P2", driver, "transfer", latency, "pipelined", transfers, { transfers, warmup }, unproxied)
     }
     for (const driver of ["pgline", "libpq", "pg", "postgresjs", "effect-sql"] as const) {
-      add("P2", driver, "transfer", latency, "sequential", transfers, { transfers, warmup })
+      add("P2", driver, "transfer", latency, "sequential", transfers, { transfers, warmup }, unproxied)
     }
   }
   // P3: the seed import table, pgline only.
@@ -774,13 +793,19 @@ const planJobs = (pgbench: string | undefined, libpqBench: string | undefined): 
   // (20,000 queries): a JavaScript driver's per-query cost keeps falling for ~15,000 queries while
   // V8 optimises its hot path (pgline: ~95 µs a query in the first 4,000, ~47 µs from 16,000 on),
   // so 2 warm-up rounds timed the JIT's warm-up, not the steady state a long-running service sees.
-  // At ~1 ms the round trip dominates and 2 rounds stay.
+  // At ~1 ms as many, with the proxy's delay at 0 while they run (as P2).
   for (const latency of ["direct", "1ms"] as const) {
     for (const driver of ["pgline", "libpq", "pg", "postgresjs", "effect-sql", "pgbench"] as const) {
-      add("P5", driver, "point", latency, "sequential", config.pointQueries, {
-        queries: config.pointQueries,
-        warmup: latency === "direct" ? config.pointWarmupDirect : 2
-      })
+      add(
+        "P5",
+        driver,
+        "point",
+        latency,
+        "sequential",
+        config.pointQueries,
+        { queries: config.pointQueries, warmup: config.pointWarmupDirect },
+        latency !== "direct"
+      )
     }
   }
   // P7: pool throughput, direct and ~1 ms. pgline twice (multiplex on, its default, and off);
@@ -1130,7 +1155,9 @@ const reportP2 = (verdicts: Array<Verdict>): string => {
       "each run is a loop of transfers, one after the other. **ms per transfer** is the run time divided by the transfers in it; " +
       "**round trips (time)** is ms per transfer divided by the class's measured RTT (meaningful through the proxies, where the RTT dominates; " +
       "local CPU time adds a fraction); **round trips (counted)** is what the proxy counted: client flights (client bytes sent after the " +
-      "server's last answer) during a timed run, divided by its transfers (median over the runs), independent of timing noise.",
+      "server's last answer) during a timed run, divided by its transfers (median over the runs), independent of timing noise. " +
+      `Every driver first runs ${int(config.transferWarmupDirect * config.transfers.direct)} untimed transfers (V8's steady state, not its warm-up); ` +
+      "through a proxy they run with its delay at 0, set back before the first timed run.",
     ""
   )
   for (const latency of ["direct", "1ms", "4ms"] as const) {
@@ -1300,7 +1327,9 @@ const reportP5 = (verdicts: Array<Verdict>): string => {
     "`SELECT $1::int AS x`, prepared, each awaited before the next (no transaction). " +
       "libpq (C) runs it with PQexecPrepared, one at a time. " +
       "pgbench runs the same statement as one pgbench transaction per query; its run time is the sum of its per-transaction latencies " +
-      "(one invocation per job; between its runs it waits for its turn in an untimed transaction).",
+      "(one invocation per job; between its runs it waits for its turn in an untimed transaction). " +
+      `Every driver first runs ${int(config.pointWarmupDirect * config.pointQueries)} untimed queries (V8's steady state, not its warm-up); ` +
+      "through the proxy they run with its delay at 0, set back before the first timed run.",
     ""
   )
   for (const latency of ["direct", "1ms"] as const) {
