@@ -500,6 +500,9 @@ const guarded =
 
 let pools = 0
 
+/** The longest a connection attempt may take when connect_timeout is unset or 0 (postgres.js: 30 s). */
+const MAX_DEFAULT_CONNECT_MS = 30_000
+
 /** Opens the pool (its first connection at once) and builds the client over it. */
 const openPool = (
   options: Session.SessionOptions,
@@ -528,11 +531,25 @@ const openPool = (
     const statementCacheSize = settings.statementCacheSize ?? 256
     const cancelGrace = millis(settings.cancelGrace, 5_000)
     let pool: Pool | undefined
+    // A connection attempt the server never answers (a frozen host, a proxy in front of a dead
+    // one) would hold a pool slot, or the listener, for good: without connect_timeout, each
+    // attempt is bounded by acquireTimeout (what a caller waits for a connection at most), at most
+    // 30 s and at least 2 s (libpq's shortest connect_timeout).
+    const sessionOptions: Session.SessionOptions =
+      options.connectTimeout !== undefined && options.connectTimeout > 0
+        ? options
+        : {
+            ...options,
+            connectTimeout: Math.max(
+              2,
+              Math.ceil(Math.min(poolOptions.acquireTimeout, MAX_DEFAULT_CONNECT_MS) / 1000)
+            )
+          }
     /** Opens one session as a Connection, closed with the returned scope. */
     const openConnection = (hooks: ListenerHooks) =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const session = yield* Scope.provide(scope)(Session.open(options)).pipe(
+        const session = yield* Scope.provide(scope)(Session.open(sessionOptions)).pipe(
           Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, Exit.void)))
         )
         // A setting this client cannot read results in, from the start (a role's IntervalStyle).

@@ -68,6 +68,92 @@ class SourceBroke {
 }
 
 layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("copy", (it) => {
+  it.effect(
+    "COPY … TO STDIN and FROM STDOUT (the server reads either word as the client) are COPYs too",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        yield* pg.query("create table copy_syn (n int)")
+        yield* pg.query("insert into copy_syn values (1), (2), (3)")
+        yield* pg.query("create table copy_syn_log (n int)")
+        // Through a statement: refused before anything is sent (the rows were dropped as "COPY 3").
+        const refusals = [
+          yield* errorOf(pg.query("copy copy_syn to stdin")),
+          yield* errorOf(pg.sql`copy copy_syn to stdin`),
+          yield* errorOf(Stream.runCollect(pg.stream("copy copy_syn to stdin"))),
+          // It made the server wait for data, then answered two ReadyForQuery: the next query failed.
+          yield* errorOf(Stream.runCollect(pg.stream("copy copy_syn from stdout"))),
+          // It ran the whole script, the insert after the COPY included.
+          yield* errorOf(pg.script("copy copy_syn to stdin; insert into copy_syn_log values (42)"))
+        ]
+        expect(refusals.map((e) => `${e._tag} ${(e as { reason?: string }).reason}`)).toEqual(
+          Array(5).fill("StatementRejected CopyInQuery")
+        )
+        expect((yield* pg.query("select 1 as one")).rows).toEqual([{ one: 1 }])
+        expect(yield* count(pg, "copy_syn_log")).toBe(0)
+        // Through copyFrom / copyTo they work.
+        const copied = yield* pg.copyFrom("copy copy_syn from stdout", Stream.make("9\n"))
+        expect(copied.rowCount).toBe(1)
+        const out = yield* Stream.runCollect(pg.copyTo("copy copy_syn to stdin"))
+        expect(Buffer.concat(Array.from(out)).toString()).toBe("1\n2\n3\n9\n")
+      })
+  )
+
+  it.effect(
+    "a source that fails, or an interruption, while the server is busy inside the COPY cancels it at once",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1, cancelGrace: "20 seconds" })
+        const other = (yield* poolClient({ max: 1 })).pg
+        yield* pg.query("create table copy_locked (n int primary key)")
+        const pid = (yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid
+        // Another transaction holds key 1: the COPY's row 1 waits for its lock (5,000 rows make the
+        // COPY flush its insert buffer, so it really waits) and reads no input meanwhile.
+        const locker = yield* Effect.forkChild(
+          Effect.exit(
+            other.withTransaction(
+              Effect.andThen(other.query("insert into copy_locked values (1)"), Effect.never)
+            )
+          )
+        )
+        yield* eventually(
+          Effect.map(
+            pg.query<{ n: number }>(
+              "select count(*)::int as n from pg_locks where locktype = 'transactionid'"
+            ),
+            (r) => r.rows[0]!.n > 0
+          ),
+          10_000,
+          "the lock held"
+        )
+        const rows = Array.from({ length: 5000 }, (_, i) => `${i + 1}\n`).join("")
+        class SourceBroke extends Error {
+          readonly _tag = "SourceBroke"
+        }
+        const failing = pg.copyFrom(
+          "copy copy_locked from stdin",
+          Stream.concat(
+            Stream.make(rows),
+            Stream.fromEffect(
+              Effect.andThen(Effect.sleep("300 millis"), Effect.fail(new SourceBroke("the file went away")))
+            )
+          )
+        )
+        const failed = yield* Effect.flip(within(8_000)(failing))
+        expect(failed._tag).toBe("SourceBroke")
+        const fiber = yield* Effect.forkChild(
+          pg.copyFrom("copy copy_locked from stdin", Stream.concat(Stream.make(rows), Stream.never))
+        )
+        yield* Effect.sleep("500 millis")
+        yield* within(8_000)(Fiber.interrupt(fiber))
+        // The same backend serves on (it was not closed after cancelGrace), nothing was inserted.
+        expect((yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid).toBe(pid)
+        yield* Fiber.interrupt(locker)
+        expect(yield* count(pg, "copy_locked")).toBe(0)
+      }),
+    { timeout: 60_000 }
+  )
+
   it.effect("copyFrom: 1,000,000 text rows, exact count and checksums; copyTo gives them back", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 2 })

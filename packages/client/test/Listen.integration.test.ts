@@ -15,6 +15,7 @@ import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
 import { Cause, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Logger, Scope, Stream } from "effect"
 import { errorOf } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient } from "./support/pool.ts"
+import { stallProxy } from "./support/stallProxy.ts"
 
 /** Collects a channel's notifications (not the probes) into an array while the returned fiber runs. */
 const collect = (pg: PgClientApi, channel: string) =>
@@ -58,6 +59,48 @@ const untilListening = (
   )
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("listen", (it) => {
+  it.effect(
+    "while the listener reconnects into a stall, streams end and start without waiting for it",
+    () =>
+      Effect.gen(function* () {
+        const proxy = yield* stallProxy
+        const { pg } = yield* poolClient({ url: proxy.url, max: 2, acquireTimeout: 1000 })
+        const direct = (yield* poolClient({ max: 1 })).pg
+        const got: Array<string> = []
+        const consumer = yield* Effect.forkChild(
+          Stream.runForEach(pg.listen("stall_a"), (n) => Effect.sync(() => got.push(n.payload)))
+        )
+        yield* eventually(
+          Effect.andThen(
+            direct.notify("stall_a", "x"),
+            Effect.sync(() => got.length > 0)
+          ),
+          10_000,
+          "listening"
+        )
+        proxy.setMode("stall")
+        proxy.cut()
+        yield* Effect.sleep("300 millis")
+        // Its stream ends at once: the lost connection needs no UNLISTEN.
+        const ended = yield* Effect.exit(Effect.timeout(Fiber.interrupt(consumer), "1 second"))
+        expect(ended._tag).toBe("Success")
+        proxy.setMode("forward")
+        // Listening works again once the server answers.
+        const later = yield* Effect.timeout(
+          Effect.scoped(
+            Effect.gen(function* () {
+              const stream = yield* pg.listenScoped("stall_b")
+              yield* direct.notify("stall_b", "y")
+              return yield* Stream.runCollect(Stream.take(stream, 1))
+            })
+          ),
+          "15 seconds"
+        )
+        expect(Array.from(later).map((n) => n.payload)).toEqual(["y"])
+      }),
+    { timeout: 60_000 }
+  )
+
   it.effect("listen after the client's layer closed fails with ConnectionLost instead of waiting", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()

@@ -27,8 +27,45 @@ import {
 import { PgClient, type Pipeline, type QueryResult } from "@pgline/client"
 import { backendsOf, eventually, poolClient, untilRunning } from "./support/pool.ts"
 import { errorOf, within } from "./support/pipeline.ts"
+import { stallProxy } from "./support/stallProxy.ts"
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool", (it) => {
+  it.effect(
+    "a connection attempt the server never answers is bounded: the pool serves again once it answers",
+    () =>
+      Effect.gen(function* () {
+        const proxy = yield* stallProxy
+        // No connect_timeout: the attempt is bounded by acquireTimeout (at least 2 s).
+        const { pg } = yield* poolClient({ url: proxy.url, max: 1, acquireTimeout: 1000 })
+        yield* pg.query("select 1")
+        proxy.setMode("stall")
+        proxy.cut()
+        // The cut connection is seen closed first (ConnectionLost), then the attempt to open one
+        // hangs (AcquireTimeout, counting it), then its bound ends it (PgConnectError, Timeout).
+        const seen: Array<string> = []
+        yield* eventually(
+          Effect.map(Effect.flip(pg.query("select 1")), (e) => {
+            seen.push(e._tag === "PgConnectError" ? `${e._tag} ${e.reason}` : e._tag)
+            if (e._tag === "AcquireTimeout") expect(e.message).toContain("1 opening")
+            return e._tag === "PgConnectError"
+          }),
+          20_000,
+          "the attempt's bound"
+        )
+        expect(seen).toContain("AcquireTimeout")
+        expect(seen.at(-1)).toBe("PgConnectError Timeout")
+        proxy.setMode("forward")
+        // The stalled attempt ends (connect_timeout) and the next one is answered.
+        yield* eventually(
+          Effect.map(Effect.exit(pg.query("select 2 as two")), (exit) => exit._tag === "Success"),
+          15_000,
+          "the pool serving again"
+        )
+        expect((yield* pg.query("select 3 as three")).rows).toEqual([{ three: 3 }])
+      }),
+    { timeout: 60_000 }
+  )
+
   it.effect("max is respected: 60 concurrent statements on max 4 use exactly 4 backends", () =>
     Effect.gen(function* () {
       const { pg, app } = yield* poolClient({ max: 4 })

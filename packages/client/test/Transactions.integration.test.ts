@@ -30,6 +30,27 @@ class AppError {
 }
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("transactions", (it) => {
+  it.effect("a first statement the client refuses before sending, caught, leaves the block usable", () =>
+    Effect.gen(function* () {
+      const { pg } = yield* poolClient({ max: 1 })
+      yield* pg.query("create table tx_first_refused (v int)")
+      // The BEGIN goes with the block's first statement: refused, neither was sent, and the next
+      // statement sends the BEGIN (it used to fail with the refusal, and so did the COMMIT).
+      yield* pg.withTransaction(
+        Effect.gen(function* () {
+          const refused = yield* Effect.flip(pg.query("select $1::int as v", [undefined]))
+          expect(refused._tag).toBe("ParameterError")
+          const invalidDate = yield* Effect.flip(
+            pg.query("select $1::timestamptz as t", [new Date("garbage")])
+          )
+          expect(["ParameterError", "StatementRejected"]).toContain(invalidDate._tag)
+          yield* pg.query("insert into tx_first_refused values (1)")
+        })
+      )
+      expect((yield* pg.query("select v from tx_first_refused")).rows).toEqual([{ v: 1 }])
+    })
+  )
+
   it.effect(
     "a pipeline transaction whose body throws is undone; the connection's own COMMIT works after",
     () =>

@@ -580,12 +580,14 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
             template: sql`select ${nickname}::text as nickname`,
             inList: sql`select 1 as x where 1 in ${sql.in([1, undefined])}`,
             unsafe: sql.unsafe("select $1::text as x", [undefined]),
-            values: sql`select ${undefined}::int as n`.values
+            values: sql`select ${undefined}::int as n`.values,
+            inArray: sql`select ${[1, undefined]}::int[] as a, ${["x", undefined]}::text[] as b`
           })
         )
         expect(ours).toEqual(theirs)
         expect(ours.template).toEqual([{ nickname: null }])
         expect(ours.unsafe).toEqual([{ x: null }])
+        expect(ours.inArray).toEqual([{ a: [1, null], b: ["x", null] }])
       })
     )
 

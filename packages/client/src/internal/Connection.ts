@@ -173,7 +173,7 @@ export type EncodeFailure =
   | {
       readonly _tag: "Text"
       readonly message: string
-      readonly reason?: "TransactionControl" | "PrepareFailed"
+      readonly reason?: "TransactionControl" | "PrepareFailed" | "CopyInQuery"
     }
 
 export interface ConnectionOptions {
@@ -334,6 +334,8 @@ export class StatementStep implements Step {
   /** The result formats this step's Bind asked for ([] = all text). */
   readonly formats: ReadonlyArray<FormatCode>
 
+  /** The server answered with COPY data (a COPY … TO STDOUT not seen in the text). */
+  private copiedOut = false
   /** Set when a held Bind's value was refused (the server refuses the Bind sent instead). */
   refused: EncodeFailure | undefined = undefined
 
@@ -569,10 +571,16 @@ export class StatementStep implements Step {
         return true
       case "CopyInResponse":
         if (this.stage !== 4) return this.violation(m.type)
-        // query() does not stream COPY data: fail the COPY so the server ends it with an error.
-        this.conn.failCopyIn(true)
+        // query() does not stream COPY data: fail the COPY so the server ends it with an error. The
+        // server ignores a Sync that came during copy-in, so one follows, unless none was sent
+        // after this statement (a row stream's portal goes with a Flush; its Sync comes later).
+        this.conn.failCopyIn(this.sink.suspended === undefined)
         return false
       case "CopyOutResponse":
+        if (this.stage !== 4) return this.violation(m.type)
+        // A COPY … TO STDOUT the text checks did not see: its data is dropped, so it is no success.
+        this.copiedOut = true
+        return false
       case "CopyData":
       case "CopyDone":
         if (this.stage !== 4) return this.violation(m.type)
@@ -603,6 +611,17 @@ export class StatementStep implements Step {
   private finish(tag: string): void {
     if (this.refused !== undefined) {
       this.sink.settle({ _tag: "Refused", failure: this.refused })
+      return
+    }
+    if (this.copiedOut) {
+      this.sink.settle({
+        _tag: "Refused",
+        failure: {
+          _tag: "Text",
+          reason: "CopyInQuery",
+          message: `a statement run for its result cannot carry COPY's data (${tag}: the rows sent were dropped): use pg.copyTo`
+        }
+      })
       return
     }
     if (this.decodeRow === undefined) this.adopt()

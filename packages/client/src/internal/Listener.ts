@@ -144,6 +144,7 @@ export class Listener {
         const subscribers = this.channels.get(channel)
         if (subscribers === undefined || !subscribers.delete(queue) || subscribers.size > 0) return
         this.channels.delete(channel)
+        // Lost: nothing to UNLISTEN; the reconnection LISTENs only the channels left.
         const current = this.current
         if (current === undefined || current.conn.isClosed) return
         if (this.channels.size === 0) return yield* this.closeIfUnused()
@@ -152,20 +153,39 @@ export class Listener {
     )
   }
 
-  /** The listening connection was lost: open another and LISTEN again, until it works or the client closes. */
+  /**
+   * The listening connection was lost: open another and LISTEN again, until it works or the client
+   * closes. The connection is opened without the lock, so a stream that ends (its UNLISTEN is not
+   * needed on a lost connection) or starts meanwhile does not wait for a slow or stalled attempt.
+   */
   private lost(): void {
     if (this.closed || this.channels.size === 0 || this.reconnecting !== undefined) return
-    const attempt = this.lock.withPermits(1)(
-      Effect.gen({ self: this }, function* () {
-        if (this.closed || this.channels.size === 0) return
-        const conn = yield* this.connection()
-        for (const channel of this.channels.keys())
-          yield* runStatement(conn, `listen ${quoteIdentifier(channel)}`, [])
-        yield* Effect.logWarning(
-          `pgline: the listening connection was lost and is open again, listening on ${this.channels.size} channel(s); notifications sent while it was down were missed`
-        )
-      })
-    )
+    const attempt = Effect.gen({ self: this }, function* () {
+      if (this.closed || this.channels.size === 0) return
+      const live = () => this.current !== undefined && !this.current.conn.isClosed
+      const opened = live() ? undefined : yield* this.open(this.hooks)
+      yield* this.lock.withPermits(1)(
+        Effect.gen({ self: this }, function* () {
+          if (opened !== undefined) {
+            // A stream that started meanwhile may have opened one already: keep that one.
+            if (live() || this.closed || this.channels.size === 0) yield* Scope.close(opened.scope, Exit.void)
+            else {
+              const old = this.current
+              this.current = opened
+              if (old !== undefined) yield* Scope.close(old.scope, Exit.void)
+            }
+          }
+          if (this.closed) return
+          if (this.channels.size === 0) return yield* this.closeIfUnused()
+          const conn = yield* this.connection()
+          for (const channel of this.channels.keys())
+            yield* runStatement(conn, `listen ${quoteIdentifier(channel)}`, [])
+          yield* Effect.logWarning(
+            `pgline: the listening connection was lost and is open again, listening on ${this.channels.size} channel(s); notifications sent while it was down were missed`
+          )
+        })
+      )
+    })
     this.reconnecting = Effect.runForkWith(this.context)(
       attempt.pipe(
         Effect.tapError((e) =>

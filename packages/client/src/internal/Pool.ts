@@ -289,7 +289,7 @@ export class Pool {
       if (w.exclusive === undefined) this.sharedWaiters--
       w.resume(
         new AcquireTimeout({
-          message: `no connection within ${this.options.acquireTimeout} ms (max ${this.options.max}, ${this.connections.length} open, ${this.waiters.length} waiting)`,
+          message: `no connection within ${this.options.acquireTimeout} ms (max ${this.options.max}, ${this.connections.length} open, ${this.opening} opening, ${this.waiters.length} waiting)`,
           timeout: this.options.acquireTimeout,
           max: this.options.max
         })

@@ -21,7 +21,7 @@
  */
 import type { PgServerError } from "@pgline/transport"
 import { Cause, Context, Effect, Exit, Scope } from "effect"
-import { type PgClientError, StatementRejected } from "../PgClientError.ts"
+import { ParameterError, type PgClientError, StatementRejected } from "../PgClientError.ts"
 import type { QueryResult } from "../QueryResult.ts"
 import type { PipelineAborted } from "../PgClientError.ts"
 import type { Connection } from "./Connection.ts"
@@ -212,10 +212,11 @@ export const runBegun = (
               // The block is open when the server says so after the segment (a statement after
               // the BEGIN may have failed it). Otherwise the BEGIN did not run: interrupted before
               // it ran, nothing happened and a later statement sends it; failed, the block never
-              // opened and nothing may run as if it had.
+              // opened and nothing may run as if it had. A statement the client refused before
+              // sending (a value it cannot encode) took its BEGIN with it: nothing ran either.
               if (Exit.isSuccess(exit) || (!conn.isClosed && conn.transactionStatus !== "I"))
                 tx.settleBegin(OPEN)
-              else if (!conn.isClosed && Cause.hasInterruptsOnly(exit.cause))
+              else if (!conn.isClosed && (Cause.hasInterruptsOnly(exit.cause) || refusedUnsent(exit.cause)))
                 tx.settleBegin({ kind: "pending", text: begin.text })
               else tx.settleBegin({ kind: "failed", error: beginFailure(exit.cause) })
             })
@@ -223,6 +224,12 @@ export const runBegun = (
       }
     }
   })
+
+/** A segment the client refused before writing it: a value or a text it would not send. */
+const refusedUnsent = (cause: Cause.Cause<unknown>): boolean => {
+  const error = Cause.squash(cause)
+  return error instanceof ParameterError || error instanceof StatementRejected
+}
 
 /** The error a BEGIN that failed leaves to the block's later statements (and to its COMMIT). */
 const beginFailure = (cause: Cause.Cause<unknown>): TxError => {

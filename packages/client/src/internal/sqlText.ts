@@ -290,8 +290,9 @@ export const endsTransactionBlock = (statement: string): boolean => {
 export const isCopyStdio = (text: string): boolean => copyDirection(text) !== undefined
 
 /**
- * Which way a COPY statement moves data through the connection: "in" for COPY … FROM STDIN, "out"
- * for COPY … TO STDOUT, undefined for anything else (including COPY to or from a server file).
+ * Which way a COPY statement moves data through the connection: "in" for COPY … FROM STDIN (or
+ * FROM STDOUT: the server reads either as the client), "out" for COPY … TO STDOUT (or TO STDIN),
+ * undefined for anything else (including COPY to or from a server file).
  */
 export const copyDirection = (text: string): "in" | "out" | undefined => {
   if (firstKeyword(text) !== "COPY") return undefined
@@ -303,9 +304,10 @@ export const copyDirection = (text: string): "in" | "out" | undefined => {
     () => {},
     () => {},
     (word) => {
-      // FROM STDIN, TO STDOUT: a column or alias of that name elsewhere is not the target.
-      if (word === "STDIN" && previous === "FROM") direction = "in"
-      else if (word === "STDOUT" && previous === "TO") direction = "out"
+      // FROM STDIN, TO STDOUT: a column or alias of that name elsewhere is not the target. The
+      // server takes either word for the client in either direction (TO STDIN sends the rows out).
+      if ((word === "STDIN" || word === "STDOUT") && (previous === "FROM" || previous === "TO"))
+        direction = previous === "FROM" ? "in" : "out"
       previous = word
     }
   )

@@ -652,8 +652,16 @@ export const copyIn = <E, R>(
           // The server may take long to finish (constraints, indexes): wait as for a statement.
           yield* restore(state.until(() => state.end !== undefined, owner))
         } else {
-          if (state.end === undefined) conn.failCopyIn(false, failMessage(fed.cause))
-          yield* conn.bounded(state.until(() => state.end !== undefined, owner))
+          if (state.end === undefined) {
+            conn.failCopyIn(false, failMessage(fed.cause))
+            // The server reads the CopyFail only when it next reads its input: busy inside the COPY
+            // (a row lock, a slow trigger) it would not for a while, so it is cancelled as well.
+            const interrupt = conn.interrupt(owner)
+            yield* Effect.ensuring(
+              conn.bounded(state.until(() => state.end !== undefined, owner)),
+              Effect.sync(() => interrupt.done())
+            )
+          }
           return yield* fed as Exit.Exit<never, E | RunError>
         }
       }

@@ -15,12 +15,22 @@ import { toSqlError } from "./errors.ts"
 
 type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
+/** Whether an array holds undefined, at any depth of nested arrays. */
+const holdsUndefined = (values: ReadonlyArray<unknown>): boolean => {
+  for (const v of values) if (v === undefined || (Array.isArray(v) && holdsUndefined(v))) return true
+  return false
+}
+
+const nullFor = (v: unknown): unknown =>
+  v === undefined ? null : Array.isArray(v) && holdsUndefined(v) ? v.map(nullFor) : v
+
 /**
- * effect/sql treats an undefined value as NULL (`${user.nickname}` of an optional field), where
- * pgline refuses undefined: the parameters with each undefined as null (the same array when none).
+ * effect/sql treats an undefined value as NULL (`${user.nickname}` of an optional field, an
+ * element of an array parameter), where pgline refuses undefined: the parameters with each
+ * undefined, inside arrays too, as null (the same array when there is none).
  */
 const withNulls = (params: ReadonlyArray<unknown>): ReadonlyArray<unknown> =>
-  params.includes(undefined) ? params.map((v) => (v === undefined ? null : v)) : params
+  holdsUndefined(params) ? params.map(nullFor) : params
 
 const unprepared = { prepare: false } as const
 

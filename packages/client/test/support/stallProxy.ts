@@ -1,0 +1,64 @@
+/**
+ * A TCP relay in front of the test server that can stall: in "stall" mode it accepts new
+ * connections and never answers them (a frozen host, or a load balancer in front of a dead one);
+ * `cut()` drops every open connection. Closed with the test's scope.
+ */
+import * as net from "node:net"
+import { PgServer } from "@pgline/testing"
+import { Effect, type Scope } from "effect"
+
+export interface StallProxy {
+  /** The test server's URL through the relay. */
+  readonly url: string
+  readonly setMode: (mode: "forward" | "stall") => void
+  readonly cut: () => void
+}
+
+export const stallProxy: Effect.Effect<StallProxy, never, PgServer | Scope.Scope> = Effect.gen(function* () {
+  const info = yield* PgServer
+  const target = new URL(info.url)
+  const sockets = new Set<net.Socket>()
+  let mode: "forward" | "stall" = "forward"
+  const server = net.createServer((client) => {
+    sockets.add(client)
+    client.on("error", () => {})
+    client.on("close", () => sockets.delete(client))
+    if (mode === "stall") return
+    const upstream = net.connect(Number(target.port), target.hostname)
+    sockets.add(upstream)
+    upstream.on("error", () => {})
+    client.pipe(upstream)
+    upstream.pipe(client)
+    const end = () => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(upstream)
+    }
+    client.on("close", end)
+    upstream.on("close", end)
+  })
+  yield* Effect.acquireRelease(
+    Effect.promise(() => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()))),
+    () =>
+      Effect.promise(
+        () =>
+          new Promise<void>((resolve) => {
+            for (const s of sockets) s.destroy()
+            server.close(() => resolve())
+          })
+      )
+  )
+  const url = new URL(info.url)
+  url.hostname = "127.0.0.1"
+  url.port = String((server.address() as net.AddressInfo).port)
+  return {
+    url: url.toString(),
+    setMode: (m) => {
+      mode = m
+    },
+    cut: () => {
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    }
+  }
+})
