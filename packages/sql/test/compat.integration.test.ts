@@ -111,6 +111,86 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
       })
     )
 
+    it.effect("the differences the README's table lists beyond values: each side's result, asserted", () =>
+      Effect.gen(function* () {
+        const c = yield* clients
+        // timetz, a BC date and regclass: the server's text in pgline, sql-pg's own formats.
+        const odd = yield* both(
+          c,
+          (sql) =>
+            sql`select '03:04:05+02'::timetz as tz, '0044-03-15 BC'::date as bc, 'pg_class'::regclass as rc`
+        )
+        expect(odd.ours).toEqual([{ tz: "03:04:05+02", bc: "0044-03-15 BC", rc: "pg_class" }])
+        expect(odd.theirs).toEqual([{ tz: "03:04:05+02:00", bc: "-0043-03-15", rc: 1259 }])
+        // A JS array of strings: sent with no type by pgline (the server decides), text[] by sql-pg.
+        const names = ["a", "b"]
+        const strings = yield* both(c, (sql) =>
+          Effect.all({
+            unnest: Effect.map(Effect.result(sql`select x from unnest(${names}) as x`), (r) => r._tag),
+            coalesce: sql`select coalesce(${names}, null) as v`,
+            cast: sql`select x from unnest(${names}::text[]) as x`
+          })
+        )
+        expect(strings.ours).toEqual({
+          unnest: "Failure",
+          coalesce: [{ v: "{a,b}" }],
+          cast: [{ x: "a" }, { x: "b" }]
+        })
+        expect(strings.theirs).toEqual({
+          unnest: "Success",
+          coalesce: [{ v: ["a", "b"] }],
+          cast: [{ x: "a" }, { x: "b" }]
+        })
+        // A nested level whose body caught a statement's error: pgline undoes that level only.
+        const savepoint = yield* both(c, (sql, t) =>
+          Effect.gen(function* () {
+            yield* sql`create table ${sql(t)} (v int primary key)`
+            const exit = yield* Effect.exit(
+              sql.withTransaction(
+                Effect.gen(function* () {
+                  yield* sql`insert into ${sql(t)} values (1)`
+                  yield* Effect.exit(
+                    sql.withTransaction(Effect.ignore(sql`insert into ${sql(t)} values (1)`))
+                  )
+                  yield* Effect.ignore(sql`insert into ${sql(t)} values (3)`)
+                })
+              )
+            )
+            return {
+              committed: exit._tag === "Success",
+              rows: yield* sql`select v from ${sql(t)} order by v`
+            }
+          })
+        )
+        expect(savepoint.ours).toEqual({ committed: true, rows: [{ v: 1 }, { v: 3 }] })
+        expect(savepoint.theirs).toEqual({ committed: false, rows: [] })
+        // Transaction control on the pool, and a value with no placeholder: refused by pgline.
+        const refused = yield* both(c, (sql) =>
+          Effect.all({
+            beginCommit: Effect.map(Effect.result(Effect.andThen(sql`begin`, sql`commit`)), (r) => r._tag),
+            extraValue: Effect.map(Effect.result(sql.unsafe("select 1 as a", [1])), (r) => r._tag)
+          })
+        )
+        expect(refused.ours).toEqual({ beginCommit: "Failure", extraValue: "Failure" })
+        expect(refused.theirs).toEqual({ beginCommit: "Success", extraValue: "Success" })
+        // .raw is each driver's own result; a failed statement's operation is each one's word.
+        const raw = yield* both(c, (sql) =>
+          Effect.all({
+            raw: Effect.map(sql`select 1 as a`.raw, (r) => ({
+              tag: "tag" in (r as object),
+              oid: "oid" in (r as object)
+            })),
+            operation: Effect.map(
+              Effect.flip(sql`select * from no_such_table_here`),
+              (e) => (e.reason as { operation?: string }).operation
+            )
+          })
+        )
+        expect(raw.ours).toEqual({ raw: { tag: true, oid: false }, operation: "execute" })
+        expect(raw.theirs).toEqual({ raw: { tag: false, oid: true }, operation: "query" })
+      })
+    )
+
     it.effect("parameters of every kind go in and come back the same", () =>
       Effect.gen(function* () {
         const c = yield* clients
