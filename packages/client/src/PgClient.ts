@@ -1154,7 +1154,11 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
             )
           const invalid = typeof statement === "string" ? undefined : rejectInvalid(statement)
           if (invalid !== undefined) return Effect.fail(invalid)
-          if ((verdictOf(text) & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
+          const verdict = verdictOf(text)
+          if ((verdict & COPY_STDIO) !== 0) return Effect.fail(copyRejected())
+          // On a leased connection, as for pg.query: the lease's end would roll the block back.
+          if ((verdict & TRANSACTION_CONTROL) !== 0 && where(fiber).kind === "shared")
+            return Effect.fail(transactionControl())
           if (statementsOf(text).length > 1)
             return Effect.fail(
               new StatementRejected({

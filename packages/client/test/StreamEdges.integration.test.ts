@@ -22,6 +22,32 @@ const count = (pg: Pick<PgClientApi, "query">, table: string) =>
 const slowRows = "select g, pg_sleep(0.001) from generate_series(1, 1000) g"
 
 layer(PgServer.layer, { timeout: 180_000, excludeTestServices: true })("stream edges", (it) => {
+  it.effect(
+    "transaction control streamed on the pool is refused as pg.query refuses it; on reserve it runs",
+    () =>
+      Effect.gen(function* () {
+        const { pg } = yield* poolClient({ max: 1 })
+        for (const text of ["begin", "commit", "savepoint s"]) {
+          const refused = yield* errorOf(Stream.runCollect(pg.stream(text)))
+          expect(refused).toMatchObject({ _tag: "StatementRejected", reason: "TransactionControl" })
+        }
+        // On a reserved connection it is the user's: the block is open (its start is not the statement's).
+        const inBlock = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            yield* Stream.runDrain(conn.stream("begin"))
+            yield* conn.query("select pg_sleep(0.01)")
+            const rows = (yield* conn.query<{ fresh: boolean }>(
+              "select transaction_timestamp() = statement_timestamp() as fresh"
+            )).rows
+            yield* Stream.runDrain(conn.stream("rollback"))
+            return rows
+          })
+        )
+        expect(inBlock).toEqual([{ fresh: false }])
+      })
+  )
+
   it.effect("stopping early inside a transaction block leaves the block usable (no cancel)", () =>
     Effect.gen(function* () {
       const { pg } = yield* poolClient({ max: 2 })
