@@ -13,7 +13,7 @@ import type { Notification, PgClientApi } from "@pgline/client"
 import { PgClient } from "@pgline/client"
 import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
 import { Cause, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Logger, Scope, Stream } from "effect"
-import { errorOf } from "./support/pipeline.ts"
+import { errorOf, within } from "./support/pipeline.ts"
 import { backendsOf, eventually, poolClient } from "./support/pool.ts"
 import { stallProxy } from "./support/stallProxy.ts"
 
@@ -59,6 +59,63 @@ const untilListening = (
   )
 
 layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("listen", (it) => {
+  it.effect(
+    "the client closing while the listener's reconnection has opened its connection leaves none open",
+    () =>
+      Effect.gen(function* () {
+        const proxy = yield* stallProxy
+        const observer = (yield* poolClient({ max: 1 })).pg
+        const scope = yield* Scope.make()
+        const { pg, app } = yield* Scope.provide(scope)(
+          poolClient({ url: proxy.url, max: 1, acquireTimeout: 20_000 })
+        )
+        const got: Array<string> = []
+        yield* Effect.forkChild(
+          Stream.runForEach(pg.listen("leak_a"), (n) => Effect.sync(() => got.push(n.payload)))
+        )
+        yield* eventually(
+          Effect.andThen(
+            observer.notify("leak_a", "p"),
+            Effect.sync(() => got.length > 0)
+          ),
+          10_000,
+          "listening"
+        )
+        // The reconnection's attempt stalls; a new channel's listen takes the lock and stalls too.
+        proxy.setMode("stall")
+        proxy.cut()
+        yield* eventually(
+          Effect.sync(() => proxy.stalled() === 1),
+          5_000,
+          "the reconnection stalled"
+        )
+        const other = yield* Effect.forkChild(
+          Effect.exit(Stream.runCollect(Stream.take(pg.listen("leak_b"), 1)))
+        )
+        yield* eventually(
+          Effect.sync(() => proxy.stalled() === 2),
+          5_000,
+          "the listen stalled"
+        )
+        // The reconnection's connection opens; it waits for the lock, and the client closes.
+        proxy.setMode("forward")
+        proxy.release(0)
+        yield* eventually(
+          Effect.map(backendsOf(observer, app), (r) => r.length === 1),
+          5_000,
+          "its backend"
+        )
+        yield* within(10_000)(Scope.close(scope, Exit.void))
+        yield* Fiber.interrupt(other)
+        yield* eventually(
+          Effect.map(backendsOf(observer, app), (r) => r.length === 0),
+          10_000,
+          "no backend left"
+        )
+      }),
+    { timeout: 60_000 }
+  )
+
   it.effect(
     "while the listener reconnects into a stall, streams end and start without waiting for it",
     () =>

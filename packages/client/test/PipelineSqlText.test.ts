@@ -180,6 +180,15 @@ describe("firstKeyword", () => {
 })
 
 describe("copyDirection", () => {
+  it("reads only the COPY's own target, outside parentheses; STDIN and STDOUT either way", () => {
+    expect(copyDirection("copy t to stdin")).toBe("out")
+    expect(copyDirection("copy t from stdout")).toBe("in")
+    expect(copyDirection("copy t (stdin) from stdin")).toBe("in")
+    expect(copyDirection("copy (select n from stdout) to '/tmp/x'")).toBeUndefined()
+    expect(copyDirection("copy (select n from stdin) to program 'cat'")).toBeUndefined()
+    expect(copyDirection("copy (select n from stdin) to stdout with (format csv)")).toBe("out")
+  })
+
   it("reads FROM STDIN and TO STDOUT, in any case, around comments and options", () => {
     expect(copyDirection("copy t from stdin")).toBe("in")
     expect(copyDirection("COPY t (a, b) FROM /* x */ STDIN WITH (format csv)")).toBe("in")

@@ -655,19 +655,23 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })(
       Effect.gen(function* () {
         const c = yield* clients
         const nickname: string | undefined = undefined
+        // An array with a hole (never set) reads it as undefined too.
+        const holes: Array<number> = []
+        holes[0] = 1
+        holes[2] = 3
         const { ours, theirs } = yield* both(c, (sql) =>
           Effect.all({
             template: sql`select ${nickname}::text as nickname`,
             inList: sql`select 1 as x where 1 in ${sql.in([1, undefined])}`,
             unsafe: sql.unsafe("select $1::text as x", [undefined]),
             values: sql`select ${undefined}::int as n`.values,
-            inArray: sql`select ${[1, undefined]}::int[] as a, ${["x", undefined]}::text[] as b`
+            inArray: sql`select ${[1, undefined]}::int[] as a, ${["x", undefined]}::text[] as b, ${holes}::int[] as c`
           })
         )
         expect(ours).toEqual(theirs)
         expect(ours.template).toEqual([{ nickname: null }])
         expect(ours.unsafe).toEqual([{ x: null }])
-        expect(ours.inArray).toEqual([{ a: [1, null], b: ["x", null] }])
+        expect(ours.inArray).toEqual([{ a: [1, null], b: ["x", null], c: [1, null, 3] }])
       })
     )
 

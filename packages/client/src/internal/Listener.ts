@@ -81,9 +81,17 @@ export class Listener {
     if (current !== undefined && !current.conn.isClosed) return Effect.succeed(current.conn)
     // A lost connection's scope is closed before the next one opens (its finalizers, its socket).
     this.current = undefined
-    const reopen = Effect.map(this.open(this.hooks), (opened) => {
+    const reopen = Effect.flatMap(this.open(this.hooks), (opened) => {
+      // The client closed while this opened: nothing will close it but this.
+      if (this.closed)
+        return Effect.andThen(
+          Scope.close(opened.scope, Exit.void),
+          Effect.fail(
+            new ConnectionLost({ message: "the client's layer has been closed", mayHaveRun: false })
+          )
+        )
       this.current = opened
-      return opened.conn
+      return Effect.succeed(opened.conn)
     })
     return current === undefined ? reopen : Effect.andThen(Scope.close(current.scope, Exit.void), reopen)
   }
@@ -154,38 +162,58 @@ export class Listener {
   }
 
   /**
+   * Under the lock: installs `opened` (the reconnection's new connection; closed instead if a
+   * stream that started meanwhile opened one already, or no channel is left; `handled` is called
+   * either way) and LISTENs every channel again on the listener's connection.
+   */
+  private relisten(
+    opened: ListenerConnection | undefined,
+    handled: () => void
+  ): Effect.Effect<void, PgClientError | PgServerError> {
+    return this.lock.withPermits(1)(
+      Effect.gen({ self: this }, function* () {
+        if (opened !== undefined) {
+          const current = this.current
+          handled()
+          if ((current !== undefined && !current.conn.isClosed) || this.closed || this.channels.size === 0)
+            yield* Scope.close(opened.scope, Exit.void)
+          else {
+            this.current = opened
+            if (current !== undefined) yield* Scope.close(current.scope, Exit.void)
+          }
+        }
+        if (this.closed) return
+        if (this.channels.size === 0) return yield* this.closeIfUnused()
+        const conn = yield* this.connection()
+        for (const channel of this.channels.keys())
+          yield* runStatement(conn, `listen ${quoteIdentifier(channel)}`, [])
+        yield* Effect.logWarning(
+          `pgline: the listening connection was lost and is open again, listening on ${this.channels.size} channel(s); notifications sent while it was down were missed`
+        )
+      })
+    )
+  }
+
+  /**
    * The listening connection was lost: open another and LISTEN again, until it works or the client
    * closes. The connection is opened without the lock, so a stream that ends (its UNLISTEN is not
    * needed on a lost connection) or starts meanwhile does not wait for a slow or stalled attempt.
    */
   private lost(): void {
     if (this.closed || this.channels.size === 0 || this.reconnecting !== undefined) return
-    const attempt = Effect.gen({ self: this }, function* () {
-      if (this.closed || this.channels.size === 0) return
-      const live = () => this.current !== undefined && !this.current.conn.isClosed
-      const opened = live() ? undefined : yield* this.open(this.hooks)
-      yield* this.lock.withPermits(1)(
-        Effect.gen({ self: this }, function* () {
-          if (opened !== undefined) {
-            // A stream that started meanwhile may have opened one already: keep that one.
-            if (live() || this.closed || this.channels.size === 0) yield* Scope.close(opened.scope, Exit.void)
-            else {
-              const old = this.current
-              this.current = opened
-              if (old !== undefined) yield* Scope.close(old.scope, Exit.void)
-            }
-          }
-          if (this.closed) return
-          if (this.channels.size === 0) return yield* this.closeIfUnused()
-          const conn = yield* this.connection()
-          for (const channel of this.channels.keys())
-            yield* runStatement(conn, `listen ${quoteIdentifier(channel)}`, [])
-          yield* Effect.logWarning(
-            `pgline: the listening connection was lost and is open again, listening on ${this.channels.size} channel(s); notifications sent while it was down were missed`
-          )
-        })
-      )
-    })
+    const live = () => this.current !== undefined && !this.current.conn.isClosed
+    const attempt = Effect.uninterruptibleMask((restore) =>
+      Effect.gen({ self: this }, function* () {
+        if (this.closed || this.channels.size === 0) return
+        const opened = live() ? undefined : yield* restore(this.open(this.hooks))
+        let handled = false
+        // From here the opened connection is this attempt's until relisten takes it: interrupted (the
+        // client closing) or failed before that, it is closed, never left open with nobody to close it.
+        yield* Effect.onExit(restore(this.relisten(opened, () => (handled = true))), () =>
+          opened === undefined || handled ? Effect.void : Scope.close(opened.scope, Exit.void)
+        )
+      })
+    )
     this.reconnecting = Effect.runForkWith(this.context)(
       attempt.pipe(
         Effect.tapError((e) =>

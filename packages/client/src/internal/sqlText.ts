@@ -298,17 +298,28 @@ export const copyDirection = (text: string): "in" | "out" | undefined => {
   if (firstKeyword(text) !== "COPY") return undefined
   let direction: "in" | "out" | undefined
   let previous = ""
+  let depth = 0
   lex(
     text,
     () => {},
     () => {},
     () => {},
     (word) => {
-      // FROM STDIN, TO STDOUT: a column or alias of that name elsewhere is not the target. The
-      // server takes either word for the client in either direction (TO STDIN sends the rows out).
-      if ((word === "STDIN" || word === "STDOUT") && (previous === "FROM" || previous === "TO"))
+      // The COPY's own FROM / TO STDIN / STDOUT, outside parentheses: a column list, or a query's
+      // FROM a table named stdout, is not the target. The server takes either word for the
+      // client in either direction (TO STDIN sends the rows out).
+      if (
+        depth === 0 &&
+        (word === "STDIN" || word === "STDOUT") &&
+        (previous === "FROM" || previous === "TO")
+      )
         direction = previous === "FROM" ? "in" : "out"
       previous = word
+    },
+    (c) => {
+      if (c === "(") depth++
+      else if (c === ")" && depth > 0) depth--
+      previous = ""
     }
   )
   return direction

@@ -21,8 +21,9 @@ const holdsUndefined = (values: ReadonlyArray<unknown>): boolean => {
   return false
 }
 
+// Array.from, not map: map skips an array's holes ([1, , 3]), which read as undefined.
 const nullFor = (v: unknown): unknown =>
-  v === undefined ? null : Array.isArray(v) && holdsUndefined(v) ? v.map(nullFor) : v
+  v === undefined ? null : Array.isArray(v) && holdsUndefined(v) ? Array.from(v, nullFor) : v
 
 /**
  * effect/sql treats an undefined value as NULL (`${user.nickname}` of an optional field, an
