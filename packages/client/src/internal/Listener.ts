@@ -75,10 +75,15 @@ export class Listener {
     onClosed: () => this.lost()
   }
 
+  /** Whether the listening connection is there and open. */
+  private get live(): boolean {
+    return this.current !== undefined && !this.current.conn.isClosed
+  }
+
   /** The open listening connection, opened now if there is none. */
   private connection(): Effect.Effect<Connection, PgClientError | PgServerError> {
     const current = this.current
-    if (current !== undefined && !current.conn.isClosed) return Effect.succeed(current.conn)
+    if (this.live) return Effect.succeed(current!.conn)
     // A lost connection's scope is closed before the next one opens (its finalizers, its socket).
     this.current = undefined
     const reopen = Effect.flatMap(this.open(this.hooks), (opened) => {
@@ -175,7 +180,7 @@ export class Listener {
         if (opened !== undefined) {
           const current = this.current
           handled()
-          if ((current !== undefined && !current.conn.isClosed) || this.closed || this.channels.size === 0)
+          if (this.live || this.closed || this.channels.size === 0)
             yield* Scope.close(opened.scope, Exit.void)
           else {
             this.current = opened
@@ -201,11 +206,10 @@ export class Listener {
    */
   private lost(): void {
     if (this.closed || this.channels.size === 0 || this.reconnecting !== undefined) return
-    const live = () => this.current !== undefined && !this.current.conn.isClosed
     const attempt = Effect.uninterruptibleMask((restore) =>
       Effect.gen({ self: this }, function* () {
         if (this.closed || this.channels.size === 0) return
-        const opened = live() ? undefined : yield* restore(this.open(this.hooks))
+        const opened = this.live ? undefined : yield* restore(this.open(this.hooks))
         let handled = false
         // From here the opened connection is this attempt's until relisten takes it: interrupted (the
         // client closing) or failed before that, it is closed, never left open with nobody to close it.

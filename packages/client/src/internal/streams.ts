@@ -544,19 +544,28 @@ class CopyState {
         else this.waiters.push(check)
       }
       this.waiters.push(check)
-      return Effect.callback<void>((stopped) => {
-        this.abandoned = true
-        if (this.started && this.end === undefined) this.conn.failCopyIn(false, "the COPY was interrupted")
-        if (this.end !== undefined) return stopped(Effect.void)
-        const interrupt = this.conn.interrupt(owner)
-        const atEnd = () => {
-          if (this.end !== undefined) {
-            interrupt.done()
-            stopped(Effect.void)
-          } else this.waiters.push(atEnd)
-        }
-        this.waiters.push(atEnd)
-      })
+      return this.stop(owner, "the COPY was interrupted")
+    })
+  }
+
+  /**
+   * Ends the copy early: CopyFail with `message` (once copy mode began) and a cancel, since a server
+   * busy inside the COPY (a row lock, a slow trigger) would read the CopyFail only when done;
+   * bounded by cancelGrace. Completes when the command has ended, so the connection is left clean.
+   */
+  stop(owner: object, message: string): Effect.Effect<void> {
+    return Effect.callback<void>((stopped) => {
+      this.abandoned = true
+      if (this.started && this.end === undefined) this.conn.failCopyIn(false, message)
+      if (this.end !== undefined) return stopped(Effect.void)
+      const interrupt = this.conn.interrupt(owner)
+      const atEnd = () => {
+        if (this.end !== undefined) {
+          interrupt.done()
+          stopped(Effect.void)
+        } else this.waiters.push(atEnd)
+      }
+      this.waiters.push(atEnd)
     })
   }
 }
@@ -652,16 +661,7 @@ export const copyIn = <E, R>(
           // The server may take long to finish (constraints, indexes): wait as for a statement.
           yield* restore(state.until(() => state.end !== undefined, owner))
         } else {
-          if (state.end === undefined) {
-            conn.failCopyIn(false, failMessage(fed.cause))
-            // The server reads the CopyFail only when it next reads its input: busy inside the COPY
-            // (a row lock, a slow trigger) it would not for a while, so it is cancelled as well.
-            const interrupt = conn.interrupt(owner)
-            yield* Effect.ensuring(
-              conn.bounded(state.until(() => state.end !== undefined, owner)),
-              Effect.sync(() => interrupt.done())
-            )
-          }
+          yield* state.stop(owner, failMessage(fed.cause))
           return yield* fed as Exit.Exit<never, E | RunError>
         }
       }

@@ -82,6 +82,19 @@ export const unreadableSetting = (name: string, value: string): string | undefin
   }
 }
 
+/**
+ * The value the session starts with for `name` as the user asked for it: in serverParams, or else
+ * the last one in options as the server's command line takes it (-c name=value, --name=value,
+ * dashes for underscores): the server applies them in that order.
+ */
+const startupSetting = (options: PgConnectOptions, name: string): string | undefined =>
+  options.serverParams[name] ??
+  [
+    ...(options.options ?? "").matchAll(
+      new RegExp(`(?:^|\\s)(?:-c\\s*|--)${name.replaceAll("_", "[-_]")}=(\\S*)`, "gi")
+    )
+  ].at(-1)?.[1]
+
 const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
   const refuse = (key: string, message: string) => new PgConfigError({ key, message, reason: "unsupported" })
   const unix = options.hosts.some(usesUnixSocket)
@@ -109,11 +122,7 @@ const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
   if (tcp && options.tcpUserTimeout !== undefined && options.tcpUserTimeout !== 0) {
     return refuse("tcp_user_timeout", "tcp_user_timeout is not supported: Node cannot set TCP_USER_TIMEOUT")
   }
-  // In serverParams, or else the last one in options as the server's command line takes it
-  // (-c name=value, --name=value, dashes for underscores): the server applies them in that order.
-  const floatDigits =
-    options.serverParams["extra_float_digits"] ??
-    [...(options.options ?? "").matchAll(/(?:^|\s)(?:-c\s*|--)extra[-_]float[-_]digits=(\S*)/gi)].at(-1)?.[1]
+  const floatDigits = startupSetting(options, "extra_float_digits")
   if (floatDigits !== undefined && unreadableSetting("extra_float_digits", floatDigits) !== undefined) {
     return refuse(
       "extra_float_digits",
@@ -121,11 +130,7 @@ const unsupported = (options: PgConnectOptions): PgConfigError | undefined => {
     )
   }
   // Pinned on at start-up; a start-up parameter would override a command-line one silently.
-  const conforming =
-    options.serverParams["standard_conforming_strings"] ??
-    [...(options.options ?? "").matchAll(/(?:^|\s)(?:-c\s*|--)standard[-_]conforming[-_]strings=(\S*)/gi)].at(
-      -1
-    )?.[1]
+  const conforming = startupSetting(options, "standard_conforming_strings")
   if (conforming !== undefined && !isOn(conforming)) {
     return refuse(
       "standard_conforming_strings",
