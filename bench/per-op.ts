@@ -29,7 +29,8 @@
  *   way (the difference to `query` is what the statement API around the connection costs)
  * - concurrent: P7's point select from 64 fibers at once on a pool of 10 connections, each fiber
  *   running 10 in turn (one operation is those 640 queries: divide by 640 for one; the client's
- *   cost per statement when statements are pipelined onto busy connections)
+ *   cost per statement when statements are pipelined onto busy connections; PER_OP_MAX=N sets the
+ *   pool's size instead of 10)
  *
  * Add `node --cpu-prof` to profile a loop (the profiles cited were taken that way, 10,000 runs).
  * Numbers move with the machine's load: compare operations within one run.
