@@ -204,3 +204,46 @@ it.live(
       })
     )
 )
+
+it.live("an authentication method pgline does not know is an Authentication failure naming it", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      // A well-formed AuthenticationRequest with code 99: a PostgreSQL-like server asking for a
+      // method of a future version or an extension, not a peer speaking another protocol.
+      const server = yield* fakeServer((m, conn) => {
+        if (m.type === "SSLRequest") conn.sendRaw("N")
+        else if (m.type === "StartupMessage") conn.sendRaw(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 99]))
+      })
+      const r = yield* outcome(local(server.port))
+      expect(r).toEqual({
+        reason: "Authentication",
+        message: `127.0.0.1:${server.port}: the server asks for authentication method 99, which pgline does not support`
+      })
+      // An 'R' that is not a request at all (a VNC server's greeting) stays a protocol failure.
+      const vnc = yield* fakeServer((m, conn) => {
+        if (m.type === "SSLRequest") conn.sendRaw("N")
+        else if (m.type === "StartupMessage") conn.sendRaw("RFB 003.008\n")
+      })
+      const other = yield* outcome(local(vnc.port))
+      expect(other.reason).toBe("Protocol")
+      expect(other.message).toContain("over the start-up limit")
+    })
+  )
+)
+
+it.live("sslmode=prefer: an SSLRequest answered with garbage ends there, no plain retry (libpq)", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      // A peer that answers the SSLRequest with neither S nor N is not a PostgreSQL server; a plain
+      // retry would send it a StartupMessage and wait for an answer that may never come.
+      const server = yield* localServer((socket) => {
+        socket.on("error", () => {})
+        socket.once("data", () => socket.write("HTTP/1.1 400 Bad Request\r\n\r\n"))
+      })
+      const r = yield* outcome(local(server.port))
+      expect(r.reason).toBe("Protocol")
+      expect(r.message).toContain("does not speak the PostgreSQL protocol")
+      expect(server.accepted()).toBe(1)
+    })
+  )
+)

@@ -15,6 +15,7 @@ import {
   type ErrorFields,
   PROTOCOL_3_0,
   PROTOCOL_3_2,
+  type ProtocolError,
   type TransactionStatus
 } from "@pgline/codec"
 import type { Result } from "effect"
@@ -161,16 +162,23 @@ class StartupReader {
         } else this.queue.push(m)
       },
       (closed) => {
-        this.failure = new ConnectFailure(
-          closed.kind === "protocol" ? "Protocol" : "Network",
-          // Unparseable from the first byte: not a PostgreSQL server at all. An over-long first
-          // authentication request, NegotiateProtocolVersion or error is said as such.
-          closed.kind === "protocol" &&
-            this.received === 0 &&
-            (closed.protocolError !== undefined || !startsLikePostgres(wire.firstBytes))
-            ? notPostgres(endpoint, wire.firstBytes)
-            : `${describe(endpoint)}: ${closed.message} during start-up`
-        )
+        const method = unknownMethod(closed.protocolError)
+        this.failure =
+          method !== undefined
+            ? new ConnectFailure(
+                "Authentication",
+                `${describe(endpoint)}: the server asks for authentication method ${method}, which pgline does not support`
+              )
+            : new ConnectFailure(
+                closed.kind === "protocol" ? "Protocol" : "Network",
+                // Unparseable from the first byte: not a PostgreSQL server at all. An over-long first
+                // authentication request, NegotiateProtocolVersion or error is said as such.
+                closed.kind === "protocol" &&
+                  this.received === 0 &&
+                  (closed.protocolError !== undefined || !startsLikePostgres(wire.firstBytes))
+                  ? notPostgres(endpoint, wire.firstBytes)
+                  : `${describe(endpoint)}: ${closed.message} during start-up`
+              )
         if (this.waiting) {
           const w = this.waiting
           this.waiting = undefined
@@ -189,6 +197,15 @@ class StartupReader {
   }
 }
 
+/**
+ * The code of an authentication request the parser does not know (a well-formed 'R' message with a
+ * code of no method pgline speaks), or undefined for any other protocol error.
+ */
+const unknownMethod = (error: ProtocolError | undefined): string | undefined =>
+  error?.messageType === "R" && error.reason === "InvalidValue"
+    ? /^unknown authentication code (-?\d+)$/.exec(error.message)?.[1]
+    : undefined
+
 /** 'R', 'E' or 'v': the first bytes a PostgreSQL server answers a StartupMessage with. */
 const startsLikePostgres = (bytes: Uint8Array): boolean =>
   bytes[0] === 0x52 || bytes[0] === 0x45 || bytes[0] === 0x76
@@ -203,8 +220,17 @@ const deadlineOf = (seconds: number | undefined): number | undefined =>
     : Date.now() + Math.max(2, seconds) * 1000
 
 /**
+ * Server errors no other transport can avoid: a wrong password, a database that does not exist, no
+ * CONNECT privilege (pgx stops falling back on them too). pg_hba's refusal (28000) is not one: its
+ * host and hostssl lines may differ, which is what allow and prefer are for.
+ */
+const FINAL_CODES: ReadonlySet<string> = new Set(["28P01", "3D000", "42501"])
+
+/**
  * Connects to one endpoint, trying the sslmode's attempts in order. Resolves with the session or
- * rejects with a ConnectFailure / StartupServerError (the last attempt's).
+ * rejects with a ConnectFailure / StartupServerError: the last attempt's, except that pg_hba's
+ * refusal of the last transport yields to an earlier attempt's other server error (a server that
+ * only accepts TLS refuses the plain retry, which says nothing of why the TLS attempt failed).
  */
 export const startup = async (
   endpoint: Endpoint,
@@ -213,23 +239,32 @@ export const startup = async (
 ): Promise<Started> => {
   const attempts = attemptsFor(endpoint, options.tls)
   let last: unknown
+  let serverError: StartupServerError | undefined
   for (let i = 0; i < attempts.length; i++) {
     const attempt = attempts[i]!
     try {
       return await startupOnce(endpoint, options, attempt, signal)
     } catch (error) {
       last = error
+      if (error instanceof StartupServerError && error.fields.code !== "28000") serverError ??= error
       if (signal?.aborted) break
-      // allow/prefer fall back only on failures that another transport could avoid; a wrong
-      // password stays wrong over TLS too, except that pg_hba may differ between host and hostssl.
+      // allow/prefer fall back only on failures that another transport could avoid: not on a
+      // server error the other transport gets as well, not on a peer that does not speak the
+      // protocol (libpq: "received invalid response to SSL negotiation").
       if (i === attempts.length - 1) break
+      if (error instanceof StartupServerError && FINAL_CODES.has(error.fields.code)) break
       if (
         error instanceof ConnectFailure &&
-        (error.reason === "Timeout" || error.reason === "Dns" || error.reason === "Refused")
+        (error.reason === "Timeout" ||
+          error.reason === "Dns" ||
+          error.reason === "Refused" ||
+          error.reason === "Protocol")
       )
         break
     }
   }
+  if (last instanceof StartupServerError && last.fields.code === "28000" && serverError !== undefined)
+    throw serverError
   throw last
 }
 
