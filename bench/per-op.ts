@@ -167,7 +167,11 @@ const program = Effect.scoped(
 
 const layer = Layer.unwrap(
   Effect.map(PgServer, (info) =>
-    PgClient.layer({ url: info.url, sslmode: "disable", max: operation === "concurrent" ? Number(process.env.PER_OP_MAX ?? 10) : 1 })
+    PgClient.layer({
+      url: info.url,
+      sslmode: "disable",
+      max: operation === "concurrent" ? Number(process.env.PER_OP_MAX ?? 10) : 1
+    })
   )
 ).pipe(Layer.provide(PgServer.layer))
 
