@@ -19,6 +19,7 @@ import {
   Exit,
   Fiber,
   Layer,
+  Logger,
   Metric,
   Scope,
   Stream,
@@ -154,6 +155,37 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("the pool
       )
       expect(reserveError._tag).toBe("AcquireTimeout")
     })
+  )
+
+  it.effect(
+    "AcquireTimeout says why no new connection came while others are held; failed attempts are logged",
+    () =>
+      Effect.gen(function* () {
+        const { pg: admin } = yield* poolClient({ max: 1 })
+        yield* admin.query("create role pool_limited login connection limit 1")
+        const logged: Array<string> = []
+        const capture = Logger.make(({ message }) => {
+          logged.push(Array.isArray(message) ? message.join(" ") : String(message))
+        })
+        const { pg } = yield* poolClient({ max: 3, acquireTimeout: 1500, user: "pool_limited" }).pipe(
+          Effect.provide(Logger.layer([capture]))
+        )
+        const error = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const held = yield* pg.reserve
+            yield* held.query("select 1")
+            // A second connection is refused by the role's limit (53300) for as long as one is held.
+            return yield* errorOf(Effect.scoped(Effect.flatMap(pg.reserve, (c) => c.query("select 1"))))
+          })
+        )
+        expect(error._tag).toBe("AcquireTimeout")
+        expect(error.message).toContain("the last attempt to open one failed: TooManyConnections")
+        expect(
+          logged.some((m) => m.includes("opening a connection") && m.includes("TooManyConnections"))
+        ).toBe(true)
+        // Once the held connection is back the pool serves again, and a timeout after that says nothing stale.
+        expect((yield* pg.query<{ n: number }>("select 1 as n")).rows).toEqual([{ n: 1 }])
+      })
   )
 
   it.effect("a caller waiting for a connection can be interrupted: every API leaves the queue at once", () =>

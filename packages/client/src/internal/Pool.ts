@@ -120,6 +120,12 @@ export class Pool {
   /** Failed opening attempts in a row, and when the next may start (performance.now()). */
   private failures = 0
   private retryAt = 0
+  /**
+   * The last failed opening attempt since the last one that succeeded: what AcquireTimeout says
+   * (callers that waited for good otherwise never learn why no connection came).
+   */
+  private lastFailure: { readonly at: number; readonly error: PgConnectError | PgServerError } | undefined =
+    undefined
   private readonly options: PoolOptions
   private readonly open: Effect.Effect<Pooled, PgConnectError | PgServerError>
   private readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
@@ -287,9 +293,15 @@ export class Pool {
     while (this.waiters.length > 0 && this.waiters[0]!.deadline <= now) {
       const w = this.waiters.shift()!
       if (w.exclusive === undefined) this.sharedWaiters--
+      const failed =
+        this.lastFailure !== undefined && this.lastFailure.at >= w.since ? this.lastFailure.error : undefined
       w.resume(
         new AcquireTimeout({
-          message: `no connection within ${this.options.acquireTimeout} ms (max ${this.options.max}, ${this.connections.length} open, ${this.opening} opening, ${this.waiters.length} waiting)`,
+          message:
+            `no connection within ${this.options.acquireTimeout} ms (max ${this.options.max}, ${this.connections.length} open, ${this.opening} opening, ${this.waiters.length} waiting)` +
+            (failed === undefined
+              ? ""
+              : `; the last attempt to open one failed: ${failed._tag}: ${failed.message}`),
           timeout: this.options.acquireTimeout,
           max: this.options.max
         })
@@ -366,9 +378,13 @@ export class Pool {
     const fiber = this.fork(
       Effect.matchEffect(this.open, {
         onFailure: (error) =>
-          Effect.sync(() => {
+          Effect.suspend(() => {
             this.opening--
             this.failures++
+            this.lastFailure = { at: performance.now(), error }
+            // Callers still waiting (some connections are open, so they are not failed here)
+            // would otherwise learn the reason only from AcquireTimeout's message.
+            const waiting = this.waiters.length
             // 50 ms doubling up to 2 s; the periodic check retries for waiters still queued.
             this.retryAt = performance.now() + Math.min(2000, 50 * 2 ** Math.min(this.failures - 1, 6))
             // With nothing open, nobody can be served: every waiter gets the reason.
@@ -378,11 +394,17 @@ export class Pool {
               for (const w of waiters) w.resume(error)
             }
             this.dispatch()
+            return this.waiters.length > 0 && waiting > 0
+              ? Effect.logWarning(
+                  `pgline: opening a connection for ${this.waiters.length} waiting caller(s) failed (${error._tag}: ${error.message}); trying again`
+                )
+              : Effect.void
           }),
         onSuccess: (pooled) =>
           Effect.sync(() => {
             this.opening--
             this.failures = 0
+            this.lastFailure = undefined
             if (this.closed) {
               this.fork(Scope.close(pooled.scope, Exit.void))
               return
