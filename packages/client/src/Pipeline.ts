@@ -842,6 +842,18 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
         exit._tag === "Failure" && (syncsInFlight > 0 || segment.unsettled > 0)
           ? conn.interrupt(token)
           : undefined
+      // Failed or interrupted before its last segment was synced: that segment must not commit.
+      // Begun outside a transaction block (always so on a pipeline's own lease; elsewhere when the
+      // status before it is known to be idle), its statements form the implicit transaction the
+      // Sync would commit; an error before the Sync rolls it back instead. A block the segment
+      // began ends failed (rolled back on a lease). Inside a block begun before the pipeline
+      // (withTransaction, reserve) the statements are the block's, left to its owner.
+      if (
+        exit._tag === "Failure" &&
+        segment.size > 0 &&
+        (leased || (syncsInFlight === 0 && conn.transactionStatus === "I"))
+      )
+        abortSegment()
       // A scope cannot fail on close: an error nobody read is logged, never dropped silently
       // (`withPipeline` syncs before closing, so its caller gets it as a failure instead).
       const finalSync =
@@ -875,6 +887,22 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
       // Bounded as the pool's clean-up is: a server that does not answer closes the connection.
       return leased ? Effect.andThen(settled, conn.bounded(rollbackLeftOpen)) : settled
     })
+
+  /**
+   * Fails the open segment on the server, so its Sync rolls back what it ran: a Describe of a
+   * portal that cannot exist (its name is longer than a cursor's, so no DECLARE made it), whose
+   * error (34000) is nobody's to read.
+   */
+  const abortSegment = (): void => {
+    const state = new HandleState(shared, segment)
+    state.read = true
+    segment.size++
+    segment.unsettled++
+    if (conn.queueDescribePortal(ABORT_PORTAL, state, token) !== undefined) {
+      segment.size--
+      segment.unsettled--
+    }
+  }
 
   /** See OpenOptions.leased: ROLLBACK, as the connection's holder, of a block left open. */
   const rollbackLeftOpen = Effect.callback<void>((resume) => {
@@ -924,6 +952,9 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
 }
 
 const emptyResult: QueryResult = { rows: [], command: "", rowCount: 0, fields: [], tag: "" }
+
+/** Longer than NAMEDATALEN - 1 (63 bytes): DECLARE cuts a cursor's name to that, so none has this one. */
+const ABORT_PORTAL = "pgline: the pipeline failed before this segment was synced, so it is rolled back"
 
 /** Every result of a struct or tuple of statements, in one round trip. */
 export type Results<T> = {

@@ -14,6 +14,7 @@
  * Timeouts are liveness bounds (a hang fails the test), never speed assertions.
  */
 import { expect, layer } from "@effect/vitest"
+import type { Pipeline } from "@pgline/client"
 import { Effect, Exit, Fiber } from "effect"
 import { PgServer } from "@pgline/testing"
 import {
@@ -457,6 +458,77 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
           expect((yield* next[1]!).rows).toEqual([{ four: 4 }])
         })
       )
+    })
+  )
+
+  it.effect("a pipeline failing or interrupted before its last sync commits nothing of that segment", () =>
+    Effect.gen(function* () {
+      const pg = yield* connectWith({ max: 2 })
+      yield* pg.query("create table unsynced (tag text, n int)")
+      const count = (tag: string) =>
+        Effect.map(
+          rowsOf(pg, "select count(*)::int as n from unsynced where tag = $1", [tag]),
+          (rows) => (rows[0] as { n: number }).n
+        )
+      // Each body queues inserts the server runs at once (a Flush makes sure of it) and then fails;
+      // the Sync the scope's end sends would commit them.
+      const ran = (p: Pipeline, tag: string) =>
+        Effect.gen(function* () {
+          const a = yield* p.execute("insert into unsynced values ($1, 1)", [tag])
+          yield* p.execute("insert into unsynced values ($1, 2)", [tag])
+          yield* p.flush
+          yield* a
+        })
+      const failing = (p: Pipeline, tag: string) =>
+        Effect.andThen(ran(p, tag), Effect.fail("application error" as const))
+      // A scoped pipeline, withPipeline, an interruption, and a failure after a synced segment.
+      expect(yield* errorOf(Effect.scoped(Effect.flatMap(pg.pipeline, (p) => failing(p, "scoped"))))).toBe(
+        "application error"
+      )
+      expect(yield* errorOf(pg.withPipeline((p) => failing(p, "with")))).toBe("application error")
+      const interrupted = yield* Effect.exit(
+        pg.withPipeline((p) => Effect.andThen(ran(p, "interrupted"), Effect.never)).pipe(Effect.timeout(300))
+      )
+      expect(Exit.isFailure(interrupted)).toBe(true)
+      yield* Effect.exit(
+        pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            yield* p.execute("insert into unsynced values ('synced', 1)")
+            yield* p.sync
+            return yield* failing(p, "after-sync")
+          })
+        )
+      )
+      // executeMany refusing its third row: the two before it go with the failed body.
+      const refused = yield* errorOf(
+        pg.withPipeline((p) =>
+          p.executeMany("insert into unsynced values ($1, $2)", [
+            ["many", 1],
+            ["many", 2],
+            ["many", new Date(Number.NaN)]
+          ])
+        )
+      )
+      expect(refused._tag).toBe("ParameterError")
+      for (const tag of ["scoped", "with", "interrupted", "after-sync", "many"])
+        expect(yield* count(tag), tag).toBe(0)
+      // The segment synced before the failure stands.
+      expect(yield* count("synced")).toBe(1)
+      // On a reserved connection outside a block, the same; inside a block the caller began, the
+      // statements are the block's: its owner commits them (or not).
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          yield* Effect.exit(conn.withPipeline((p) => failing(p, "reserved")))
+          yield* conn.query("begin")
+          yield* Effect.exit(conn.withPipeline((p) => failing(p, "in-block")))
+          yield* conn.query("commit")
+        })
+      )
+      expect(yield* count("reserved")).toBe(0)
+      expect(yield* count("in-block")).toBe(2)
+      // Nothing is left behind: the next statements on the pool run normally.
+      expect(yield* rowsOf(pg, "select 1 as one")).toEqual([{ one: 1 }])
     })
   )
 })

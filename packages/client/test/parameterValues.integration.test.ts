@@ -8,7 +8,7 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { PgClient, type PgClientApi } from "@pgline/client"
-import { PgInterval } from "@pgline/codec"
+import { PgInterval, PgRange } from "@pgline/codec"
 import { LatencyProxy, PgServer, withProxyUrl } from "@pgline/testing"
 import { Effect, Layer } from "effect"
 import { connectTo, errorOf, within } from "./support/pipeline.ts"
@@ -46,6 +46,52 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
         const error = yield* errorOf(pg.query("select $1::float4[] as v", [["1e39"]]))
         expect(error._tag).toBe("NumericValueOutOfRange")
       }
+      yield* pg.query("reset timezone")
+    })
+  )
+
+  it.effect("strings next to Dates or numbers in an array mean what they mean as strings alone", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgClient
+      yield* pg.query("set timezone = 'America/St_Johns'")
+      // A zone-less timestamptz string is the session's local time when alone; next to a Date (the
+      // array then goes in binary) it cannot be read so, and is refused instead of read as UTC.
+      const alone = yield* pg.query<{ v: string }>("select ($1::timestamptz[])[1]::text as v", [
+        ["2024-01-01 12:00:00"]
+      ])
+      expect(alone.rows).toEqual([{ v: "2024-01-01 12:00:00-03:30" }])
+      for (const mixed of [
+        [new Date(0), "2024-01-01 12:00:00"],
+        new PgRange<unknown>(new Date(0), "2024-01-01 12:00:00")
+      ]) {
+        const error = yield* errorOf(pg.query("select $1 as v", [mixed]))
+        expect(error._tag).toBe("ParameterError")
+        expect(error.message).toContain("has no UTC offset")
+      }
+      // With an offset it is exact next to a Date too.
+      const zoned = yield* pg.query<{ v: string }>("select ($1::timestamptz[])[2]::text as v", [
+        [new Date(0), "2024-01-01 12:00:00+02"]
+      ])
+      expect(zoned.rows).toEqual([{ v: "2024-01-01 06:30:00-03:30" }])
+      // Bound to a timestamp[] (a prepared statement's type), a zone is ignored, as the server does.
+      const stamps = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const conn = yield* pg.reserve
+          const statement = yield* conn.prepare(
+            "select ($1::timestamp[])[2]::text as w, $2::timestamp::text as s"
+          )
+          return (yield* statement.execute([
+            [new Date(0), "2024-01-01 12:00:00+02"],
+            "2024-01-01 12:00:00+02"
+          ])).rows
+        })
+      )
+      expect(stamps).toEqual([{ w: "2024-01-01 12:00:00", s: "2024-01-01 12:00:00" }])
+      // The server's special float spellings, any case, next to a number.
+      const floats = yield* pg.query<{ v: ReadonlyArray<number> }>("select $1::float8[] as v", [
+        [1.5, "NaN", "infinity", "-inf", "+Infinity", "INF"]
+      ])
+      expect(floats.rows).toEqual([{ v: [1.5, Number.NaN, Infinity, -Infinity, Infinity, Infinity] }])
       yield* pg.query("reset timezone")
     })
   )

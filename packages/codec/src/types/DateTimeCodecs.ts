@@ -135,6 +135,8 @@ interface Parts {
   readonly micros: number
   /** Zone offset in seconds east of UTC (0 when absent). */
   readonly offset: number
+  /** Whether the text gave a zone (Z or an offset). */
+  readonly zoned: boolean
 }
 
 const parseTimestamp = (oid: number, t: string, fail: typeof decodeFail): Parts => {
@@ -147,7 +149,26 @@ const parseTimestamp = (oid: number, t: string, fail: typeof decodeFail): Parts 
     offset = Number(m[10]) * 3600 + Number(m[11] ?? 0) * 60 + Number(m[12] ?? 0)
     if (m[9] === "-") offset = -offset
   }
-  return { days, micros, offset }
+  return { days, micros, offset, zoned: m[8] !== undefined || m[9] !== undefined }
+}
+
+/**
+ * PostgreSQL-epoch microseconds of a timestamp string given as a parameter value encoded here
+ * (an element of an array or range whose other values made it binary: a lone string goes as text,
+ * read by the server). Read as the server reads the text: a timestamp ignores a zone; a
+ * timestamptz without one is in the session's time zone, which this encoding cannot know, so it
+ * is refused rather than read as UTC.
+ */
+const stringToMicros = (oid: number, t: string): bigint => {
+  if (t === "infinity" || t === "+infinity" || t === "-infinity") return textToMicros(oid, t, encodeFail)
+  const p = parseTimestamp(oid, t, encodeFail)
+  if (oid === Oid.timestamptz && !p.zoned)
+    encodeFail(
+      oid,
+      `${JSON.stringify(t)} has no UTC offset: next to a Date it would be read as UTC, not in the session's time zone as a string alone is; add the offset (Z, +02:00) or pass a Date`
+    )
+  const offset = oid === Oid.timestamptz ? p.offset : 0
+  return BigInt(p.days - PG_EPOCH_DAYS) * BigInt(MICROS_PER_DAY) + BigInt(p.micros - offset * 1e6)
 }
 
 /** PostgreSQL-epoch microseconds of a timestamp text (sentinels for the infinities). */
@@ -197,7 +218,7 @@ const toMicros = (oid: number, value: unknown): bigint => {
   } else if (value instanceof PgTimestamp) us = value.micros
   else if (value === Infinity) us = INT64_MAX
   else if (value === -Infinity) us = INT64_MIN
-  else if (typeof value === "string") us = textToMicros(oid, value.trim(), encodeFail)
+  else if (typeof value === "string") us = stringToMicros(oid, value.trim())
   if (us === undefined)
     return encodeFail(oid, `expected a Date, PgTimestamp or ISO string, got ${describeValue(value)}`)
   if (us > INT64_MAX || us < INT64_MIN) encodeFail(oid, "timestamp out of range")

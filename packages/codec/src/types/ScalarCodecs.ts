@@ -186,11 +186,16 @@ const int8AsString: Codec<string> = makeCodec({
 
 // --- floats
 
+/** The server's special float spellings, any case: NaN, [+-]Infinity, [+-]inf. */
+const FLOAT_SPECIAL = /^(?:(nan)|([+-]?)inf(?:inity)?)$/i
+
 const toFloat = (oid: number, value: unknown): number => {
   if (typeof value === "number") return value
   if (typeof value === "bigint") return Number(value)
   if (typeof value === "string") {
     const t = value.trim()
+    const special = FLOAT_SPECIAL.exec(t)
+    if (special !== null) return special[1] !== undefined ? Number.NaN : special[2] === "-" ? -Infinity : Infinity
     const n = Number(t)
     if (t !== "" && (!Number.isNaN(n) || t === "NaN")) {
       // Text beyond the double's range reads as ±Infinity or 0 in JS; the server refuses it.
