@@ -195,7 +195,8 @@ const toFloat = (oid: number, value: unknown): number => {
   if (typeof value === "string") {
     const t = value.trim()
     const special = FLOAT_SPECIAL.exec(t)
-    if (special !== null) return special[1] !== undefined ? Number.NaN : special[2] === "-" ? -Infinity : Infinity
+    if (special !== null)
+      return special[1] !== undefined ? Number.NaN : special[2] === "-" ? -Infinity : Infinity
     const n = Number(t)
     if (t !== "" && (!Number.isNaN(n) || t === "NaN")) {
       // Text beyond the double's range reads as ±Infinity or 0 in JS; the server refuses it.
