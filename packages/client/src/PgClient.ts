@@ -414,9 +414,16 @@ const connect = (
 ): Effect.Effect<PgClientApi, PgClientLayerError, Scope.Scope> => {
   const invalid = invalidSetting(settings)
   if (invalid !== undefined) return Effect.fail(invalid)
-  return Effect.flatMap(
-    Session.toSessionOptions(resolved, { maxMessageSize: settings.maxMessageSize }),
-    (options) => openPool(options, settings)
+  // Settings accepted with a caveat (a deprecated keyword, an ignored DateStyle part) are said once.
+  const caveats = Effect.forEach(resolved.warnings, (w) => Effect.logWarning(`pgline: ${w}`), {
+    discard: true
+  })
+  return Effect.andThen(
+    caveats,
+    Effect.flatMap(
+      Session.toSessionOptions(resolved, { maxMessageSize: settings.maxMessageSize }),
+      (options) => openPool(options, settings)
+    )
   )
 }
 

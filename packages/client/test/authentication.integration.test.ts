@@ -6,6 +6,7 @@
  * (used at 0600, ignored at 0644). That refusals happen before any secret leaves the client is
  * checked against a scripted fake server, which records what it receives. Needs the server.
  */
+import { writeFileSync } from "node:fs"
 import { expect, layer } from "@effect/vitest"
 import { PgServer } from "@pgline/testing"
 import { Effect } from "effect"
@@ -181,8 +182,57 @@ layer(PgServer.layer, { timeout: 120_000 })("authentication through PgClient.lay
         const publicFile = yield* tempFile("pgpass", lines, 0o644)
         const error = yield* Effect.flip(whoami({ ...noPassword(roles.md5), passfile: publicFile }))
         expect(error).toMatchObject({ _tag: "PgConnectError", reason: "Authentication" })
+        // The error says why the file gave no password (libpq warns the same way).
+        expect(error.message).toContain("the server asks for a password and none was supplied")
+        expect(error.message).toContain("accessible by group or others (mode 0644)")
       })
     )
+  )
+
+  it.effect(
+    "the password file is read at each connection attempt: a rotated password reaches new connections",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* PgServer
+          const scram = rolesOf(info).scram
+          // ALTER ROLE takes no parameters: the server quotes the password itself.
+          const setPassword = (password: string) =>
+            withClient(tcp(info), (pg) =>
+              Effect.flatMap(
+                pg.query<{ sql: string }>(
+                  "select format('alter role %I password %L', $1::text, $2::text) as sql",
+                  [scram.user, password]
+                ),
+                (r) => pg.query(r.rows[0]!.sql)
+              )
+            )
+          const line = (password: string) => `*:*:*:${scram.user}:${password.replace(/[:\\]/g, "\\$&")}\n`
+          const file = yield* tempFile("pgpass", line(scram.password), 0o600)
+          yield* Effect.addFinalizer(() => Effect.orDie(setPassword(scram.password)))
+          const seen = yield* withClient(
+            { ...tcp(info, scram), password: undefined, passfile: file, max: 1 },
+            (pg) =>
+              Effect.gen(function* () {
+                const first = yield* pg.query<{ pid: number }>("select pg_backend_pid() as pid")
+                // A secrets agent rotates the password: the server's and the file's change together,
+                // then the connection is lost (here: terminated) and the pool opens a new one.
+                yield* setPassword("rotated-pass")
+                writeFileSync(file, line("rotated-pass"), { mode: 0o600 })
+                yield* withClient(tcp(info), (other) =>
+                  other.query("select pg_terminate_backend($1)", [first.rows[0]!.pid])
+                )
+                yield* Effect.exit(pg.query("select 1"))
+                const again = yield* pg.query<{ u: string; pid: number }>(
+                  "select current_user as u, pg_backend_pid() as pid"
+                )
+                expect(again.rows[0]!.pid).not.toBe(first.rows[0]!.pid)
+                return again.rows[0]!.u
+              })
+          )
+          expect(seen).toBe(scram.user)
+        })
+      )
   )
 
   it.effect("refusals happen before any secret is sent (scripted server)", () =>

@@ -9,7 +9,7 @@ import { expect, layer } from "@effect/vitest"
 import { createServer } from "node:net"
 import { PgClient, PgConfig } from "@pgline/client"
 import { localServer, PgServer } from "@pgline/testing"
-import { ConfigProvider, Effect } from "effect"
+import { ConfigProvider, Effect, Logger } from "effect"
 import { rolesOf, sslInUse, tcp, tempFile, withClient } from "./support/integration.ts"
 
 /** A port on 127.0.0.1 where nothing listens (bound, then released). */
@@ -165,6 +165,23 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("configur
         expect(missing._tag).toBe("PgConfigError")
       })
     )
+  )
+
+  it.effect("a setting accepted with a caveat (a deprecated keyword) is logged as a warning", () =>
+    Effect.gen(function* () {
+      const info = yield* PgServer
+      const logged: Array<string> = []
+      const capture = Logger.make(({ message }) => {
+        logged.push(Array.isArray(message) ? message.join(" ") : String(message))
+      })
+      const url = `postgresql://${info.user}@${info.host}:${info.port}/${info.database}?requiressl=0`
+      expect(
+        yield* withClient(url, (pg) => Effect.succeed(pg.processId > 0)).pipe(
+          Effect.provide(Logger.layer([capture]))
+        )
+      ).toBe(true)
+      expect(logged.filter((m) => m.includes("requiressl is deprecated"))).toHaveLength(1)
+    })
   )
 
   it.effect("a host list whose first host refuses connects to the second", () =>

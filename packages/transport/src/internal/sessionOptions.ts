@@ -7,7 +7,7 @@
  */
 import { Effect, Redacted } from "effect"
 import type { PgConnectOptions } from "../PgConfig.ts"
-import { lookupPassword } from "../PgConfig.ts"
+import { lookupPassword, System } from "../PgConfig.ts"
 import type { SessionOptions } from "../Session.ts"
 import { PgConfigError } from "./config/error.ts"
 import { parseRequireAuth, requireAuthAny } from "./auth/requireAuth.ts"
@@ -152,13 +152,15 @@ export const toSessionOptions = (
   extra: { readonly maxMessageSize?: number | undefined } = {}
 ): Effect.Effect<SessionOptions, PgConfigError> =>
   Effect.gen(function* () {
-    const passwords = new Map<string, string | undefined>()
-    for (const host of options.hosts) {
-      const found = yield* lookupPassword(options, host)
-      passwords.set(
-        endpointKey(host),
-        found.password === undefined ? undefined : Redacted.value(found.password)
-      )
+    // The password file is read at each connection attempt, as libpq does: a password rotated in
+    // it reaches the pool's next connections.
+    const system = yield* System
+    const hosts = new Map(options.hosts.map((host) => [endpointKey(host), host]))
+    const lookup = (endpoint: Endpoint) => {
+      const host = hosts.get(endpointKey(endpoint))
+      return host === undefined
+        ? undefined
+        : Effect.runSync(Effect.provideService(lookupPassword(options, host), System, system))
     }
     let requireAuth = requireAuthAny
     if (options.requireAuth !== undefined) {
@@ -199,7 +201,14 @@ export const toSessionOptions = (
       hosts: options.hosts,
       user: options.user,
       database: options.database,
-      password: (endpoint) => passwords.get(endpointKey(endpoint)),
+      password: (endpoint) => {
+        const found = lookup(endpoint)?.password
+        return found === undefined ? undefined : Redacted.value(found)
+      },
+      passwordMissing: (endpoint) => {
+        const warnings = lookup(endpoint)?.warnings ?? []
+        return warnings.length === 0 ? undefined : warnings.join("; ")
+      },
       runtimeParameters,
       tls: {
         sslmode: options.sslmode,

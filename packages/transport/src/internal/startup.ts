@@ -46,8 +46,13 @@ import { Wire } from "./Wire.ts"
 export interface StartupOptions {
   readonly user: string
   readonly database: string
-  /** Resolved per endpoint (explicit password, else the password file). */
+  /** Resolved per endpoint at each attempt (explicit password, else the password file). */
   readonly password: (endpoint: Endpoint) => string | undefined
+  /**
+   * Why no password was found for the endpoint, when there is a reason to give (a password file
+   * skipped for its permissions): said when the server asks for a password.
+   */
+  readonly passwordMissing?: (endpoint: Endpoint) => string | undefined
   readonly runtimeParameters: Readonly<Record<string, string>>
   readonly tls: TlsOptions
   readonly keepalives: boolean
@@ -398,7 +403,12 @@ const converse = async (
     new ConnectFailure("Authentication", `${describe(endpoint)}: ${message}`)
   const password = (): string => {
     const p = options.password(endpoint)
-    if (p === undefined) throw refuse("the server asks for a password and none was supplied")
+    if (p === undefined) {
+      const why = options.passwordMissing?.(endpoint)
+      throw refuse(
+        `the server asks for a password and none was supplied${why === undefined ? "" : ` (${why})`}`
+      )
+    }
     return p
   }
   const check = (type: string) => {
