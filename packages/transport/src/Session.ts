@@ -63,13 +63,27 @@ const shuffle = <A>(items: ReadonlyArray<A>): Array<A> => {
   return out
 }
 
-/** Whether a session's state matches target_session_attrs, from the ParameterStatus values PG 14+ reports. */
-const sessionState = (started: Started): { readOnly: boolean; standby: boolean } => ({
-  readOnly:
-    started.parameters.get("default_transaction_read_only") === "on" ||
-    started.parameters.get("in_hot_standby") === "on",
-  standby: started.parameters.get("in_hot_standby") === "on"
-})
+/**
+ * A session's state for target_session_attrs: from the ParameterStatus values PostgreSQL 14+
+ * reports, or, when one is missing (a pooler or proxy that does not pass it on), asked of the
+ * server as libpq asks: `SHOW transaction_read_only` for read-write and read-only,
+ * `pg_is_in_recovery()` for primary and standby.
+ */
+const sessionState = async (
+  started: Started,
+  attrs: TargetSessionAttrs
+): Promise<{ readOnly: boolean; standby: boolean }> => {
+  const readOnly = started.parameters.get("default_transaction_read_only")
+  const hotStandby = started.parameters.get("in_hot_standby")
+  if (attrs === "any" || (readOnly !== undefined && hotStandby !== undefined))
+    return { readOnly: readOnly === "on" || hotStandby === "on", standby: hotStandby === "on" }
+  if (attrs === "read-write" || attrs === "read-only") {
+    const value = await started.ask("SHOW transaction_read_only")
+    return { readOnly: value === "on", standby: false }
+  }
+  const value = await started.ask("SELECT pg_catalog.pg_is_in_recovery()")
+  return { readOnly: value === "t", standby: value === "t" }
+}
 
 const matches = (attrs: TargetSessionAttrs, state: { readOnly: boolean; standby: boolean }): boolean => {
   switch (attrs) {
@@ -236,7 +250,11 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
           started.wire.close({ kind: "local", message: "interrupted" })
           throw new ConnectFailure("Network", "connection attempt interrupted")
         }
-        if (!matches(attrs, sessionState(started))) {
+        const state = await sessionState(started, attrs).catch((error: unknown) => {
+          started.wire.close({ kind: "local", message: "target_session_attrs check failed" })
+          throw error
+        })
+        if (!matches(attrs, state)) {
           started.wire.close({ kind: "local", message: "target_session_attrs mismatch" })
           failures.push(`${describe(endpoint)}: session is not ${attrs}`)
           lastError = new ConnectFailure(

@@ -7,7 +7,7 @@
 import { expect, it } from "@effect/vitest"
 import { type BackendMessage, encodeBackend } from "@pgline/codec"
 import { Effect } from "effect"
-import { fakeServer, localServer } from "../../testing/src/index.ts"
+import { acceptStartup, column, dataRow, fakeServer, localServer } from "../../testing/src/index.ts"
 import { openSession } from "./support/session.ts"
 
 const session: ReadonlyArray<BackendMessage> = [
@@ -244,6 +244,64 @@ it.live("sslmode=prefer: an SSLRequest answered with garbage ends there, no plai
       expect(r.reason).toBe("Protocol")
       expect(r.message).toContain("does not speak the PostgreSQL protocol")
       expect(server.accepted()).toBe(1)
+    })
+  )
+)
+
+it.live("target_session_attrs asks a server that does not report its state, as libpq does", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      /** A server reporting neither default_transaction_read_only nor in_hot_standby (a proxy that
+       * drops them, say) that answers libpq's questions with `answer`, recording what it was asked. */
+      const unreported = (
+        answer: string,
+        parameters: Record<string, string> = { server_version: "18.0" }
+      ) => {
+        const asked: Array<string> = []
+        return Effect.map(
+          fakeServer((m, conn) => {
+            if (acceptStartup(m, conn, { parameters })) return
+            if (m.type === "Query") {
+              asked.push(m.query)
+              conn.send(
+                { type: "RowDescription", fields: [column("v", 25)] },
+                dataRow(answer),
+                { type: "CommandComplete", tag: "SELECT 1" },
+                { type: "ReadyForQuery", status: "I" }
+              )
+            }
+          }),
+          (server) => ({ server, asked })
+        )
+      }
+      const attrs = (port: number, value: string) =>
+        outcome(`postgres://u@127.0.0.1:${port}/d?sslmode=disable&target_session_attrs=${value}`)
+      const cases: ReadonlyArray<[string, string, string, string]> = [
+        ["read-write", "on", "SHOW transaction_read_only", "TargetSessionAttrs"],
+        ["read-write", "off", "SHOW transaction_read_only", "connected"],
+        ["read-only", "on", "SHOW transaction_read_only", "connected"],
+        ["standby", "t", "SELECT pg_catalog.pg_is_in_recovery()", "connected"],
+        ["standby", "f", "SELECT pg_catalog.pg_is_in_recovery()", "TargetSessionAttrs"],
+        ["primary", "f", "SELECT pg_catalog.pg_is_in_recovery()", "connected"]
+      ]
+      for (const [wanted, answer, question, expected] of cases) {
+        const { server, asked } = yield* unreported(answer)
+        const r = yield* attrs(server.port, wanted)
+        expect({ reason: r.reason, asked }, `${wanted} ${answer}`).toEqual({
+          reason: expected,
+          asked: [question]
+        })
+      }
+      // A server that reports both is not asked; nor is anything asked for "any".
+      const reported = yield* unreported("on", {
+        server_version: "18.0",
+        default_transaction_read_only: "off",
+        in_hot_standby: "off"
+      })
+      expect((yield* attrs(reported.server.port, "read-write")).reason).toBe("connected")
+      const anything = yield* unreported("on")
+      expect((yield* attrs(anything.server.port, "any")).reason).toBe("connected")
+      expect([...reported.asked, ...anything.asked]).toEqual([])
     })
   )
 )

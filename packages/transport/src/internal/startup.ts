@@ -10,6 +10,8 @@ import {
   type BackendMessage,
   encodeAuthData,
   encodePassword,
+  decodeUtf8,
+  encodeQuery,
   encodeSASLInitialResponse,
   encodeStartup,
   type ErrorFields,
@@ -77,6 +79,11 @@ export interface Started {
   readonly transactionStatus: TransactionStatus
   readonly notices: ReadonlyArray<ErrorFields>
   readonly authMethod: AuthMethod
+  /**
+   * Runs one simple query on the new session and gives its first row's first column as text
+   * (null for none): what target_session_attrs asks of a server that did not report its state.
+   */
+  readonly ask: (query: string) => Promise<string | null>
 }
 
 /** The server answered with an ErrorResponse during start-up (e.g. 28P01 invalid_password). */
@@ -210,6 +217,42 @@ const unknownMethod = (error: ProtocolError | undefined): string | undefined =>
   error?.messageType === "R" && error.reason === "InvalidValue"
     ? /^unknown authentication code (-?\d+)$/.exec(error.message)?.[1]
     : undefined
+
+/** Started.ask: the query's first value as text, up to its ReadyForQuery; an error throws it. */
+const ask = async (
+  wire: Wire,
+  reader: StartupReader,
+  endpoint: Endpoint,
+  query: string
+): Promise<string | null> => {
+  encodeQuery(wire.writer, query)
+  wire.flush()
+  let value: string | null | undefined
+  let failed: ErrorFields | undefined
+  for (;;) {
+    const m = await reader.next()
+    switch (m.type) {
+      case "DataRow":
+        if (value === undefined && m.columnCount > 0)
+          value = m.lengths[0]! < 0 ? null : decodeUtf8(m.bytes, m.offsets[0]!, m.offsets[0]! + m.lengths[0]!)
+        break
+      case "ErrorResponse":
+        failed = m.fields
+        break
+      case "ReadyForQuery":
+        if (failed !== undefined) throw new StartupServerError(failed)
+        return value ?? null
+      case "RowDescription":
+      case "CommandComplete":
+      case "NoticeResponse":
+      case "ParameterStatus":
+      case "EmptyQueryResponse":
+        break
+      default:
+        throw new ConnectFailure("Protocol", `${describe(endpoint)}: unexpected ${m.type} answering ${query}`)
+    }
+  }
+}
 
 /** 'R', 'E' or 'v': the first bytes a PostgreSQL server answers a StartupMessage with. */
 const startsLikePostgres = (bytes: Uint8Array): boolean =>
@@ -583,7 +626,8 @@ const converse = async (
           tls,
           transactionStatus: m.status,
           notices,
-          authMethod
+          authMethod,
+          ask: (query) => ask(wire, reader, endpoint, query)
         }
       default:
         throw new ConnectFailure("Protocol", `${describe(endpoint)}: unexpected ${m.type} during start-up`)
