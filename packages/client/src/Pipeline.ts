@@ -217,6 +217,7 @@ const answerOf = ({
     if (first.refused !== undefined) return Effect.fail(encodeFailure(first.refused))
   }
   if (ended.syncError !== undefined) return Effect.fail(fromErrorFields(ended.syncError))
+  if (ended.rolledBack !== undefined) return Effect.fail(ended.rolledBack)
   return Effect.succeed(status ?? "I")
 }
 
@@ -238,6 +239,8 @@ class Segment {
   unsettled = 0
   firstFailure: Readable | undefined = undefined
   syncError: ErrorFields | undefined = undefined
+  /** Set when the pipeline made the server fail the segment (see abortSegment): nothing of it stands. */
+  rolledBack: StatementRejected | undefined = undefined
   span: Tracer.Span | undefined = undefined
 }
 
@@ -296,7 +299,11 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
   }
   /** Settled with a result that stands (its segment's implicit COMMIT did not fail). */
   succeeded(): this is { readonly outcome: Extract<Outcome, { _tag: "Done" }> } {
-    return this.outcome?._tag === "Done" && this.segment.syncError === undefined
+    return (
+      this.outcome?._tag === "Done" &&
+      this.segment.syncError === undefined &&
+      this.segment.rolledBack === undefined
+    )
   }
   settle(outcome: Outcome): void {
     this.outcome = outcome
@@ -313,6 +320,8 @@ class HandleState extends Effectable.Class<QueryResult<any>, HandleError> implem
     const outcome = this.outcome
     const syncError = this.segment.syncError
     if (outcome?._tag === "Done" && syncError !== undefined) return Effect.fail(fromErrorFields(syncError))
+    if (outcome?._tag === "Done" && this.segment.rolledBack !== undefined)
+      return Effect.fail(this.segment.rolledBack)
     return outcomeToExit(outcome, undefined, undefined)
   }
   asEffect(): Effect.Effect<QueryResult<any>, HandleError> {
@@ -343,7 +352,8 @@ class ManySink implements OutcomeSink, Readable {
   rowCount = 0
   firstFailure: Outcome | undefined = undefined
   waiters: Array<() => void> | undefined = undefined
-  readonly epochs: Array<{ readonly epoch: number; readonly segment: Segment }> = []
+  /** The segments its statements went in (one, unless a sync came between executeMany's rows). */
+  readonly segments: Array<Segment> = []
   span: Tracer.Span | undefined = undefined
   get failure(): ErrorFields | undefined {
     return this.firstFailure?._tag === "ServerError" ? this.firstFailure.fields : undefined
@@ -361,6 +371,7 @@ class ManySink implements OutcomeSink, Readable {
     segment.unsettled++
     segment.size++
     if (this.lastSegment === segment && this.lastSink !== undefined) return this.lastSink
+    this.segments.push(segment)
     const many = this
     const sink: OutcomeSink = {
       settle(outcome: Outcome) {
@@ -458,6 +469,8 @@ interface Core {
   readonly closeNow: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void> | undefined
   /** Ends the segment with a Sync now; `done` gets the answer. */
   readonly queueSyncNow: (done: (answer: SyncAnswer) => void) => void
+  /** See `abandonSegment`. */
+  readonly abandon: Effect.Effect<boolean>
 }
 
 /** PipelineOptions, and what the client knows of the pipeline's connection. */
@@ -768,7 +781,9 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
           (): Effect.Effect<{ readonly rowCount: number; readonly statements: number }, HandleError> =>
             many.firstFailure !== undefined
               ? (outcomeToExit(many.firstFailure, undefined, undefined) as Effect.Effect<never, HandleError>)
-              : Effect.succeed({ rowCount: many.rowCount, statements: many.statements })
+              : many.segments.find((s) => s.rolledBack !== undefined) !== undefined
+                ? Effect.fail(many.segments.find((s) => s.rolledBack !== undefined)!.rolledBack!)
+                : Effect.succeed({ rowCount: many.rowCount, statements: many.statements })
         )
       })
       return Effect.as(loop(), summary)
@@ -844,21 +859,22 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
           : undefined
       // Failed or interrupted before its last segment was synced: that segment must not commit.
       // Begun outside a transaction block (always so on a pipeline's own lease; elsewhere when the
-      // status before it is known to be idle), its statements form the implicit transaction the
-      // Sync would commit; an error before the Sync rolls it back instead. A block the segment
-      // began ends failed (rolled back on a lease). Inside a block begun before the pipeline
-      // (withTransaction, reserve) the statements are the block's, left to its owner.
-      if (
-        exit._tag === "Failure" &&
-        segment.size > 0 &&
-        (leased || (syncsInFlight === 0 && conn.transactionStatus === "I"))
-      )
-        abortSegment()
+      // Sync before it answered idle), its statements form the implicit transaction the Sync
+      // would commit; an error before the Sync rolls it back instead, and a block the segment
+      // began is rolled back after. Inside a block begun before the pipeline (withTransaction, a
+      // begin on reserve) the statements are the block's, left to its owner.
+      let undoBlock = leased
+      const decide: Effect.Effect<void> =
+        exit._tag === "Failure" && segment.size > 0
+          ? Effect.map(abandon, (aborted) => {
+              if (aborted) undoBlock = true
+            })
+          : Effect.void
       // A scope cannot fail on close: an error nobody read is logged, never dropped silently
       // (`withPipeline` syncs before closing, so its caller gets it as a failure instead).
       const finalSync =
         segment.size > 0
-          ? Effect.flatMap(queueSync(), ({ ended, lost }) => {
+          ? Effect.flatMap(Effect.andThen(decide, queueSync()), ({ ended, lost }) => {
               const unreadFirst = ended.firstFailure?.read === false ? ended.firstFailure : undefined
               const refused = unreadFirst?.refused
               if (refused !== undefined && lost === undefined)
@@ -866,16 +882,19 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
                   `pgline: a pipeline closed with an error nobody read: ${encodeFailure(refused)._tag}: ${refused.message}`
                 )
               const unread = unreadFirst?.failure ?? ended.syncError
-              if (unread === undefined || lost !== undefined) return Effect.void
+              // The cancel this end sent is not news to anyone.
+              if (
+                unread === undefined ||
+                lost !== undefined ||
+                (interrupt !== undefined && unread.code === "57014")
+              )
+                return Effect.void
               return Effect.logWarning(
                 `pgline: a pipeline closed with an error nobody read: ${fromErrorFields(unread)._tag}: ${unread.message}`
               ).pipe(Effect.annotateLogs({ sqlstate: unread.code }))
             })
           : Effect.void
-      const drain = Effect.callback<void>((resume) => {
-        if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
-        drained.push(() => resume(Effect.void))
-      })
+      const drain = awaitSyncs
       // A failed block whose statements have all answered waits only for the Sync: bounded (the
       // connection is closed after cancelGrace), so a server that stopped answering cannot hold
       // the end for good. Statements still running are cancelled instead (above), just as bounded.
@@ -885,23 +904,59 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
         Effect.sync(() => interrupt?.done())
       )
       // Bounded as the pool's clean-up is: a server that does not answer closes the connection.
-      return leased ? Effect.andThen(settled, conn.bounded(rollbackLeftOpen)) : settled
+      return Effect.andThen(
+        settled,
+        Effect.suspend(() => (undoBlock ? conn.bounded(rollbackLeftOpen) : Effect.void))
+      )
     })
 
   /**
-   * Fails the open segment on the server, so its Sync rolls back what it ran: a Describe of a
-   * portal that cannot exist (its name is longer than a cursor's, so no DECLARE made it), whose
-   * error (34000) is nobody's to read.
+   * The body that queued the open segment failed: makes the server fail the segment when it was
+   * begun outside a transaction block (see `end`), waiting for the Syncs in flight when the status
+   * before it depends on their answer. Whether it did.
    */
-  const abortSegment = (): void => {
-    const state = new HandleState(shared, segment)
+  const abandon: Effect.Effect<boolean> = Effect.suspend(() => {
+    if (segment.size === 0 || conn.isClosed) return Effect.succeed(false)
+    if (leased || (syncsInFlight === 0 && conn.transactionStatus === "I"))
+      return Effect.succeed(abortSegment())
+    if (syncsInFlight === 0) return Effect.succeed(false)
+    // The status before the segment is the answer of the last Sync still in flight; nothing of
+    // the segment's end is written yet, so the failing statement can still go first.
+    return Effect.andThen(
+      awaitSyncs,
+      Effect.sync(() => !conn.isClosed && conn.transactionStatus === "I" && abortSegment())
+    )
+  })
+
+  /** Waits until every Sync queued so far is answered (or the connection is gone). */
+  const awaitSyncs = Effect.callback<void>((resume) => {
+    if (syncsInFlight === 0 || conn.isClosed) return resume(Effect.void)
+    drained.push(() => resume(Effect.void))
+  })
+
+  /**
+   * Fails the open segment on the server, so its Sync rolls back what it ran: a statement that
+   * cannot be parsed, whatever the session holds, on the unnamed statement; its error is nobody's
+   * to read. The statements of the segment that had answered then fail when read (their work was
+   * undone), and so does a sync of the segment.
+   */
+  const abortSegment = (): boolean => {
+    if (segment.rolledBack !== undefined) return true
+    const state = new AbortState(shared, segment)
     state.read = true
     segment.size++
     segment.unsettled++
-    if (conn.queueDescribePortal(ABORT_PORTAL, state, token) !== undefined) {
+    if (conn.queueStatement(ABORT_TEXT, [], state, token) !== undefined) {
       segment.size--
       segment.unsettled--
+      return false
     }
+    segment.rolledBack = new StatementRejected({
+      reason: "TransactionRolledBack",
+      message:
+        "rolled back: the pipeline's body failed or was interrupted before this segment was synced, so nothing of the segment was committed"
+    })
+    return true
   }
 
   /** See OpenOptions.leased: ROLLBACK, as the connection's holder, of a block left open. */
@@ -945,7 +1000,8 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
       open = false
       return undefined
     },
-    queueSyncNow
+    queueSyncNow,
+    abandon
   }
   cores.set(pipeline, core)
   return core
@@ -953,8 +1009,13 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
 
 const emptyResult: QueryResult = { rows: [], command: "", rowCount: 0, fields: [], tag: "" }
 
-/** Longer than NAMEDATALEN - 1 (63 bytes): DECLARE cuts a cursor's name to that, so none has this one. */
-const ABORT_PORTAL = "pgline: the pipeline failed before this segment was synced, so it is rolled back"
+/** A text no session can parse (42601 at its first word): see abortSegment. */
+const ABORT_TEXT = "pgline: the pipeline failed before this segment was synced, so it is rolled back"
+
+/** The abort's sink: on the unnamed statement, so nothing is prepared or cached for it. */
+class AbortState extends HandleState {
+  readonly prepare = false
+}
 
 /** Every result of a struct or tuple of statements, in one round trip. */
 export type Results<T> = {
@@ -1090,6 +1151,15 @@ const heldWithin = <A, E, R>(
 }
 
 const LEASED: OpenOptions = { leased: true }
+
+/**
+ * A body that queued statements in `p`'s open segment failed (a pipeline scope joined by a nested
+ * one): the segment is failed on the server when it began outside a transaction block, so its
+ * Sync, whoever sends it, commits none of it, and its handles and sync fail with
+ * TransactionRolledBack. Whether it was (false: inside a block, left to its owner).
+ */
+export const abandonSegment = (p: Pipeline): Effect.Effect<boolean> =>
+  cores.get(p)?.abandon ?? Effect.succeed(false)
 
 /**
  * `transaction` on `conn`, which the caller leased and gives back with `after` (see heldWithin),

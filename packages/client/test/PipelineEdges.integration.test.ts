@@ -15,7 +15,7 @@
  */
 import { expect, layer } from "@effect/vitest"
 import type { Pipeline } from "@pgline/client"
-import { Effect, Exit, Fiber } from "effect"
+import { Effect, Exit, Fiber, Logger } from "effect"
 import { PgServer } from "@pgline/testing"
 import {
   backendState,
@@ -528,6 +528,111 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
       expect(yield* count("reserved")).toBe(0)
       expect(yield* count("in-block")).toBe(2)
       // Nothing is left behind: the next statements on the pool run normally.
+      expect(yield* rowsOf(pg, "select 1 as one")).toEqual([{ one: 1 }])
+    })
+  )
+
+  it.effect(
+    "the rolled-back segment's handles and syncs say so; joined pipelines and syncs in flight are covered",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* connectWith({ max: 2 })
+        yield* pg.query("create table unsynced2 (tag text)")
+        const count = (tag: string) =>
+          Effect.map(
+            rowsOf(pg, "select count(*)::int as n from unsynced2 where tag = $1", [tag]),
+            (rows) => (rows[0] as { n: number }).n
+          )
+        const insertRan = (p: Pipeline, tag: string) =>
+          Effect.gen(function* () {
+            const h = yield* p.execute("insert into unsynced2 values ($1)", [tag])
+            yield* p.flush
+            yield* h
+            return h
+          })
+        // A handle read after the scope ended: its insert answered, then the segment was rolled back.
+        let handle: Effect.Effect<unknown, unknown> = Effect.void
+        yield* Effect.exit(
+          pg.withPipeline((p) =>
+            Effect.gen(function* () {
+              handle = yield* insertRan(p, "handle")
+              return yield* Effect.fail("application error")
+            })
+          )
+        )
+        const rolledBack = yield* Effect.flip(handle)
+        expect(rolledBack).toMatchObject({ _tag: "StatementRejected", reason: "TransactionRolledBack" })
+        // A pipeline joined inside withPipeline (library code opening its own): its failure rolls back
+        // the segment it shares with the outer one, and the outer's sync says so.
+        const outerSync = yield* Effect.flip(
+          pg.withPipeline((p) =>
+            Effect.gen(function* () {
+              yield* p.execute("insert into unsynced2 values ('outer')")
+              yield* Effect.exit(
+                pg.withPipeline((inner) =>
+                  Effect.andThen(insertRan(inner, "joined"), Effect.fail("inner error"))
+                )
+              )
+              yield* Effect.exit(
+                Effect.scoped(
+                  Effect.flatMap(pg.pipeline, (inner) =>
+                    Effect.andThen(insertRan(inner, "joined"), Effect.fail("inner error"))
+                  )
+                )
+              )
+              return yield* p.sync
+            })
+          )
+        )
+        expect(outerSync).toMatchObject({ _tag: "StatementRejected", reason: "TransactionRolledBack" })
+        // On reserve, a segment queued while an earlier Sync is still answered: the end waits for that
+        // answer (idle) and rolls the segment back; a block the segment began is rolled back too.
+        const status = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            yield* Effect.exit(
+              conn.withPipeline((p) =>
+                Effect.gen(function* () {
+                  yield* p.execute("select pg_sleep(0.3)")
+                  yield* p.sendSync
+                  yield* p.execute("insert into unsynced2 values ('after-sync')")
+                  return yield* Effect.fail("application error")
+                })
+              )
+            )
+            yield* Effect.exit(
+              conn.withPipeline((p) =>
+                Effect.andThen(
+                  Effect.andThen(p.execute("begin"), insertRan(p, "in-own-block")),
+                  Effect.fail("application error")
+                )
+              )
+            )
+            return (yield* conn.query<{ s: string }>("select 'idle' as s")).rows[0]!.s
+          })
+        )
+        expect(status).toBe("idle")
+        for (const tag of ["handle", "outer", "joined", "after-sync", "in-own-block"])
+          expect(yield* count(tag), tag).toBe(0)
+      })
+  )
+
+  it.effect("an interrupted pipeline does not log the cancel it sent as an error nobody read", () =>
+    Effect.gen(function* () {
+      const pg = yield* connectWith({ max: 2 })
+      const logged: Array<string> = []
+      const capture = Logger.make(({ message }) => {
+        logged.push(Array.isArray(message) ? message.join(" ") : String(message))
+      })
+      const exit = yield* Effect.exit(
+        pg
+          .withPipeline((p) =>
+            Effect.andThen(p.execute("select pg_sleep(5)"), Effect.andThen(p.flush, Effect.never))
+          )
+          .pipe(Effect.timeout("300 millis"), Effect.provide(Logger.layer([capture])))
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(logged.filter((m) => m.includes("nobody read"))).toEqual([])
       expect(yield* rowsOf(pg, "select 1 as one")).toEqual([{ one: 1 }])
     })
   )

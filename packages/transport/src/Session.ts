@@ -85,6 +85,43 @@ const sessionState = async (
   return { readOnly: value === "t", standby: value === "t" }
 }
 
+/**
+ * `work` on a started session (the target_session_attrs check), bounded as the attempt is: by
+ * connect_timeout (libpq counts the check in it) and by the attempt's interruption. Either, or the
+ * work's failure, closes the session, which ends the work too.
+ */
+const checked = <A>(
+  started: Started,
+  work: Promise<A>,
+  connectTimeout: number | undefined,
+  signal: AbortSignal
+): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const done = () => {
+      if (timer !== undefined) clearTimeout(timer)
+      signal.removeEventListener("abort", interrupted)
+    }
+    const fail = (error: unknown) => {
+      done()
+      started.wire.close({ kind: "local", message: "target_session_attrs check ended" })
+      reject(error)
+    }
+    const interrupted = () =>
+      fail(new ConnectFailure("Network", `${describe(started.endpoint)}: connection attempt interrupted`))
+    if (signal.aborted) return interrupted()
+    signal.addEventListener("abort", interrupted, { once: true })
+    if (connectTimeout !== undefined && connectTimeout > 0 && connectTimeout * 1000 <= 2 ** 31 - 1)
+      timer = setTimeout(
+        () => fail(new ConnectFailure("Timeout", `${describe(started.endpoint)}: connect_timeout expired`)),
+        Math.max(2, connectTimeout) * 1000
+      )
+    work.then((value) => {
+      done()
+      resolve(value)
+    }, fail)
+  })
+
 const matches = (attrs: TargetSessionAttrs, state: { readOnly: boolean; standby: boolean }): boolean => {
   switch (attrs) {
     case "any":
@@ -250,10 +287,7 @@ const openSession = async (options: SessionOptions, signal: AbortSignal): Promis
           started.wire.close({ kind: "local", message: "interrupted" })
           throw new ConnectFailure("Network", "connection attempt interrupted")
         }
-        const state = await sessionState(started, attrs).catch((error: unknown) => {
-          started.wire.close({ kind: "local", message: "target_session_attrs check failed" })
-          throw error
-        })
+        const state = await checked(started, sessionState(started, attrs), options.connectTimeout, signal)
         if (!matches(attrs, state)) {
           started.wire.close({ kind: "local", message: "target_session_attrs mismatch" })
           failures.push(`${describe(endpoint)}: session is not ${attrs}`)

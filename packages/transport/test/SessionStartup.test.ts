@@ -6,7 +6,7 @@
  */
 import { expect, it } from "@effect/vitest"
 import { type BackendMessage, encodeBackend } from "@pgline/codec"
-import { Effect } from "effect"
+import { Effect, Exit } from "effect"
 import { acceptStartup, column, dataRow, fakeServer, localServer } from "../../testing/src/index.ts"
 import { openSession } from "./support/session.ts"
 
@@ -302,6 +302,54 @@ it.live("target_session_attrs asks a server that does not report its state, as l
       const anything = yield* unreported("on")
       expect((yield* attrs(anything.server.port, "any")).reason).toBe("connected")
       expect([...reported.asked, ...anything.asked]).toEqual([])
+    })
+  )
+)
+
+it.live("the target_session_attrs question is bounded by connect_timeout and by interruption", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      // Start-up completes without the two parameters; the question is never answered.
+      const server = yield* localServer((socket) => {
+        socket.on("error", () => {})
+        socket.once("data", () => socket.write(encodeBackend({ type: "AuthenticationOk" }, ...session)))
+      })
+      const url = (extra: string) =>
+        `postgres://u@127.0.0.1:${server.port}/d?sslmode=disable&target_session_attrs=read-write${extra}`
+      const timedOut = yield* outcome(url("&connect_timeout=2")).pipe(
+        Effect.timeout("10 seconds"),
+        Effect.catchTag("TimeoutError", () => Effect.succeed({ reason: "still waiting", message: "" }))
+      )
+      expect(timedOut.reason).toBe("Timeout")
+      expect(timedOut.message).toContain("connect_timeout expired")
+      // Interrupted while waiting for the answer: the attempt ends and its socket is closed.
+      const interrupted = yield* Effect.exit(outcome(url("")).pipe(Effect.timeout("300 millis")))
+      expect(Exit.isFailure(interrupted)).toBe(true)
+      yield* Effect.sleep("200 millis")
+      expect(server.open()).toBe(0)
+    })
+  )
+)
+
+it.live("sslmode=prefer: a TLS attempt that failed is named beside the plain retry's pg_hba refusal", () =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      // "S", then bytes that are not TLS: the handshake fails; the plain retry is refused by pg_hba.
+      const server = yield* fakeServer((m, conn) => {
+        if (m.type === "SSLRequest") {
+          conn.sendRaw("S")
+          setTimeout(() => conn.socket.end("not a TLS server hello"), 20)
+        } else if (m.type === "StartupMessage")
+          conn.send({
+            type: "ErrorResponse",
+            fields: { severity: "FATAL", code: "28000", message: "no pg_hba.conf entry, no encryption" }
+          })
+      })
+      const error = yield* Effect.flip(Effect.scoped(openSession(local(server.port))))
+      expect(error._tag).toBe("InvalidAuthorizationSpecification")
+      expect(error.message).toMatch(
+        /^no pg_hba\.conf entry, no encryption \(the attempt before it failed: .+\)$/
+      )
     })
   )
 )

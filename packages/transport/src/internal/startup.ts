@@ -288,6 +288,7 @@ export const startup = async (
   const attempts = attemptsFor(endpoint, options.tls)
   let last: unknown
   let serverError: StartupServerError | undefined
+  let connectFailure: ConnectFailure | undefined
   for (let i = 0; i < attempts.length; i++) {
     const attempt = attempts[i]!
     try {
@@ -295,6 +296,7 @@ export const startup = async (
     } catch (error) {
       last = error
       if (error instanceof StartupServerError && error.fields.code !== "28000") serverError ??= error
+      if (error instanceof ConnectFailure) connectFailure ??= error
       if (signal?.aborted) break
       // allow/prefer fall back only on failures that another transport could avoid: not on a
       // server error the other transport gets as well, not on a peer that does not speak the
@@ -311,8 +313,15 @@ export const startup = async (
         break
     }
   }
-  if (last instanceof StartupServerError && last.fields.code === "28000" && serverError !== undefined)
-    throw serverError
+  if (last instanceof StartupServerError && last.fields.code === "28000") {
+    if (serverError !== undefined) throw serverError
+    // The attempt before failed without the server's word (a TLS handshake): say both, as libpq does.
+    if (connectFailure !== undefined)
+      throw new StartupServerError({
+        ...last.fields,
+        message: `${last.fields.message} (the attempt before it failed: ${connectFailure.message.trim()})`
+      })
+  }
   throw last
 }
 
