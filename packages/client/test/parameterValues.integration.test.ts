@@ -73,6 +73,24 @@ layer(client, { timeout: 60_000 })("parameter values", (it) => {
         [new Date(0), "2024-01-01 12:00:00+02"]
       ])
       expect(zoned.rows).toEqual([{ v: "2024-01-01 06:30:00-03:30" }])
+      // Spellings the server accepts read as the server reads them alone (lower-case t and z, no
+      // seconds, the infinities in any case, more than six fraction digits).
+      const spellings = [
+        "2024-01-01t10:00:00z",
+        "2024-01-01 10:00Z",
+        "Infinity",
+        "-INFINITY",
+        "2024-01-01 10:00:00.1234567+00"
+      ]
+      const nextToDate = yield* pg.query<{ v: ReadonlyArray<string> }>(
+        "select array(select x::text from unnest($1::timestamptz[]) with ordinality as u(x, i) where i > 1 order by i) as v",
+        [[new Date(0), ...spellings]]
+      )
+      const asStrings = yield* pg.query<{ v: ReadonlyArray<string> }>(
+        "select array(select x::text from unnest($1::timestamptz[]) as u(x)) as v",
+        [spellings]
+      )
+      expect(nextToDate.rows[0]!.v).toEqual(asStrings.rows[0]!.v)
       // Bound to a timestamp[] (a prepared statement's type), a zone is ignored, as the server does.
       const stamps = yield* Effect.scoped(
         Effect.gen(function* () {

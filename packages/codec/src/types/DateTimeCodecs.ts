@@ -127,7 +127,7 @@ const date: Codec<string> = makeCodec({
 // --- timestamp, timestamptz
 
 const TIMESTAMP_TEXT =
-  /^(\d{4,})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(?:(Z)|([+-])(\d{2})(?::?(\d{2}))?(?::?(\d{2}))?)?( BC)?$/
+  /^(\d{4,})-(\d{2})-(\d{2})[ Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?(?::?(\d{2}))?)?( BC)?$/
 
 interface Parts {
   /** Days since 1970-01-01. */
@@ -143,7 +143,7 @@ const parseTimestamp = (oid: number, t: string, fail: typeof decodeFail): Parts 
   const m = TIMESTAMP_TEXT.exec(t)
   if (m === null) return fail(oid, `invalid timestamp ${JSON.stringify(t)}`)
   const days = civilToDays(oid, m[1], m[2], m[3], m[13] !== undefined, fail)
-  const micros = ((Number(m[4]) * 60 + Number(m[5])) * 60 + Number(m[6])) * 1e6 + fractionMicros(m[7])
+  const micros = ((Number(m[4]) * 60 + Number(m[5])) * 60 + Number(m[6] ?? 0)) * 1e6 + fractionMicros(m[7])
   let offset = 0
   if (m[9] !== undefined) {
     offset = Number(m[10]) * 3600 + Number(m[11] ?? 0) * 60 + Number(m[12] ?? 0)
@@ -160,7 +160,9 @@ const parseTimestamp = (oid: number, t: string, fail: typeof decodeFail): Parts 
  * is refused rather than read as UTC.
  */
 const stringToMicros = (oid: number, t: string): bigint => {
-  if (t === "infinity" || t === "+infinity" || t === "-infinity") return textToMicros(oid, t, encodeFail)
+  const lower = t.toLowerCase()
+  if (lower === "infinity" || lower === "+infinity" || lower === "-infinity")
+    return textToMicros(oid, lower, encodeFail)
   const p = parseTimestamp(oid, t, encodeFail)
   if (oid === Oid.timestamptz && !p.zoned)
     encodeFail(
