@@ -965,28 +965,24 @@ const makeClient = (pool: Pool, registry: TypeRegistry, listener: Listener): PgC
       )
 
     /**
-     * Joining the fiber's open pipeline: the inner scope's end syncs what it queued. When the inner
-     * body failed, the segment it shares with the outer one is failed on the server instead (its
-     * statements cannot be told apart): nothing of it commits, and the outer's sync says so.
+     * Joining the fiber's open pipeline: the inner scope's end syncs what it queued. Its statements
+     * are the outer pipeline's: when the inner body fails they are left in the outer's segment, for
+     * the outer to sync (it caught the failure) or to roll back (the failure ends its body too).
      */
     const join = (own: OwnPipeline) =>
       Effect.flatMap(
         Effect.sync(() => own.pipeline.queued()),
         (before) =>
           Effect.as(
-            Effect.addFinalizer((exit) => {
-              if (own.pipeline.queued() === before) return Effect.void
-              const sync = Effect.catch(Effect.asVoid(own.pipeline.sync), (e) =>
-                Effect.logWarning(
-                  `pgline: a joined pipeline closed with an error nobody read: ${e._tag}: ${e.message}`
-                )
-              )
-              return exit._tag === "Failure"
-                ? Effect.flatMap(Pipeline.abandonSegment(own.pipeline), (aborted) =>
-                    aborted ? Effect.void : sync
+            Effect.addFinalizer((exit) =>
+              own.pipeline.queued() === before || exit._tag === "Failure"
+                ? Effect.void
+                : Effect.catch(Effect.asVoid(own.pipeline.sync), (e) =>
+                    Effect.logWarning(
+                      `pgline: a joined pipeline closed with an error nobody read: ${e._tag}: ${e.message}`
+                    )
                   )
-                : sync
-            }),
+            ),
             own.pipeline
           )
       )

@@ -469,8 +469,6 @@ interface Core {
   readonly closeNow: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void> | undefined
   /** Ends the segment with a Sync now; `done` gets the answer. */
   readonly queueSyncNow: (done: (answer: SyncAnswer) => void) => void
-  /** See `abandonSegment`. */
-  readonly abandon: Effect.Effect<boolean>
 }
 
 /** PipelineOptions, and what the client knows of the pipeline's connection. */
@@ -541,6 +539,17 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
   let count = 0
   let segment = new Segment()
   let syncsInFlight = 0
+  /** Syncs this pipeline queued: none yet means its segment began where the connection was when opened. */
+  let syncsQueued = 0
+  /**
+   * Whether the connection was known idle, outside a block, when the pipeline queued its first
+   * statement: nothing of another caller's in flight (a BEGIN still unanswered would leave the
+   * status unknown). Undefined until then.
+   */
+  let idleAtOpen: boolean | undefined
+  const noteFirst = (): void => {
+    if (idleAtOpen === undefined) idleAtOpen = conn.engine.pending === 0 && conn.transactionStatus === "I"
+  }
   let drained: Array<() => void> = []
   const shared: Shared = {
     epoch: 0,
@@ -576,6 +585,7 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
     if (conn.isClosed) return connectionGone(conn)
     const rejected = rejectText(text)
     if (rejected !== undefined) return rejected
+    noteFirst()
     const state = new HandleState(shared, segment)
     segment.size++
     segment.unsettled++
@@ -751,6 +761,7 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
             if (next.done === true) return Effect.void
             row = next.value
           }
+          noteFirst()
           const sink = many.sinkFor(segment)
           const failure = conn.queueStatement(text, row, sink, token)
           if (failure !== undefined) {
@@ -796,14 +807,20 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
     segment = new Segment()
     shared.epoch++
     syncsInFlight++
+    syncsQueued++
     conn.queueSync((status, error, lost) => {
       // The segment's implicit COMMIT failed at the Sync (a deferred constraint): every
       // statement of it was rolled back, so none of their handles may report success.
       if (error !== undefined && ended.firstFailure === undefined) ended.syncError = error
       const span = ended.span
       if (span !== undefined) {
-        span.attribute("pgline.statements", ended.size)
-        const code = ended.firstFailure?.failure?.code ?? ended.syncError?.code
+        // The statement abortSegment queued is nobody's: not counted, and the segment's outcome is
+        // the rollback, unless a statement of the caller's failed first.
+        const aborted = ended.rolledBack !== undefined
+        span.attribute("pgline.statements", aborted ? ended.size - 1 : ended.size)
+        const first = ended.firstFailure instanceof AbortState ? undefined : ended.firstFailure
+        const code =
+          first?.failure?.code ?? ended.syncError?.code ?? (aborted ? "TransactionRolledBack" : undefined)
         span.end(
           nowNanos(),
           code !== undefined ? Exit.fail(code) : lost !== undefined ? Exit.fail("ConnectionLost") : Exit.void
@@ -917,9 +934,10 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
    */
   const abandon: Effect.Effect<boolean> = Effect.suspend(() => {
     if (segment.size === 0 || conn.isClosed) return Effect.succeed(false)
-    if (leased || (syncsInFlight === 0 && conn.transactionStatus === "I"))
-      return Effect.succeed(abortSegment())
-    if (syncsInFlight === 0) return Effect.succeed(false)
+    if (leased) return Effect.succeed(abortSegment())
+    // Its first segment began where the connection was when the pipeline took it.
+    if (syncsQueued === 0) return Effect.succeed(idleAtOpen === true && abortSegment())
+    if (syncsInFlight === 0) return Effect.succeed(conn.transactionStatus === "I" && abortSegment())
     // The status before the segment is the answer of the last Sync still in flight; nothing of
     // the segment's end is written yet, so the failing statement can still go first.
     return Effect.andThen(
@@ -1000,8 +1018,7 @@ const open = (conn: Connection, owner: Fiber.Fiber<unknown, unknown>, options: O
       open = false
       return undefined
     },
-    queueSyncNow,
-    abandon
+    queueSyncNow
   }
   cores.set(pipeline, core)
   return core
@@ -1151,15 +1168,6 @@ const heldWithin = <A, E, R>(
 }
 
 const LEASED: OpenOptions = { leased: true }
-
-/**
- * A body that queued statements in `p`'s open segment failed (a pipeline scope joined by a nested
- * one): the segment is failed on the server when it began outside a transaction block, so its
- * Sync, whoever sends it, commits none of it, and its handles and sync fail with
- * TransactionRolledBack. Whether it was (false: inside a block, left to its owner).
- */
-export const abandonSegment = (p: Pipeline): Effect.Effect<boolean> =>
-  cores.get(p)?.abandon ?? Effect.succeed(false)
 
 /**
  * `transaction` on `conn`, which the caller leased and gives back with `after` (see heldWithin),

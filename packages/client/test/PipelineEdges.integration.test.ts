@@ -562,29 +562,42 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
         )
         const rolledBack = yield* Effect.flip(handle)
         expect(rolledBack).toMatchObject({ _tag: "StatementRejected", reason: "TransactionRolledBack" })
-        // A pipeline joined inside withPipeline (library code opening its own): its failure rolls back
-        // the segment it shares with the outer one, and the outer's sync says so.
-        const outerSync = yield* Effect.flip(
+        // A pipeline opened inside another's body joins it: its statements are the outer's. Its body
+        // failing ends the outer body too (nothing commits) unless the outer catches it, which then
+        // decides: here it syncs, and everything it queued commits, as in a transaction that caught.
+        yield* Effect.exit(
           pg.withPipeline((p) =>
-            Effect.gen(function* () {
-              yield* p.execute("insert into unsynced2 values ('outer')")
-              yield* Effect.exit(
-                pg.withPipeline((inner) =>
-                  Effect.andThen(insertRan(inner, "joined"), Effect.fail("inner error"))
-                )
+            Effect.andThen(
+              p.execute("insert into unsynced2 values ('outer')"),
+              pg.withPipeline((inner) =>
+                Effect.andThen(insertRan(inner, "joined"), Effect.fail("inner error"))
               )
-              yield* Effect.exit(
-                Effect.scoped(
-                  Effect.flatMap(pg.pipeline, (inner) =>
-                    Effect.andThen(insertRan(inner, "joined"), Effect.fail("inner error"))
-                  )
-                )
-              )
-              return yield* p.sync
-            })
+            )
           )
         )
-        expect(outerSync).toMatchObject({ _tag: "StatementRejected", reason: "TransactionRolledBack" })
+        const caught = yield* pg.withPipeline((p) =>
+          Effect.gen(function* () {
+            yield* p.execute("insert into unsynced2 values ('caught-outer')")
+            yield* Effect.exit(
+              Effect.scoped(
+                Effect.flatMap(pg.pipeline, (inner) =>
+                  Effect.andThen(insertRan(inner, "caught-inner"), Effect.fail("inner error"))
+                )
+              )
+            )
+            return yield* p.sync
+          })
+        )
+        expect(caught).toBe("I")
+        // Inside pipelineTransaction the same: the body's own error is what the caller gets.
+        const txError = yield* errorOf(
+          pg.pipelineTransaction(() =>
+            pg.withPipeline((inner) =>
+              Effect.andThen(insertRan(inner, "in-tx"), Effect.fail("body error" as const))
+            )
+          )
+        )
+        expect(txError).toBe("body error")
         // On reserve, a segment queued while an earlier Sync is still answered: the end waits for that
         // answer (idle) and rolls the segment back; a block the segment began is rolled back too.
         const status = yield* Effect.scoped(
@@ -612,8 +625,30 @@ layer(PgServer.layer, { timeout: 120_000, excludeTestServices: true })("Pipeline
           })
         )
         expect(status).toBe("idle")
-        for (const tag of ["handle", "outer", "joined", "after-sync", "in-own-block"])
+        for (const tag of ["handle", "outer", "joined", "in-tx", "after-sync", "in-own-block"])
           expect(yield* count(tag), tag).toBe(0)
+        expect([yield* count("caught-outer"), yield* count("caught-inner")]).toEqual([1, 1])
+        // On reserve, a block another fiber began, its BEGIN still unanswered when the pipeline took
+        // the connection: the pipeline's statements are in that block, which is its owner's.
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const conn = yield* pg.reserve
+            yield* Effect.all(
+              [
+                conn.query("begin"),
+                Effect.exit(
+                  conn.withPipeline((p) =>
+                    Effect.andThen(insertRan(p, "in-user-block"), Effect.fail("application error"))
+                  )
+                )
+              ],
+              { concurrency: "unbounded" }
+            )
+            yield* conn.query("insert into unsynced2 values ('in-user-block')")
+            yield* conn.query("commit")
+          })
+        )
+        expect(yield* count("in-user-block")).toBe(2)
       })
   )
 
