@@ -72,6 +72,36 @@ layer(client, { timeout: 60_000 })("pipeline tracing", (it) => {
     })
   )
 
+  it.effect(
+    "a segment rolled back because the body failed: its span says so and counts the caller's statements",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* PgClient
+        const { tracer, spans } = recordingTracer()
+        const exits: Array<string> = []
+        yield* Effect.exit(
+          pg
+            .withPipeline((p) =>
+              Effect.gen(function* () {
+                const h = yield* p.execute("select 1")
+                yield* p.flush
+                yield* h
+                return yield* Effect.fail("application error")
+              })
+            )
+            .pipe(Effect.withTracer(tracer))
+        )
+        const segments = spans.filter((s) => s.span.name === "pgline.pipeline.segment")
+        for (const s of segments)
+          if (s.span.status._tag === "Ended") exits.push(JSON.stringify(s.span.status.exit))
+        expect(segments.map((s) => [s.ended, s.failed, s.span.attributes.get("pgline.statements")])).toEqual([
+          [true, true, 1]
+        ])
+        expect(exits[0]).toContain("TransactionRolledBack")
+        expect(spans.filter((s) => s.span.name === "pgline.statement")).toHaveLength(1)
+      })
+  )
+
   it.effect("waiting for a pool connection (pipeline, transaction, reserve) is a span", () =>
     Effect.gen(function* () {
       const pg = yield* PgClient
